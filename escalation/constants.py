@@ -1,0 +1,40 @@
+"""Names other services code against. Worker, client, CLI, demo and tests import them from here."""
+
+from __future__ import annotations
+
+import os
+
+# Public contract: keep these stable.
+WORKFLOW_TYPE = "Escalation"
+WORKFLOW_ID_PREFIX = "escalation-"
+DEFAULT_TASK_QUEUE = "escalations"
+DEFAULT_POLICY = "default"
+
+# Search attributes (name -> Temporal indexed value type), registered on the server at start-up.
+SA_TIER = "EscalationTier"
+SA_STATUS = "EscalationStatus"
+SA_OWNER = "Owner"
+SA_CUSTOMER = "CustomerId"
+SA_SEVERITY = "Severity"
+SA_SLA_DUE = "SlaDueAt"
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    SA_TIER: "Keyword",
+    SA_STATUS: "Keyword",
+    SA_OWNER: "Keyword",
+    SA_CUSTOMER: "Keyword",
+    SA_SEVERITY: "Keyword",
+    SA_SLA_DUE: "Datetime",
+}
+
+# Error types carried by rejected updates and failed cases (ApplicationError.type).
+ERR_INVALID_ARGUMENT = "InvalidArgument"
+ERR_INVALID_STATE = "InvalidState"
+ERR_UNKNOWN_POLICY = "UnknownPolicy"
+
+
+def workflow_id(case_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{case_id}"
+
+
+def task_queue() -> str:
+    return os.environ.get("ESCALATIONS_TASK_QUEUE", DEFAULT_TASK_QUEUE)

@@ -1,0 +1,475 @@
+"""The public contract of an escalation: start input, update/signal arguments, query results, outcome.
+
+Plain pydantic v2 models, no temporalio import. Contract models forbid unknown fields so that a typo
+("currncy") is an error instead of a silently ignored value. Money is `Decimal`; send it as a string.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Tier(StrEnum):
+    AGENT = "agent"
+    TEAM_LEAD = "team_lead"
+    SUPERVISOR = "supervisor"
+    MANAGER = "manager"
+
+
+class Channel(StrEnum):
+    CALL = "call"
+    CHAT = "chat"
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class ContactChannel(StrEnum):
+    """Channels we can reach a customer on by ourselves (chat needs the customer to be there)."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    CALL = "call"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Sentiment(StrEnum):
+    FURIOUS = "furious"
+    ANGRY = "angry"
+    UPSET = "upset"
+    NEUTRAL = "neutral"
+    CALM = "calm"
+
+
+class EscalationReason(StrEnum):
+    CUSTOMER_REQUEST = "customer_request"
+    THREAT = "threat"
+    SLA_BREACH = "sla_breach"
+    NEEDS_AUTHORITY = "needs_authority"
+    COMPLEXITY = "complexity"
+    FOLLOWUP_NEGATIVE = "followup_negative"
+
+
+# Reasons a person may give; the others are set by the system.
+MANUAL_REASONS = {
+    EscalationReason.CUSTOMER_REQUEST,
+    EscalationReason.THREAT,
+    EscalationReason.NEEDS_AUTHORITY,
+    EscalationReason.COMPLEXITY,
+}
+
+
+class Status(StrEnum):
+    OPEN = "open"  # someone at the current tier is working it
+    RESOLVED = "resolved"  # fix given; follow-up check-ins running
+    CLOSED = "closed"  # final; the workflow completes
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"
+    CUSTOMER_LOST = "customer_lost"
+    LEGAL = "legal"
+
+
+class OfferKind(StrEnum):
+    COMPENSATION = "compensation"  # refund, credit: money owed back
+    GOODWILL = "goodwill"  # voucher, upgrade, waived fee: a gesture
+
+
+class OfferStatus(StrEnum):
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class OfferAnswer(StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class RootCause(StrEnum):
+    PRODUCT_DEFECT = "product_defect"
+    BILLING_ERROR = "billing_error"
+    SERVICE_OUTAGE = "service_outage"
+    DELIVERY = "delivery"
+    POLICY_GAP = "policy_gap"
+    PROCESS_FAILURE = "process_failure"
+    COMMUNICATION = "communication"
+    AGENT_ERROR = "agent_error"
+    CUSTOMER_MISUNDERSTANDING = "customer_misunderstanding"
+    FRAUD = "fraud"
+    OTHER = "other"
+
+
+class FollowUpAnswer(StrEnum):
+    FIXED = "fixed"
+    NOT_FIXED = "not_fixed"
+
+
+def _valid_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"'{value}' is not an IANA time zone (for example 'Europe/Berlin')") from err
+    return value
+
+
+def _money(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite amount")
+    if value < 0:
+        raise ValueError(f"must not be negative (got {value})")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError(f"has more than 2 decimal places (got {value})")
+    return value
+
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+]
+TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
+Money = Annotated[Decimal, AfterValidator(_money)]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,24}$")
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value):
+        raise ValueError(f"'{value}' is not an email address")
+    return value
+
+
+def _phone(value: str | None) -> str | None:
+    if value is not None and not _PHONE.match(value):
+        raise ValueError(f"'{value}' is not a phone number (digits, optional leading +)")
+    return value
+
+
+class Customer(Contract):
+    id: Identifier
+    name: NonEmpty
+    email: Annotated[str | None, AfterValidator(_email)] = None
+    phone: Annotated[str | None, AfterValidator(_phone)] = None
+    time_zone: TimeZoneName = "UTC"
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")] = "en"
+    lifetime_value: Money = Decimal("0")
+    preferred_channel: ContactChannel = ContactChannel.EMAIL
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Customer:
+        if self.preferred_channel == ContactChannel.EMAIL and not self.email:
+            raise ValueError("preferred_channel is 'email' but customer.email is missing")
+        if self.preferred_channel in (ContactChannel.SMS, ContactChannel.CALL) and not self.phone:
+            raise ValueError(
+                f"preferred_channel is '{self.preferred_channel.value}' but customer.phone is missing"
+            )
+        return self
+
+    def contact_channels(self) -> list[ContactChannel]:
+        """Preferred channel first, then every other channel we have details for."""
+        have = [c for c in ContactChannel if (self.email if c == ContactChannel.EMAIL else self.phone)]
+        return [self.preferred_channel] + [c for c in have if c != self.preferred_channel]
+
+
+class EscalationInput(Contract):
+    """Everything the first agent knows when the case escalates. Start input of `Escalation`."""
+
+    case_id: Identifier
+    customer: Customer
+    channel: Channel
+    category: Identifier
+    skills: list[Identifier] = Field(default_factory=list)
+    severity: Severity = Severity.MEDIUM
+    summary: NonEmpty
+    desired_outcome: NonEmpty
+    threat: bool = False
+    sentiment: Sentiment = Sentiment.UPSET
+    opened_by: Actor
+    policy: Identifier = "default"
+    # Set only by the workflow itself when it continues as new with its state carried over.
+    carried: CarriedCase | None = None
+
+
+# ----- update / signal arguments (one model each so fields can be added without breaking callers)
+
+
+class AcknowledgeInput(Contract):
+    actor: Actor
+    note: str | None = None
+
+
+class EscalateInput(Contract):
+    actor: Actor
+    reason: EscalationReason
+    detail: NonEmpty | None = None
+    target_tier: Tier | None = None
+
+
+class DeEscalateInput(Contract):
+    actor: Actor
+    reason: NonEmpty
+    target_tier: Tier | None = None
+
+
+class NoteInput(Contract):
+    actor: Actor
+    text: NonEmpty
+    sentiment: Sentiment | None = None
+
+
+class OfferInput(Contract):
+    actor: Actor
+    kind: OfferKind
+    amount: Money
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    description: NonEmpty
+
+
+class OfferResponseInput(Contract):
+    actor: Actor
+    offer_id: Identifier
+    answer: OfferAnswer
+    note: str | None = None
+
+
+class ResolveInput(Contract):
+    actor: Actor
+    resolution: NonEmpty
+    root_cause: RootCause
+    kb_article: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] | None = None
+    kb_missing: bool = False
+
+    @model_validator(mode="after")
+    def _kb(self) -> ResolveInput:
+        if self.kb_article is None and not self.kb_missing:
+            raise ValueError(
+                "name the knowledge-base article used or written (kb_article), "
+                "or set kb_missing=true so managers see the gap"
+            )
+        if self.kb_article is not None and self.kb_missing:
+            raise ValueError("give either kb_article or kb_missing=true, not both")
+        return self
+
+
+class CloseInput(Contract):
+    actor: Actor
+    outcome: Outcome
+    reason: NonEmpty
+
+
+class FollowUpResponseInput(Contract):
+    answer: FollowUpAnswer
+    comment: str | None = None
+    channel: ContactChannel | None = None
+    checkin: int | None = Field(default=None, ge=1, description="Which check-in this answers (1-based); latest if omitted")
+
+
+# ----- state (query results and the outcome)
+
+
+class Owner(Contract):
+    id: str
+    name: str
+    tier: Tier
+    email: str | None = None
+    phone: str | None = None
+    authority_limit: Decimal | None = None  # overrides the tier's limit when set
+
+
+class TimelineEntry(Contract):
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    tier: Tier
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Offer(Contract):
+    id: str
+    kind: OfferKind
+    amount: Decimal
+    currency: str
+    description: str
+    proposed_by: str
+    proposed_at: datetime
+    tier: Tier
+    status: OfferStatus = OfferStatus.PROPOSED
+    answered_at: datetime | None = None
+    answer_note: str | None = None
+
+
+class Clock(Contract):
+    """One SLA target at the current tier (acknowledge or resolve)."""
+
+    started_at: datetime
+    due_at: datetime
+    stopped_at: datetime | None = None
+    breached_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.stopped_at is None and self.breached_at is None
+
+
+class TierStint(Contract):
+    tier: Tier
+    entered_at: datetime
+    left_at: datetime | None = None
+    reason: str
+    owners: list[str] = Field(default_factory=list)
+
+
+class Resolution(Contract):
+    resolution: str
+    root_cause: RootCause
+    kb_article: str | None = None
+    kb_missing: bool = False
+    resolved_by: str
+    resolved_at: datetime
+    tier: Tier
+
+
+class CheckIn(Contract):
+    number: int
+    due_at: datetime
+    channel: ContactChannel
+    sent_at: datetime | None = None
+    answer: FollowUpAnswer | None = None
+    answered_at: datetime | None = None
+    comment: str | None = None
+    expired: bool = False
+    cancelled: bool = False
+
+
+class CaseState(Contract):
+    case_id: str
+    input: EscalationInput
+    policy_name: str
+    policy_version: str
+    status: Status
+    tier: Tier
+    owner: Owner | None = None
+    sentiment: Sentiment
+    opened_at: datetime
+    acknowledged_by: str | None = None
+    acknowledge_clock: Clock | None = None
+    resolve_clock: Clock | None = None
+    offers: list[Offer] = Field(default_factory=list)
+    notes: list[TimelineEntry] = Field(default_factory=list)
+    stints: list[TierStint] = Field(default_factory=list)
+    resolution: Resolution | None = None
+    resolutions: list[Resolution] = Field(default_factory=list)
+    checkins: list[CheckIn] = Field(default_factory=list)
+    followup_ends_at: datetime | None = None
+    outcome: Outcome | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    escalations: int = 0
+    breaches: int = 0
+    reopens: int = 0
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @property
+    def pending_checkin(self) -> CheckIn | None:
+        sent = [c for c in self.checkins if c.sent_at and not c.cancelled]
+        return sent[-1] if sent else None
+
+
+class OfferLine(Contract):
+    kind: OfferKind
+    amount: Decimal
+    currency: str
+    description: str
+    status: OfferStatus
+    tier: Tier
+    proposed_by: str
+
+
+class Brief(Contract):
+    """What the next owner reads so the customer never repeats themselves."""
+
+    case_id: str
+    tier: Tier
+    owner: str | None
+    status: Status
+    severity: Severity
+    threat: bool
+    customer: str
+    customer_value: Decimal
+    customer_time_zone: str
+    preferred_channel: ContactChannel
+    problem: str
+    wants: str
+    category: str
+    sentiment: Sentiment
+    tried: list[str]
+    offers: list[OfferLine]
+    granted_total: Decimal
+    currency: str
+    notes: list[str]
+    previous_owners: list[str]
+    time_open_seconds: float
+    time_by_tier_seconds: dict[str, float]
+    text: str
+
+
+class CheckInResult(Contract):
+    number: int
+    channel: ContactChannel
+    sent_at: datetime | None
+    answer: FollowUpAnswer | None
+    comment: str | None
+
+
+class EscalationOutcome(Contract):
+    """Result of the `Escalation` workflow."""
+
+    case_id: str
+    outcome: Outcome
+    final_tier: Tier
+    highest_tier: Tier
+    policy_version: str
+    offers_granted: list[OfferLine]
+    granted_total: Decimal
+    currency: str
+    opened_at: datetime
+    first_resolved_at: datetime | None
+    closed_at: datetime
+    seconds_to_first_resolution: float | None
+    seconds_open: float
+    escalations: int
+    breaches: int
+    reopens: int
+    root_cause: RootCause | None
+    kb_missing: bool
+    followups: list[CheckInResult]
+
+
+class CarriedCase(Contract):
+    """State handed to the next run when a long case continues as new."""
+
+    state: CaseState
+    policy: dict[str, Any]
+    seq: int
+
+
+EscalationInput.model_rebuild()

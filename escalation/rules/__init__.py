@@ -1,0 +1,51 @@
+"""The escalation rules as plain functions: (state, policy, command, now) -> (new state, effects).
+
+No temporalio import, no I/O, no clock reads: the workflow feeds events in and turns effects into
+activities and timers. Every function works on a copy and raises `RuleViolation` before changing
+anything, so an update validator can run the very same function as a dry run.
+"""
+
+from escalation.rules.case import (
+    Result,
+    acknowledge,
+    add_note,
+    advance,
+    close,
+    de_escalate,
+    escalate,
+    followup_response,
+    next_deadline,
+    open_case,
+    outcome,
+    owner_assigned,
+    propose_offer,
+    record_offer_response,
+    resolve,
+)
+from escalation.rules.brief import build_brief
+from escalation.rules.step import Assign, Effect, Message, Recipient, RuleViolation, Send
+
+__all__ = [
+    "Assign",
+    "Effect",
+    "Message",
+    "Recipient",
+    "Result",
+    "RuleViolation",
+    "Send",
+    "acknowledge",
+    "add_note",
+    "advance",
+    "build_brief",
+    "close",
+    "de_escalate",
+    "escalate",
+    "followup_response",
+    "next_deadline",
+    "open_case",
+    "outcome",
+    "owner_assigned",
+    "propose_offer",
+    "record_offer_response",
+    "resolve",
+]

@@ -1,0 +1,141 @@
+"""The hand-off brief: what the next owner reads so the customer never has to repeat themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from escalation.models import Brief, CaseState, EscalationReason, OfferLine, OfferStatus, Offer
+from escalation.policy import Policy
+
+# Timeline kinds that tell the story of what was tried.
+_STORY = {
+    "opened", "acknowledged", "escalated", "de_escalated", "breached", "offer_proposed",
+    "offer_accepted", "offer_declined", "resolved", "reopened", "followup_answered", "unassigned",
+}
+
+
+def offer_line(o: Offer) -> OfferLine:
+    return OfferLine(kind=o.kind, amount=o.amount, currency=o.currency, description=o.description,
+                     status=o.status, tier=o.tier, proposed_by=o.proposed_by)
+
+
+def granted_total(state: CaseState) -> Decimal:
+    return sum((o.amount for o in state.offers if o.status == OfferStatus.ACCEPTED), Decimal("0"))
+
+
+def committed_total(state: CaseState) -> Decimal:
+    """Granted plus still awaiting an answer: what the case would cost if every open offer is taken."""
+    return sum((o.amount for o in state.offers if o.status != OfferStatus.DECLINED), Decimal("0"))
+
+
+def is_threat(state: CaseState) -> bool:
+    return state.input.threat or any(
+        e.kind == "escalated" and e.detail.get("reason") == EscalationReason.THREAT.value for e in state.timeline
+    )
+
+
+def time_by_tier(state: CaseState, now: datetime) -> dict[str, float]:
+    spent: dict[str, float] = {}
+    for stint in state.stints:
+        end = stint.left_at or (state.closed_at or now)
+        spent[stint.tier.value] = spent.get(stint.tier.value, 0.0) + (end - stint.entered_at).total_seconds()
+    return spent
+
+
+def _story_line(e) -> str:
+    d = e.detail
+    when = e.at.strftime("%Y-%m-%d %H:%M UTC")
+    match e.kind:
+        case "escalated" | "de_escalated" | "reopened":
+            extra = f" ({d['detail']})" if d.get("detail") else ""
+            return f"{when} {e.kind.replace('_', '-')} {d.get('from_tier')} -> {d.get('to_tier')} by {e.actor}: {d.get('reason')}{extra}"
+        case "breached":
+            return f"{when} {d.get('clock')} SLA breached at {e.tier.value} (due {d.get('due_at')})"
+        case "offer_proposed":
+            return f"{when} {e.actor} offered {d.get('kind')} {d.get('amount')} {d.get('currency')}: {d.get('description')}"
+        case "offer_accepted" | "offer_declined":
+            return f"{when} customer {e.kind.split('_')[1]} {d.get('offer_id')}"
+        case "resolved":
+            return f"{when} resolved by {e.actor}: {d.get('resolution')} (root cause {d.get('root_cause')})"
+        case "followup_answered":
+            return f"{when} follow-up {d.get('checkin')}: customer says {d.get('answer')} {d.get('comment') or ''}".rstrip()
+        case _:
+            return f"{when} {e.kind.replace('_', ' ')} by {e.actor}"
+
+
+def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
+    inp = state.input
+    tried = [_story_line(e) for e in state.timeline if e.kind in _STORY]
+    notes = [f"{n.at.strftime('%Y-%m-%d %H:%M')} {n.actor}: {n.detail.get('text')}" for n in state.notes]
+    previous = []
+    for stint in state.stints:
+        for owner in stint.owners:
+            if owner not in previous and (state.owner is None or owner != state.owner.id):
+                previous.append(owner)
+    offers = [offer_line(o) for o in state.offers]
+    spent = time_by_tier(state, now)
+    open_for = ((state.closed_at or now) - state.opened_at).total_seconds()
+    threat = is_threat(state)
+    currency = policy.currency
+    lines = [
+        f"Case {state.case_id} - {inp.severity.value} {inp.category}"
+        + (" - THREAT" if threat else "")
+        + f" - now at {state.tier.value}",
+        f"Customer: {inp.customer.name} ({inp.customer.id}), lifetime value {inp.customer.lifetime_value} {currency}, "
+        f"prefers {inp.customer.preferred_channel.value}, time zone {inp.customer.time_zone}",
+        f"Came in by {inp.channel.value}; sentiment now: {state.sentiment.value}",
+        f"Problem: {inp.summary}",
+        f"Wants: {inp.desired_outcome}",
+        f"Open for {_human(open_for)}"
+        + ("; by tier: " + ", ".join(f"{t} {_human(v)}" for t, v in spent.items()) if spent else ""),
+    ]
+    if offers:
+        lines.append("Offers:")
+        lines += [f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
+                  for o in offers]
+        lines.append(f"  granted so far: {granted_total(state)} {currency}")
+    if tried:
+        lines.append("What happened so far:")
+        lines += [f"  - {t}" for t in tried]
+    if notes:
+        lines.append("Notes:")
+        lines += [f"  - {n}" for n in notes]
+    if previous:
+        lines.append("Previous owners: " + ", ".join(previous))
+    return Brief(
+        case_id=state.case_id,
+        tier=state.tier,
+        owner=state.owner.id if state.owner else None,
+        status=state.status,
+        severity=inp.severity,
+        threat=threat,
+        customer=inp.customer.name,
+        customer_value=inp.customer.lifetime_value,
+        customer_time_zone=inp.customer.time_zone,
+        preferred_channel=inp.customer.preferred_channel,
+        problem=inp.summary,
+        wants=inp.desired_outcome,
+        category=inp.category,
+        sentiment=state.sentiment,
+        tried=tried,
+        offers=offers,
+        granted_total=granted_total(state),
+        currency=currency,
+        notes=notes,
+        previous_owners=previous,
+        time_open_seconds=open_for,
+        time_by_tier_seconds=spent,
+        text="\n".join(lines),
+    )
+
+
+def _human(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"

@@ -1,0 +1,276 @@
+"""The public rules of a case. Each function: (state, policy, command, now) -> (new state, effects)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from escalation.constants import ERR_INVALID_STATE
+from escalation.models import (
+    AcknowledgeInput, CaseState, CloseInput, DeEscalateInput, EscalateInput, EscalationInput,
+    EscalationOutcome, EscalationReason, FollowUpResponseInput, NoteInput, OfferInput, OfferResponseInput,
+    OfferStatus, Outcome, Owner, ContactChannel, Resolution, ResolveInput, Status, CheckInResult,
+)
+from escalation.policy import Policy
+from escalation.rules import followup, offer
+from escalation.rules.brief import build_brief, granted_total, offer_line
+from escalation.rules.step import SYSTEM, Effect, MessageKind, Recipient, RuleViolation, Step
+from escalation.rules.tier import enter_tier, escalation_target, move, on_ladder
+
+Result = tuple[CaseState, list[Effect]]
+
+
+def open_case(inp: EscalationInput, policy: Policy, now: datetime) -> Result:
+    first = policy.threat_tier if inp.threat else policy.first_tier
+    state = CaseState(
+        case_id=inp.case_id, input=inp, policy_name=policy.name, policy_version=policy.version,
+        status=Status.OPEN, tier=first, sentiment=inp.sentiment, opened_at=now,
+    )
+    step = Step(state, policy, now)
+    step.log("opened", inp.opened_by, channel=inp.channel.value, severity=inp.severity.value,
+             threat=inp.threat, policy=policy.name, policy_version=policy.version)
+    enter_tier(step, first, reason="threat" if inp.threat else "opened")
+    return step.result()
+
+
+def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | None, now: datetime) -> Result:
+    """The routing answer for an `Assign` effect. Answers for an older stint are ignored."""
+    step = Step.begin(state, policy, now)
+    s = step.state
+    if stint != len(s.stints) or s.status == Status.CLOSED:
+        return state, []
+    brief = build_brief(s, policy, now)
+    if owner is None:
+        entry = step.log("unassigned", SYSTEM, detail=f"nobody available at {s.tier.value}")
+        step.send(entry, MessageKind.UNASSIGNED,
+                  Recipient(kind="team", id=f"team-{s.tier.value}", name=f"{s.tier.value} queue"),
+                  _channel(None), f"[{s.case_id}] waiting for a {s.tier.value}", brief.text)
+        return step.result()
+    s.owner = owner
+    s.stints[-1].owners.append(owner.id)
+    entry = step.log("assigned", SYSTEM, owner=owner.id, owner_name=owner.name)
+    step.send(entry, MessageKind.OWNER_ASSIGNED,
+              Recipient(kind="owner", id=owner.id, name=owner.name, email=owner.email, phone=owner.phone),
+              _channel(owner), f"[{s.case_id}] {s.input.severity.value} escalation for you: {s.input.summary[:80]}",
+              brief.text)
+    return step.result()
+
+
+def _channel(owner: Owner | None) -> ContactChannel:
+    if owner is not None and not owner.email and owner.phone:
+        return ContactChannel.SMS
+    return ContactChannel.EMAIL
+
+
+def acknowledge(state: CaseState, policy: Policy, cmd: AcknowledgeInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    step.require_open()
+    s = step.state
+    if s.acknowledged_by is not None:
+        raise RuleViolation("actor", f"already acknowledged at {s.tier.value} by {s.acknowledged_by}",
+                            type=ERR_INVALID_STATE)
+    s.acknowledged_by = cmd.actor
+    if s.acknowledge_clock and s.acknowledge_clock.running:
+        s.acknowledge_clock.stopped_at = now  # like paging tools: an ack stops the escalation clock
+    step.log("acknowledged", cmd.actor, note=cmd.note)
+    return step.result()
+
+
+def escalate(state: CaseState, policy: Policy, cmd: EscalateInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    step.require_open()
+    target = escalation_target(step, cmd.reason, cmd.target_tier, manual=True)
+    move(step, target, kind="escalated", reason=cmd.reason.value, actor=cmd.actor, detail=cmd.detail)
+    return step.result()
+
+
+def de_escalate(state: CaseState, policy: Policy, cmd: DeEscalateInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    step.require_open()
+    s = step.state
+    below = policy.below(s.tier)
+    if below is None:
+        raise RuleViolation("target_tier", f"the case is already at the first tier ({s.tier.value}); "
+                            "there is nothing below it")
+    target = below if cmd.target_tier is None else on_ladder(step, cmd.target_tier, "target_tier")
+    if policy.rank(target) >= policy.rank(s.tier):
+        raise RuleViolation("target_tier", f"'{target.value}' is not below the current tier '{s.tier.value}'")
+    move(step, target, kind="de_escalated", reason=cmd.reason, actor=cmd.actor)
+    return step.result()
+
+
+def add_note(state: CaseState, policy: Policy, cmd: NoteInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    step.require_not_closed()
+    entry = step.log("note", cmd.actor, text=cmd.text, sentiment=cmd.sentiment.value if cmd.sentiment else None)
+    step.state.notes.append(entry)
+    if cmd.sentiment is not None:
+        step.state.sentiment = cmd.sentiment
+    return step.result()
+
+
+def propose_offer(state: CaseState, policy: Policy, cmd: OfferInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    offer.propose(step, cmd)
+    return step.result()
+
+
+def record_offer_response(state: CaseState, policy: Policy, cmd: OfferResponseInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    offer.respond(step, cmd)
+    return step.result()
+
+
+def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    s = step.state
+    if s.status == Status.RESOLVED and s.resolution:
+        raise RuleViolation("status", f"case {s.case_id} was already resolved at "
+                            f"{s.resolution.resolved_at:%Y-%m-%d %H:%M} UTC by {s.resolution.resolved_by}",
+                            type=ERR_INVALID_STATE)
+    step.require_open()
+    waiting = [o.id for o in s.offers if o.status == OfferStatus.PROPOSED]
+    if waiting:
+        raise RuleViolation("offers", f"{', '.join(waiting)} still await the customer's answer; record it with "
+                            "record_offer_response before resolving", type=ERR_INVALID_STATE)
+    s.resolution = Resolution(resolution=cmd.resolution, root_cause=cmd.root_cause, kb_article=cmd.kb_article,
+                              kb_missing=cmd.kb_missing, resolved_by=cmd.actor, resolved_at=now, tier=s.tier)
+    s.resolutions.append(s.resolution)
+    s.status = Status.RESOLVED
+    for clock in (s.acknowledge_clock, s.resolve_clock):
+        if clock and clock.running:
+            clock.stopped_at = now
+    step.log("resolved", cmd.actor, resolution=cmd.resolution, root_cause=cmd.root_cause.value,
+             kb_article=cmd.kb_article, kb_missing=cmd.kb_missing or None)
+    followup.schedule(step)
+    return step.result()
+
+
+def close(state: CaseState, policy: Policy, cmd: CloseInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    step.require_not_closed()
+    s = step.state
+    if cmd.outcome == Outcome.RESOLVED and s.status != Status.RESOLVED:
+        raise RuleViolation("outcome", "a case is closed as resolved only after resolve; resolve it first",
+                            type=ERR_INVALID_STATE)
+    if not policy.may_close_as(cmd.outcome, s.tier):
+        allowed = policy.close_lost_tiers if policy.close_lost_tiers is not None else [policy.top_tier]
+        raise RuleViolation("outcome", f"only {', '.join(t.value for t in allowed)} may close a case as "
+                            f"{cmd.outcome.value} (the case is at {s.tier.value}); escalate it first")
+    _close(step, cmd.outcome, cmd.actor, cmd.reason)
+    return step.result()
+
+
+def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
+    s = step.state
+    followup.cancel_pending(step)
+    for clock in (s.acknowledge_clock, s.resolve_clock):
+        if clock and clock.running:
+            clock.stopped_at = step.now
+    if s.stints and s.stints[-1].left_at is None:
+        s.stints[-1].left_at = step.now
+    s.status = Status.CLOSED
+    s.outcome = result
+    s.closed_at = step.now
+    s.close_reason = reason
+    step.log("closed", actor, outcome=result.value, reason=reason)
+
+
+def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    answered = followup.answer(step, cmd)
+    s = step.state
+    if followup.is_negative(answered):
+        resolver = s.resolution
+        followup.cancel_pending(step)
+        s.reopens += 1
+        tier = resolver.tier if resolver and resolver.tier in policy.ladder else s.tier
+        s.resolution = None
+        move(step, tier, kind="reopened", reason=EscalationReason.FOLLOWUP_NEGATIVE.value, actor="customer",
+             detail=cmd.comment, prefer=_resolver_id(state))
+    elif policy.followups.stop_on_positive:
+        _close(step, Outcome.RESOLVED, "customer", "customer confirmed the fix works")
+    return step.result()
+
+
+def _resolver_id(state: CaseState) -> str | None:
+    return state.owner.id if state.owner else None
+
+
+def next_deadline(state: CaseState) -> datetime | None:
+    """The earliest instant at which `advance` has something to do; None when only events can move the case."""
+    s = state
+    due: list[datetime] = []
+    if s.status == Status.OPEN:
+        due += [c.due_at for c in (s.acknowledge_clock, s.resolve_clock) if c and c.running]
+    elif s.status == Status.RESOLVED:
+        due += [c.due_at for c in s.checkins if c.sent_at is None and not c.cancelled]
+        if s.followup_ends_at is not None:
+            due.append(s.followup_ends_at)
+    return min(due) if due else None
+
+
+def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
+    """Act on every deadline that has passed: breaches climb the ladder, check-ins go out, follow-up ends."""
+    step = Step.begin(state, policy, now)
+    s = step.state
+    if s.status == Status.OPEN:
+        for name in ("acknowledge", "resolve"):
+            clock = getattr(s, f"{name}_clock")
+            if clock is None or not clock.running or clock.due_at > now:
+                continue
+            clock.breached_at = now
+            s.breaches += 1
+            entry = step.log("breached", SYSTEM, clock=name, due_at=clock.due_at.isoformat(),
+                             owner=s.owner.id if s.owner else None)
+            above = policy.above(s.tier)
+            if above is not None:
+                move(step, above, kind="escalated", reason=EscalationReason.SLA_BREACH.value,
+                     detail=f"{name} target at {s.tier.value} missed (due {clock.due_at:%Y-%m-%d %H:%M:%S} UTC)")
+                break  # the new tier's clocks start now
+            brief = build_brief(s, policy, now)
+            step.send(entry, MessageKind.TOP_BREACH,
+                      Recipient(kind="escalation_contact", id=policy.escalation_contact,
+                                name="escalation contact", email=policy.escalation_contact),
+                      _channel(None),
+                      f"[{s.case_id}] {name} target missed at {s.tier.value}, the top of the ladder",
+                      brief.text)
+    elif s.status == Status.RESOLVED:
+        followup.send_due(step)
+        if s.followup_ends_at is not None and s.followup_ends_at <= now and all(
+                c.sent_at or c.cancelled for c in s.checkins):
+            for c in s.checkins:
+                if c.sent_at and c.answer is None:
+                    c.expired = True
+            _close(step, Outcome.RESOLVED, SYSTEM, "follow-up completed without a complaint")
+    return step.result()
+
+
+def outcome(state: CaseState, policy: Policy) -> EscalationOutcome:
+    s = state
+    if s.closed_at is None or s.outcome is None:
+        raise RuleViolation("status", "the case is not closed yet", type=ERR_INVALID_STATE)
+    ranks = [policy.rank(st.tier) for st in s.stints if st.tier in policy.ladder] or [0]
+    first = s.resolutions[0].resolved_at if s.resolutions else None
+    last = s.resolutions[-1] if s.resolutions else None
+    return EscalationOutcome(
+        case_id=s.case_id,
+        outcome=s.outcome,
+        final_tier=s.tier,
+        highest_tier=policy.ladder[max(ranks)],
+        policy_version=s.policy_version,
+        offers_granted=[offer_line(o) for o in s.offers if o.status == OfferStatus.ACCEPTED],
+        granted_total=granted_total(s),
+        currency=policy.currency,
+        opened_at=s.opened_at,
+        first_resolved_at=first,
+        closed_at=s.closed_at,
+        seconds_to_first_resolution=(first - s.opened_at).total_seconds() if first else None,
+        seconds_open=(s.closed_at - s.opened_at).total_seconds(),
+        escalations=s.escalations,
+        breaches=s.breaches,
+        reopens=s.reopens,
+        root_cause=last.root_cause if last else None,
+        kb_missing=any(r.kb_missing for r in s.resolutions),
+        followups=[CheckInResult(number=c.number, channel=c.channel, sent_at=c.sent_at, answer=c.answer,
+                                 comment=c.comment) for c in s.checkins if not c.cancelled],
+    )

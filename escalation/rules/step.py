@@ -1,0 +1,128 @@
+"""Shared plumbing of the rules: the error type, the effects, and a Step that collects both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
+from escalation.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
+from escalation.policy import Policy
+
+SYSTEM = "system"
+
+
+class RuleViolation(Exception):
+    """A command the rules refuse. `field` names the offending input; the message says why and what to do."""
+
+    def __init__(self, field: str, reason: str, *, type: str = ERR_INVALID_ARGUMENT) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.type = type
+
+
+class MessageKind(StrEnum):
+    OWNER_ASSIGNED = "owner_assigned"
+    UNASSIGNED = "unassigned"
+    TOP_BREACH = "top_breach"
+    FOLLOWUP_CHECKIN = "followup_checkin"
+    OFFER_CONFIRMATION = "offer_confirmation"
+
+
+class Recipient(Contract):
+    kind: Literal["owner", "team", "escalation_contact", "customer"]
+    id: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+class Message(Contract):
+    # Stable across activity retries and workflow replays: receivers dedupe on it.
+    key: str
+    case_id: str
+    kind: MessageKind
+    to: Recipient
+    channel: ContactChannel
+    subject: str
+    body: str
+
+
+class Assign(Contract):
+    """Find an owner at `tier`; the answer goes back into `owner_assigned`."""
+
+    case_id: str
+    tier: Tier
+    stint: int  # which tier stint asked, so a late answer for an older stint is ignored
+    skills: list[str]
+    language: str
+    prefer: str | None = None
+    exclude: list[str] = []
+
+
+class Send(Contract):
+    message: Message
+
+
+Effect = Assign | Send
+
+
+@dataclass
+class Step:
+    """A change in progress: a private copy of the state plus the effects it asks for."""
+
+    state: CaseState
+    policy: Policy
+    now: datetime
+    effects: list[Effect] = field(default_factory=list)
+
+    @classmethod
+    def begin(cls, state: CaseState, policy: Policy, now: datetime) -> Step:
+        return cls(state.model_copy(deep=True), policy, now)
+
+    def log(self, kind: str, actor: str, **detail: Any) -> TimelineEntry:
+        entry = TimelineEntry(
+            seq=len(self.state.timeline) + 1,
+            at=self.now,
+            kind=kind,
+            actor=actor,
+            tier=self.state.tier,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        self.state.timeline.append(entry)
+        return entry
+
+    def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
+             subject: str, body: str) -> None:
+        key = f"{self.state.case_id}/{entry.seq}/{kind.value}/{to.id}"
+        self.effects.append(Send(message=Message(
+            key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
+            subject=subject, body=body,
+        )))
+
+    def require_open(self, field: str = "status") -> None:
+        s = self.state.status
+        if s == Status.CLOSED:
+            raise RuleViolation(
+                field,
+                f"case {self.state.case_id} is closed ({self.state.outcome.value if self.state.outcome else ''}); "
+                "nothing more can be done on it",
+                type=ERR_INVALID_STATE,
+            )
+        if s == Status.RESOLVED:
+            raise RuleViolation(
+                field,
+                f"case {self.state.case_id} is resolved and in follow-up; it reopens if the customer reports "
+                "the fix does not work",
+                type=ERR_INVALID_STATE,
+            )
+
+    def require_not_closed(self, field: str = "status") -> None:
+        if self.state.status == Status.CLOSED:
+            self.require_open(field)
+
+    def result(self) -> tuple[CaseState, list[Effect]]:
+        return self.state, self.effects
