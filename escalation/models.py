@@ -473,3 +473,18 @@ class CarriedCase(Contract):
 
 
 EscalationInput.model_rebuild()
+
+
+class CaseEvent(Contract):
+    """One change of a case as other systems see it (outbox, webhooks). `id` is stable: dedupe on it."""
+
+    id: str
+    type: str
+    case_id: str
+    seq: int
+    at: datetime
+    actor: str
+    tier: Tier
+    status: Status
+    owner: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,85 @@
+"""Where messages and events go. One backend for now: an outbox of JSON lines a person can read.
+
+Delivery is at least once: a retried activity may hand the same message over twice, so every
+message and event carries a stable key and the outbox writes each key once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Protocol
+
+from escalation.models import CaseEvent
+from escalation.rules.step import Message
+
+
+class MessageDelivery(Protocol):
+    async def deliver(self, message: Message) -> str:
+        """Hand the message over; return a receipt. Raise to have the activity retried."""
+        ...
+
+
+class EventSink(Protocol):
+    async def publish(self, events: list[CaseEvent]) -> None: ...
+
+
+class JsonLinesOutbox:
+    """Appends one JSON object per line, skipping keys it has already written."""
+
+    def __init__(self, path: Path, key_field: str) -> None:
+        self.path = Path(path)
+        self.key_field = key_field
+        self._keys: set[str] | None = None
+        self._lock = asyncio.Lock()
+
+    def _load_keys(self) -> set[str]:
+        keys: set[str] = set()
+        if self.path.exists():
+            with self.path.open(encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        keys.add(json.loads(line)[self.key_field])
+                    except (ValueError, KeyError):
+                        continue  # a torn last line from a crash; the retry writes it again
+        return keys
+
+    def _append(self, records: list[dict]) -> int:
+        if self._keys is None:
+            self._keys = self._load_keys()
+        fresh = [r for r in records if r[self.key_field] not in self._keys]
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write("".join(json.dumps(r, default=str) + "\n" for r in fresh))
+                f.flush()
+            self._keys.update(r[self.key_field] for r in fresh)
+        return len(fresh)
+
+    async def append(self, records: list[dict]) -> int:
+        async with self._lock:
+            return await asyncio.to_thread(self._append, records)
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+class OutboxDelivery:
+    def __init__(self, path: Path) -> None:
+        self.outbox = JsonLinesOutbox(path, "key")
+
+    async def deliver(self, message: Message) -> str:
+        await self.outbox.append([message.model_dump(mode="json")])
+        return f"outbox:{message.key}"
+
+
+class OutboxEvents:
+    def __init__(self, path: Path) -> None:
+        self.outbox = JsonLinesOutbox(path, "id")
+
+    async def publish(self, events: list[CaseEvent]) -> None:
+        await self.outbox.append([e.model_dump(mode="json") for e in events])

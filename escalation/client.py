@@ -1,0 +1,71 @@
+"""Starting and finding cases from other services. Validates input before anything reaches Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from escalation.constants import SA_CUSTOMER, SA_SEVERITY, SA_STATUS, WORKFLOW_TYPE, task_queue, workflow_id
+from escalation.models import CaseState, EscalationInput, EscalationOutcome, Status
+
+
+class CaseAlreadyOpen(Exception):
+    """A case with this id is still open; it was not started a second time."""
+
+    def __init__(self, case_id: str, run_id: str | None) -> None:
+        super().__init__(f"case {case_id} is already open (workflow {workflow_id(case_id)}"
+                         + (f", run {run_id}" if run_id else "") + "); drive the open case instead")
+        self.case_id = case_id
+        self.run_id = run_id
+
+
+async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
+                    task_queue_name: str | None = None) -> WorkflowHandle[Any, EscalationOutcome]:
+    """Start the Escalation workflow for a case. Raises pydantic.ValidationError for bad input and
+    CaseAlreadyOpen when the case is open already; a closed case's id may be used again."""
+    case = inp if isinstance(inp, EscalationInput) else EscalationInput.model_validate(inp)
+    try:
+        return await client.start_workflow(
+            WORKFLOW_TYPE,
+            case,
+            id=workflow_id(case.case_id),
+            task_queue=task_queue_name or task_queue(),
+            result_type=EscalationOutcome,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"{case.case_id}: {case.summary[:150]}",
+            static_details=f"Customer {case.customer.name} ({case.customer.id}), {case.severity.value}, "
+                           f"{case.category}, opened by {case.opened_by} via {case.channel.value}",
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), case.customer.id),
+                SearchAttributePair(SearchAttributeKey.for_keyword(SA_SEVERITY), case.severity.value),
+                SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), Status.OPEN.value),
+            ]),
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise CaseAlreadyOpen(case.case_id, getattr(err, "run_id", None)) from None
+
+
+def case_handle(client: Client, case_id: str) -> WorkflowHandle[Any, EscalationOutcome]:
+    return client.get_workflow_handle(workflow_id(case_id), result_type=EscalationOutcome)
+
+
+async def case_state(handle: WorkflowHandle, *, wait: float = 10.0) -> CaseState:
+    """The `state` query, waiting (up to `wait` seconds) while a just-started case loads its policy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            return await handle.query("state", result_type=CaseState)
+        except RPCError:
+            if loop.time() > deadline:
+                raise
+        except Exception as err:  # WorkflowQueryFailedError while opening
+            if "still opening" not in str(err) or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.05)

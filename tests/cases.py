@@ -1,0 +1,69 @@
+"""Builders and helpers shared by the workflow tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from temporalio.client import WorkflowHandle
+
+from escalation.client import case_state
+from escalation.models import CaseState, EscalationInput
+
+T = TypeVar("T")
+
+
+def case_input(policy: str = "standard", **overrides: Any) -> EscalationInput:
+    data: dict[str, Any] = {
+        "case_id": f"C-{uuid.uuid4().hex[:10]}",
+        "customer": {
+            "id": "cust-42",
+            "name": "Dana Doe",
+            "email": "dana@example.org",
+            "phone": "+49 30 1234567",
+            "time_zone": "Europe/Berlin",
+            "lifetime_value": "4200",
+            "preferred_channel": "email",
+        },
+        "channel": "call",
+        "category": "billing",
+        "skills": ["billing"],
+        "severity": "high",
+        "summary": "Charged twice for the November invoice",
+        "desired_outcome": "Refund of the duplicate charge",
+        "opened_by": "ana",
+        "policy": policy,
+    }
+    data.update(overrides)
+    return EscalationInput.model_validate(data)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Poll `check` until it returns a truthy value or stops raising AssertionError, with a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except AssertionError:
+            if loop.time() > deadline:
+                raise
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def state_of(handle: WorkflowHandle) -> CaseState:
+    return await case_state(handle)
+
+
+async def owned(handle: WorkflowHandle) -> CaseState:
+    """Wait until routing has given the current tier an owner (or said nobody is available)."""
+    async def check() -> CaseState | None:
+        s = await case_state(handle)
+        return s if s.timeline[-1].kind in ("assigned", "unassigned") or s.owner else None
+    return await eventually(check)

@@ -1,0 +1,85 @@
+"""Runs the escalation worker: `python worker.py` (or the `escalations-worker` console script).
+
+Connects to TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, polls the `escalations` task queue and runs the
+Escalation workflow and its activities. SIGINT/SIGTERM shut it down gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.delivery import OutboxDelivery, OutboxEvents
+from activities.notify import NotifyActivities
+from activities.policy import PolicyActivities
+from activities.record import RecordActivities
+from activities.route import RouteActivities
+from escalation import logs
+from escalation.config import Settings
+from escalation.policy import PolicyStore
+from escalation.roster import RosterStore
+from workflows import Escalation
+
+log = structlog.get_logger()
+
+
+def build_activities(settings: Settings) -> list:
+    """All activities, wired to the backends the settings name."""
+    policies = PolicyActivities(PolicyStore(settings.policy_dir))
+    route = RouteActivities(RosterStore(settings.roster_path))
+    notify = NotifyActivities(OutboxDelivery(settings.outbox_path))
+    record = RecordActivities(OutboxEvents(settings.events_path))
+    return [policies.load_policy, route.assign_owner, notify.send_message, record.record_events]
+
+
+def build_worker(client: Client, settings: Settings, **options) -> Worker:
+    # Fail fast on broken policy or roster files rather than at the first case.
+    PolicyStore(settings.policy_dir).validate_all()
+    RosterStore(settings.roster_path).get()
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[Escalation],
+        activities=build_activities(settings),
+        graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", timedelta(seconds=10)),
+        **options,
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.address, namespace=settings.namespace,
+                                data_converter=pydantic_data_converter)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    log.info("worker_started", address=settings.address, namespace=settings.namespace,
+             task_queue=settings.task_queue)
+    async with worker:
+        await stop.wait()
+    log.info("worker_stopped")
+
+
+def main() -> None:
+    logs.configure()
+    settings = Settings.from_env()
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

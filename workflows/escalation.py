@@ -1,0 +1,318 @@
+"""The `Escalation` workflow: one durable workflow per customer case.
+
+The workflow is the imperative shell around `escalation.rules`: handlers validate by dry-running a rule
+and then apply it; one loop in `run` waits for the next event or the next deadline, whichever comes
+first, and turns the rules' effects into activities. A deadline is a value in the state, not a timer
+object, so acknowledging, escalating or resolving simply changes what the loop waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from escalation import rules
+    from escalation.constants import (
+        ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
+        SA_TIER, WORKFLOW_TYPE,
+    )
+    from escalation.models import (
+        AcknowledgeInput, Brief, CarriedCase, CaseEvent, CaseState, CloseInput, DeEscalateInput,
+        EscalateInput, EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer,
+        OfferInput, OfferResponseInput, Owner, ResolveInput, Status, TimelineEntry,
+    )
+    from escalation.policy import Policy
+    from escalation.rules import Assign, Effect, RuleViolation, Send
+
+TIER_KEY = SearchAttributeKey.for_keyword(SA_TIER)
+STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
+OWNER_KEY = SearchAttributeKey.for_keyword(SA_OWNER)
+CUSTOMER_KEY = SearchAttributeKey.for_keyword(SA_CUSTOMER)
+SEVERITY_KEY = SearchAttributeKey.for_keyword(SA_SEVERITY)
+SLA_DUE_KEY = SearchAttributeKey.for_datetime(SA_SLA_DUE)
+
+# Activity options. Messages may take a day of retries (a channel is down) without holding up the case.
+QUICK = dict(start_to_close_timeout=timedelta(seconds=10),
+             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
+POLICY_OPTS = dict(start_to_close_timeout=timedelta(seconds=10), schedule_to_close_timeout=timedelta(minutes=10),
+                   retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)))
+ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
+SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
+                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
+RECORD_OPTS = dict(SEND_OPTS)
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+@workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
+class Escalation:
+    """Failure on ValidationError: a start input or update argument that does not match the contract
+    fails the case (or rejects the update) with pydantic's message, instead of retrying forever."""
+
+    @workflow.init
+    def __init__(self, inp: EscalationInput) -> None:
+        self._input = inp
+        self._state: CaseState | None = None
+        self._policy: Policy | None = None
+        self._published = 0  # timeline entries already recorded as events
+        self._changed = False  # set by handlers: the loop re-evaluates its deadline
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._search: dict[str, Any] = {}
+
+    # ----- main loop
+
+    @workflow.run
+    async def run(self, inp: EscalationInput) -> EscalationOutcome:
+        if inp.carried is not None:
+            self._policy = Policy.model_validate(inp.carried.policy)
+            self._state = inp.carried.state
+            self._published = inp.carried.seq
+            self._apply(self._state, [])
+        else:
+            self._policy = await self._load_policy(inp.policy)
+            self._apply(*rules.open_case(inp, self._policy, workflow.now()))
+
+        while True:
+            state = self._current
+            if state.status == Status.CLOSED:
+                break
+            deadline = rules.next_deadline(state)
+            timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+            try:
+                await workflow.wait_condition(
+                    lambda: self._changed, timeout=timeout,
+                    timeout_summary=self._deadline_summary(state, deadline) if deadline else None,
+                )
+            except asyncio.TimeoutError:
+                pass
+            self._changed = False
+            self._apply(*rules.advance(self._current, self._policy, workflow.now()))
+            if self._should_continue_as_new():
+                await self._continue_as_new()
+
+        # Closed: let in-flight messages, events and handlers finish before completing.
+        await workflow.wait_condition(lambda: not self._tasks and workflow.all_handlers_finished())
+        return rules.outcome(self._current, self._policy)
+
+    # ----- updates: each validator dry-runs the same rule the handler applies
+
+    @workflow.update
+    async def acknowledge(self, cmd: AcknowledgeInput) -> TimelineEntry:
+        return await self._handle(rules.acknowledge, cmd)
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, cmd: AcknowledgeInput) -> None:
+        self._dry_run(rules.acknowledge, cmd)
+
+    @workflow.update
+    async def escalate(self, cmd: EscalateInput) -> TimelineEntry:
+        return await self._handle(rules.escalate, cmd)
+
+    @escalate.validator
+    def _validate_escalate(self, cmd: EscalateInput) -> None:
+        self._dry_run(rules.escalate, cmd)
+
+    @workflow.update
+    async def de_escalate(self, cmd: DeEscalateInput) -> TimelineEntry:
+        return await self._handle(rules.de_escalate, cmd)
+
+    @de_escalate.validator
+    def _validate_de_escalate(self, cmd: DeEscalateInput) -> None:
+        self._dry_run(rules.de_escalate, cmd)
+
+    @workflow.update
+    async def add_note(self, cmd: NoteInput) -> TimelineEntry:
+        return await self._handle(rules.add_note, cmd)
+
+    @add_note.validator
+    def _validate_add_note(self, cmd: NoteInput) -> None:
+        self._dry_run(rules.add_note, cmd)
+
+    @workflow.update
+    async def propose_offer(self, cmd: OfferInput) -> Offer:
+        await self._handle(rules.propose_offer, cmd)
+        return self._current.offers[-1]
+
+    @propose_offer.validator
+    def _validate_propose_offer(self, cmd: OfferInput) -> None:
+        self._dry_run(rules.propose_offer, cmd)
+
+    @workflow.update
+    async def record_offer_response(self, cmd: OfferResponseInput) -> Offer:
+        await self._handle(rules.record_offer_response, cmd)
+        return next(o for o in self._current.offers if o.id == cmd.offer_id)
+
+    @record_offer_response.validator
+    def _validate_record_offer_response(self, cmd: OfferResponseInput) -> None:
+        self._dry_run(rules.record_offer_response, cmd)
+
+    @workflow.update
+    async def resolve(self, cmd: ResolveInput) -> TimelineEntry:
+        return await self._handle(rules.resolve, cmd)
+
+    @resolve.validator
+    def _validate_resolve(self, cmd: ResolveInput) -> None:
+        self._dry_run(rules.resolve, cmd)
+
+    @workflow.update
+    async def close(self, cmd: CloseInput) -> TimelineEntry:
+        return await self._handle(rules.close, cmd)
+
+    @close.validator
+    def _validate_close(self, cmd: CloseInput) -> None:
+        self._dry_run(rules.close, cmd)
+
+    @workflow.update
+    async def followup_response(self, cmd: FollowUpResponseInput) -> TimelineEntry:
+        # An update, not a signal: the gateway relaying the customer's answer must know it was taken.
+        return await self._handle(rules.followup_response, cmd)
+
+    @followup_response.validator
+    def _validate_followup_response(self, cmd: FollowUpResponseInput) -> None:
+        self._dry_run(rules.followup_response, cmd)
+
+    # ----- queries
+
+    @workflow.query
+    def state(self) -> CaseState:
+        return self._ready_state()
+
+    @workflow.query
+    def brief(self) -> Brief:
+        return rules.build_brief(self._ready_state(), self._policy, workflow.now())
+
+    # ----- plumbing
+
+    @property
+    def _current(self) -> CaseState:
+        assert self._state is not None
+        return self._state
+
+    def _ready_state(self) -> CaseState:
+        if self._state is None:
+            raise ApplicationError(
+                f"case {self._input.case_id} is still opening (loading policy '{self._input.policy}'); "
+                "ask again in a moment", type=ERR_INVALID_STATE)
+        return self._state
+
+    def _dry_run(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> None:
+        if self._state is None:
+            return  # still opening: the handler waits for the state and checks then
+        try:
+            rule(self._state, self._policy, cmd, workflow.now())
+        except RuleViolation as err:
+            raise ApplicationError(str(err), {"field": err.field}, type=err.type, non_retryable=True) from None
+
+    async def _handle(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> TimelineEntry:
+        await workflow.wait_condition(lambda: self._state is not None)
+        self._dry_run(rule, cmd)  # the state may have moved on since validation
+        self._apply(*rule(self._current, self._policy, cmd, workflow.now()))
+        self._changed = True
+        return self._current.timeline[-1]
+
+    def _apply(self, state: CaseState, effects: list[Effect]) -> None:
+        """Adopt the new state, start its effects, publish its new timeline entries, refresh search."""
+        self._state = state
+        for effect in effects:
+            if isinstance(effect, Assign):
+                self._spawn(self._assign(effect), f"assign {effect.tier.value}")
+            elif isinstance(effect, Send):
+                self._spawn(self._send(effect), f"send {effect.message.kind.value}")
+        new = state.timeline[self._published:]
+        if new:
+            self._published = len(state.timeline)
+            events = [self._event(e, state) for e in new]
+            self._spawn(self._record(events), "record events")
+        self._refresh_search(state)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load_policy(self, name: str) -> Policy:
+        try:
+            return await workflow.execute_activity("load_policy", name, result_type=Policy,
+                                                   summary=f"load policy {name}", **POLICY_OPTS)
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(err)
+            raise ApplicationError(message, type=ERR_UNKNOWN_POLICY, non_retryable=True) from None
+
+    async def _assign(self, effect: Assign) -> None:
+        try:
+            owner = await workflow.execute_activity(
+                "assign_owner", effect, result_type=Owner | None,  # type: ignore[arg-type]
+                summary=f"find {effect.tier.value}", **ASSIGN_OPTS)
+        except ActivityError as err:
+            workflow.logger.warning("routing failed for %s: %s", effect.case_id, err)
+            owner = None
+        self._apply(*rules.owner_assigned(self._current, self._policy, effect.stint, owner, workflow.now()))
+        self._changed = True
+
+    async def _send(self, effect: Send) -> None:
+        m = effect.message
+        try:
+            await workflow.execute_activity("send_message", m, result_type=str,
+                                            summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}", **SEND_OPTS)
+        except ActivityError as err:
+            # Gave up after a day of retries: say so in the timeline instead of stalling the case.
+            workflow.logger.error("message %s not delivered: %s", m.key, err)
+
+    async def _record(self, events: list[CaseEvent]) -> None:
+        try:
+            await workflow.execute_activity("record_events", events, summary=f"{len(events)} event(s)", **RECORD_OPTS)
+        except ActivityError as err:
+            workflow.logger.error("events %s..%s not recorded: %s", events[0].id, events[-1].id, err)
+
+    def _event(self, entry: TimelineEntry, state: CaseState) -> CaseEvent:
+        return CaseEvent(
+            id=f"{workflow.info().workflow_id}/{entry.seq}", type=f"escalation.{entry.kind}",
+            case_id=state.case_id, seq=entry.seq, at=entry.at, actor=entry.actor, tier=entry.tier,
+            status=state.status, owner=state.owner.id if state.owner else None, detail=entry.detail,
+        )
+
+    def _refresh_search(self, state: CaseState) -> None:
+        due = rules.next_deadline(state) if state.status == Status.OPEN else None
+        wanted: dict[str, Any] = {
+            SA_TIER: state.tier.value, SA_STATUS: state.status.value,
+            SA_OWNER: state.owner.id if state.owner else None, SA_CUSTOMER: state.input.customer.id,
+            SA_SEVERITY: state.input.severity.value, SA_SLA_DUE: due,
+        }
+        if wanted == self._search:
+            return
+        keys = {SA_TIER: TIER_KEY, SA_STATUS: STATUS_KEY, SA_OWNER: OWNER_KEY, SA_CUSTOMER: CUSTOMER_KEY,
+                SA_SEVERITY: SEVERITY_KEY, SA_SLA_DUE: SLA_DUE_KEY}
+        updates = [keys[k].value_set(v) if v is not None else keys[k].value_unset()
+                   for k, v in wanted.items() if self._search.get(k, "unset") != v]
+        workflow.upsert_search_attributes(updates)
+        self._search = wanted
+        owner = state.owner.name if state.owner else "unassigned"
+        workflow.set_current_details(
+            f"**{state.status.value}** at **{state.tier.value}** ({owner})"
+            + (f", next deadline {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""))
+
+    @staticmethod
+    def _deadline_summary(state: CaseState, deadline: datetime) -> str:
+        if state.status == Status.OPEN:
+            ack = state.acknowledge_clock
+            which = "acknowledge" if ack and ack.running and ack.due_at == deadline else "resolve"
+            return f"{which} target at {state.tier.value}"
+        return "follow-up"
+
+    def _should_continue_as_new(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested()
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(lambda: not self._tasks and workflow.all_handlers_finished())
+        carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"), seq=self._published)
+        workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
