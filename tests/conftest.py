@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from escalation.config import Settings
+from escalation.client import open_case
 from escalation.constants import SEARCH_ATTRIBUTES
 from worker import build_worker
 
@@ -101,3 +102,22 @@ async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[
 async def skip_worker(skip_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Worker]:
     async with build_worker(skip_env.client, settings) as w:
         yield w
+
+
+@pytest_asyncio.fixture
+async def skip_cases(skip_env: WorkflowEnvironment, skip_worker: Worker, settings: Settings):
+    """Open cases on the time-skipping server; whatever is still running is terminated afterwards,
+    because the test server does not skip time while another test's case has work pending."""
+    handles = []
+
+    async def open_(inp):
+        handle = await open_case(skip_env.client, inp, task_queue_name=settings.task_queue)
+        handles.append(handle)
+        return handle
+
+    yield open_
+    for handle in handles:
+        try:
+            await handle.terminate("test finished")
+        except Exception:
+            pass  # already completed

@@ -83,7 +83,7 @@ class Step:
     def begin(cls, state: CaseState, policy: Policy, now: datetime) -> Step:
         return cls(state.model_copy(deep=True), policy, now)
 
-    def log(self, kind: str, actor: str, **detail: Any) -> TimelineEntry:
+    def log(self, kind: str, actor: str, /, **detail: Any) -> TimelineEntry:
         entry = TimelineEntry(
             seq=len(self.state.timeline) + 1,
             at=self.now,

@@ -1,0 +1,35 @@
+# Escalations: `make run` starts a local Temporal dev server, the worker and a few demo cases.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Stamp of the last install; redone when pyproject.toml changes (or the venv is recreated).
+INSTALLED := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test worker clean-data
+
+help:
+	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases; data in ./data"
+	@echo "                 DEMO=0 skips the demo cases; TEMPORAL_ADDRESS=host:port runs the worker only"
+	@echo "make test        run the test suite"
+	@echo "make worker      run only the worker against TEMPORAL_ADDRESS (default localhost:7233)"
+	@echo "make clean-data  delete ./data (dev server state, outbox, events)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	@touch $@
+
+run: $(INSTALLED)
+	$(BIN)/python -m escalation.devrun
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+worker: $(INSTALLED)
+	$(BIN)/python -m worker
+
+clean-data:
+	rm -rf data

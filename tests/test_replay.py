@@ -1,0 +1,101 @@
+"""Replay guards every change to the workflow code: recorded histories must replay without
+non-determinism. Re-record after an intentional change with `python -m tests.test_replay`
+(and keep the old files when running cases must still replay: use workflow.patched for those)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from escalation.client import case_state, open_case
+from escalation.models import (
+    AcknowledgeInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
+    ResolveInput, TimelineEntry,
+)
+from temporalio.client import WorkflowHistory
+from tests.cases import case_input, eventually, owned
+from workflows import Escalation
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def drive_full_story(client: Client, task_queue: str) -> WorkflowHandle:
+    """Opened, acknowledged, noted, refused offer, escalated, offer granted, resolved, reopened by a
+    negative follow-up, resolved again, confirmed fixed: most of the workflow's paths in one case."""
+    handle = await open_case(client, case_input("fast", case_id="REPLAY-1"), task_queue_name=task_queue)
+    await owned(handle)
+    te = TimelineEntry
+    await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=te)
+    await handle.execute_update("add_note", NoteInput(actor="ana", text="Very upset", sentiment="angry"), result_type=te)
+    await handle.execute_update("escalate", EscalateInput(actor="ana", reason="needs_authority"), result_type=te)
+    await owned(handle)
+    await handle.execute_update("propose_offer", OfferInput(actor="tara", kind="compensation", amount=Decimal("60"),
+                                                            description="Refund"), result_type=Offer)
+    await handle.execute_update("record_offer_response", OfferResponseInput(actor="tara", offer_id="offer-1",
+                                                                            answer="accepted"), result_type=Offer)
+    await handle.execute_update("resolve", ResolveInput(actor="tara", resolution="Refunded", root_cause="billing_error",
+                                                        kb_article="KB-1"), result_type=te)
+    await eventually(lambda: _checkin_sent(handle, 0))
+    await handle.execute_update("followup_response", FollowUpResponseInput(answer="not_fixed"), result_type=te)
+    await owned(handle)
+    await handle.execute_update("resolve", ResolveInput(actor="tara", resolution="Mandate fixed",
+                                                        root_cause="process_failure", kb_missing=True), result_type=te)
+    await eventually(lambda: _checkin_sent(handle, 2))
+    await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"), result_type=te)
+    await handle.result()
+    return handle
+
+
+async def _checkin_sent(handle: WorkflowHandle, index: int) -> bool:
+    s = await case_state(handle)
+    return len(s.checkins) > index and s.checkins[index].sent_at is not None
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=[Escalation], data_converter=pydantic_data_converter)
+
+
+async def test_recorded_histories_replay():
+    files = sorted(HISTORIES.glob("*.json"))
+    assert files, "no recorded histories"
+    for path in files:
+        history = WorkflowHistory.from_json(path.stem, path.read_text())
+        await replayer().replay_workflow(history)
+
+
+async def test_fresh_history_replays(env, worker, settings):
+    handle = await drive_full_story(env.client, settings.task_queue)
+    history = await handle.fetch_history()
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def _record() -> None:
+    from temporalio.testing import WorkflowEnvironment
+
+    from tests.conftest import TESTS, _binary, _keys
+    from escalation.config import Settings
+    from worker import build_worker
+    import tempfile
+
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=_binary("temporal"),
+                                                data_converter=pydantic_data_converter, search_attributes=_keys())
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(task_queue="record", data_dir=Path(tmp), policy_dir=TESTS / "policies",
+                            roster_path=TESTS / "roster.toml")
+        async with build_worker(env.client, settings):
+            handle = await drive_full_story(env.client, settings.task_queue)
+            history = await handle.fetch_history()
+    (HISTORIES / "full_story.json").write_text(history.to_json())
+    await env.shutdown()
+    print("recorded", HISTORIES / "full_story.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    asyncio.run(_record())
