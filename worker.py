@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from escalation.converter import data_converter
 from temporalio.worker import Worker
 
 from activities.delivery import OutboxDelivery, OutboxEvents
@@ -54,7 +54,7 @@ def build_worker(client: Client, settings: Settings, **options) -> Worker:
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=data_converter)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
+from escalation.converter import data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -53,12 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     address = request.config.getoption("--temporal-address")
     if address:
-        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        client = await Client.connect(address, data_converter=data_converter)
         yield WorkflowEnvironment.from_client(client)
         return
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         search_attributes=_keys(),
         dev_server_log_level="error",
     )
@@ -70,7 +70,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
 async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     kinds = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
              "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME}

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from escalation.converter import data_converter
 from temporalio.worker import Replayer
 
 from escalation.client import case_state, open_case
@@ -58,7 +58,7 @@ async def _checkin_sent(handle: WorkflowHandle, index: int) -> bool:
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[Escalation], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[Escalation], data_converter=data_converter)
 
 
 async def test_recorded_histories_replay():
@@ -85,7 +85,7 @@ async def _record() -> None:
     import tempfile
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=_binary("temporal"),
-                                                data_converter=pydantic_data_converter, search_attributes=_keys())
+                                                data_converter=data_converter, search_attributes=_keys())
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(task_queue="record", data_dir=Path(tmp), policy_dir=TESTS / "policies",
                             roster_path=TESTS / "roster.toml")

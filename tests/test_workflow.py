@@ -155,6 +155,8 @@ async def test_bad_update_is_rejected_and_changes_nothing(env, worker, settings,
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(name, payload)
     message = str(caught.value.cause)
+    assert caught.value.cause.type in ("InvalidArgument", "InvalidState")
+    assert caught.value.cause.non_retryable
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
     after = await case_state(handle)
@@ -193,7 +195,8 @@ async def test_start_input_that_breaks_the_contract_fails_the_case_not_the_worke
     with pytest.raises(WorkflowFailureError) as caught:
         await handle.result()
     message = str(caught.value.cause)
-    assert "time_zone" in message and "IANA" in message
+    assert "customer.time_zone" in message and "IANA" in message
+    assert caught.value.cause.type == "InvalidArgument"
 
 
 async def test_worker_restarted_mid_case_carries_on(env, settings):
