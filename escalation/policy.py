@@ -182,7 +182,7 @@ class PolicyStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self._cache: dict[str, tuple[float, Policy]] = {}
+        self._cache: dict[str, tuple[tuple[int, int], Policy]] = {}
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.toml"))
@@ -192,7 +192,8 @@ class PolicyStore:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not path.is_file():
             known = ", ".join(self.names()) or "none"
             raise PolicyError(f"policy: unknown policy '{name}' (known: {known})")
-        mtime = path.stat().st_mtime
+        stat = path.stat()
+        mtime = (stat.st_mtime_ns, stat.st_size)
         cached = self._cache.get(name)
         if cached and cached[0] == mtime:
             return cached[1]

@@ -73,10 +73,11 @@ class RosterStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._cached: tuple[float, Roster] | None = None
+        self._cached: tuple[tuple[int, int], Roster] | None = None
 
     def get(self) -> Roster:
-        mtime = self.path.stat().st_mtime
+        stat = self.path.stat()
+        mtime = (stat.st_mtime_ns, stat.st_size)
         if self._cached is None or self._cached[0] != mtime:
             self._cached = (mtime, load_roster(self.path))
         return self._cached[1]

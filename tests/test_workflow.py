@@ -229,3 +229,34 @@ async def test_closed_case_id_can_be_opened_again(env, worker, settings):
     assert again.result_run_id != handle.result_run_id
     assert (await owned(case_handle(env.client, inp.case_id))).tier == "agent"
     assert WorkflowIDReusePolicy.ALLOW_DUPLICATE  # documented: a closed case's id may be reused
+
+
+async def test_update_sent_right_after_start_waits_for_the_case_to_open(env, worker, settings):
+    handle = await open_case(env.client, case_input(), task_queue_name=settings.task_queue)
+    entry = await update(handle, "acknowledge", AcknowledgeInput(actor="ana"))  # no wait for the policy load
+    assert entry.kind == "acknowledged"
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await update(handle, "acknowledge", AcknowledgeInput(actor="ana"))
+    assert "already acknowledged" in str(caught.value.cause)
+
+
+async def test_policy_edit_changes_new_cases_only(env, settings, tmp_path):
+    import shutil
+
+    folder = tmp_path / "policies"
+    shutil.copytree(settings.policy_dir, folder)
+    custom = settings.model_copy(update={"policy_dir": folder})
+    async with build_worker(env.client, custom):
+        old = await open_case(env.client, case_input(), task_queue_name=custom.task_queue)
+        before = await owned(old)
+        path = folder / "standard.toml"
+        path.write_text(path.read_text().replace('version = "test-1"', 'version = "test-2"')
+                        .replace('acknowledge_within = "5m"', 'acknowledge_within = "7m"'))
+        new = await open_case(env.client, case_input(), task_queue_name=custom.task_queue)
+        after = await owned(new)
+        # The running case keeps the version and targets it started with.
+        still = await case_state(old)
+    assert before.policy_version == still.policy_version == "test-1"
+    assert after.policy_version == "test-2"
+    ack = lambda s: s.acknowledge_clock.due_at - s.acknowledge_clock.started_at  # noqa: E731
+    assert ack(still).total_seconds() == 300 and ack(after).total_seconds() == 420

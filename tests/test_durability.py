@@ -1,0 +1,123 @@
+"""Nothing is lost: a dev server killed with SIGKILL and restarted on its SQLite file keeps every case
+and fires its timers; a long case continues as new with all of its state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from escalation.client import case_state, open_case
+from escalation.constants import SEARCH_ATTRIBUTES
+from escalation.converter import data_converter
+from escalation.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
+from tests.cases import case_input, eventually, owned
+from tests.conftest import _binary, _keys
+from worker import build_worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: Path, port: int) -> subprocess.Popen:
+    args = [_binary("temporal"), "server", "start-dev", "--db-filename", str(db), "--port", str(port),
+            "--headless", "--log-level", "error", "--ip", "127.0.0.1",
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def connect(port: int, timeout: float = 20.0) -> Client:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter)
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def sqlite_server(db: Path, port: int) -> AsyncIterator[subprocess.Popen]:
+    proc = start_server(db, port)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def test_server_killed_and_restarted_keeps_the_case_and_its_timers(settings, tmp_path):
+    db, port = tmp_path / "temporal.db", free_port()
+    async with sqlite_server(db, port) as first:
+        client = await connect(port)
+        async with build_worker(client, settings):
+            handle = await open_case(client, case_input("durable"), task_queue_name=settings.task_queue)
+            await owned(handle)
+            await handle.execute_update("resolve", ResolveInput(actor="ana", resolution="Refunded",
+                                                                root_cause="billing_error", kb_article="KB-1"),
+                                        result_type=TimelineEntry)
+            first.send_signal(signal.SIGKILL)  # no shutdown: the check-in timers (4s, 5s) are pending
+            first.wait(10)
+            async with sqlite_server(db, port):
+                # Same worker and client: they reconnect by themselves.
+                result = await asyncio.wait_for(handle.result(), 60)
+    assert result.outcome == "resolved"
+    assert [f.sent_at is not None for f in result.followups] == [True, True]
+    lines = (settings.data_dir / "outbox.jsonl").read_text().splitlines()
+    checkins = [m for m in map(json.loads, lines) if m["kind"] == "followup_checkin"]
+    assert len(checkins) == 2 and len({m["key"] for m in checkins}) == 2
+
+
+@pytest.fixture
+async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
+        dev_server_log_level="error",
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
+    )
+    yield environment
+    await environment.shutdown()
+
+
+async def test_long_case_continues_as_new_with_all_its_state(short_history_env, settings):
+    client = short_history_env.client
+    async with build_worker(client, settings):
+        handle = await open_case(client, case_input(), task_queue_name=settings.task_queue)
+        first_run = (await owned(handle)).case_id and (await handle.describe()).run_id
+        for i in range(40):
+            await handle.execute_update("add_note", NoteInput(actor="ana", text=f"call {i}"), result_type=TimelineEntry)
+
+        async def continued():
+            return (await handle.describe()).run_id != first_run
+        await eventually(continued)
+        state = await case_state(handle)
+        assert [n.detail["text"] for n in state.notes] == [f"call {i}" for i in range(40)]
+        assert [e.seq for e in state.timeline] == list(range(1, len(state.timeline) + 1))
+        await handle.execute_update("escalate", {"actor": "ana", "reason": "threat"}, result_type=TimelineEntry)
+        await handle.execute_update("escalate", {"actor": "sam", "reason": "complexity"}, result_type=TimelineEntry)
+        await handle.execute_update("close", CloseInput(actor="maya", outcome="customer_lost", reason="cancelled"),
+                                    result_type=TimelineEntry)
+        result = await handle.result()
+    assert result.outcome == "customer_lost" and result.escalations == 2
+    events = [json.loads(line) for line in (settings.data_dir / "events.jsonl").read_text().splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # none lost, none twice
