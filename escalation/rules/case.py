@@ -139,6 +139,7 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
     for clock in (s.acknowledge_clock, s.resolve_clock):
         if clock and clock.running:
             clock.stopped_at = now
+    s.stints[-1].left_at = now  # time in follow-up is not time spent at the tier
     step.log("resolved", cmd.actor, resolution=cmd.resolution, root_cause=cmd.root_cause.value,
              kb_article=cmd.kb_article, kb_missing=cmd.kb_missing or None)
     followup.schedule(step)
