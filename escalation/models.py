@@ -125,7 +125,7 @@ class FollowUpAnswer(StrEnum):
 def _valid_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as err:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:  # OSError: a folder such as 'Europe'
         raise ValueError(f"'{value}' is not an IANA time zone (for example 'Europe/Berlin')") from err
     return value
 
@@ -350,6 +350,7 @@ class Resolution(Contract):
 
 class CheckIn(Contract):
     number: int
+    resolution: int = 1  # which resolution of the case (1 = first) this check-in follows up
     due_at: datetime
     channel: ContactChannel
     sent_at: datetime | None = None

@@ -13,7 +13,8 @@ def schedule(step: Step) -> None:
     channel = s.input.customer.preferred_channel
     start = len(s.checkins)
     for i, offset in enumerate(fp.offsets, start=1):
-        s.checkins.append(CheckIn(number=start + i, due_at=step.now + offset, channel=channel))
+        s.checkins.append(CheckIn(number=start + i, resolution=len(s.resolutions), due_at=step.now + offset,
+                                  channel=channel))
     last = step.now + fp.offsets[-1] if fp.offsets else step.now
     s.followup_ends_at = last + fp.response_window if fp.offsets else step.now
 
@@ -52,7 +53,8 @@ def answer(step: Step, cmd: FollowUpResponseInput) -> CheckIn:
     if s.status != Status.RESOLVED:
         raise RuleViolation("status", f"case {s.case_id} is {s.status.value}; follow-up answers are taken only "
                             "while a resolved case is in follow-up", type=ERR_INVALID_STATE)
-    sent = [c for c in s.checkins if c.sent_at and not c.cancelled]
+    # Only this resolution's check-ins: an answer about an earlier fix says nothing about this one.
+    sent = [c for c in s.checkins if c.sent_at and not c.cancelled and c.resolution == len(s.resolutions)]
     if not sent:
         upcoming = next((c for c in s.checkins if not c.cancelled and c.sent_at is None), None)
         when = f"; the first goes out at {upcoming.due_at:%Y-%m-%d %H:%M} UTC" if upcoming else ""
@@ -63,8 +65,8 @@ def answer(step: Step, cmd: FollowUpResponseInput) -> CheckIn:
     else:
         target = next((c for c in sent if c.number == cmd.checkin), None)
         if target is None:
-            raise RuleViolation("checkin", f"check-in {cmd.checkin} has not been sent on case {s.case_id} "
-                                f"(sent: {', '.join(str(c.number) for c in sent)})")
+            raise RuleViolation("checkin", f"check-in {cmd.checkin} is not one sent about the current resolution "
+                                f"of case {s.case_id} (those are: {', '.join(str(c.number) for c in sent)})")
     if target.answer is not None:
         raise RuleViolation("checkin", f"check-in {target.number} was already answered '{target.answer.value}'",
                             type=ERR_INVALID_STATE)

@@ -19,6 +19,23 @@ def authority_limit(step: Step) -> Decimal | None:
     return step.policy.tier(s.tier).authority_limit
 
 
+def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, currency: str) -> str:
+    s, policy = step.state, step.policy
+    own = s.owner is not None and s.owner.authority_limit is not None
+    whose = f"{s.owner.name}'s own" if own and s.owner else f"the {s.tier.value}"
+    higher = [t for t in policy.tiers[policy.rank(s.tier) + 1:]
+              if t.authority_limit is None or t.authority_limit >= total]
+    if higher:
+        cap = higher[0].authority_limit
+        where = (f"the lowest tier that may grant it is {higher[0].name.value} "
+                 f"(limit {cap if cap is not None else 'none'}); escalate with reason needs_authority")
+    else:
+        where = f"no tier above {s.tier.value} in policy '{policy.name}' may grant that much"
+    return (f"{amount} {currency} would bring the total offered on this case to {total} {currency}, above "
+            f"{whose} authority limit of {limit} {currency}; {where} "
+            f"(customer lifetime value is {s.input.customer.lifetime_value} {currency})")
+
+
 def propose(step: Step, cmd: OfferInput) -> Offer:
     step.require_open()
     s, policy = step.state, step.policy
@@ -30,16 +47,7 @@ def propose(step: Step, cmd: OfferInput) -> Offer:
     limit = authority_limit(step)
     total = committed_total(s) + cmd.amount
     if limit is not None and total > limit:
-        lowest = policy.lowest_tier_granting(total)
-        value = f"customer lifetime value is {s.input.customer.lifetime_value} {currency}"
-        where = (f"the lowest tier that may grant it is {lowest.value} (limit "
-                 f"{policy.tier(lowest).authority_limit or 'none'}); escalate with reason needs_authority"
-                 if lowest else f"no tier of policy '{policy.name}' may grant that much")
-        raise RuleViolation(
-            "amount",
-            f"{cmd.amount} {currency} would bring the total offered on this case to {total} {currency}, above the "
-            f"{s.tier.value} authority limit of {limit} {currency}; {where} ({value})",
-        )
+        raise RuleViolation("amount", _over_limit(step, cmd.amount, total, limit, currency))
     offer = Offer(
         id=f"offer-{len(s.offers) + 1}", kind=cmd.kind, amount=cmd.amount, currency=currency,
         description=cmd.description, proposed_by=cmd.actor, proposed_at=step.now, tier=s.tier,

@@ -42,19 +42,24 @@ def escalation_target(step: Step, reason: EscalationReason, target: Tier | None,
                 "target_tier",
                 f"'{target.value}' is not above the current tier '{current.value}'; use de_escalate to go down",
             )
-        if target != above and reason not in policy.skip_reasons:
+        if target not in (above, _routed(policy, reason, current)) and reason not in policy.skip_reasons:
             raise RuleViolation(
                 "target_tier",
                 f"reason '{reason.value}' may only go to the next tier ('{above.value}'); skipping tiers needs "
                 f"one of: {', '.join(r.value for r in policy.skip_reasons)}",
             )
         return target
+    return _routed(policy, reason, current)
+
+
+def _routed(policy, reason: EscalationReason, current: Tier) -> Tier:
+    """Where the policy sends a reason by default; never down or sideways."""
+    above = policy.above(current)
     wanted = above
     if reason == EscalationReason.THREAT:
         wanted = policy.threat_tier
     elif reason == EscalationReason.CUSTOMER_REQUEST and policy.customer_request_tier is not None:
         wanted = policy.customer_request_tier
-    # Never move down or sideways on an escalation.
     return wanted if policy.rank(wanted) > policy.rank(current) else above
 
 
