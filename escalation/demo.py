@@ -38,6 +38,9 @@ T = TypeVar("T")
 # The demo policy's longest gap is a follow-up check-in 15 s after a resolution.
 STEP_TIMEOUT = 120.0
 POLL = 0.5
+# Seconds between a person's steps, so timelines in the UI read like a conversation, not a burst.
+# Well inside the demo policy's 20 s acknowledge target.
+PACE = 2.0
 
 
 class DemoStepFailed(Exception):
@@ -98,6 +101,7 @@ class DemoCase:
         return upcoming[0]
 
     async def update(self, name: str, arg: Any, result_type: type[T], **fields: Any) -> T:
+        await asyncio.sleep(PACE)
         result = await self.handle.execute_update(name, arg, result_type=result_type)
         self.log.info("demo_step", step=name, **fields)
         return result

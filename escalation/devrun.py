@@ -23,15 +23,24 @@ from contextlib import suppress
 from pathlib import Path
 from urllib.parse import quote
 
-import structlog
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-from temporalio.client import Client
 
-from escalation import logs
-from escalation.config import Settings
-from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX
-from escalation.demo import SCENARIOS, run_demo
-from worker import build_worker, connect
+def _quit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(130)
+
+
+if __name__ == "__main__":
+    # Importing temporalio takes about half a second: a Ctrl-C meanwhile exits quietly, no traceback.
+    signal.signal(signal.SIGINT, _quit_quietly)
+
+import structlog  # noqa: E402
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest  # noqa: E402
+from temporalio.client import Client  # noqa: E402
+
+from escalation import logs  # noqa: E402
+from escalation.config import Settings  # noqa: E402
+from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX  # noqa: E402
+from escalation.demo import SCENARIOS, run_demo  # noqa: E402
+from worker import build_worker, connect  # noqa: E402
 
 log = structlog.get_logger()
 
@@ -93,6 +102,7 @@ class DevServer:
         self.log_path = self.data_dir / "temporal-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.fresh = False
+        self._log_start = 0  # where this run's output begins in the (appended) server log
 
     def command(self, binary: str) -> list[str]:
         cmd = [
@@ -123,6 +133,7 @@ class DevServer:
         log.info("temporal_server_starting", db=str(self.db_path), fresh=self.fresh, port=SERVER_PORT,
                  ui_port=UI_PORT, log_file=str(self.log_path))
         with self.log_path.open("ab") as out:
+            self._log_start = out.tell()
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 # Own session: Ctrl-C in the terminal reaches only us, so the server outlives the worker's
@@ -136,7 +147,9 @@ class DevServer:
 
     def log_tail(self, lines: int = 15) -> str:
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_start)
+                text = f.read().decode("utf-8", errors="replace").splitlines()
         except OSError:
             return ""
         return "\n".join(text[-lines:])
@@ -151,6 +164,7 @@ class DevServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_TIMEOUT
         last: str = "no answer yet"
+        client: Client | None = None
         while True:
             if stop.is_set():
                 raise Stopped()
@@ -158,7 +172,8 @@ class DevServer:
                 raise self.exited_error("while starting")
             if _port_in_use(SERVER_PORT):
                 try:
-                    client = await connect(self.settings)
+                    if client is None:
+                        client = await connect(self.settings)
                     await client.service_client.check_health()
                     known = await client.operator_service.list_search_attributes(
                         ListSearchAttributesRequest(namespace=self.settings.namespace))
@@ -232,6 +247,8 @@ async def _until_stopped(stop: asyncio.Event, server: DevServer | None) -> None:
 async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> None:
     server: DevServer | None = None
     try:
+        if stop.is_set():
+            raise Stopped()
         if external:
             try:
                 client = await connect(settings)
@@ -269,6 +286,8 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
 
 
 def main() -> None:
+    # Until the event loop takes over SIGINT below, a Ctrl-C just exits (code 130) without a traceback.
+    signal.signal(signal.SIGINT, _quit_quietly)
     logs.configure()
     settings = Settings.from_env()
     external = bool(os.environ.get("TEMPORAL_ADDRESS"))
