@@ -95,7 +95,7 @@ class Escalation:
                 pass
             self._changed = False
             self._apply(*rules.advance(self._current, self._policy, workflow.now()))
-            if self._should_continue_as_new():
+            if workflow.info().is_continue_as_new_suggested() and self._current.status != Status.CLOSED:
                 await self._continue_as_new()
 
         # Closed: let in-flight messages, events and handlers finish before completing.
@@ -308,10 +308,15 @@ class Escalation:
             return f"{which} target at {state.tier.value}"
         return "follow-up"
 
-    def _should_continue_as_new(self) -> bool:
-        return workflow.info().is_continue_as_new_suggested()
-
     async def _continue_as_new(self) -> None:
-        await workflow.wait_condition(lambda: not self._tasks and workflow.all_handlers_finished())
+        """Hand the case to a fresh run once in-flight work is done, but never past a deadline: a message
+        stuck in retries must not hold up a breach. Returns (and retries later) if the deadline comes first."""
+        deadline = rules.next_deadline(self._current)
+        try:
+            await workflow.wait_condition(
+                lambda: not self._tasks and workflow.all_handlers_finished(),
+                timeout=None if deadline is None else max(deadline - workflow.now(), timedelta(0)))
+        except asyncio.TimeoutError:
+            return
         carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"), seq=self._published)
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
