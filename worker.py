@@ -15,7 +15,7 @@ from temporalio.client import Client
 from escalation.converter import data_converter
 from temporalio.worker import Worker
 
-from activities.delivery import OutboxDelivery, OutboxEvents
+from activities.delivery import MessageDelivery, OutboxDelivery, OutboxEvents
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.record import RecordActivities
@@ -29,16 +29,17 @@ from workflows import Escalation
 log = structlog.get_logger()
 
 
-def build_activities(settings: Settings) -> list:
-    """All activities, wired to the backends the settings name."""
+def build_activities(settings: Settings, delivery: MessageDelivery | None = None) -> list:
+    """All activities, wired to the backends the settings name (or the delivery given)."""
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = RouteActivities(RosterStore(settings.roster_path))
-    notify = NotifyActivities(OutboxDelivery(settings.outbox_path))
+    notify = NotifyActivities(delivery or OutboxDelivery(settings.outbox_path))
     record = RecordActivities(OutboxEvents(settings.events_path))
     return [policies.load_policy, route.assign_owner, notify.send_message, record.record_events]
 
 
-def build_worker(client: Client, settings: Settings, **options) -> Worker:
+def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,
+                 **options) -> Worker:
     # Fail fast on broken policy or roster files rather than at the first case.
     PolicyStore(settings.policy_dir).validate_all()
     RosterStore(settings.roster_path).get()
@@ -46,7 +47,7 @@ def build_worker(client: Client, settings: Settings, **options) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=[Escalation],
-        activities=build_activities(settings),
+        activities=build_activities(settings, delivery),
         graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", timedelta(seconds=10)),
         **options,
     )

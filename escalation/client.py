@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import uuid
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -12,6 +13,9 @@ from temporalio.service import RPCError
 
 from escalation.constants import SA_CUSTOMER, SA_SEVERITY, SA_STATUS, WORKFLOW_TYPE, task_queue, workflow_id
 from escalation.models import CaseState, EscalationInput, EscalationOutcome, Status
+
+
+R = TypeVar("R")
 
 
 class CaseAlreadyOpen(Exception):
@@ -29,6 +33,8 @@ async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
     """Start the Escalation workflow for a case. Raises pydantic.ValidationError for bad input and
     CaseAlreadyOpen when the case is open already; a closed case's id may be used again."""
     case = inp if isinstance(inp, EscalationInput) else EscalationInput.model_validate(inp)
+    if case.carried is not None:
+        raise ValueError("carried: internal to the workflow; leave it out when opening a case")
     try:
         return await client.start_workflow(
             WORKFLOW_TYPE,
@@ -49,6 +55,25 @@ async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
         )
     except WorkflowAlreadyStartedError as err:
         raise CaseAlreadyOpen(case.case_id, getattr(err, "run_id", None)) from None
+
+
+async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, result_type: type[R],
+                         attempts: int = 5) -> R:
+    """Run an update, retrying (with the same update id, so it is applied once) when the server says the
+    case was briefly not ready: that happens while a long case hands over to a new run."""
+    update_id = str(uuid.uuid4())
+    for attempt in range(1, attempts + 1):
+        try:
+            return await handle.execute_update(update, arg, id=update_id, result_type=result_type)
+        except RPCError as err:
+            if attempt == attempts or not _not_ready(err):
+                raise
+            await asyncio.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _not_ready(err: RPCError) -> bool:
+    return any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
 
 
 def case_handle(client: Client, case_id: str) -> WorkflowHandle[Any, EscalationOutcome]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 
 class Contract(BaseModel):
@@ -135,7 +136,7 @@ def _money(value: Decimal) -> Decimal:
         raise ValueError("must be a finite amount")
     if value < 0:
         raise ValueError(f"must not be negative (got {value})")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+    if value != value.quantize(Decimal("0.01")):
         raise ValueError(f"has more than 2 decimal places (got {value})")
     return value
 
@@ -204,8 +205,9 @@ class EscalationInput(Contract):
     sentiment: Sentiment = Sentiment.UPSET
     opened_by: Actor
     policy: Identifier = "default"
-    # Set only by the workflow itself when it continues as new with its state carried over.
-    carried: CarriedCase | None = None
+    # Internal: set only by the workflow when a long case continues as new (escalation.carry.CarriedCase).
+    # A run not started by continue-as-new refuses it.
+    carried: SkipJsonSchema[dict[str, Any] | None] = None
 
 
 # ----- update / signal arguments (one model each so fields can be added without breaking callers)
@@ -363,6 +365,9 @@ class CheckIn(Contract):
 
 class CaseState(Contract):
     case_id: str
+    # Distinguishes this opening of the case from earlier ones under the same id (a closed case's id
+    # may be reused); part of every message key and event id so receivers never drop a new case's news.
+    opening_id: str
     input: EscalationInput
     policy_name: str
     policy_version: str
@@ -389,10 +394,6 @@ class CaseState(Contract):
     reopens: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
-    @property
-    def pending_checkin(self) -> CheckIn | None:
-        sent = [c for c in self.checkins if c.sent_at and not c.cancelled]
-        return sent[-1] if sent else None
 
 
 class OfferLine(Contract):
@@ -465,15 +466,6 @@ class EscalationOutcome(Contract):
     followups: list[CheckInResult]
 
 
-class CarriedCase(Contract):
-    """State handed to the next run when a long case continues as new."""
-
-    state: CaseState
-    policy: dict[str, Any]
-    seq: int
-
-
-EscalationInput.model_rebuild()
 
 
 class CaseEvent(Contract):
@@ -489,3 +481,9 @@ class CaseEvent(Contract):
     status: Status
     owner: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(Contract):
+    """Events handed to the record activity together."""
+
+    events: list[CaseEvent]

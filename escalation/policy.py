@@ -78,8 +78,9 @@ class Policy(Contract):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     # The ladder, lowest tier first.
     tiers: list[TierPolicy]
-    # Where threats go (a case opened with the threat flag starts there).
-    threat_tier: Tier = Tier.SUPERVISOR
+    # Where threats go (a case opened with the threat flag starts there); unset: supervisor when the
+    # ladder has one, else the top tier.
+    threat_tier: Tier | None = None
     # Where "I want a manager" goes; None means the next tier up (team lead stands in for managers).
     customer_request_tier: Tier | None = None
     # Reasons that may jump over a tier when a target tier is named.
@@ -146,14 +147,24 @@ class Policy(Contract):
         i = self.rank(name)
         return self.ladder[i - 1] if i > 0 else None
 
-    def may_close_as(self, outcome: Outcome, tier: Tier) -> bool:
-        if outcome == Outcome.RESOLVED:
-            return True
-        allowed = self.close_lost_tiers if self.close_lost_tiers is not None else [self.top_tier]
-        return tier in allowed
+    @property
+    def threat_target(self) -> Tier:
+        if self.threat_tier is not None:
+            return self.threat_tier
+        return Tier.SUPERVISOR if Tier.SUPERVISOR in self.ladder else self.top_tier
 
-    def lowest_tier_granting(self, total: Decimal) -> Tier | None:
-        for t in self.tiers:
+    @property
+    def close_lost_allowed(self) -> list[Tier]:
+        """Tiers that may close a case as customer_lost or legal."""
+        return self.close_lost_tiers if self.close_lost_tiers is not None else [self.top_tier]
+
+    def may_close_as(self, outcome: Outcome, tier: Tier) -> bool:
+        return outcome == Outcome.RESOLVED or tier in self.close_lost_allowed
+
+    def lowest_tier_granting(self, total: Decimal, above: Tier | None = None) -> Tier | None:
+        """The lowest tier (above `above`, when given) whose authority limit covers `total`."""
+        start = self.rank(above) + 1 if above is not None else 0
+        for t in self.tiers[start:]:
             if t.authority_limit is None or t.authority_limit >= total:
                 return t.name
         return None

@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from escalation.client import case_state, open_case
+from escalation.client import case_state, execute_update, open_case
 from escalation.constants import SEARCH_ATTRIBUTES
 from escalation.converter import data_converter
 from escalation.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
@@ -105,7 +105,7 @@ async def test_long_case_continues_as_new_with_all_its_state(short_history_env, 
         handle = await open_case(client, case_input(), task_queue_name=settings.task_queue)
         first_run = (await owned(handle)).case_id and (await handle.describe()).run_id
         for i in range(40):
-            await handle.execute_update("add_note", NoteInput(actor="ana", text=f"call {i}"), result_type=TimelineEntry)
+            await execute_update(handle, "add_note", NoteInput(actor="ana", text=f"call {i}"), result_type=TimelineEntry)
 
         async def continued():
             return (await handle.describe()).run_id != first_run
@@ -113,11 +113,33 @@ async def test_long_case_continues_as_new_with_all_its_state(short_history_env, 
         state = await case_state(handle)
         assert [n.detail["text"] for n in state.notes] == [f"call {i}" for i in range(40)]
         assert [e.seq for e in state.timeline] == list(range(1, len(state.timeline) + 1))
-        await handle.execute_update("escalate", {"actor": "ana", "reason": "threat"}, result_type=TimelineEntry)
-        await handle.execute_update("escalate", {"actor": "sam", "reason": "complexity"}, result_type=TimelineEntry)
-        await handle.execute_update("close", CloseInput(actor="maya", outcome="customer_lost", reason="cancelled"),
-                                    result_type=TimelineEntry)
+        await execute_update(handle, "escalate", {"actor": "ana", "reason": "threat"}, result_type=TimelineEntry)
+        await execute_update(handle, "escalate", {"actor": "sam", "reason": "complexity"}, result_type=TimelineEntry)
+        await execute_update(handle, "close", CloseInput(actor="maya", outcome="customer_lost", reason="cancelled"),
+                             result_type=TimelineEntry)
         result = await handle.result()
     assert result.outcome == "customer_lost" and result.escalations == 2
     events = [json.loads(line) for line in (settings.data_dir / "events.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # none lost, none twice
+
+
+async def test_a_stuck_channel_never_holds_up_a_breach_around_continue_as_new(short_history_env, settings):
+    class Down:
+        async def deliver(self, message):
+            raise ConnectionError("mail relay unreachable")  # retried by the activity, never succeeds
+
+    client = short_history_env.client
+    async with build_worker(client, settings, delivery=Down()):
+        handle = await open_case(client, case_input("brisk"), task_queue_name=settings.task_queue)
+        await owned(handle)
+        for i in range(40):  # past the history size at which the server suggests continuing as new
+            await execute_update(handle, "add_note", NoteInput(actor="ana", text=f"call {i}"), result_type=TimelineEntry)
+        await execute_update(handle, "escalate", {"actor": "ana", "reason": "complexity"}, result_type=TimelineEntry)
+
+        async def breached_at_team_lead():
+            s = await case_state(handle)
+            return s if s.tier == "supervisor" else None
+        state = await eventually(breached_at_team_lead, timeout=20)
+    breach = [e for e in state.timeline if e.kind == "breached"][-1]
+    assert breach.tier == "team_lead" and breach.detail["clock"] == "acknowledge"
+    assert not [e for e in state.timeline if e.kind == "delivery_failed"]  # still retrying, not given up

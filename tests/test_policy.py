@@ -188,7 +188,6 @@ def test_zero_durations_are_rejected(zero):
          ["authority_limit", "shrink"]),
         ({"tiers": [tier("agent", limit=None), tier("team_lead", limit="25")], "threat_tier": "agent"},
          ["authority_limit", "shrink"]),
-        ({"tiers": [tier("agent"), tier("team_lead")]}, ["threat_tier", "supervisor", "not on this policy's ladder"]),
         ({"tiers": [tier("agent"), tier("manager")], "threat_tier": "supervisor"}, ["threat_tier", "supervisor"]),
         ({"customer_request_tier": "director"}, ["customer_request_tier"]),
         ({"tiers": [tier("agent"), tier("manager")], "threat_tier": "manager", "customer_request_tier": "team_lead"},
@@ -252,10 +251,17 @@ def test_name_must_match_the_file(tmp_path):
 
 
 def test_invalid_file_error_names_file_and_field(tmp_path):
-    path = write(tmp_path, "bad", MINIMAL_TOML.format(version="1"))  # threat_tier supervisor not on the ladder
-    with pytest.raises(PolicyError) as info:
+    path = write(tmp_path, "bad", 'threat_tier = "supervisor"\n' + MINIMAL_TOML.format(version="1"))
+    with pytest.raises(PolicyError) as info:  # supervisor is not on this one-tier ladder
         load_policy_file(path)
     assert "bad.toml is invalid" in str(info.value) and "threat_tier" in str(info.value)
+
+
+def test_threats_go_to_the_top_of_a_ladder_without_supervisor():
+    short = Policy.model_validate(policy_data(tiers=[tier("agent"), tier("team_lead")]))
+    assert short.threat_tier is None and short.threat_target == TL
+    full = Policy.model_validate(policy_data())
+    assert full.threat_target == SV
 
 
 def test_toml_syntax_error(tmp_path):
@@ -469,7 +475,7 @@ def test_valid_input_and_defaults():
     inp = EscalationInput.model_validate(input_data(summary="  Charged twice  "))
     assert inp.summary == "Charged twice"
     assert inp.policy == "default" and inp.severity == "medium" and inp.sentiment == "upset"
-    assert inp.threat is False and inp.skills == [] and inp.carried is None
+    assert inp.threat is False and inp.skills == []
     assert inp.customer.lifetime_value == Decimal("4200.50")
     assert inp.customer.language == "en" and inp.customer.preferred_channel == "email"
     assert inp.customer.contact_channels() == ["email"]

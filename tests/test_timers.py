@@ -85,10 +85,12 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
 
     entry = await handle.execute_update("followup_response", FollowUpResponseInput(
         answer="not_fixed", comment="Charged twice again"), result_type=TimelineEntry)
-    assert entry.kind == "reopened" and entry.detail["reason"] == "followup_negative"
+    assert entry.kind == "followup_answered" and entry.detail["answer"] == "not_fixed"
     state = await owned(handle)
+    reopened = state.timeline[entry.seq]  # the entry right after the answer
+    assert reopened.kind == "reopened" and reopened.detail["reason"] == "followup_negative"
     assert state.status == "open" and state.tier == "agent" and state.reopens == 1
-    assert state.owner.id == "ana" or state.owner is not None
+    assert state.owner.id == "ana"  # back to whoever resolved it
     assert state.checkins[1].cancelled
 
     # Second resolution; no answers this time: the case completes after the last check-in's window.

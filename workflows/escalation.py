@@ -20,12 +20,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from escalation import rules
     from escalation.constants import (
-        ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
+        ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
         SA_TIER, WORKFLOW_TYPE,
     )
+    from escalation.carry import CarriedCase
     from escalation.models import (
-        AcknowledgeInput, Brief, CarriedCase, CaseEvent, CaseState, CloseInput, DeEscalateInput,
-        EscalateInput, EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer,
+        AcknowledgeInput, Brief, CaseEvent, CaseState, CloseInput, DeEscalateInput,
+        EscalateInput, EscalationInput, EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer,
         OfferInput, OfferResponseInput, Owner, ResolveInput, Status, TimelineEntry,
     )
     from escalation.policy import Policy
@@ -47,6 +48,8 @@ ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
 SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
                  retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
 RECORD_OPTS = dict(SEND_OPTS)
+# How long a continue-as-new waits for in-flight effects before carrying them to the next run.
+CAN_DRAIN = timedelta(seconds=30)
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -62,9 +65,11 @@ class Escalation:
         self._input = inp
         self._state: CaseState | None = None
         self._policy: Policy | None = None
-        self._published = 0  # timeline entries already recorded as events
+        self._open_error: str | None = None
+        self._published = 0  # timeline entries already handed to the record activity
         self._changed = False  # set by handlers: the loop re-evaluates its deadline
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[int, Assign | Send | EventBatch] = {}  # side effects in flight
+        self._next_effect = 0
         self._search: dict[str, Any] = {}
 
     # ----- main loop
@@ -72,13 +77,17 @@ class Escalation:
     @workflow.run
     async def run(self, inp: EscalationInput) -> EscalationOutcome:
         if inp.carried is not None:
-            self._policy = Policy.model_validate(inp.carried.policy)
-            self._state = inp.carried.state
-            self._published = inp.carried.seq
-            self._apply(self._state, [])
+            if workflow.info().continued_run_id is None:
+                raise ApplicationError("carried: set only by the workflow itself when it continues as new; "
+                                       "leave it out", type=ERR_INVALID_ARGUMENT, non_retryable=True)
+            carried = CarriedCase.model_validate(inp.carried)
+            self._policy = Policy.model_validate(carried.policy)
+            self._published = carried.published
+            self._apply(carried.state, carried.pending)
         else:
             self._policy = await self._load_policy(inp.policy)
-            self._apply(*rules.open_case(inp, self._policy, workflow.now()))
+            opening = workflow.info().first_execution_run_id  # same for every run of this opening
+            self._apply(*rules.open_case(inp, self._policy, workflow.now(), opening))
 
         while True:
             state = self._current
@@ -98,8 +107,8 @@ class Escalation:
             if workflow.info().is_continue_as_new_suggested() and self._current.status != Status.CLOSED:
                 await self._continue_as_new()
 
-        # Closed: let in-flight messages, events and handlers finish before completing.
-        await workflow.wait_condition(lambda: not self._tasks and workflow.all_handlers_finished())
+        # Closed: the last messages and events are handed over (or given up on) before completing.
+        await workflow.wait_condition(lambda: not self._pending and workflow.all_handlers_finished())
         return rules.outcome(self._current, self._policy)
 
     # ----- updates: each validator dry-runs the same rule the handler applies
@@ -197,6 +206,9 @@ class Escalation:
         return self._state
 
     def _ready_state(self) -> CaseState:
+        if self._open_error is not None:
+            raise ApplicationError(f"case {self._input.case_id} could not open: {self._open_error}",
+                                   type=ERR_UNKNOWN_POLICY)
         if self._state is None:
             raise ApplicationError(
                 f"case {self._input.case_id} is still opening (loading policy '{self._input.policy}'); "
@@ -214,29 +226,36 @@ class Escalation:
     async def _handle(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> TimelineEntry:
         await workflow.wait_condition(lambda: self._state is not None)
         self._dry_run(rule, cmd)  # the state may have moved on since validation
+        recorded = len(self._current.timeline)
         self._apply(*rule(self._current, self._policy, cmd, workflow.now()))
         self._changed = True
-        return self._current.timeline[-1]
+        return self._current.timeline[recorded]  # the entry this command made (more may follow it)
 
-    def _apply(self, state: CaseState, effects: list[Effect]) -> None:
+    def _apply(self, state: CaseState, effects: list[Effect | EventBatch]) -> None:
         """Adopt the new state, start its effects, publish its new timeline entries, refresh search."""
         self._state = state
-        for effect in effects:
-            if isinstance(effect, Assign):
-                self._spawn(self._assign(effect), f"assign {effect.tier.value}")
-            elif isinstance(effect, Send):
-                self._spawn(self._send(effect), f"send {effect.message.kind.value}")
         new = state.timeline[self._published:]
         if new:
             self._published = len(state.timeline)
-            events = [self._event(e, state) for e in new]
-            self._spawn(self._record(events), "record events")
+            effects = [*effects, EventBatch(events=[self._event(e, state) for e in new])]
+        for effect in effects:
+            self._start(effect)
         self._refresh_search(state)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _start(self, effect: Assign | Send | EventBatch) -> None:
+        """Run one side effect in the background; it stays in `_pending` until done, and a
+        continue-as-new hands whatever is still pending to the next run."""
+        number = self._next_effect
+        self._next_effect += 1
+        self._pending[number] = effect
+        if isinstance(effect, Assign):
+            work = self._assign(effect)
+        elif isinstance(effect, Send):
+            work = self._send(effect)
+        else:
+            work = self._record(effect)
+        task = asyncio.create_task(work)
+        task.add_done_callback(lambda _: self._pending.pop(number, None))
 
     async def _load_policy(self, name: str) -> Policy:
         try:
@@ -244,8 +263,8 @@ class Escalation:
                                                    summary=f"load policy {name}", **POLICY_OPTS)
         except ActivityError as err:
             cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(err)
-            raise ApplicationError(message, type=ERR_UNKNOWN_POLICY, non_retryable=True) from None
+            self._open_error = cause.message if isinstance(cause, ApplicationError) else str(err)
+            raise ApplicationError(self._open_error, type=ERR_UNKNOWN_POLICY, non_retryable=True) from None
 
     async def _assign(self, effect: Assign) -> None:
         try:
@@ -264,10 +283,13 @@ class Escalation:
             await workflow.execute_activity("send_message", m, result_type=str,
                                             summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}", **SEND_OPTS)
         except ActivityError as err:
-            # Gave up after a day of retries: say so in the timeline instead of stalling the case.
+            # Gave up after retrying (a permanent refusal, or a day of outage): say so in the timeline.
             workflow.logger.error("message %s not delivered: %s", m.key, err)
+            reason = str(err.cause) if err.cause else str(err)
+            self._apply(*rules.delivery_failed(self._current, self._policy, m, reason, workflow.now()))
 
-    async def _record(self, events: list[CaseEvent]) -> None:
+    async def _record(self, batch: EventBatch) -> None:
+        events = batch.events
         try:
             await workflow.execute_activity("record_events", events, summary=f"{len(events)} event(s)", **RECORD_OPTS)
         except ActivityError as err:
@@ -275,7 +297,7 @@ class Escalation:
 
     def _event(self, entry: TimelineEntry, state: CaseState) -> CaseEvent:
         return CaseEvent(
-            id=f"{workflow.info().workflow_id}/{entry.seq}", type=f"escalation.{entry.kind}",
+            id=f"{workflow.info().workflow_id}/{state.opening_id}/{entry.seq}", type=f"escalation.{entry.kind}",
             case_id=state.case_id, seq=entry.seq, at=entry.at, actor=entry.actor, tier=entry.tier,
             status=state.status, owner=state.owner.id if state.owner else None, detail=entry.detail,
         )
@@ -309,14 +331,19 @@ class Escalation:
         return "follow-up"
 
     async def _continue_as_new(self) -> None:
-        """Hand the case to a fresh run once in-flight work is done, but never past a deadline: a message
-        stuck in retries must not hold up a breach. Returns (and retries later) if the deadline comes first."""
+        """Hand the case to a fresh run. In-flight effects get a short while to finish; whatever is still
+        running then (a message stuck in retries) travels along and starts again in the next run, so it
+        never holds up a breach. Anything due or changed first is handled first: the loop retries later."""
         deadline = rules.next_deadline(self._current)
+        budget = CAN_DRAIN if deadline is None else min(CAN_DRAIN, max(deadline - workflow.now(), timedelta(0)))
         try:
             await workflow.wait_condition(
-                lambda: not self._tasks and workflow.all_handlers_finished(),
-                timeout=None if deadline is None else max(deadline - workflow.now(), timedelta(0)))
+                lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget)
         except asyncio.TimeoutError:
+            pass
+        if self._changed or (deadline is not None and workflow.now() >= deadline):
             return
-        carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"), seq=self._published)
-        workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"),
+                              published=self._published, pending=list(self._pending.values()))
+        workflow.continue_as_new(self._input.model_copy(update={"carried": carried.model_dump(mode="json")}))

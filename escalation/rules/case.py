@@ -13,16 +13,16 @@ from escalation.models import (
 from escalation.policy import Policy
 from escalation.rules import followup, offer
 from escalation.rules.brief import build_brief, granted_total, offer_line
-from escalation.rules.step import SYSTEM, Effect, MessageKind, Recipient, RuleViolation, Step
+from escalation.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
 from escalation.rules.tier import enter_tier, escalation_target, move, on_ladder
 
 Result = tuple[CaseState, list[Effect]]
 
 
-def open_case(inp: EscalationInput, policy: Policy, now: datetime) -> Result:
-    first = policy.threat_tier if inp.threat else policy.first_tier
+def open_case(inp: EscalationInput, policy: Policy, now: datetime, opening_id: str) -> Result:
+    first = policy.threat_target if inp.threat else policy.first_tier
     state = CaseState(
-        case_id=inp.case_id, input=inp, policy_name=policy.name, policy_version=policy.version,
+        case_id=inp.case_id, opening_id=opening_id, input=inp, policy_name=policy.name, policy_version=policy.version,
         status=Status.OPEN, tier=first, sentiment=inp.sentiment, opened_at=now,
     )
     step = Step(state, policy, now)
@@ -36,8 +36,8 @@ def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | 
     """The routing answer for an `Assign` effect. Answers for an older stint are ignored."""
     step = Step.begin(state, policy, now)
     s = step.state
-    if stint != len(s.stints) or s.status == Status.CLOSED:
-        return state, []
+    if stint != len(s.stints) or s.status != Status.OPEN:
+        return state, []  # the case moved on (another tier, resolved, closed) while routing ran
     brief = build_brief(s, policy, now)
     if owner is None:
         entry = step.log("unassigned", SYSTEM, detail=f"nobody available at {s.tier.value}")
@@ -154,7 +154,10 @@ def close(state: CaseState, policy: Policy, cmd: CloseInput, now: datetime) -> R
         raise RuleViolation("outcome", "a case is closed as resolved only after resolve; resolve it first",
                             type=ERR_INVALID_STATE)
     if not policy.may_close_as(cmd.outcome, s.tier):
-        allowed = policy.close_lost_tiers if policy.close_lost_tiers is not None else [policy.top_tier]
+        allowed = policy.close_lost_allowed
+        if not allowed:
+            raise RuleViolation("outcome", f"policy '{policy.name}' lets no tier close a case as "
+                                f"{cmd.outcome.value} (close_lost_tiers is empty)")
         raise RuleViolation("outcome", f"only {', '.join(t.value for t in allowed)} may close a case as "
                             f"{cmd.outcome.value} (the case is at {s.tier.value}); escalate it first")
     _close(step, cmd.outcome, cmd.actor, cmd.reason)
@@ -184,17 +187,22 @@ def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInp
         resolver = s.resolution
         followup.cancel_pending(step)
         s.reopens += 1
-        tier = resolver.tier if resolver and resolver.tier in policy.ladder else s.tier
+        tier = resolver.tier if resolver else s.tier
         s.resolution = None
+        # Whoever fixed it first knows the case best: route back to them when they are available.
         move(step, tier, kind="reopened", reason=EscalationReason.FOLLOWUP_NEGATIVE.value, actor="customer",
-             detail=cmd.comment, prefer=_resolver_id(state))
+             detail=cmd.comment, prefer=resolver.resolved_by if resolver else None)
     elif policy.followups.stop_on_positive:
         _close(step, Outcome.RESOLVED, "customer", "customer confirmed the fix works")
     return step.result()
 
 
-def _resolver_id(state: CaseState) -> str | None:
-    return state.owner.id if state.owner else None
+def delivery_failed(state: CaseState, policy: Policy, message: Message, error: str, now: datetime) -> Result:
+    """A message could not be handed over even after retrying: the case says so instead of stalling."""
+    step = Step.begin(state, policy, now)
+    step.log("delivery_failed", SYSTEM, key=message.key, message_kind=message.kind.value, to=message.to.id,
+             channel=message.channel.value, error=error[:500])
+    return step.result()
 
 
 def next_deadline(state: CaseState) -> datetime | None:

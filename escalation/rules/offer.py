@@ -23,11 +23,10 @@ def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, cur
     s, policy = step.state, step.policy
     own = s.owner is not None and s.owner.authority_limit is not None
     whose = f"{s.owner.name}'s own" if own and s.owner else f"the {s.tier.value}"
-    higher = [t for t in policy.tiers[policy.rank(s.tier) + 1:]
-              if t.authority_limit is None or t.authority_limit >= total]
-    if higher:
-        cap = higher[0].authority_limit
-        where = (f"the lowest tier that may grant it is {higher[0].name.value} "
+    higher = policy.lowest_tier_granting(total, above=s.tier)
+    if higher is not None:
+        cap = policy.tier(higher).authority_limit
+        where = (f"the lowest tier that may grant it is {higher.value} "
                  f"(limit {cap if cap is not None else 'none'}); escalate with reason needs_authority")
     else:
         where = f"no tier above {s.tier.value} in policy '{policy.name}' may grant that much"
@@ -46,7 +45,8 @@ def propose(step: Step, cmd: OfferInput) -> Offer:
         raise RuleViolation("amount", "compensation must be more than 0; use kind 'goodwill' for a gesture without money")
     limit = authority_limit(step)
     total = committed_total(s) + cmd.amount
-    if limit is not None and total > limit:
+    # A gesture without money (amount 0) needs no authority.
+    if limit is not None and total > limit and cmd.amount > 0:
         raise RuleViolation("amount", _over_limit(step, cmd.amount, total, limit, currency))
     offer = Offer(
         id=f"offer-{len(s.offers) + 1}", kind=cmd.kind, amount=cmd.amount, currency=currency,

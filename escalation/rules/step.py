@@ -97,7 +97,7 @@ class Step:
 
     def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
              subject: str, body: str) -> None:
-        key = f"{self.state.case_id}/{entry.seq}/{kind.value}/{to.id}"
+        key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
         self.effects.append(Send(message=Message(
             key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
             subject=subject, body=body,

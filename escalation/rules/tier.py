@@ -57,7 +57,7 @@ def _routed(policy, reason: EscalationReason, current: Tier) -> Tier:
     above = policy.above(current)
     wanted = above
     if reason == EscalationReason.THREAT:
-        wanted = policy.threat_tier
+        wanted = policy.threat_target
     elif reason == EscalationReason.CUSTOMER_REQUEST and policy.customer_request_tier is not None:
         wanted = policy.customer_request_tier
     return wanted if policy.rank(wanted) > policy.rank(current) else above
