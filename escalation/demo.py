@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from escalation.client import CaseAlreadyOpen, case_handle, case_state, open_case
+from escalation.client import CaseAlreadyOpen, case_handle, case_state, execute_update, open_case
 from escalation.config import Settings
 from escalation.models import (
     AcknowledgeInput, CaseState, CheckIn, EscalateInput, EscalationInput, EscalationReason,
@@ -102,7 +102,7 @@ class DemoCase:
 
     async def update(self, name: str, arg: Any, result_type: type[T], **fields: Any) -> T:
         await asyncio.sleep(PACE)
-        result = await self.handle.execute_update(name, arg, result_type=result_type)
+        result = await execute_update(self.handle, name, arg, result_type=result_type)
         self.log.info("demo_step", step=name, **fields)
         return result
 

@@ -380,7 +380,6 @@ class CaseState(Contract):
     acknowledge_clock: Clock | None = None
     resolve_clock: Clock | None = None
     offers: list[Offer] = Field(default_factory=list)
-    notes: list[TimelineEntry] = Field(default_factory=list)
     stints: list[TierStint] = Field(default_factory=list)
     resolution: Resolution | None = None
     resolutions: list[Resolution] = Field(default_factory=list)
@@ -393,6 +392,11 @@ class CaseState(Contract):
     breaches: int = 0
     reopens: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @property
+    def notes(self) -> list[TimelineEntry]:
+        """Notes are timeline entries of kind 'note' (kept once, so a long case's state stays small)."""
+        return [e for e in self.timeline if e.kind == "note"]
 
 
 

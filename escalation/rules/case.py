@@ -101,8 +101,7 @@ def de_escalate(state: CaseState, policy: Policy, cmd: DeEscalateInput, now: dat
 def add_note(state: CaseState, policy: Policy, cmd: NoteInput, now: datetime) -> Result:
     step = Step.begin(state, policy, now)
     step.require_not_closed()
-    entry = step.log("note", cmd.actor, text=cmd.text, sentiment=cmd.sentiment.value if cmd.sentiment else None)
-    step.state.notes.append(entry)
+    step.log("note", cmd.actor, text=cmd.text, sentiment=cmd.sentiment.value if cmd.sentiment else None)
     if cmd.sentiment is not None:
         step.state.sentiment = cmd.sentiment
     return step.result()
