@@ -63,7 +63,7 @@ async def test_acknowledging_stops_the_acknowledge_clock(skip_env, skip_cases, s
     assert [e.detail.get("clock") for e in state.timeline if e.kind == "breached"] == ["resolve"]
 
 
-async def resolved_and_checked_in(skip_env, skip_cases):
+async def resolved_and_checked_in(skip_env, skip_cases, settings):
     """A case resolved at the agent tier whose first check-in (+1 day) has gone out."""
     handle = await skip_cases(case_input())
     await owned(handle)
@@ -74,13 +74,13 @@ async def resolved_and_checked_in(skip_env, skip_cases):
 
     async def checked_in():
         s = await case_state(handle)
-        return s if s.checkins[0].sent_at else None
+        return s if s.checkins[0].sent_at and sent(settings, "followup_checkin") else None
     await eventually(checked_in)
     return handle
 
 
 async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_cases, settings):
-    handle = await resolved_and_checked_in(skip_env, skip_cases)
+    handle = await resolved_and_checked_in(skip_env, skip_cases, settings)
     assert sent(settings, "followup_checkin")[0]["channel"] == "email"
 
     entry = await handle.execute_update("followup_response", FollowUpResponseInput(
@@ -105,7 +105,7 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
 
 
 async def test_positive_followup_completes_the_case(skip_env, skip_cases, settings):
-    handle = await resolved_and_checked_in(skip_env, skip_cases)
+    handle = await resolved_and_checked_in(skip_env, skip_cases, settings)
     await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"),
                                 result_type=TimelineEntry)
     result = await handle.result()

@@ -234,6 +234,7 @@ async def test_worker_restarted_mid_case_carries_on(env, settings):
         assert state.tier == "team_lead" and state.acknowledged_by is None
         await update(handle, "resolve", ResolveInput(actor="tara", resolution="Fixed the tariff",
                                                      root_cause="process_failure", kb_missing=True))
+        await update(handle, "close", CloseInput(actor="tara", outcome="resolved", reason="confirmed on the call"))
         result = await handle.result()
     assert result.outcome == "resolved" and result.final_tier == "team_lead" and result.escalations == 1
 
@@ -255,7 +256,10 @@ async def test_closed_case_id_can_be_opened_again_and_its_news_is_not_dropped(en
     state = await owned(case_handle(env.client, inp.case_id))
     assert state.tier == "agent" and state.opening_id == again.result_run_id
     # The second opening's owner is told and its events recorded, although timeline numbers repeat.
-    assignments = [m for m in outbox(settings) if m["kind"] == "owner_assigned"]
+    async def four_assignments():
+        found = [m for m in outbox(settings) if m["kind"] == "owner_assigned"]
+        return found if len(found) >= 4 else None
+    assignments = await eventually(four_assignments)
     assert len(assignments) == 4 and len({m["key"] for m in assignments}) == 4
 
     async def second_opening_recorded():
