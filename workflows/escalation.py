@@ -38,6 +38,10 @@ OWNER_KEY = SearchAttributeKey.for_keyword(SA_OWNER)
 CUSTOMER_KEY = SearchAttributeKey.for_keyword(SA_CUSTOMER)
 SEVERITY_KEY = SearchAttributeKey.for_keyword(SA_SEVERITY)
 SLA_DUE_KEY = SearchAttributeKey.for_datetime(SA_SLA_DUE)
+SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
+    SA_TIER: TIER_KEY, SA_STATUS: STATUS_KEY, SA_OWNER: OWNER_KEY, SA_CUSTOMER: CUSTOMER_KEY,
+    SA_SEVERITY: SEVERITY_KEY, SA_SLA_DUE: SLA_DUE_KEY,
+}
 
 # Activity options. Messages may take a day of retries (a channel is down) without holding up the case.
 QUICK = dict(start_to_close_timeout=timedelta(seconds=10),
@@ -311,9 +315,7 @@ class Escalation:
         }
         if wanted == self._search:
             return
-        keys = {SA_TIER: TIER_KEY, SA_STATUS: STATUS_KEY, SA_OWNER: OWNER_KEY, SA_CUSTOMER: CUSTOMER_KEY,
-                SA_SEVERITY: SEVERITY_KEY, SA_SLA_DUE: SLA_DUE_KEY}
-        updates = [keys[k].value_set(v) if v is not None else keys[k].value_unset()
+        updates = [SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()
                    for k, v in wanted.items() if self._search.get(k, "unset") != v]
         workflow.upsert_search_attributes(updates)
         self._search = wanted
