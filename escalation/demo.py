@@ -26,7 +26,7 @@ from escalation.config import Settings
 from escalation.models import (
     AcknowledgeInput, CaseState, CheckIn, EscalateInput, EscalationInput, EscalationReason,
     FollowUpAnswer, FollowUpResponseInput, NoteInput, Offer, OfferAnswer, OfferInput, OfferKind,
-    OfferResponseInput, Owner, ResolveInput, RootCause, Sentiment, Status, Tier, TimelineEntry,
+    OfferResponseInput, Owner, ResolveInput, RootCause, Sentiment, Tier, TimelineEntry,
 )
 
 log = structlog.get_logger()

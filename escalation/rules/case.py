@@ -135,9 +135,7 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
                               kb_missing=cmd.kb_missing, resolved_by=cmd.actor, resolved_at=now, tier=s.tier)
     s.resolutions.append(s.resolution)
     s.status = Status.RESOLVED
-    for clock in (s.acknowledge_clock, s.resolve_clock):
-        if clock and clock.running:
-            clock.stopped_at = now
+    step.stop_clocks()
     s.stints[-1].left_at = now  # time in follow-up is not time spent at the tier
     step.log("resolved", cmd.actor, resolution=cmd.resolution, root_cause=cmd.root_cause.value,
              kb_article=cmd.kb_article, kb_missing=cmd.kb_missing or None)
@@ -166,9 +164,7 @@ def close(state: CaseState, policy: Policy, cmd: CloseInput, now: datetime) -> R
 def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
     s = step.state
     followup.cancel_pending(step)
-    for clock in (s.acknowledge_clock, s.resolve_clock):
-        if clock and clock.running:
-            clock.stopped_at = step.now
+    step.stop_clocks()
     if s.stints and s.stints[-1].left_at is None:
         s.stints[-1].left_at = step.now
     s.status = Status.CLOSED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import CheckIn, FollowUpAnswer, FollowUpResponseInput, Status
-from escalation.rules.step import SYSTEM, MessageKind, Recipient, RuleViolation, Step
+from escalation.rules.step import SYSTEM, MessageKind, RuleViolation, Step
 
 
 def schedule(step: Step) -> None:
@@ -15,8 +15,8 @@ def schedule(step: Step) -> None:
     for i, offset in enumerate(fp.offsets, start=1):
         s.checkins.append(CheckIn(number=start + i, resolution=len(s.resolutions), due_at=step.now + offset,
                                   channel=channel))
-    last = step.now + fp.offsets[-1] if fp.offsets else step.now
-    s.followup_ends_at = last + fp.response_window if fp.offsets else step.now
+    # No check-ins at all: the follow-up is over at once.
+    s.followup_ends_at = step.now + fp.offsets[-1] + fp.response_window if fp.offsets else step.now
 
 
 def cancel_pending(step: Step) -> None:
@@ -39,7 +39,7 @@ def send_due(step: Step) -> None:
             resolution = s.resolution.resolution if s.resolution else ""
             step.send(
                 entry, MessageKind.FOLLOWUP_CHECKIN,
-                Recipient(kind="customer", id=cust.id, name=cust.name, email=cust.email, phone=cust.phone),
+                step.customer(),
                 c.channel,
                 f"Is everything working now? (case {s.case_id})",
                 f"Hello {cust.name},\n\nwe recently fixed your problem: {resolution}\n"

@@ -8,7 +8,7 @@ from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (ContactChannel, Offer, OfferAnswer, OfferInput, OfferKind,
                                OfferResponseInput, OfferStatus)
 from escalation.rules.brief import committed_total
-from escalation.rules.step import MessageKind, Recipient, RuleViolation, Step
+from escalation.rules.step import MessageKind, RuleViolation, Step
 
 
 def authority_limit(step: Step) -> Decimal | None:
@@ -81,7 +81,7 @@ def respond(step: Step, cmd: OfferResponseInput) -> Offer:
         channel = ContactChannel.EMAIL if c.email else c.preferred_channel
         step.send(
             entry, MessageKind.OFFER_CONFIRMATION,
-            Recipient(kind="customer", id=c.id, name=c.name, email=c.email, phone=c.phone), channel,
+            step.customer(), channel,
             f"Confirmation of your {offer.kind.value} (case {s.case_id})",
             f"Dear {c.name},\n\nas agreed, we will provide: {offer.description} "
             f"({offer.amount} {offer.currency}).\n\nReference: case {s.case_id}, {offer.id}.",

@@ -120,6 +120,16 @@ class Step:
                 type=ERR_INVALID_STATE,
             )
 
+    def stop_clocks(self) -> None:
+        """Stop whichever SLA clocks of the current tier still run (resolution, closing)."""
+        for clock in (self.state.acknowledge_clock, self.state.resolve_clock):
+            if clock and clock.running:
+                clock.stopped_at = self.now
+
+    def customer(self) -> Recipient:
+        c = self.state.input.customer
+        return Recipient(kind="customer", id=c.id, name=c.name, email=c.email, phone=c.phone)
+
     def require_not_closed(self, field: str = "status") -> None:
         if self.state.status == Status.CLOSED:
             self.require_open(field)
