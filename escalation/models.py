@@ -7,14 +7,31 @@ Plain pydantic v2 models, no temporalio import. Contract models forbid unknown f
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+
+
+def parse_duration(value: object) -> object:
+    """'90s', '15m', '4h', '1d12h', '2w' or a number of seconds; ISO 8601 ('PT15M') falls through to pydantic."""
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if _DURATION.fullmatch(text):
+            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class Contract(BaseModel):
@@ -237,6 +254,23 @@ class NoteInput(Contract):
     sentiment: Sentiment | None = None
 
 
+class WaitOnCustomerInput(Contract):
+    """Stop the resolve clock while the team waits for something only the customer can give."""
+
+    actor: Actor
+    reason: NonEmpty
+    # Give up waiting after this long (wall-clock time); at most the policy's pause limit.
+    limit: Duration | None = None
+
+
+class CustomerRepliedInput(Contract):
+    """The customer came back: the resolve clock runs again with the business time it had left."""
+
+    actor: Actor
+    channel: ContactChannel | Literal["chat"] | None = None
+    note: str | None = None
+
+
 class OfferInput(Contract):
     actor: Actor
     kind: OfferKind
@@ -323,13 +357,38 @@ class Clock(Contract):
     """One SLA target at the current tier (acknowledge or resolve)."""
 
     started_at: datetime
+    # While paused (waiting on the customer) `due_at` is stale: `remaining` holds the business time
+    # left, and resuming sets a new due instant from it.
     due_at: datetime
     stopped_at: datetime | None = None
     breached_at: datetime | None = None
+    paused_at: datetime | None = None
+    remaining: timedelta | None = None
+
+    @property
+    def live(self) -> bool:
+        """Neither stopped nor breached (it may be paused)."""
+        return self.stopped_at is None and self.breached_at is None
 
     @property
     def running(self) -> bool:
-        return self.stopped_at is None and self.breached_at is None
+        """Counting down to `due_at`."""
+        return self.live and self.paused_at is None
+
+
+class Pause(Contract):
+    """One wait on the customer."""
+
+    started_at: datetime
+    by: str
+    reason: str
+    # When the wait gives up (policy or update limit), and what happens then.
+    until: datetime | None = None
+    on_limit: Literal["resume", "close"] = "resume"
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    # Business time the pause kept off the resolve clock (set when it ends).
+    business_paused: timedelta | None = None
 
 
 class TierStint(Contract):
@@ -391,7 +450,18 @@ class CaseState(Contract):
     escalations: int = 0
     breaches: int = 0
     reopens: int = 0
+    pauses: list[Pause] = Field(default_factory=list)
+    # Wall-clock time spent waiting on the customer, over all pauses that ended.
+    paused_total: timedelta = timedelta(0)
+    # The next SLA instant (earliest running clock's due); None while none runs. Also the SlaDueAt
+    # search attribute, so ops can list what breaches next.
+    sla_due_at: datetime | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @property
+    def waiting(self) -> Pause | None:
+        """The open wait on the customer, if any."""
+        return self.pauses[-1] if self.pauses and self.pauses[-1].ended_at is None else None
 
     @property
     def notes(self) -> list[TimelineEntry]:

@@ -9,30 +9,20 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from escalation.models import Contract, EscalationReason, Money, Outcome, Tier
+from escalation.calendar import ALWAYS, CalendarError, WorkingCalendar
+from escalation.models import Contract, Duration, EscalationReason, Money, Outcome, Severity, Tier, parse_duration
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+# Years of public holidays resolved ahead when a policy loads; a case reloading after continue-as-new
+# keeps its copy, so this bounds how long a case may run with exact holidays.
+HOLIDAY_YEARS_AHEAD = 3
 
-
-def parse_duration(value: object) -> object:
-    """'90s', '15m', '4h', '1d12h', '2w' or a number of seconds; ISO 8601 ('PT15M') falls through to pydantic."""
-    if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        if _DURATION.fullmatch(text):
-            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class TierPolicy(Contract):
@@ -41,6 +31,8 @@ class TierPolicy(Contract):
     resolve_within: Duration
     # Most a case may be granted in total while owned at this tier; None means no limit.
     authority_limit: Money | None = None
+    # Name of the calendar (in `calendars`) this tier's clocks count in; None: the policy's `calendar`.
+    calendar: str | None = None
 
     @model_validator(mode="after")
     def _durations(self) -> TierPolicy:
@@ -71,6 +63,21 @@ class FollowUpPolicy(Contract):
         return self
 
 
+class PausePolicy(Contract):
+    """Waiting on the customer stops the resolve clock; how long at most, and what happens then."""
+
+    # Longest wait (wall-clock time: the customer's silence); None means no limit.
+    limit: Duration | None = None
+    # At the limit: "resume" the clock (the team picks the case up again) or "close" it as customer_lost.
+    on_limit: Literal["resume", "close"] = "resume"
+
+    @model_validator(mode="after")
+    def _positive(self) -> PausePolicy:
+        if self.limit is not None and self.limit <= timedelta(0):
+            raise ValueError("limit must be longer than zero")
+        return self
+
+
 class Policy(Contract):
     name: str
     version: str
@@ -92,6 +99,26 @@ class Policy(Contract):
     # Who hears about a breach at the top tier (the manager's own escalation contact).
     escalation_contact: str = "duty-manager@example.com"
     followups: FollowUpPolicy = Field(default_factory=FollowUpPolicy)
+    # Business calendars by name; SLA clocks count only their working time.
+    calendars: dict[str, WorkingCalendar] = Field(default_factory=dict)
+    # The calendar for tiers that name none; None means 24x7 (wall-clock time).
+    calendar: str | None = None
+    # Severity picks the calendar before the tier does (e.g. critical cases run 24x7).
+    severity_calendars: dict[Severity, str] = Field(default_factory=dict)
+    # Severities whose owners are notified at any hour; the others hear about a case when their
+    # calendar next opens.
+    urgent_severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL])
+    # When customers may be contacted (check-ins, callbacks), on the customer's own wall clock;
+    # None means any time.
+    contact_hours: dict[str, list[str]] | None = None
+    pause: PausePolicy = Field(default_factory=PausePolicy)
+
+    @field_validator("contact_hours")
+    @classmethod
+    def _contact_hours(cls, hours: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if hours is not None:
+            WorkingCalendar(hours=hours)  # same format and checks as a calendar's hours
+        return hours
 
     @model_validator(mode="after")
     def _ladder(self) -> Policy:
@@ -114,7 +141,39 @@ class Policy(Contract):
         for tier in self.close_lost_tiers or []:
             if tier not in names:
                 raise ValueError(f"close_lost_tiers: '{tier.value}' is not on this policy's ladder")
+        known = ", ".join(sorted(self.calendars)) or "none defined"
+        refs = [("calendar", self.calendar)] + [(f"tiers.{t.name.value}.calendar", t.calendar) for t in self.tiers]
+        refs += [(f"severity_calendars.{sev.value}", name) for sev, name in self.severity_calendars.items()]
+        for field, name in refs:
+            if name is not None and name not in self.calendars:
+                raise ValueError(f"{field}: no calendar named '{name}' in calendars ({known})")
         return self
+
+    # ----- calendars (pure)
+
+    def calendar_for(self, tier: Tier, severity: Severity) -> WorkingCalendar:
+        """The calendar a case's clocks count in at `tier`: by severity, else the tier's, else the default."""
+        name = self.severity_calendars.get(severity)
+        if name is None and tier in self.ladder:
+            name = self.tier(tier).calendar
+        name = name or self.calendar
+        return self.calendars[name] if name is not None else ALWAYS
+
+    def customer_window(self, time_zone: str) -> WorkingCalendar:
+        """When a customer in `time_zone` may be contacted."""
+        if self.contact_hours is None:
+            return ALWAYS
+        return WorkingCalendar(time_zone=time_zone, hours=self.contact_hours)
+
+    def with_holidays(self, years: range) -> Policy:
+        """A copy whose calendars have their public holidays resolved into dates for `years`."""
+        calendars = {}
+        for name, cal in self.calendars.items():
+            try:
+                calendars[name] = cal.with_holidays(years)
+            except CalendarError as err:
+                raise PolicyError(f"calendars.{name}.{err}") from None
+        return self.model_copy(update={"calendars": calendars})
 
     # ----- ladder helpers (pure)
 
@@ -183,9 +242,15 @@ def load_policy_file(path: Path) -> Policy:
     if data["name"] != path.stem:
         raise PolicyError(f"policy file {path.name}: name '{data['name']}' must match the file name")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as err:
         raise PolicyError(f"policy file {path.name} is invalid:\n{err}") from err
+    # Holidays become plain dates here, outside any workflow, from last year to a few years ahead.
+    this_year = date.today().year
+    try:
+        return policy.with_holidays(range(this_year - 1, this_year + HOLIDAY_YEARS_AHEAD + 1))
+    except PolicyError as err:
+        raise PolicyError(f"policy file {path.name} is invalid: {err}") from None
 
 
 class PolicyStore:

@@ -11,6 +11,7 @@ from escalation.rules.case import (
     add_note,
     advance,
     close,
+    customer_replied,
     de_escalate,
     delivery_failed,
     escalate,
@@ -22,7 +23,9 @@ from escalation.rules.case import (
     propose_offer,
     record_offer_response,
     resolve,
+    wait_on_customer,
 )
+from escalation.rules.sla import sla_due
 from escalation.rules.brief import build_brief
 from escalation.rules.step import Assign, Effect, Message, Recipient, RuleViolation, Send
 
@@ -39,6 +42,7 @@ __all__ = [
     "advance",
     "build_brief",
     "close",
+    "customer_replied",
     "de_escalate",
     "delivery_failed",
     "escalate",
@@ -50,4 +54,6 @@ __all__ = [
     "propose_offer",
     "record_offer_response",
     "resolve",
+    "sla_due",
+    "wait_on_customer",
 ]

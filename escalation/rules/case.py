@@ -6,12 +6,12 @@ from datetime import datetime
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (
-    AcknowledgeInput, CaseState, CloseInput, DeEscalateInput, EscalateInput, EscalationInput,
+    AcknowledgeInput, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, WaitOnCustomerInput, EscalateInput, EscalationInput,
     EscalationOutcome, EscalationReason, FollowUpResponseInput, NoteInput, OfferInput, OfferResponseInput,
     OfferStatus, Outcome, Owner, ContactChannel, Resolution, ResolveInput, Status, CheckInResult,
 )
 from escalation.policy import Policy
-from escalation.rules import followup, offer
+from escalation.rules import followup, offer, pause
 from escalation.rules.brief import build_brief, granted_total, offer_line
 from escalation.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
 from escalation.rules.tier import enter_tier, escalation_target, move, on_ladder
@@ -119,6 +119,18 @@ def record_offer_response(state: CaseState, policy: Policy, cmd: OfferResponseIn
     return step.result()
 
 
+def wait_on_customer(state: CaseState, policy: Policy, cmd: WaitOnCustomerInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    pause.wait(step, cmd)
+    return step.result()
+
+
+def customer_replied(state: CaseState, policy: Policy, cmd: CustomerRepliedInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    pause.replied(step, cmd)
+    return step.result()
+
+
 def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) -> Result:
     step = Step.begin(state, policy, now)
     s = step.state
@@ -135,6 +147,7 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
                               kb_missing=cmd.kb_missing, resolved_by=cmd.actor, resolved_at=now, tier=s.tier)
     s.resolutions.append(s.resolution)
     s.status = Status.RESOLVED
+    pause.end(step, cmd.actor)
     step.stop_clocks()
     s.stints[-1].left_at = now  # time in follow-up is not time spent at the tier
     step.log("resolved", cmd.actor, resolution=cmd.resolution, root_cause=cmd.root_cause.value,
@@ -164,6 +177,7 @@ def close(state: CaseState, policy: Policy, cmd: CloseInput, now: datetime) -> R
 def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
     s = step.state
     followup.cancel_pending(step)
+    pause.end(step, actor)
     step.stop_clocks()
     if s.stints and s.stints[-1].left_at is None:
         s.stints[-1].left_at = step.now
@@ -206,6 +220,8 @@ def next_deadline(state: CaseState) -> datetime | None:
     due: list[datetime] = []
     if s.status == Status.OPEN:
         due += [c.due_at for c in (s.acknowledge_clock, s.resolve_clock) if c and c.running]
+        if s.waiting is not None and s.waiting.until is not None:
+            due.append(s.waiting.until)
     elif s.status == Status.RESOLVED:
         due += [c.due_at for c in s.checkins if c.sent_at is None and not c.cancelled]
         if s.followup_ends_at is not None:
@@ -217,6 +233,8 @@ def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
     """Act on every deadline that has passed: breaches climb the ladder, check-ins go out, follow-up ends."""
     step = Step.begin(state, policy, now)
     s = step.state
+    if s.status == Status.OPEN and s.waiting is not None and s.waiting.until is not None and s.waiting.until <= now:
+        _wait_expired(step)
     if s.status == Status.OPEN:
         for name in ("acknowledge", "resolve"):
             clock = getattr(s, f"{name}_clock")
@@ -247,6 +265,24 @@ def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
                     c.expired = True
             _close(step, Outcome.RESOLVED, SYSTEM, "follow-up completed without a complaint")
     return step.result()
+
+
+def _wait_expired(step: Step) -> None:
+    """The customer never came back within the wait's limit: resume the clock or give the case up."""
+    s = step.state
+    waited = s.waiting
+    assert waited is not None
+    hours = (step.now - waited.started_at).total_seconds() / 3600
+    if waited.on_limit == "close":
+        step.log("wait_expired", SYSTEM, reason=waited.reason, waited_hours=round(hours, 2), then="close")
+        _close(step, Outcome.CUSTOMER_LOST, SYSTEM, f"no reply from the customer within {hours:g}h "
+               f"(waiting for: {waited.reason})")
+        return
+    covered = pause.end(step, SYSTEM)
+    clock = s.resolve_clock
+    step.log("wait_expired", SYSTEM, reason=waited.reason, waited_hours=round(hours, 2), then="resume",
+             paused_business_seconds=covered.total_seconds() if covered is not None else None,
+             due_at=clock.due_at.isoformat() if clock and clock.running else None)
 
 
 def outcome(state: CaseState, policy: Policy) -> EscalationOutcome:

@@ -8,15 +8,21 @@ from escalation.rules.step import SYSTEM, MessageKind, RuleViolation, Step
 
 
 def schedule(step: Step) -> None:
-    """Plan the check-ins at the policy's offsets from now (the resolution)."""
+    """Plan the check-ins at the policy's offsets from now (the resolution), each moved into the
+    customer's contact window on their own wall clock (a check-in due at 03:00 goes out when it opens)."""
     s, fp = step.state, step.policy.followups
-    channel = s.input.customer.preferred_channel
-    start = len(s.checkins)
-    for i, offset in enumerate(fp.offsets, start=1):
-        s.checkins.append(CheckIn(number=start + i, resolution=len(s.resolutions), due_at=step.now + offset,
-                                  channel=channel))
+    cust = s.input.customer
+    window = step.policy.customer_window(cust.time_zone)
+    last = None
+    for offset in fp.offsets:
+        due = window.next_open(step.now + offset)
+        if last is not None and due <= last:
+            continue  # two check-ins in one closed stretch would arrive together: send one
+        s.checkins.append(CheckIn(number=len(s.checkins) + 1, resolution=len(s.resolutions), due_at=due,
+                                  channel=cust.preferred_channel))
+        last = due
     # No check-ins at all: the follow-up is over at once.
-    s.followup_ends_at = step.now + fp.offsets[-1] + fp.response_window if fp.offsets else step.now
+    s.followup_ends_at = last + fp.response_window if last is not None else step.now
 
 
 def cancel_pending(step: Step) -> None:

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
 from escalation.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
+from escalation.calendar import ALWAYS, WorkingCalendar
 from escalation.policy import Policy
+from escalation.rules.sla import sla_due
 
 SYSTEM = "system"
 
@@ -65,6 +67,8 @@ class Assign(Contract):
 
 class Send(Contract):
     message: Message
+    # Held until then: the recipient's working hours or the customer's contact window opens.
+    not_before: datetime | None = None
 
 
 Effect = Assign | Send
@@ -98,10 +102,25 @@ class Step:
     def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
              subject: str, body: str) -> None:
         key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
+        opens = self.contact_window(to).next_open(self.now)
         self.effects.append(Send(message=Message(
             key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
             subject=subject, body=body,
-        )))
+        ), not_before=opens if opens > self.now else None))
+
+    @property
+    def calendar(self) -> WorkingCalendar:
+        """The business calendar the current tier's clocks count in."""
+        return self.policy.calendar_for(self.state.tier, self.state.input.severity)
+
+    def contact_window(self, to: Recipient) -> WorkingCalendar:
+        """When `to` may hear from us: customers in their contact window (their own zone), staff in
+        working hours unless the severity is urgent."""
+        if to.kind == "customer":
+            return self.policy.customer_window(self.state.input.customer.time_zone)
+        if self.state.input.severity in self.policy.urgent_severities:
+            return ALWAYS
+        return self.calendar
 
     def require_open(self, field: str = "status") -> None:
         s = self.state.status
@@ -123,7 +142,7 @@ class Step:
     def stop_clocks(self) -> None:
         """Stop whichever SLA clocks of the current tier still run (resolution, closing)."""
         for clock in (self.state.acknowledge_clock, self.state.resolve_clock):
-            if clock and clock.running:
+            if clock and clock.live:
                 clock.stopped_at = self.now
 
     def customer(self) -> Recipient:
@@ -135,4 +154,5 @@ class Step:
             self.require_open(field)
 
     def result(self) -> tuple[CaseState, list[Effect]]:
+        self.state.sla_due_at = sla_due(self.state)
         return self.state, self.effects

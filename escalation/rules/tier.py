@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from escalation.models import MANUAL_REASONS, EscalationReason, Status, Tier, TierStint
+from escalation.rules import pause
 from escalation.rules.sla import start_clock
 from escalation.rules.step import SYSTEM, Assign, RuleViolation, Step
 
@@ -68,12 +69,14 @@ def enter_tier(step: Step, tier: Tier, *, reason: str, prefer: str | None = None
     s, policy = step.state, step.policy
     if s.stints and s.stints[-1].left_at is None:
         s.stints[-1].left_at = step.now
+    pause.end(step, SYSTEM)  # a new tier picks the case up; its clocks start fresh
     tp = policy.tier(tier)
     s.tier = tier
     s.owner = None
     s.acknowledged_by = None
-    s.acknowledge_clock = start_clock(step.now, tp.acknowledge_within)
-    s.resolve_clock = start_clock(step.now, tp.resolve_within)
+    calendar = step.calendar  # the new tier's
+    s.acknowledge_clock = start_clock(calendar, step.now, tp.acknowledge_within)
+    s.resolve_clock = start_clock(calendar, step.now, tp.resolve_within)
     s.stints.append(TierStint(tier=tier, entered_at=step.now, reason=reason))
     step.effects.append(
         Assign(
