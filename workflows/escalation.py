@@ -25,9 +25,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.carry import CarriedCase
     from escalation.models import (
-        AcknowledgeInput, Brief, CaseEvent, CaseState, CloseInput, DeEscalateInput,
+        AcknowledgeInput, Brief, CaseEvent, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput,
         EscalateInput, EscalationInput, EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer,
-        OfferInput, OfferResponseInput, Owner, ResolveInput, Status, TimelineEntry,
+        OfferInput, OfferResponseInput, Owner, ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
     )
     from escalation.policy import Policy
     from escalation.rules import Assign, Effect, RuleViolation, Send
@@ -75,6 +75,7 @@ class Escalation:
         self._pending: dict[int, Assign | Send | EventBatch] = {}  # side effects in flight
         self._next_effect = 0
         self._search: dict[str, Any] = {}
+        self._details = ""
 
     # ----- main loop
 
@@ -166,6 +167,23 @@ class Escalation:
     @record_offer_response.validator
     def _validate_record_offer_response(self, cmd: OfferResponseInput) -> None:
         self._dry_run(rules.record_offer_response, cmd)
+
+    @workflow.update
+    async def wait_on_customer(self, cmd: WaitOnCustomerInput) -> TimelineEntry:
+        return await self._handle(rules.wait_on_customer, cmd)
+
+    @wait_on_customer.validator
+    def _validate_wait_on_customer(self, cmd: WaitOnCustomerInput) -> None:
+        self._dry_run(rules.wait_on_customer, cmd)
+
+    @workflow.update
+    async def customer_replied(self, cmd: CustomerRepliedInput) -> TimelineEntry:
+        # An update, not a signal: whoever relays the reply learns at once if the case was not waiting.
+        return await self._handle(rules.customer_replied, cmd)
+
+    @customer_replied.validator
+    def _validate_customer_replied(self, cmd: CustomerRepliedInput) -> None:
+        self._dry_run(rules.customer_replied, cmd)
 
     @workflow.update
     async def resolve(self, cmd: ResolveInput) -> TimelineEntry:
@@ -283,6 +301,11 @@ class Escalation:
 
     async def _send(self, effect: Send) -> None:
         m = effect.message
+        if effect.not_before is not None and effect.not_before > workflow.now():
+            # Outside the recipient's hours: a durable timer holds the message (it survives restarts
+            # and travels with a continue-as-new as a pending effect).
+            await workflow.sleep(effect.not_before - workflow.now(),
+                                 summary=f"hold {m.kind.value} to {m.to.id} until {effect.not_before:%Y-%m-%d %H:%M} UTC")
         try:
             await workflow.execute_activity("send_message", m, result_type=str,
                                             summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}", **SEND_OPTS)
@@ -307,26 +330,30 @@ class Escalation:
         )
 
     def _refresh_search(self, state: CaseState) -> None:
-        due = rules.next_deadline(state) if state.status == Status.OPEN else None
+        due = state.sla_due_at
         wanted: dict[str, Any] = {
             SA_TIER: state.tier.value, SA_STATUS: state.status.value,
             SA_OWNER: state.owner.id if state.owner else None, SA_CUSTOMER: state.input.customer.id,
             SA_SEVERITY: state.input.severity.value, SA_SLA_DUE: due,
         }
-        if wanted == self._search:
-            return
-        updates = [SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()
-                   for k, v in wanted.items() if self._search.get(k, "unset") != v]
-        workflow.upsert_search_attributes(updates)
-        self._search = wanted
+        if wanted != self._search:
+            updates = [SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()
+                       for k, v in wanted.items() if self._search.get(k, "unset") != v]
+            workflow.upsert_search_attributes(updates)
+            self._search = wanted
         owner = state.owner.name if state.owner else "unassigned"
-        workflow.set_current_details(
-            f"**{state.status.value}** at **{state.tier.value}** ({owner})"
-            + (f", next deadline {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""))
+        waiting = f", waiting on the customer ({state.waiting.reason})" if state.waiting else ""
+        details = (f"**{state.status.value}** at **{state.tier.value}** ({owner}){waiting}"
+                   + (f", SLA due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""))
+        if details != self._details:
+            workflow.set_current_details(details)
+            self._details = details
 
     @staticmethod
     def _deadline_summary(state: CaseState, deadline: datetime) -> str:
         if state.status == Status.OPEN:
+            if state.waiting is not None and state.waiting.until == deadline:
+                return f"waiting on the customer ({state.waiting.reason})"
             ack = state.acknowledge_clock
             which = "acknowledge" if ack and ack.running and ack.due_at == deadline else "resolve"
             return f"{which} target at {state.tier.value}"
