@@ -14,7 +14,7 @@ from escalation.client import CaseAlreadyOpen, case_handle, case_state, open_cas
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.models import (
     AcknowledgeInput, Brief, CloseInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer, OfferInput,
-    OfferResponseInput, ResolveInput, TimelineEntry,
+    OfferResponseInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
 )
 from tests.cases import case_input, eventually, owned
 from worker import build_worker
@@ -146,6 +146,10 @@ BAD_UPDATES = [
     ("close", {"actor": "ana", "outcome": "resolved", "reason": "done"}, ["outcome", "resolve it first"]),
     ("followup_response", {"answer": "not_fixed"}, ["status", "follow-up"]),
     ("add_note", {"actor": "ana"}, ["text"]),
+    ("wait_on_customer", {"actor": "ana"}, ["reason"]),
+    ("wait_on_customer", {"actor": "ana", "reason": "needs photo", "limit": "0s"}, ["limit", "longer than zero"]),
+    ("wait_on_customer", {"actor": "ana", "reason": "needs photo", "limit": "soon"}, ["limit"]),
+    ("customer_replied", {"actor": "ana"}, ["status", "not waiting on the customer"]),
 ]
 
 
@@ -174,6 +178,9 @@ async def test_actions_on_a_closed_case_and_resolve_twice_are_refused(env, worke
         await update(handle, "resolve", fix)
     assert caught.value.cause.message.startswith("status: ") and "already resolved" in caught.value.cause.message
     assert caught.value.cause.type == "InvalidState"
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await update(handle, "wait_on_customer", WaitOnCustomerInput(actor="ana", reason="needs photo"))
+    assert caught.value.cause.message.startswith("status: ") and "resolved" in caught.value.cause.message
     assert (await case_state(handle)).model_dump() == before.model_dump()
     await update(handle, "close", CloseInput(actor="ana", outcome="resolved", reason="customer confirmed by phone"))
     result = await handle.result()
