@@ -24,6 +24,7 @@ from escalation import logs
 from escalation.config import Settings
 from escalation.policy import PolicyStore
 from escalation.roster import RosterStore
+from escalation.roster_watch import watch_roster
 from workflows import Escalation
 
 log = structlog.get_logger()
@@ -35,7 +36,8 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
     route = RouteActivities(RosterStore(settings.roster_path))
     notify = NotifyActivities(delivery or OutboxDelivery(settings.outbox_path))
     record = RecordActivities(OutboxEvents(settings.events_path))
-    return [policies.load_policy, route.assign_owner, notify.send_message, record.record_events]
+    return [policies.load_policy, route.find_owner, route.find_rep, route.assign_owner, notify.send_message,
+            record.record_events]
 
 
 def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,
@@ -64,7 +66,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     log.info("worker_started", address=settings.address, namespace=settings.namespace,
              task_queue=settings.task_queue)
     async with worker:
-        await stop.wait()
+        # Cases of reps the roster marks inactive are reassigned from here.
+        await watch_roster(client, RosterStore(settings.roster_path), stop)
     log.info("worker_stopped")
 
 

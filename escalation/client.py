@@ -11,7 +11,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from escalation.constants import SA_CUSTOMER, SA_SEVERITY, SA_STATUS, WORKFLOW_TYPE, task_queue, workflow_id
+from escalation.constants import SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_STATUS, WORKFLOW_TYPE, task_queue, workflow_id
 from escalation.models import CaseState, EscalationInput, EscalationOutcome, Status
 
 
@@ -74,6 +74,13 @@ async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, resul
 
 def _not_ready(err: RPCError) -> bool:
     return any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
+
+
+def holding_query(rep_ids: list[str]) -> str:
+    """Visibility query for the open cases these reps hold, as owner or as the rep a case is offered to."""
+    reps = ", ".join(f'"{r}"' for r in rep_ids)
+    return (f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
+            f'AND {SA_STATUS} = "{Status.OPEN.value}" AND {SA_OWNER} IN ({reps})')
 
 
 def case_handle(client: Client, case_id: str) -> WorkflowHandle[Any, EscalationOutcome]:

@@ -40,6 +40,8 @@ from escalation import logs  # noqa: E402
 from escalation.config import Settings  # noqa: E402
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX  # noqa: E402
 from escalation.demo import SCENARIOS, run_demo  # noqa: E402
+from escalation.roster import RosterStore  # noqa: E402
+from escalation.roster_watch import watch_roster  # noqa: E402
 from worker import build_worker, connect  # noqa: E402
 
 log = structlog.get_logger()
@@ -270,11 +272,15 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
             log.info("worker_started", address=settings.address, namespace=settings.namespace,
                      task_queue=settings.task_queue)
             demo_task = asyncio.create_task(run_demo(client, settings), name="demo") if demo else None
+            watch_task = asyncio.create_task(
+                watch_roster(client, RosterStore(settings.roster_path), stop), name="roster watch")
             print(_banner(settings, embedded=not external,
                           demo_cases=[s.case_id for s in SCENARIOS] if demo else []), flush=True)
             try:
                 await _until_stopped(stop, server)
             finally:
+                watch_task.cancel()
+                await asyncio.wait([watch_task])
                 if demo_task is not None:
                     demo_task.cancel()
                     await asyncio.wait([demo_task])  # never raises the task's own cancellation

@@ -82,6 +82,8 @@ class EscalationReason(StrEnum):
     NEEDS_AUTHORITY = "needs_authority"
     COMPLEXITY = "complexity"
     FOLLOWUP_NEGATIVE = "followup_negative"
+    NO_CAPACITY = "no_capacity"  # nobody at the tier could take the case: never left waiting
+    CUSTOMER_UNREACHABLE = "customer_unreachable"  # callback attempts used up
 
 
 # Reasons a person may give; the others are set by the system.
@@ -328,6 +330,7 @@ class Owner(Contract):
     email: str | None = None
     phone: str | None = None
     authority_limit: Decimal | None = None  # overrides the tier's limit when set
+    time_zone: str | None = None  # where the rep works, to show times on their own clock
 
 
 class TimelineEntry(Contract):
@@ -422,6 +425,142 @@ class CheckIn(Contract):
     cancelled: bool = False
 
 
+
+# ----- routing and callbacks
+
+
+class AssignmentStatus(StrEnum):
+    OFFERED = "offered"  # waiting for the rep to accept
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"  # not accepted in time: the next rep is asked
+    WITHDRAWN = "withdrawn"  # reassigned, or the case moved on
+
+
+class Assignment(Contract):
+    """The case offered to one rep, who must accept it by `accept_by`."""
+
+    stint: int
+    rep: Owner
+    offered_at: datetime
+    accept_by: datetime
+    load: int | None = None  # open cases the rep held when chosen (None: visibility could not count)
+    status: AssignmentStatus = AssignmentStatus.OFFERED
+    answered_at: datetime | None = None
+
+
+class CallbackChannel(StrEnum):
+    CALL = "call"
+    VIDEO = "video"
+
+
+class CallbackOutcome(StrEnum):
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    VOICEMAIL = "voicemail"
+    WRONG_NUMBER = "wrong_number"
+    DECLINED = "declined"
+
+
+class CallbackStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its time, or for an outcome within its window
+    COMPLETED = "completed"  # the customer was reached (or declined the call)
+    FAILED = "failed"  # unreachable after every attempt, or a wrong number
+    MISSED = "missed"  # nobody called within the window and no other rep could take it
+    CANCELLED = "cancelled"
+
+
+# "earliest": the first moment the customer's contact window is open. A time without a UTC offset is
+# read on the customer's own wall clock ("10:00" means 10:00 where they are, whatever the DST).
+CallbackTime = datetime | Literal["earliest"]
+
+
+class ScheduleCallbackInput(Contract):
+    actor: Actor
+    at: CallbackTime
+    window: Duration | None = None  # how long after `at` the call may start; policy default
+    owner: Identifier | None = None  # who calls; the case owner when left out
+    channel: CallbackChannel = CallbackChannel.CALL
+    phone: Annotated[str | None, AfterValidator(_phone)] = None  # another number than the customer's
+    notes: str | None = None
+
+
+class RescheduleCallbackInput(Contract):
+    actor: Actor
+    callback_id: Identifier
+    at: CallbackTime
+    window: Duration | None = None
+    owner: Identifier | None = None  # hand it to another rep; unchanged when left out
+    notes: str | None = None
+
+
+class CancelCallbackInput(Contract):
+    actor: Actor
+    callback_id: Identifier
+    reason: NonEmpty
+
+
+class CallbackOutcomeInput(Contract):
+    actor: Actor
+    callback_id: Identifier
+    outcome: CallbackOutcome
+    note: str | None = None
+
+
+class AcceptInput(Contract):
+    """The rep the case is offered to takes it."""
+
+    actor: Actor
+    note: str | None = None
+
+
+class ReassignInput(Contract):
+    actor: Actor
+    reason: NonEmpty
+    to: Identifier | None = None  # preferred rep; routing picks the best other qualified rep if they cannot
+    # Only if the case is still with this rep (the owner or the rep it is offered to); makes automatic
+    # reassignment safe to repeat.
+    from_owner: Identifier | None = None
+
+
+class CallbackAttempt(Contract):
+    number: int
+    due_at: datetime
+    outcome: CallbackOutcome
+    by: str
+    recorded_at: datetime
+    note: str | None = None
+
+
+class Callback(Contract):
+    """A promised call to the customer. `due_at` is the current attempt's start, kept in UTC and shown on
+    the customer's wall clock (`customer_time`) and the caller's (`owner_time`)."""
+
+    id: str
+    status: CallbackStatus = CallbackStatus.SCHEDULED
+    due_at: datetime
+    window: timedelta
+    customer_time: datetime
+    owner_time: datetime
+    owner: Owner
+    channel: CallbackChannel
+    phone: str | None = None
+    notes: str | None = None
+    scheduled_by: str
+    scheduled_at: datetime
+    remind_at: datetime | None = None  # None when no reminder is (still) to be sent
+    due_told: bool = False  # the owner was told the callback is due now
+    attempts: list[CallbackAttempt] = Field(default_factory=list)
+    missed_by: list[str] = Field(default_factory=list)
+    handing_over: bool = False  # its window passed unattempted: routing looks for the next rep
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+
+    @property
+    def closes_at(self) -> datetime:
+        """End of the window in which the current attempt must be made."""
+        return self.due_at + self.window
+
+
 class CaseState(Contract):
     case_id: str
     # Distinguishes this opening of the case from earlier ones under the same id (a closed case's id
@@ -457,6 +596,17 @@ class CaseState(Contract):
     # search attribute, so ops can list what breaches next.
     sla_due_at: datetime | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # Routing: every time the case was offered to a rep, and how many routing requests were made (an
+    # answer to an older request is ignored).
+    assignments: list[Assignment] = Field(default_factory=list)
+    route_requests: int = 0
+    callbacks: list[Callback] = Field(default_factory=list)
+
+    @property
+    def pending_assignment(self) -> Assignment | None:
+        """The offer a rep has yet to accept, if any."""
+        a = self.assignments[-1] if self.assignments else None
+        return a if a is not None and a.status == AssignmentStatus.OFFERED else None
 
     @property
     def waiting(self) -> Pause | None:
@@ -538,6 +688,7 @@ class EscalationOutcome(Contract):
     root_cause: RootCause | None
     kb_missing: bool
     followups: list[CheckInResult]
+    callbacks_missed: int = 0  # also counted in breaches
 
 
 

@@ -78,6 +78,46 @@ class PausePolicy(Contract):
         return self
 
 
+class RoutingPolicy(Contract):
+    """How a case finds its owner at a tier."""
+
+    # A rep offered the case must accept it within this (seconds to minutes), or the next qualified rep
+    # is offered it; unset: the chosen rep owns the case at once (auto-assign).
+    accept_within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _positive(self) -> RoutingPolicy:
+        if self.accept_within is not None and self.accept_within <= timedelta(0):
+            raise ValueError("accept_within must be longer than zero (or left out to assign at once)")
+        return self
+
+
+class CallbackPolicy(Contract):
+    """Calls back to the customer: how far ahead, reminders, retries, and what follows when they fail."""
+
+    # Furthest ahead a callback may be scheduled (Genesys allows 30 days).
+    horizon: Duration = timedelta(days=30)
+    # How long after its time a callback may still be made when the update does not say.
+    window: Duration = timedelta(minutes=30)
+    # The caller is reminded this long before; unset: no reminder.
+    remind_before: Duration | None = timedelta(minutes=15)
+    # After no answer or voicemail the next attempt is this much later (inside the contact window).
+    retry_after: Duration = timedelta(hours=1)
+    max_attempts: int = Field(default=3, ge=1)
+    # Every attempt unanswered: the customer hears in writing, then the case goes a tier up or to
+    # another rep at its tier.
+    on_unreachable: Literal["escalate", "reassign"] = "escalate"
+
+    @model_validator(mode="after")
+    def _durations(self) -> CallbackPolicy:
+        for field in ("horizon", "window", "retry_after"):
+            if getattr(self, field) <= timedelta(0):
+                raise ValueError(f"{field} must be longer than zero")
+        if self.remind_before is not None and self.remind_before <= timedelta(0):
+            raise ValueError("remind_before must be longer than zero (or left out for no reminder)")
+        return self
+
+
 class Policy(Contract):
     name: str
     version: str
@@ -112,6 +152,8 @@ class Policy(Contract):
     # None means any time.
     contact_hours: dict[str, list[str]] | None = None
     pause: PausePolicy = Field(default_factory=PausePolicy)
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    callbacks: CallbackPolicy = Field(default_factory=CallbackPolicy)
 
     @field_validator("contact_hours")
     @classmethod

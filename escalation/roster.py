@@ -1,14 +1,19 @@
-"""Who can own a case: representatives with a tier, skills, languages and optional own authority limit."""
+"""Who can own a case: representatives with a tier, skills, languages, working hours, a cap on open cases,
+contact details and optional own authority limit. Pure data; routing (escalation.rules.routing) chooses."""
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
-from escalation.models import Contract, Identifier, Money, Owner, Tier
+from escalation.calendar import ALWAYS, CalendarError, WorkingCalendar
+from escalation.models import Contract, Identifier, Money, Owner, Tier, TimeZoneName
+
+# Years of public holidays resolved when the roster loads (as for policies).
+HOLIDAY_YEARS_AHEAD = 3
 
 
 class Rep(Contract):
@@ -20,41 +25,64 @@ class Rep(Contract):
     email: str | None = None
     phone: str | None = None
     authority_limit: Money | None = None
+    # When the rep works: a name from the roster's [calendars], or their own calendar; unset: any time.
+    calendar: str | WorkingCalendar | None = None
+    # Where the rep is, for showing times on their clock; unset: their calendar's zone.
+    time_zone: TimeZoneName | None = None
+    # Most open cases the rep holds at once; unset: no cap.
+    max_cases: int | None = Field(default=None, ge=1)
+    # Inactive reps are never chosen; cases they hold are reassigned (escalation.roster_watch).
     active: bool = True
-
-    def owner(self) -> Owner:
-        return Owner(id=self.id, name=self.name, tier=self.tier, email=self.email, phone=self.phone,
-                     authority_limit=self.authority_limit)
 
 
 class Roster(Contract):
+    calendars: dict[str, WorkingCalendar] = Field(default_factory=dict)
     reps: list[Rep] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> Roster:
+    def _consistent(self) -> Roster:
         seen: set[str] = set()
         for rep in self.reps:
             if rep.id in seen:
                 raise ValueError(f"reps: id '{rep.id}' appears twice")
             seen.add(rep.id)
+            if isinstance(rep.calendar, str) and rep.calendar not in self.calendars:
+                known = ", ".join(sorted(self.calendars)) or "none defined"
+                raise ValueError(f"reps.{rep.id}.calendar: no calendar named '{rep.calendar}' in calendars ({known})")
         return self
 
+    def rep(self, rep_id: str) -> Rep | None:
+        return next((r for r in self.reps if r.id == rep_id), None)
+
+    def calendar_of(self, rep: Rep) -> WorkingCalendar:
+        if rep.calendar is None:
+            return ALWAYS
+        return self.calendars[rep.calendar] if isinstance(rep.calendar, str) else rep.calendar
+
+    def owner(self, rep: Rep) -> Owner:
+        """The rep as a case sees its owner."""
+        zone = rep.time_zone or (self.calendar_of(rep).time_zone if rep.calendar is not None else None)
+        return Owner(id=rep.id, name=rep.name, tier=rep.tier, email=rep.email, phone=rep.phone,
+                     authority_limit=rep.authority_limit, time_zone=zone)
+
     def qualified(self, tier: Tier, skills: list[str], language: str) -> list[Rep]:
+        """Active reps at `tier` with every skill and the customer's language ('pt-BR' matches 'pt')."""
         need = set(skills)
         return [r for r in self.reps
                 if r.active and r.tier == tier and need <= set(r.skills) and language.split("-")[0] in r.languages]
 
-    def choose(self, case_id: str, tier: Tier, skills: list[str], language: str,
-               prefer: str | None = None, exclude: list[str] | None = None) -> Rep | None:
-        """Pick an owner: the preferred rep when qualified, else spread cases evenly (stable per case)."""
-        pool = [r for r in self.qualified(tier, skills, language) if r.id not in set(exclude or [])]
-        if not pool:
-            return None
-        for rep in pool:
-            if rep.id == prefer:
-                return rep
-        pool.sort(key=lambda r: hashlib.sha256(f"{case_id}/{r.id}".encode()).hexdigest())
-        return pool[0]
+    def with_holidays(self, years: range) -> Roster:
+        """A copy whose calendars (named and per rep) have their public holidays resolved into dates."""
+        def resolve(where: str, cal: WorkingCalendar) -> WorkingCalendar:
+            try:
+                return cal.with_holidays(years)
+            except CalendarError as err:
+                raise RosterError(f"{where}.{err}") from None
+
+        calendars = {name: resolve(f"calendars.{name}", cal) for name, cal in self.calendars.items()}
+        reps = [r.model_copy(update={"calendar": resolve(f"reps.{r.id}.calendar", r.calendar)})
+                if isinstance(r.calendar, WorkingCalendar) else r for r in self.reps]
+        return self.model_copy(update={"calendars": calendars, "reps": reps})
 
 
 class RosterError(ValueError):
@@ -63,9 +91,14 @@ class RosterError(ValueError):
 
 def load_roster(path: Path) -> Roster:
     try:
-        return Roster.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+        roster = Roster.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as err:
         raise RosterError(f"roster {Path(path).name}: {err}") from err
+    this_year = date.today().year
+    try:
+        return roster.with_holidays(range(this_year - 1, this_year + HOLIDAY_YEARS_AHEAD + 1))
+    except RosterError as err:
+        raise RosterError(f"roster {Path(path).name}: {err}") from None
 
 
 class RosterStore:

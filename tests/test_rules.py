@@ -200,7 +200,7 @@ def test_open_case_starts_at_first_tier_with_clocks_and_asks_for_an_owner():
     assert first.seq == 1 and first.at == NOW and first.actor == "ana" and first.tier == A
     assert first.detail["channel"] == "call" and first.detail["threat"] is False
     assert first.detail["policy_version"] == "test-1"
-    assert effects == [Assign(case_id="C-1001", tier=A, stint=1, skills=["billing"], language="en")]
+    assert effects == [Assign(case_id="C-1001", tier=A, stint=1, skills=["billing"], language="en", request=1, at=NOW)]
 
 
 def test_open_case_passes_the_customer_language_and_skills_to_routing():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,8 +30,12 @@ with workflow.unsafe.imports_passed_through():
         EscalateInput, EscalationInput, EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer,
         OfferInput, OfferResponseInput, Owner, ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
     )
+    from escalation.models import (
+        AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
+        ScheduleCallbackInput,
+    )
     from escalation.policy import Policy
-    from escalation.rules import Assign, Effect, RuleViolation, Send
+    from escalation.rules import Assign, Effect, Routed, RuleViolation, Send
 
 TIER_KEY = SearchAttributeKey.for_keyword(SA_TIER)
 STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
@@ -52,6 +57,8 @@ ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
 SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
                  retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
 RECORD_OPTS = dict(SEND_OPTS)
+# Cases opened before routing made offers and counted load keep assigning the old way when they replay.
+ROUTING_OFFERS_PATCH = "routing-offers"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -210,6 +217,80 @@ class Escalation:
     def _validate_followup_response(self, cmd: FollowUpResponseInput) -> None:
         self._dry_run(rules.followup_response, cmd)
 
+    # ----- routing and callbacks
+
+    @workflow.update
+    async def accept(self, cmd: AcceptInput) -> TimelineEntry:
+        return await self._handle(rules.accept, cmd)
+
+    @accept.validator
+    def _validate_accept(self, cmd: AcceptInput) -> None:
+        self._dry_run(rules.accept, cmd)
+
+    @workflow.update
+    async def reassign(self, cmd: ReassignInput) -> TimelineEntry:
+        return await self._handle(rules.reassign, cmd)
+
+    @reassign.validator
+    def _validate_reassign(self, cmd: ReassignInput) -> None:
+        self._dry_run(rules.reassign, cmd)
+
+    @workflow.update
+    async def schedule_callback(self, cmd: ScheduleCallbackInput) -> Callback:
+        owner = await self._find_rep(cmd.owner)
+        await self._handle(partial(rules.schedule_callback, owner=owner), cmd)
+        return self._current.callbacks[-1]
+
+    @schedule_callback.validator
+    def _validate_schedule_callback(self, cmd: ScheduleCallbackInput) -> None:
+        self._dry_run(partial(rules.schedule_callback, owner=self._named_rep(cmd.owner)), cmd)
+
+    @workflow.update
+    async def reschedule_callback(self, cmd: RescheduleCallbackInput) -> Callback:
+        owner = await self._find_rep(cmd.owner)
+        await self._handle(partial(rules.reschedule_callback, owner=owner), cmd)
+        return self._callback(cmd.callback_id)
+
+    @reschedule_callback.validator
+    def _validate_reschedule_callback(self, cmd: RescheduleCallbackInput) -> None:
+        self._dry_run(partial(rules.reschedule_callback, owner=self._named_rep(cmd.owner)), cmd)
+
+    @workflow.update
+    async def cancel_callback(self, cmd: CancelCallbackInput) -> Callback:
+        await self._handle(rules.cancel_callback, cmd)
+        return self._callback(cmd.callback_id)
+
+    @cancel_callback.validator
+    def _validate_cancel_callback(self, cmd: CancelCallbackInput) -> None:
+        self._dry_run(rules.cancel_callback, cmd)
+
+    @workflow.update
+    async def record_callback_outcome(self, cmd: CallbackOutcomeInput) -> Callback:
+        await self._handle(rules.record_callback_outcome, cmd)
+        return self._callback(cmd.callback_id)
+
+    @record_callback_outcome.validator
+    def _validate_record_callback_outcome(self, cmd: CallbackOutcomeInput) -> None:
+        self._dry_run(rules.record_callback_outcome, cmd)
+
+    def _callback(self, callback_id: str) -> Callback:
+        return next(c for c in self._current.callbacks if c.id == callback_id)
+
+    def _named_rep(self, rep_id: str | None) -> Owner | None:
+        """For validators, which cannot read the roster: the rep as the case knows them, else a stand-in
+        so that every other rule is checked; the handler then looks the rep up in the roster."""
+        s = self._state
+        if rep_id is None or s is None:
+            return None
+        return s.owner if s.owner is not None and s.owner.id == rep_id else Owner(id=rep_id, name=rep_id, tier=s.tier)
+
+    async def _find_rep(self, rep_id: str | None) -> Owner | None:
+        """The named rep from the roster (active only); None when unknown, which the rule refuses."""
+        if rep_id is None:
+            return None
+        return await workflow.execute_activity("find_rep", rep_id, result_type=Owner | None,  # type: ignore[arg-type]
+                                               summary=f"look up rep {rep_id}", **QUICK)
+
     # ----- queries
 
     @workflow.query
@@ -289,6 +370,22 @@ class Escalation:
             raise ApplicationError(self._open_error, type=ERR_UNKNOWN_POLICY, non_retryable=True) from None
 
     async def _assign(self, effect: Assign) -> None:
+        if not workflow.patched(ROUTING_OFFERS_PATCH):
+            await self._assign_at_once(effect)
+            return
+        try:
+            routed = await workflow.execute_activity(
+                "find_owner", effect, result_type=Routed,
+                summary=f"find {effect.tier.value}" + (f" for {effect.callback_id}" if effect.callback_id else ""),
+                **ASSIGN_OPTS)
+        except ActivityError as err:
+            workflow.logger.warning("routing failed for %s: %s", effect.case_id, err)
+            routed = Routed(stint=effect.stint, request=effect.request, callback_id=effect.callback_id,
+                            failed=True, reason=f"routing failed: {err.cause or err}")
+        self._apply(*rules.owner_found(self._current, self._policy, routed, workflow.now()))
+        self._changed = True
+
+    async def _assign_at_once(self, effect: Assign) -> None:
         try:
             owner = await workflow.execute_activity(
                 "assign_owner", effect, result_type=Owner | None,  # type: ignore[arg-type]
@@ -333,7 +430,7 @@ class Escalation:
         due = state.sla_due_at
         wanted: dict[str, Any] = {
             SA_TIER: state.tier.value, SA_STATUS: state.status.value,
-            SA_OWNER: state.owner.id if state.owner else None, SA_CUSTOMER: state.input.customer.id,
+            SA_OWNER: rules.holder(state), SA_CUSTOMER: state.input.customer.id,
             SA_SEVERITY: state.input.severity.value, SA_SLA_DUE: due,
         }
         if wanted != self._search:
@@ -351,6 +448,8 @@ class Escalation:
 
     @staticmethod
     def _deadline_summary(state: CaseState, deadline: datetime) -> str:
+        if label := rules.describe_deadline(state, deadline):
+            return label
         if state.status == Status.OPEN:
             if state.waiting is not None and state.waiting.until == deadline:
                 return f"waiting on the customer ({state.waiting.reason})"

@@ -7,6 +7,14 @@ anything, so an update validator can run the very same function as a dry run.
 
 from escalation.rules.case import (
     Result,
+    accept,
+    cancel_callback,
+    describe_deadline,
+    owner_found,
+    reassign,
+    record_callback_outcome,
+    reschedule_callback,
+    schedule_callback,
     acknowledge,
     add_note,
     advance,
@@ -27,9 +35,20 @@ from escalation.rules.case import (
 )
 from escalation.rules.sla import sla_due
 from escalation.rules.brief import build_brief
+from escalation.rules.routing import Routed, holder
 from escalation.rules.step import Assign, Effect, Message, Recipient, RuleViolation, Send
 
 __all__ = [
+    "Routed",
+    "accept",
+    "cancel_callback",
+    "describe_deadline",
+    "holder",
+    "owner_found",
+    "reassign",
+    "record_callback_outcome",
+    "reschedule_callback",
+    "schedule_callback",
     "Assign",
     "Effect",
     "Message",

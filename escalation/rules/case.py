@@ -6,14 +6,17 @@ from datetime import datetime
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (
+    AcceptInput, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
+    ScheduleCallbackInput, TimelineEntry,
     AcknowledgeInput, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, WaitOnCustomerInput, EscalateInput, EscalationInput,
     EscalationOutcome, EscalationReason, FollowUpResponseInput, NoteInput, OfferInput, OfferResponseInput,
     OfferStatus, Outcome, Owner, ContactChannel, Resolution, ResolveInput, Status, CheckInResult,
 )
 from escalation.policy import Policy
-from escalation.rules import followup, offer, pause
+from escalation.rules import callback, followup, offer, pause, routing
 from escalation.rules.brief import build_brief, granted_total, offer_line
 from escalation.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
+from escalation.rules.routing import Routed
 from escalation.rules.tier import enter_tier, escalation_target, move, on_ladder
 
 Result = tuple[CaseState, list[Effect]]
@@ -33,25 +36,104 @@ def open_case(inp: EscalationInput, policy: Policy, now: datetime, opening_id: s
 
 
 def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | None, now: datetime) -> Result:
-    """The routing answer for an `Assign` effect. Answers for an older stint are ignored."""
+    """The routing answer of cases that started before offers and load-aware routing (kept so they
+    replay): the owner is assigned at once; answers for an older stint are ignored."""
     step = Step.begin(state, policy, now)
     s = step.state
     if stint != len(s.stints) or s.status != Status.OPEN:
         return state, []  # the case moved on (another tier, resolved, closed) while routing ran
-    brief = build_brief(s, policy, now)
     if owner is None:
-        entry = step.log("unassigned", SYSTEM, detail=f"nobody available at {s.tier.value}")
-        step.send(entry, MessageKind.UNASSIGNED,
-                  Recipient(kind="team", id=f"team-{s.tier.value}", name=f"{s.tier.value} queue"),
-                  _channel(None), f"[{s.case_id}] waiting for a {s.tier.value}", brief.text)
+        _unassigned(step, f"nobody available at {s.tier.value}")
+    else:
+        _assign(step, owner)
+    return step.result()
+
+
+def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime) -> Result:
+    """The routing answer for an `Assign` effect: offer the case to the rep (or assign it at once when the
+    policy has no acceptance timeout); nobody qualified and free moves it up a tier with `no_capacity`."""
+    step = Step.begin(state, policy, now)
+    s = step.state
+    if routed.callback_id is not None:
+        callback.handed_over(step, routed)
         return step.result()
+    if routed.stint != len(s.stints) or routed.request != s.route_requests or s.status != Status.OPEN:
+        return state, []  # the case moved on (another tier or routing request, resolved, closed)
+    if routed.owner is not None:
+        if policy.routing.accept_within is None:
+            _assign(step, routed.owner)
+        else:
+            routing.offer(step, routed, policy.routing.accept_within)
+    elif routed.failed:
+        _unassigned(step, routed.reason or "routing failed")
+    elif (above := policy.above(s.tier)) is not None:
+        move(step, above, kind="escalated", reason=EscalationReason.NO_CAPACITY.value, detail=routed.reason)
+    else:
+        # The top of the ladder has nobody free: say so loudly, to the tier's queue and the escalation contact.
+        entry = _unassigned(step, routed.reason or "nobody available", reason=EscalationReason.NO_CAPACITY.value)
+        step.send(entry, MessageKind.NO_CAPACITY,
+                  Recipient(kind="escalation_contact", id=policy.escalation_contact, name="escalation contact",
+                            email=policy.escalation_contact),
+                  _channel(None), f"[{s.case_id}] nobody free at {s.tier.value}, the top of the ladder",
+                  build_brief(s, policy, now).text, at=now)
+    return step.result()
+
+
+def _unassigned(step: Step, detail: str, **extra: str) -> TimelineEntry:
+    s = step.state
+    entry = step.log("unassigned", SYSTEM, detail=detail, **extra)
+    step.send(entry, MessageKind.UNASSIGNED,
+              Recipient(kind="team", id=f"team-{s.tier.value}", name=f"{s.tier.value} queue"),
+              _channel(None), f"[{s.case_id}] waiting for a {s.tier.value}", build_brief(s, step.policy, step.now).text)
+    return entry
+
+
+def _assign(step: Step, owner: Owner) -> None:
+    s = step.state
     s.owner = owner
     s.stints[-1].owners.append(owner.id)
     entry = step.log("assigned", SYSTEM, owner=owner.id, owner_name=owner.name)
-    step.send(entry, MessageKind.OWNER_ASSIGNED,
-              Recipient(kind="owner", id=owner.id, name=owner.name, email=owner.email, phone=owner.phone),
-              _channel(owner), f"[{s.case_id}] {s.input.severity.value} escalation for you: {s.input.summary[:80]}",
-              brief.text)
+    step.send(entry, MessageKind.OWNER_ASSIGNED, routing.recipient(owner), _channel(owner),
+              f"[{s.case_id}] {s.input.severity.value} escalation for you: {s.input.summary[:80]}",
+              build_brief(s, step.policy, step.now).text)
+
+
+def accept(state: CaseState, policy: Policy, cmd: AcceptInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    routing.accept(step, cmd)
+    return step.result()
+
+
+def reassign(state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    routing.reassign(step, cmd.actor, cmd.reason, to=cmd.to, from_owner=cmd.from_owner)
+    return step.result()
+
+
+def schedule_callback(state: CaseState, policy: Policy, cmd: ScheduleCallbackInput, now: datetime,
+                      owner: Owner | None = None) -> Result:
+    """`owner` is the rep `cmd.owner` names, as the roster knows them (the workflow looks them up)."""
+    step = Step.begin(state, policy, now)
+    callback.schedule(step, cmd, owner)
+    return step.result()
+
+
+def reschedule_callback(state: CaseState, policy: Policy, cmd: RescheduleCallbackInput, now: datetime,
+                        owner: Owner | None = None) -> Result:
+    step = Step.begin(state, policy, now)
+    callback.reschedule(step, cmd, owner)
+    return step.result()
+
+
+def cancel_callback(state: CaseState, policy: Policy, cmd: CancelCallbackInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    callback.cancel(step, cmd)
+    return step.result()
+
+
+def record_callback_outcome(state: CaseState, policy: Policy, cmd: CallbackOutcomeInput, now: datetime) -> Result:
+    step = Step.begin(state, policy, now)
+    callback.record_outcome(step, cmd)
     return step.result()
 
 
@@ -68,6 +150,9 @@ def acknowledge(state: CaseState, policy: Policy, cmd: AcknowledgeInput, now: da
     if s.acknowledged_by is not None:
         raise RuleViolation("actor", f"already acknowledged at {s.tier.value} by {s.acknowledged_by}",
                             type=ERR_INVALID_STATE)
+    pending = s.pending_assignment
+    if pending is not None and pending.rep.id == cmd.actor:
+        routing.take(step, cmd.actor)  # acknowledging the case offered to you accepts it
     s.acknowledged_by = cmd.actor
     if s.acknowledge_clock and s.acknowledge_clock.running:
         s.acknowledge_clock.stopped_at = now  # like paging tools: an ack stops the escalation clock
@@ -152,6 +237,8 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
     s.stints[-1].left_at = now  # time in follow-up is not time spent at the tier
     step.log("resolved", cmd.actor, resolution=cmd.resolution, root_cause=cmd.root_cause.value,
              kb_article=cmd.kb_article, kb_missing=cmd.kb_missing or None)
+    routing.withdraw(step)
+    callback.cancel_all(step, "the case was resolved")
     followup.schedule(step)
     return step.result()
 
@@ -186,6 +273,8 @@ def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
     s.closed_at = step.now
     s.close_reason = reason
     step.log("closed", actor, outcome=result.value, reason=reason)
+    routing.withdraw(step)
+    callback.cancel_all(step, "the case was closed")
 
 
 def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInput, now: datetime) -> Result:
@@ -222,11 +311,20 @@ def next_deadline(state: CaseState) -> datetime | None:
         due += [c.due_at for c in (s.acknowledge_clock, s.resolve_clock) if c and c.running]
         if s.waiting is not None and s.waiting.until is not None:
             due.append(s.waiting.until)
+        due += routing.deadlines(s) + callback.deadlines(s)
     elif s.status == Status.RESOLVED:
         due += [c.due_at for c in s.checkins if c.sent_at is None and not c.cancelled]
         if s.followup_ends_at is not None:
             due.append(s.followup_ends_at)
     return min(due) if due else None
+
+
+def describe_deadline(state: CaseState, deadline: datetime) -> str | None:
+    """What a routing or callback deadline is (for the timer's summary); None for the others."""
+    pending = state.pending_assignment
+    if pending is not None and pending.accept_by == deadline:
+        return f"offer to {pending.rep.id} expires"
+    return callback.describe(state, deadline)
 
 
 def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
@@ -256,6 +354,8 @@ def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
                       _channel(None),
                       f"[{s.case_id}] {name} target missed at {s.tier.value}, the top of the ladder",
                       brief.text)
+        routing.expire(step)
+        callback.advance(step)
     elif s.status == Status.RESOLVED:
         followup.send_due(step)
         if s.followup_ends_at is not None and s.followup_ends_at <= now and all(
@@ -313,4 +413,5 @@ def outcome(state: CaseState, policy: Policy) -> EscalationOutcome:
         kb_missing=any(r.kb_missing for r in s.resolutions),
         followups=[CheckInResult(number=c.number, channel=c.channel, sent_at=c.sent_at, answer=c.answer,
                                  comment=c.comment) for c in s.checkins if not c.cancelled],
+        callbacks_missed=sum(len(c.missed_by) for c in s.callbacks),
     )

@@ -32,6 +32,13 @@ class MessageKind(StrEnum):
     TOP_BREACH = "top_breach"
     FOLLOWUP_CHECKIN = "followup_checkin"
     OFFER_CONFIRMATION = "offer_confirmation"
+    CASE_OFFERED = "case_offered"
+    NO_CAPACITY = "no_capacity"
+    CALLBACK_SCHEDULED = "callback_scheduled"
+    CALLBACK_REMINDER = "callback_reminder"
+    CALLBACK_DUE = "callback_due"
+    CALLBACK_CANCELLED = "callback_cancelled"
+    CALLBACK_UNREACHABLE = "callback_unreachable"
 
 
 class Recipient(Contract):
@@ -63,6 +70,9 @@ class Assign(Contract):
     language: str
     prefer: str | None = None
     exclude: list[str] = []
+    request: int = 0  # which routing request of the case this is (answers to older ones are ignored)
+    at: datetime | None = None  # the case's "now": who is working is judged at this instant
+    callback_id: str | None = None  # find a rep to take over this callback instead of the case
 
 
 class Send(Contract):
@@ -100,9 +110,10 @@ class Step:
         return entry
 
     def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
-             subject: str, body: str) -> None:
+             subject: str, body: str, *, at: datetime | None = None) -> None:
+        """Queue a message; it is held until the recipient's hours open, or until `at` when given."""
         key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
-        opens = self.contact_window(to).next_open(self.now)
+        opens = at if at is not None else self.contact_window(to).next_open(self.now)
         self.effects.append(Send(message=Message(
             key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
             subject=subject, body=body,

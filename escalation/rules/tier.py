@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from escalation.models import MANUAL_REASONS, EscalationReason, Status, Tier, TierStint
-from escalation.rules import pause
+from escalation.rules import pause, routing
 from escalation.rules.sla import start_clock
-from escalation.rules.step import SYSTEM, Assign, RuleViolation, Step
+from escalation.rules.step import SYSTEM, RuleViolation, Step
 
 
 def _names(tiers: list[Tier]) -> str:
@@ -78,16 +78,7 @@ def enter_tier(step: Step, tier: Tier, *, reason: str, prefer: str | None = None
     s.acknowledge_clock = start_clock(calendar, step.now, tp.acknowledge_within)
     s.resolve_clock = start_clock(calendar, step.now, tp.resolve_within)
     s.stints.append(TierStint(tier=tier, entered_at=step.now, reason=reason))
-    step.effects.append(
-        Assign(
-            case_id=s.case_id,
-            tier=tier,
-            stint=len(s.stints),
-            skills=list(s.input.skills),
-            language=s.input.customer.language,
-            prefer=prefer,
-        )
-    )
+    routing.request_owner(step, prefer=prefer)
 
 
 def move(step: Step, target: Tier, *, kind: str, reason: str, actor: str = SYSTEM,
