@@ -43,11 +43,16 @@ def _hours_text(hours: dict[str, list[str]] | None) -> str:
 # ----- checks shared by schedule and reschedule
 
 
+def _contact(step: Step) -> WorkingCalendar:
+    """The customer's contact window, on their own clock."""
+    return step.policy.customer_window(step.state.input.customer.time_zone)
+
+
 def when(step: Step, at: CallbackTime, field: str = "at") -> datetime:
     """The instant a callback asked for at `at` is due, or a RuleViolation saying why it cannot be."""
     s, policy = step.state, step.policy
     zone = s.input.customer.time_zone
-    window = policy.customer_window(zone)
+    window = _contact(step)
     if at == "earliest":
         due = window.next_open(step.now)
     else:
@@ -250,10 +255,6 @@ def _unreachable(step: Step, cb: Callback, entry) -> None:
 def _end(step: Step, cb: Callback, status: CallbackStatus, reason: str) -> None:
     cb.status, cb.ended_at, cb.end_reason = status, step.now, reason
     cb.remind_at, cb.handing_over = None, False
-
-
-def s_window(step: Step):
-    return step.policy.customer_window(step.state.input.customer.time_zone)
 
 
 def cancel_all(step: Step, reason: str) -> None:

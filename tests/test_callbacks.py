@@ -1,0 +1,531 @@
+"""Callbacks: the rules tested directly (times on the customer's clock, refusals, reminders, retries,
+hand-over of a missed window, cancellation, hypothesis over random command sequences), then on real
+servers: a supervisor callback reached, no answer retried then escalated, a missed window handed to the
+next rep, reschedule and cancel, a callback across a DST change, and bad inputs refused.
+
+The `routing` test policy calls customers 08:00-20:00 on their own clock (the test customer is in
+Berlin), reminds 15 minutes before, retries after an hour, gives up after two attempts and escalates.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import strategies as st
+from temporalio.client import WorkflowUpdateFailedError
+
+from escalation import rules as R
+from escalation.client import case_state, open_case
+from escalation.constants import ERR_INVALID_STATE
+from escalation.models import (
+    AcknowledgeInput, Callback, CallbackOutcomeInput, CallbackStatus, CancelCallbackInput, CaseState, CloseInput, Owner,
+    RescheduleCallbackInput, ResolveInput, ScheduleCallbackInput, Tier, TimelineEntry,
+)
+from escalation.policy import Policy
+from escalation.rules import Routed, RuleViolation
+from escalation.rules.callback import deadlines as callback_deadlines
+from escalation.rules.step import Assign, MessageKind
+from tests.cases import case_input, eventually
+from tests.test_business_hours import close_to, sent, skip_to, skip_until
+from tests.test_routing import ROUTING, held_by
+from tests.test_rules import OPENING, assigns, kinds, refused, sends
+
+TESTS = Path(__file__).parent
+BERLIN, LONDON, NY = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
+NOW = datetime(2026, 3, 3, 10, 0, tzinfo=BERLIN).astimezone(UTC)  # a Tuesday, 10:00 for the customer
+MIN, HOUR, SECOND = timedelta(minutes=1), timedelta(hours=1), timedelta(seconds=1)
+SV, MG = Tier.SUPERVISOR, Tier.MANAGER
+SAM = Owner(id="sam", name="Sam Sato", tier=SV, email="sam@example.com", time_zone="Europe/London")
+SOL = Owner(id="sol", name="Sol Serrano", tier=SV, email="sol@example.com", time_zone="America/New_York")
+
+
+# ----- builders
+
+
+def supervised(policy: Policy = ROUTING, at: datetime = NOW, **overrides: Any) -> CaseState:
+    """A threat case at supervisor, accepted and acknowledged by sam (so only the resolve clock runs)."""
+    state, _ = R.open_case(case_input(policy.name, case_id="C-7", threat=True, **overrides), policy, at, OPENING)
+    answer = Routed(stint=len(state.stints), request=state.route_requests, owner=SAM, starts_at=at)
+    state, _ = R.owner_found(state, policy, answer, at)
+    state, _ = R.acknowledge(state, policy, AcknowledgeInput(actor="sam"), at)
+    return state
+
+
+def book(at: Any = "earliest", **kw: Any) -> ScheduleCallbackInput:
+    return ScheduleCallbackInput.model_validate({"actor": "sam", "at": at, **kw})
+
+
+def scheduled(state: CaseState, at: Any = "earliest", now: datetime = NOW, found: Owner | None = None,
+              policy: Policy = ROUTING, **kw: Any) -> tuple[CaseState, list]:
+    return R.schedule_callback(state, policy, book(at, **kw), now, owner=found)
+
+
+def outcome(result: str, callback_id: str = "callback-1", actor: str = "sam") -> CallbackOutcomeInput:
+    return CallbackOutcomeInput(actor=actor, callback_id=callback_id, outcome=result)
+
+
+def berlin(day: int, hour: int, minute: int = 0) -> datetime:
+    """A wall-clock time for the customer in March 2026, as a naive datetime (how a person enters it)."""
+    return datetime(2026, 3, day, hour, minute)
+
+
+def utc(naive: datetime, zone: ZoneInfo = BERLIN) -> datetime:
+    return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+# ----- scheduling
+
+
+def test_a_time_without_offset_is_the_customers_wall_clock_and_shows_on_both_clocks():
+    state, effects = scheduled(supervised(), berlin(3, 15), found=SOL, owner="sol", notes="refund questions")
+    cb = state.callbacks[0]
+    assert cb.id == "callback-1" and cb.status == CallbackStatus.SCHEDULED and cb.owner.id == "sol"
+    assert cb.due_at == utc(berlin(3, 15)) == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
+    assert cb.customer_time.isoformat() == "2026-03-03T15:00:00+01:00"
+    assert cb.owner_time.isoformat() == "2026-03-03T09:00:00-05:00"  # Sol's New York clock
+    assert cb.window == 30 * MIN and cb.remind_at == cb.due_at - 15 * MIN and cb.phone == "+49 30 1234567"
+    entry = state.timeline[-1]
+    assert entry.kind == "callback_scheduled" and entry.detail["customer_time"] == "2026-03-03T15:00:00+01:00"
+    to_owner, to_customer = (s for s in sends(effects))
+    assert to_owner.message.to.id == "sol" and to_owner.message.kind == MessageKind.CALLBACK_SCHEDULED
+    assert "09:00 EST your time = Tue 03 Mar 2026 15:00 CET for the customer" in to_owner.message.body
+    assert to_customer.message.to.kind == "customer" and to_customer.message.channel == "email"
+    assert "Tue 03 Mar 2026 15:00 CET" in to_customer.message.body
+    assert callback_deadlines(state) == [cb.remind_at, cb.due_at, cb.closes_at]
+    assert R.describe_deadline(state, cb.remind_at) == "reminder for callback-1"
+
+
+def test_the_case_owner_calls_when_nobody_is_named_and_an_instant_with_offset_is_taken_as_is():
+    at = datetime(2026, 3, 3, 16, 30, tzinfo=UTC)
+    state, _ = scheduled(supervised(), at)
+    cb = state.callbacks[0]
+    assert cb.owner == SAM and cb.due_at == at and cb.owner_time.isoformat() == "2026-03-03T16:30:00+00:00"
+
+
+def test_earliest_is_the_next_opening_of_the_customers_contact_window():
+    evening = utc(berlin(3, 21))
+    state, _ = scheduled(supervised(at=evening), "earliest", now=evening)
+    assert state.callbacks[0].customer_time.isoformat() == "2026-03-04T08:00:00+01:00"
+    state, _ = scheduled(supervised(), "earliest")
+    assert state.callbacks[0].due_at == NOW and state.callbacks[0].remind_at is None  # open now: no reminder
+
+
+def no_phone_customer() -> dict[str, Any]:
+    return {"id": "c9", "name": "Ines", "email": "ines@example.org", "time_zone": "Europe/Berlin"}
+
+
+@pytest.mark.parametrize(("make", "at", "kw", "found", "field", "words"), [
+    (supervised, berlin(3, 9), {}, None, "at", "is in the past"),
+    (supervised, datetime(2026, 3, 3, 8, 0, tzinfo=UTC), {}, None, "at", "is in the past"),
+    (supervised, berlin(3, 21), {}, None, "at", "outside the customer's contact window (daily 08:00-20:00, "
+                                                 "Europe/Berlin); the window next opens Wed 04 Mar 2026 08:00 CET"),
+    (supervised, berlin(31, 10) + timedelta(days=3), {}, None, "at", "more than 30 days ahead"),
+    (supervised, datetime(2026, 3, 29, 2, 30), {}, None, "at", "does not exist in Europe/Berlin"),
+    (supervised, "earliest", {"owner": "zed"}, None, "owner", "'zed' is not an active rep"),
+    (supervised, "earliest", {"window": "0s"}, None, "window", "longer than zero"),
+    (supervised, "earliest", {"window": "2d"}, None, "window", "at most"),
+    (lambda: supervised(customer=no_phone_customer()), "earliest", {}, None, "phone", "no phone number"),
+    (lambda: R.open_case(case_input("routing", case_id="C-8"), ROUTING, NOW, OPENING)[0], "earliest", {}, None,
+     "owner", "has no owner yet"),
+])
+def test_bad_callbacks_are_refused_with_the_field_and_change_nothing(make, at, kw, found, field, words):
+    err = refused(R.schedule_callback, make(), ROUTING, book(at, **kw), NOW, found, field=field)
+    assert words in str(err), str(err)
+
+
+def test_outcome_reschedule_and_cancel_need_a_pending_callback():
+    state, _ = scheduled(supervised(), berlin(3, 15))
+    err = refused(R.record_callback_outcome, state, ROUTING, outcome("reached", "callback-9"), NOW, field="callback_id")
+    assert "no callback 'callback-9' on case C-7 (callbacks: callback-1)" in str(err)
+    done, _ = R.cancel_callback(state, ROUTING, CancelCallbackInput(actor="sam", callback_id="callback-1",
+                                                                    reason="customer called in"), NOW)
+    for rule, cmd in ((R.record_callback_outcome, outcome("reached")),
+                      (R.reschedule_callback, RescheduleCallbackInput(actor="sam", callback_id="callback-1", at="earliest")),
+                      (R.cancel_callback, CancelCallbackInput(actor="sam", callback_id="callback-1", reason="again"))):
+        err = refused(rule, done, ROUTING, cmd, NOW, field="callback_id", type=ERR_INVALID_STATE)
+        assert "is cancelled" in str(err) and "customer called in" in str(err)
+
+
+# ----- time passing, outcomes
+
+
+def test_reminder_then_due_then_reached():
+    state, _ = scheduled(supervised(), berlin(3, 15))
+    cb = state.callbacks[0]
+    state, effects = R.advance(state, ROUTING, cb.remind_at)
+    assert kinds(state)[-1] == "callback_reminder" and sends(effects)[0].message.kind == MessageKind.CALLBACK_REMINDER
+    assert sends(effects)[0].not_before is None  # the caller hears at once, whatever the tier's hours
+    assert R.next_deadline(state) == cb.due_at
+    state, effects = R.advance(state, ROUTING, cb.due_at)
+    assert kinds(state)[-1] == "callback_due" and sends(effects)[0].message.kind == MessageKind.CALLBACK_DUE
+    assert R.next_deadline(state) == cb.closes_at
+    state, _ = R.record_callback_outcome(state, ROUTING, outcome("reached"), cb.due_at + 5 * MIN)
+    cb = state.callbacks[0]
+    assert cb.status == CallbackStatus.COMPLETED and cb.end_reason == "reached" and len(cb.attempts) == 1
+    assert R.next_deadline(state) == state.resolve_clock.due_at  # the callback's deadlines are gone
+
+
+def test_no_answer_is_retried_inside_the_window_then_the_customer_hears_in_writing_and_the_case_escalates():
+    late = utc(berlin(3, 19, 30))
+    state, _ = scheduled(supervised(at=late), "earliest", now=late)
+    state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), late + 5 * MIN)
+    cb = state.callbacks[0]
+    # +1h is 20:35, after the window closes: the retry waits for 08:00 the next morning.
+    assert cb.status == CallbackStatus.SCHEDULED and cb.customer_time.isoformat() == "2026-03-04T08:00:00+01:00"
+    assert state.timeline[-1].detail["next_attempt_at"] == cb.due_at.isoformat() and not cb.due_told
+    state, effects = R.record_callback_outcome(state, ROUTING, outcome("voicemail"), cb.due_at + MIN)
+    cb = state.callbacks[0]
+    assert cb.status == CallbackStatus.FAILED and [a.outcome for a in cb.attempts] == ["no_answer", "voicemail"]
+    written = [s.message for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_UNREACHABLE]
+    assert len(written) == 1 and written[0].channel == "email" and "tried to call you 2 times" in written[0].body
+    climb = next(e for e in state.timeline if e.kind == "escalated")
+    assert state.tier == MG and climb.detail["reason"] == "customer_unreachable"
+    assert assigns(effects)[0].tier == MG
+
+
+def test_unreachable_customer_reassigns_the_case_when_the_policy_says_so():
+    policy = Policy.model_validate({**ROUTING.model_dump(), "callbacks": {**ROUTING.callbacks.model_dump(),
+                                                                          "on_unreachable": "reassign",
+                                                                          "max_attempts": 1}})
+    state, _ = scheduled(supervised(policy), policy=policy)
+    state, effects = R.record_callback_outcome(state, policy, outcome("no_answer"), NOW)
+    assert state.tier == SV and state.owner is None and kinds(state)[-1] == "reassigned"
+    assert assigns(effects)[0].exclude == ["sam"] and assigns(effects)[0].tier == SV
+
+
+def test_a_wrong_number_ends_the_callback_and_asks_the_customer_for_theirs():
+    state, _ = scheduled(supervised())
+    state, effects = R.record_callback_outcome(state, ROUTING, outcome("wrong_number"), NOW)
+    assert state.callbacks[0].status == CallbackStatus.FAILED and state.tier == SV
+    assert "reply with the number" in sends(effects)[0].message.body
+
+
+def callback_routed(req: Assign, owner: Owner | None, reason: str | None = None) -> Routed:
+    return Routed(stint=req.stint, request=req.request, callback_id=req.callback_id, owner=owner, reason=reason)
+
+
+def test_a_missed_window_is_a_breach_and_the_next_rep_takes_the_callback_now():
+    state, _ = scheduled(supervised(), berlin(3, 15))
+    cb = state.callbacks[0]
+    state, effects = R.advance(state, ROUTING, cb.remind_at)
+    state, effects = R.advance(state, ROUTING, cb.due_at)
+    state, effects = R.advance(state, ROUTING, cb.closes_at)
+    breach = state.timeline[-1]
+    assert breach.kind == "breached" and breach.detail["clock"] == "callback" and state.breaches == 1
+    [req] = assigns(effects)
+    assert req.callback_id == "callback-1" and req.tier == SV and req.exclude == ["sam"]
+    assert state.callbacks[0].handing_over and R.next_deadline(state) == state.resolve_clock.due_at
+
+    later = cb.closes_at + SECOND
+    state, effects = R.owner_found(state, ROUTING, callback_routed(req, SOL), later)
+    cb = state.callbacks[0]
+    assert cb.owner.id == "sol" and cb.due_at == later and cb.due_told and not cb.handing_over
+    assert state.timeline[-1].kind == "callback_reassigned" and state.owner.id == "sam"  # the case stays with sam
+    [to_sol] = sends(effects)
+    assert to_sol.message.to.id == "sol" and to_sol.message.kind == MessageKind.CALLBACK_DUE
+    assert R.next_deadline(state) == later + 30 * MIN
+
+    # Sol lets it pass too, and nobody else is left: the callback is missed, the customer told.
+    state, effects = R.advance(state, ROUTING, later + 30 * MIN)
+    [req] = assigns(effects)
+    assert req.exclude == ["sam", "sol"] and state.breaches == 2
+    state, effects = R.owner_found(state, ROUTING, callback_routed(req, None, "every qualified supervisor "
+                                                                       "(sam, sol) was asked already"), later + HOUR)
+    assert state.callbacks[0].status == CallbackStatus.MISSED and kinds(state)[-1] == "callback_missed"
+    assert {s.message.to.kind for s in sends(effects)} == {"team", "customer"}
+    state, _ = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other", kb_missing=True),
+                         later + HOUR)
+    state, _ = R.close(state, ROUTING, CloseInput(actor="sam", outcome="resolved", reason="done"), later + HOUR)
+    result = R.outcome(state, ROUTING)
+    assert result.breaches == 2 and result.callbacks_missed == 2
+
+
+def test_several_callbacks_each_keep_their_own_deadlines_and_reschedule_and_cancel_move_them():
+    state = supervised()
+    for hour in (15, 16, 17):
+        state, _ = scheduled(state, berlin(3, hour))
+    assert [c.id for c in state.callbacks] == ["callback-1", "callback-2", "callback-3"]
+    assert sorted(callback_deadlines(state)) == sorted(
+        utc(berlin(3, h)) + d for h in (15, 16, 17) for d in (-15 * MIN, timedelta(0), 30 * MIN))
+    state, effects = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
+        actor="sam", callback_id="callback-1", at=berlin(3, 18), owner="sol"), NOW, owner=SOL)
+    moved = state.callbacks[0]
+    assert moved.due_at == utc(berlin(3, 18)) and moved.owner.id == "sol" and moved.status == CallbackStatus.SCHEDULED
+    assert state.timeline[-1].detail["from_owner"] == "sam"
+    assert {s.message.to.id for s in sends(effects)} == {"sol", "cust-42"}
+    state, _ = R.cancel_callback(state, ROUTING, CancelCallbackInput(actor="sam", callback_id="callback-2",
+                                                                     reason="customer called us"), NOW)
+    assert state.callbacks[1].status == CallbackStatus.CANCELLED
+    assert R.next_deadline(state) == utc(berlin(3, 17)) - 15 * MIN  # callback-3's reminder comes first now
+    state, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
+                                                            kb_missing=True), NOW + MIN)
+    assert [c.status for c in state.callbacks] == ["cancelled"] * 3
+    assert kinds(state)[-1] == "callbacks_cancelled" and state.timeline[-1].detail["callback_ids"] == ["callback-1",
+                                                                                                      "callback-3"]
+    assert {s.message.to.id for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED} == {"sol", "sam"}
+    assert callback_deadlines(state) == []
+
+
+# ----- properties over random command sequences
+
+COMMANDS = st.lists(st.tuples(
+    st.sampled_from(["schedule", "reached", "no_answer", "voicemail", "wrong_number", "cancel", "reschedule",
+                     "advance", "handover", "nobody"]),
+    st.integers(0, 4), st.integers(1, 300), st.integers(0, 26 * 60)), max_size=25)
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(COMMANDS)
+def test_callback_invariants(commands):
+    state, now = supervised(), NOW
+    last_request: Assign | None = None
+    for op, index, step_minutes, offset in commands:
+        now += timedelta(minutes=step_minutes)
+        callback_id = f"callback-{index}"
+        if op == "schedule":
+            cmd = book(now + timedelta(minutes=offset))
+        elif op in ("reached", "no_answer", "voicemail", "wrong_number"):
+            cmd = outcome(op, callback_id)
+        elif op == "cancel":
+            cmd = CancelCallbackInput(actor="sam", callback_id=callback_id, reason="changed plans")
+        elif op == "reschedule":
+            cmd = RescheduleCallbackInput(actor="sam", callback_id=callback_id, at=now + timedelta(minutes=offset))
+        rule = {"schedule": R.schedule_callback, "cancel": R.cancel_callback,
+                "reschedule": R.reschedule_callback}.get(op, R.record_callback_outcome)
+        before = state.model_dump()
+        try:
+            if op == "advance":
+                state, effects = R.advance(state, ROUTING, now)
+            elif op in ("handover", "nobody"):
+                if last_request is None:
+                    continue
+                owner = SOL if op == "handover" else None
+                answer = Routed(stint=last_request.stint, request=last_request.request,
+                                callback_id=last_request.callback_id, owner=owner, reason=None if owner else "nobody")
+                state, effects = R.owner_found(state, ROUTING, answer, now)
+            else:
+                state, effects = rule(state, ROUTING, cmd, now)
+        except RuleViolation:
+            assert state.model_dump() == before
+            continue
+        found = [e for e in assigns(effects) if e.callback_id]
+        last_request = found[-1] if found else last_request
+        if state.status != "open":
+            break
+        window = ROUTING.customer_window("Europe/Berlin")
+        for cb in state.callbacks:
+            assert len(cb.attempts) <= ROUTING.callbacks.max_attempts
+            if cb.status == CallbackStatus.SCHEDULED:
+                assert window.is_open(cb.due_at)  # every attempt, retry and hand-over lands in the window
+                assert cb.customer_time == cb.due_at and cb.customer_time.utcoffset() in (HOUR, 2 * HOUR)
+                assert not cb.handing_over or cb.closes_at <= now
+            else:
+                assert cb.ended_at is not None and cb.remind_at is None
+        missed = [e for e in state.timeline if e.kind == "breached" and e.detail["clock"] == "callback"]
+        assert len(missed) == sum(len(c.missed_by) for c in state.callbacks)  # each missed window is a breach
+        assert all(d > now for d in callback_deadlines(state)) or op != "advance"
+
+
+# ----- on real servers
+
+
+@pytest.fixture
+def settings(settings):
+    """Two supervisors in different time zones (sam in London, sol in New York)."""
+    settings.roster_path = TESTS / "roster_callbacks.toml"
+    return settings
+
+
+async def supervisor_case(open_, **overrides: Any):
+    """A threat case (supervisor tier), acknowledged (and so accepted) by whichever supervisor it was offered to."""
+    handle = await open_(case_input("routing", threat=True, **overrides))
+    sup = await eventually(lambda: held_by(handle))
+    await handle.execute_update("acknowledge", AcknowledgeInput(actor=sup), result_type=TimelineEntry)
+    return handle, sup
+
+
+async def schedule(handle, **kw: Any) -> Callback:
+    return await handle.execute_update("schedule_callback", ScheduleCallbackInput.model_validate(kw), result_type=Callback)
+
+
+async def record(handle, callback_id: str, result: str, actor: str) -> Callback:
+    return await handle.execute_update("record_callback_outcome", CallbackOutcomeInput(
+        actor=actor, callback_id=callback_id, outcome=result), result_type=Callback)
+
+
+def entries(state: CaseState, kind: str) -> list[TimelineEntry]:
+    return [e for e in state.timeline if e.kind == kind]
+
+
+async def test_a_supervisor_callback_is_reminded_due_and_reached(skip_env, skip_cases, settings):
+    tuesday = await skip_to(skip_env, 1, time(10, 0), BERLIN)
+    handle, sup = await supervisor_case(skip_cases)
+    at = datetime.combine(tuesday.date(), time(15, 0))  # the customer's 15:00
+    cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sol", notes="explain the refund")
+    assert cb.owner.id == "sol" and cb.customer_time.hour == 15
+    assert cb.owner_time.isoformat() == cb.due_at.astimezone(NY).isoformat()
+    assert await eventually(lambda: _messages(settings, "callback_scheduled", 2))
+
+    await skip_until(skip_env, cb.due_at - 15 * MIN + SECOND)
+    [reminder] = await eventually(lambda: _messages(settings, "callback_reminder", 1))
+    assert reminder["to"]["id"] == "sol" and "explain the refund" in reminder["body"]
+    await skip_until(skip_env, cb.due_at + SECOND)
+    [due] = await eventually(lambda: _messages(settings, "callback_due", 1))
+    done = await record(handle, cb.id, "reached", "sol")
+    assert done.status == "completed"
+    state = await case_state(handle)
+    assert close_to(entries(state, "callback_reminder")[0].at, cb.due_at - 15 * MIN)
+    assert close_to(entries(state, "callback_due")[0].at, cb.due_at)
+    assert entries(state, "callback_outcome")[0].detail["outcome"] == "reached" and state.breaches == 0
+
+
+async def _messages(settings, kind: str, at_least: int) -> list[dict] | None:
+    found = sent(settings, kind)
+    return found if len(found) >= at_least else None
+
+
+async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases, settings):
+    await skip_to(skip_env, 2, time(10, 0), BERLIN)
+    handle, sup = await supervisor_case(skip_cases)
+    cb = await schedule(handle, actor=sup, at="earliest")
+    await eventually(lambda: _messages(settings, "callback_due", 1))
+    retry = await record(handle, cb.id, "no_answer", sup)
+    assert retry.status == "scheduled" and retry.due_at - cb.due_at >= HOUR
+    await skip_until(skip_env, retry.due_at + SECOND)
+    await eventually(lambda: _messages(settings, "callback_due", 2))
+    failed = await record(handle, cb.id, "voicemail", sup)
+    assert failed.status == "failed"
+    [written] = await eventually(lambda: _messages(settings, "callback_unreachable", 1))
+    assert written["to"]["kind"] == "customer" and written["channel"] == "email"
+    assert await eventually(lambda: _is_holder(handle, "maya"))
+    state = await case_state(handle)
+    assert state.tier == "manager" and entries(state, "escalated")[-1].detail["reason"] == "customer_unreachable"
+
+
+async def _is_holder(handle, rep_id: str) -> bool:
+    return await held_by(handle) == rep_id
+
+
+async def test_a_missed_window_goes_to_the_next_rep_and_counts_as_a_breach(skip_env, skip_cases, settings):
+    await skip_to(skip_env, 3, time(10, 0), BERLIN)
+    handle, sup = await supervisor_case(skip_cases)
+    cb = await schedule(handle, actor=sup, at="earliest", owner="sam", window="20m")
+    await skip_until(skip_env, cb.due_at + 20 * MIN + SECOND)
+
+    async def handed_over():
+        s = await case_state(handle)
+        return s if s.callbacks[0].owner.id == "sol" else None
+    state = await eventually(handed_over)
+    breach = entries(state, "breached")[0]
+    assert breach.detail["clock"] == "callback" and close_to(breach.at, cb.due_at + 20 * MIN)
+    assert state.breaches == 1 and entries(state, "callback_reassigned")[0].detail["from_owner"] == "sam"
+    take_over = await eventually(lambda: _to(settings, "callback_due", "sol"))
+    assert "did not make this callback" in take_over[0]["body"]
+    done = await record(handle, cb.id, "reached", "sol")
+    assert done.status == "completed" and done.missed_by == ["sam"]
+
+
+async def _to(settings, kind: str, rep_id: str) -> list[dict] | None:
+    return [m for m in sent(settings, kind) if m["to"]["id"] == rep_id] or None
+
+
+async def test_reschedule_and_cancel_and_resolving_cancels_the_rest(skip_env, skip_cases, settings):
+    monday = await skip_to(skip_env, 0, time(10, 0), BERLIN)
+    handle, sup = await supervisor_case(skip_cases)
+    day = monday.date()
+    first = await schedule(handle, actor=sup, at=datetime.combine(day, time(12, 0)).isoformat())
+    second = await schedule(handle, actor=sup, at=datetime.combine(day, time(13, 0)).isoformat())
+    third = await schedule(handle, actor=sup, at=datetime.combine(day, time(14, 0)).isoformat())
+    moved = await handle.execute_update("reschedule_callback", RescheduleCallbackInput(
+        actor=sup, callback_id=first.id, at=datetime.combine(day, time(16, 0))), result_type=Callback)
+    assert moved.customer_time.hour == 16
+    cancelled = await handle.execute_update("cancel_callback", CancelCallbackInput(
+        actor=sup, callback_id=second.id, reason="customer rang us first"), result_type=Callback)
+    assert cancelled.status == "cancelled"
+
+    await skip_until(skip_env, third.due_at + SECOND)
+    due = await eventually(lambda: _messages(settings, "callback_due", 1))
+    case_id = (await case_state(handle)).case_id
+    assert [m["subject"] for m in due] == [f"[{case_id}] call the customer now ({third.id})"]  # not the moved one
+    await handle.execute_update("resolve", ResolveInput(actor=sup, resolution="Refunded", root_cause="billing_error",
+                                                        kb_missing=True), result_type=TimelineEntry)
+    state = await case_state(handle)
+    assert [c.status for c in state.callbacks] == ["cancelled", "cancelled", "cancelled"]
+    assert entries(state, "callbacks_cancelled")[0].detail["callback_ids"] == [first.id, third.id]
+    await skip_until(skip_env, moved.due_at + HOUR)
+    assert len(sent(settings, "callback_due")) == 1  # nothing fires for a cancelled callback
+
+
+def next_dst_change(zone: ZoneInfo, after: datetime) -> date:
+    """The first day after `after` on which the zone's UTC offset changes."""
+    day = after.astimezone(zone).date()
+    for _ in range(400):
+        nxt = day + timedelta(days=1)
+        if datetime.combine(nxt, time(12), zone).utcoffset() != datetime.combine(day, time(12), zone).utcoffset():
+            return nxt
+        day = nxt
+    raise AssertionError("no DST change within a year")
+
+
+async def test_a_callback_across_a_dst_change_lands_on_the_customers_wall_clock(skip_env, skip_cases, settings):
+    change = next_dst_change(BERLIN, await skip_env.get_current_time())
+    before = datetime.combine(change - timedelta(days=1), time(12, 0), BERLIN)
+    await skip_until(skip_env, before.astimezone(UTC))
+    handle, sup = await supervisor_case(skip_cases)
+    at = datetime.combine(change, time(10, 0))  # "tomorrow at 10" for the customer, after the clocks change
+    cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sol")
+    assert cb.customer_time.replace(tzinfo=None) == at
+    assert cb.due_at - before == timedelta(hours=22) - (cb.customer_time.utcoffset() - before.utcoffset())
+    assert cb.owner_time.isoformat() == cb.due_at.astimezone(NY).isoformat()
+
+    await skip_until(skip_env, cb.due_at + SECOND)
+    state = await eventually(lambda: _has(handle, "callback_due"))
+    fired = entries(state, "callback_due")[0].at
+    assert close_to(fired, cb.due_at) and fired.astimezone(BERLIN).strftime("%H:%M") == "10:00"
+
+
+async def _has(handle, kind: str):
+    s = await case_state(handle)
+    return s if entries(s, kind) else None
+
+
+def _tonight(now: datetime) -> str:
+    """22:00 for the customer, after `now`: outside their contact window."""
+    local = now.astimezone(BERLIN)
+    day = local.date() if local.hour < 22 else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(22, 0), BERLIN).isoformat()
+
+
+BAD = [
+    ("schedule_callback", {"at": "2020-01-01T10:00:00Z"}, ["at", "is in the past"]),
+    ("schedule_callback", {"at": "TONIGHT"}, ["at", "outside the customer's contact window", "earliest"]),
+    ("schedule_callback", {"at": "earliest", "owner": "zed"}, ["owner", "'zed' is not an active rep"]),
+    ("schedule_callback", {"at": "earliest", "owner": "old"}, ["owner", "'old' is not an active rep"]),  # inactive
+    ("schedule_callback", {"at": "soon"}, ["at"]),
+    ("record_callback_outcome", {"callback_id": "callback-9", "outcome": "reached"}, ["callback_id", "callback-9"]),
+    ("record_callback_outcome", {"callback_id": "callback-1", "outcome": "maybe"}, ["outcome"]),
+    ("reschedule_callback", {"callback_id": "callback-9", "at": "earliest"}, ["callback_id", "callback-9"]),
+    ("cancel_callback", {"callback_id": "callback-1"}, ["reason"]),
+]
+
+
+@pytest.mark.parametrize(("name", "payload", "words"), BAD, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(BAD)])
+async def test_bad_callback_commands_are_refused_and_change_nothing(env, worker, settings, name, payload, words):
+    handle, sup = await supervisor_case(lambda inp: open_case(env.client, inp, task_queue_name=settings.task_queue))
+    await schedule(handle, actor=sup, at="earliest")
+    before = await case_state(handle)
+    if payload.get("at") == "TONIGHT":
+        payload = {**payload, "at": _tonight(datetime.now(UTC))}
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await handle.execute_update(name, {"actor": sup, **payload})
+    cause = caught.value.cause
+    assert cause.type == "InvalidArgument" and cause.non_retryable
+    for word in words:
+        assert word in cause.message, f"{word!r} not in {cause.message!r}"
+    assert (await case_state(handle)).model_dump() == before.model_dump()
