@@ -179,6 +179,7 @@ def test_no_answer_is_retried_inside_the_window_then_the_customer_hears_in_writi
     # +1h is 20:35, after the window closes: the retry waits for 08:00 the next morning.
     assert cb.status == CallbackStatus.SCHEDULED and cb.customer_time.isoformat() == "2026-03-04T08:00:00+01:00"
     assert state.timeline[-1].detail["next_attempt_at"] == cb.due_at.isoformat() and not cb.due_told
+    assert "callback-1 attempt 1 by sam: no_answer" in R.build_brief(state, ROUTING, late).text  # the next owner knows
     state, effects = R.record_callback_outcome(state, ROUTING, outcome("voicemail"), cb.due_at + MIN)
     cb = state.callbacks[0]
     assert cb.status == CallbackStatus.FAILED and [a.outcome for a in cb.attempts] == ["no_answer", "voicemail"]

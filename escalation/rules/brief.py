@@ -12,6 +12,7 @@ from escalation.policy import Policy
 _STORY = {
     "opened", "acknowledged", "escalated", "de_escalated", "breached", "offer_proposed",
     "offer_accepted", "offer_declined", "resolved", "reopened", "followup_answered", "unassigned",
+    "reassigned", "callback_scheduled", "callback_outcome", "callback_missed",
 }
 
 
@@ -58,6 +59,12 @@ def _story_line(e) -> str:
             return f"{when} customer {e.kind.split('_')[1]} {d.get('offer_id')}"
         case "resolved":
             return f"{when} resolved by {e.actor}: {d.get('resolution')} (root cause {d.get('root_cause')})"
+        case "reassigned":
+            return f"{when} reassigned from {d.get('from_owner') or 'nobody'} by {e.actor}: {d.get('reason')}"
+        case "callback_scheduled":
+            return f"{when} {e.actor} booked {d.get('callback_id')} with {d.get('owner')} for {d.get('customer_time')} (customer's time)"
+        case "callback_outcome":
+            return f"{when} {d.get('callback_id')} attempt {d.get('attempt')} by {e.actor}: {d.get('outcome')}"
         case "followup_answered":
             return f"{when} follow-up {d.get('checkin')}: customer says {d.get('answer')} {d.get('comment') or ''}".rstrip()
         case _:
