@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalation.client import CaseAlreadyOpen, case_handle, case_state, execute_update, open_case
 from escalation.config import Settings
 from escalation.models import (
+    AcceptInput, Callback, CallbackOutcome, CallbackOutcomeInput, ScheduleCallbackInput,
     AcknowledgeInput, CaseState, CheckIn, EscalateInput, EscalationInput, EscalationReason,
     FollowUpAnswer, FollowUpResponseInput, NoteInput, Offer, OfferAnswer, OfferInput, OfferKind,
     OfferResponseInput, Owner, ResolveInput, RootCause, Sentiment, Tier, TimelineEntry,
@@ -74,14 +76,40 @@ class DemoCase:
             await asyncio.sleep(POLL)
 
     async def owner_at(self, tier: Tier) -> Owner:
-        """Wait until routing has given the case's current stint at `tier` an owner."""
-        def owned(s: CaseState) -> Owner | None:
-            if s.tier == tier and s.owner is not None and s.stints and s.owner.id in s.stints[-1].owners:
+        """Wait until routing offers the case's current stint at `tier` to a rep (or gives it an owner), and
+        have that rep accept it, as the rep's desktop would."""
+        def offered_or_owned(s: CaseState) -> Owner | None:
+            if s.tier != tier or not s.stints:
+                return None
+            if s.owner is not None and s.owner.id in s.stints[-1].owners:
                 return s.owner
-            return None
-        owner = await self.until(f"an owner at {tier.value}", owned)
+            pending = s.pending_assignment
+            return pending.rep if pending is not None and pending.stint == len(s.stints) else None
+        owner = await self.until(f"an owner at {tier.value}", offered_or_owned)
+        if (await self.state()).owner is None:
+            await self.update("accept", AcceptInput(actor=owner.id), TimelineEntry, actor=owner.id)
         self.log.info("demo_step", step="owner_assigned", tier=tier.value, owner=owner.id, owner_name=owner.name)
         return owner
+
+    async def callback(self, actor: Owner, in_seconds: float, notes: str) -> Callback:
+        at = datetime.now(UTC) + timedelta(seconds=in_seconds)
+        cb = await self.update("schedule_callback", ScheduleCallbackInput(actor=actor.id, at=at, notes=notes),
+                               Callback, actor=actor.id, at=at.isoformat())
+        self.log.info("demo_step", step="callback_booked", callback_id=cb.id, customer_time=cb.customer_time.isoformat(),
+                      owner_time=cb.owner_time.isoformat())
+        return cb
+
+    async def callback_due(self, callback_id: str) -> None:
+        """Wait until the caller has been told the callback is due."""
+        def due(s: CaseState) -> bool:
+            return any(c.id == callback_id and c.status == "scheduled" and c.due_told for c in s.callbacks)
+        await self.until(f"{callback_id} to fall due", due)
+
+    async def callback_outcome(self, actor: Owner, callback_id: str, outcome: CallbackOutcome) -> Callback:
+        await self.callback_due(callback_id)
+        return await self.update("record_callback_outcome", CallbackOutcomeInput(
+            actor=actor.id, callback_id=callback_id, outcome=outcome), Callback,
+            callback_id=callback_id, outcome=outcome.value)
 
     async def checkin_sent(self, number: int) -> CheckIn:
         """Wait until follow-up check-in `number` has gone out to the customer (state.checkins[i].sent_at)."""
@@ -164,10 +192,12 @@ def _customer(cid: str, name: str, email: str, *, language: str = "en", time_zon
 
 
 async def nobody_touches(case: DemoCase) -> None:
-    """Nobody acknowledges: SLA breaches carry the case agent -> team_lead -> supervisor -> manager, then the
-    manager's missed target sends the top-tier breach notice to the escalation contact."""
+    """Nobody accepts or acknowledges: offers time out rep after rep, each tier with nobody left hands the
+    case up with no_capacity (or an SLA breach gets there first) until the manager's missed target sends
+    the top-tier breach notice to the escalation contact. Never on hold, never silent."""
     case.log.info("demo_step", step="left_alone",
-                  expect="climbs by SLA breach to manager, then a top-tier breach notice")
+                  expect="offers time out, climbs with no_capacity / SLA breaches to manager, then a top-tier "
+                         "breach notice")
     seen: set[Tier] = set()
 
     def progress(s: CaseState) -> bool:
@@ -195,10 +225,15 @@ async def quick_fix(case: DemoCase) -> None:
 
 
 async def threat(case: DemoCase) -> None:
-    """Opened with a threat: starts at supervisor, who settles it with an accepted offer and resolves it.
-    The follow-up check-ins then go unanswered and the case closes by itself."""
+    """Opened with a threat: starts at supervisor, who books a callback (no answer, then reached on the
+    retry), settles it with an accepted offer and resolves it. The follow-up check-ins then go unanswered
+    and the case closes by itself."""
     sup = await case.owner_at(Tier.SUPERVISOR)
-    await case.acknowledge(sup, "Calling the customer back now")
+    await case.acknowledge(sup, "Will call the customer back in a moment")
+    # "Calling a customer back takes the emotional heat out": no answer the first time, reached on the retry.
+    cb = await case.callback(sup, 4, "Apologise first; explain the refund of the three debits")
+    await case.callback_outcome(sup, cb.id, CallbackOutcome.NO_ANSWER)
+    await case.callback_outcome(sup, cb.id, CallbackOutcome.REACHED)
     await case.note(sup.id, "Customer mentioned going to a lawyer and the press; calmer after the call",
                     Sentiment.UPSET)
     offer = await case.offer(sup.id, "300", "Refund of three wrong direct debits plus one month free")

@@ -78,7 +78,7 @@ def test_shipped_policies_load(name):
 
 def test_default_policy_values():
     policy = load_policy_file(CONFIG_POLICIES / "default.toml")
-    assert policy.version == "2026-11-23.1"
+    assert policy.version == "2026-11-23.2"
     assert [(t.acknowledge_within, t.resolve_within) for t in policy.tiers] == [
         (timedelta(minutes=5), timedelta(hours=4)),
         (timedelta(minutes=10), timedelta(hours=8)),
@@ -89,6 +89,8 @@ def test_default_policy_values():
     assert policy.followups.response_window == timedelta(days=2)
     assert policy.followups.stop_on_positive is True
     assert policy.escalation_contact == "head-of-service@example.com"
+    assert policy.routing.accept_within == timedelta(minutes=2)
+    assert (policy.callbacks.horizon, policy.callbacks.max_attempts) == (timedelta(days=30), 3)
 
 
 def test_demo_policy_is_fast():
