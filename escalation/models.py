@@ -164,7 +164,8 @@ Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 ]
 TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
-Money = Annotated[Decimal, AfterValidator(_money)]
+Money = Annotated[Decimal, AfterValidator(_money),
+                  Field(description='An amount as a string ("19.99"): not negative, at most 2 decimal places')]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,24}$")
 
