@@ -225,7 +225,8 @@ class EscalationInput(Contract):
     policy: Identifier = "default"
     # Internal: set only by the workflow when a long case continues as new (escalation.carry.CarriedCase).
     # A run not started by continue-as-new refuses it.
-    carried: SkipJsonSchema[dict[str, Any] | None] = None
+    # Left out of JSON when unset, so published payloads (the `state` query) match the schema.
+    carried: SkipJsonSchema[dict[str, Any] | None] = Field(default=None, exclude_if=lambda v: v is None)
 
 
 # ----- update / signal arguments (one model each so fields can be added without breaking callers)
