@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -433,5 +434,19 @@ class _NoLive:
             self.last = text
 
 
+def entrypoint() -> None:
+    """The console script. It leaves with os._exit once output is flushed: a short-lived process that used the
+    Temporal client can otherwise abort in interpreter teardown (the SDK's native threads, a known SDK issue),
+    which would turn a clean exit code into a crash."""
+    code = 0
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    entrypoint()

@@ -118,7 +118,7 @@ class Settings(BaseModel):
                           tls_client_cert=conn.tls.client_cert, tls_client_key=conn.tls.client_private_key)
         values |= {field: env[var] for field, var in ENV_VARS.items() if env.get(var)}
         worker = {field: env[var] for field, var in WORKER_ENV_VARS.items() if env.get(var)}
-        values |= {"worker": worker} | overrides
+        values |= {"worker": worker} | {k: v for k, v in overrides.items() if v is not None}
         try:
             settings = cls.model_validate({k: v for k, v in values.items() if v is not None})
         except ValidationError as err:

@@ -66,7 +66,8 @@ def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline:
     owner = f"{state.owner.name} ({state.owner.id})" if state.owner else "unassigned"
     lines = [
         f"Case {state.case_id}: {state.status.value} at {state.tier.value}, owner {owner}",
-        f"  customer   {c.name} ({c.id}), {c.time_zone}, lifetime value {c.lifetime_value}, prefers {c.preferred_channel.value}",
+        f"  customer   {c.name} ({c.id}), {c.time_zone}, lifetime value {c.lifetime_value}"
+        f"{' ' + brief.currency if brief else ''}, prefers {c.preferred_channel.value}",
         f"  severity   {state.input.severity.value}{', THREAT' if state.input.threat else ''}; sentiment {state.sentiment.value}; "
         f"policy {state.policy_name} {state.policy_version}",
         f"  opened     {when(state.opened_at, now)} by {state.input.opened_by} via {state.input.channel.value}",

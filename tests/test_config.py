@@ -72,6 +72,13 @@ x-team = "care"
     assert Settings.from_env({"TEMPORAL_PROFILE": "prod", "TEMPORAL_CONFIG_FILE": str(config)}).namespace == "escalations-prod"
 
 
+def test_options_left_unset_keep_the_environment(tmp_path):
+    """What the CLI passes when --address and friends are not given."""
+    s = Settings.from_env({"TEMPORAL_ADDRESS": "temporal.internal:7233", "ESCALATIONS_TASK_QUEUE": "esc-eu"},
+                          config_file=profile_file(tmp_path, ""), address=None, namespace=None, task_queue=None)
+    assert (s.address, s.namespace, s.task_queue) == ("temporal.internal:7233", "default", "esc-eu")
+
+
 def test_api_key_turns_tls_on_and_is_never_shown(tmp_path):
     s = Settings.from_env({"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_API_KEY": "sekrit"},
                           config_file=profile_file(tmp_path, ""))
