@@ -179,7 +179,7 @@ async def test_filters_are_checked(esc):
         await esc.list_cases({"tier": "boss"})
     with pytest.raises(InvalidArgument, match="owner: String should match pattern"):
         await esc.list_cases({"owner": 'x" OR WorkflowType != "'})
-    with pytest.raises(InvalidArgument, match="due_before: Value error, give a time zone|due_before: give a time zone"):
+    with pytest.raises(InvalidArgument, match="due_before: give a time zone"):
         await esc.count_cases({"due_before": "2026-11-24T09:00:00"})
 
 
