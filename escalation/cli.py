@@ -35,7 +35,6 @@ from escalation.models import (
     EscalationReason, FollowUpAnswer, OfferAnswer, OfferKind, Outcome, RootCause, Sentiment, Severity, Status,
     Tier, TimelineEntry, parse_duration,
 )
-from escalation.search import CaseFilter
 
 T = TypeVar("T")
 
