@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from escalation.client import holding_query
+from escalation.search import holding_query
 from escalation.models import Owner
 from escalation.roster import RosterStore
 from escalation.rules.routing import Routed, choose

@@ -26,9 +26,9 @@ from escalation.client import CaseAlreadyOpen, case_handle, case_state, execute_
 from escalation.config import Settings
 from escalation.models import (
     AcceptInput, Callback, CallbackOutcome, CallbackOutcomeInput, ScheduleCallbackInput,
-    AcknowledgeInput, CaseState, CheckIn, EscalateInput, EscalationInput, EscalationReason,
+    AcknowledgeInput, CaseState, CheckIn, CustomerRepliedInput, EscalateInput, EscalationInput, EscalationReason,
     FollowUpAnswer, FollowUpResponseInput, NoteInput, Offer, OfferAnswer, OfferInput, OfferKind,
-    OfferResponseInput, Owner, ResolveInput, RootCause, Sentiment, Tier, TimelineEntry,
+    OfferResponseInput, Owner, ResolveInput, RootCause, Sentiment, Tier, TimelineEntry, WaitOnCustomerInput,
 )
 
 log = structlog.get_logger()
@@ -43,6 +43,8 @@ POLL = 0.5
 # Seconds between a person's steps, so timelines in the UI read like a conversation, not a burst.
 # Well inside the demo policy's 20 s acknowledge target.
 PACE = 2.0
+# How long the demo customer takes to send the photo: longer than the demo agent's resolve target.
+WAIT_FOR_CUSTOMER = 50.0
 
 
 class DemoStepFailed(Exception):
@@ -287,6 +289,23 @@ async def wants_manager(case: DemoCase) -> None:
                        RootCause.COMMUNICATION)
 
 
+async def waits_on_customer(case: DemoCase) -> None:
+    """The agent needs a photo of the meter from the customer: the resolve clock stops while the case
+    waits (the UI shows it waiting, with no SLA due), and runs again with the time it had left."""
+    agent = await case.owner_at(Tier.AGENT)
+    await case.acknowledge(agent)
+    await case.update("wait_on_customer", WaitOnCustomerInput(actor=agent.id, reason="photo of the meter reading"),
+                      TimelineEntry, actor=agent.id)
+    await asyncio.sleep(WAIT_FOR_CUSTOMER)  # longer than the agent's resolve target: no breach
+    await case.update("customer_replied", CustomerRepliedInput(actor=agent.id, channel="email",
+                                                               note="photo received"), TimelineEntry, actor=agent.id)
+    s = await case.state()
+    case.log.info("demo_step", step="clock_resumed", paused_seconds=s.paused_total.total_seconds(),
+                  breaches=s.breaches)
+    await case.resolve(agent.id, "Corrected the meter reading and re-issued the bill", RootCause.BILLING_ERROR,
+                       kb_article="KB-1310 Correcting meter readings")
+
+
 @dataclass(frozen=True)
 class Scenario:
     case: dict[str, Any]
@@ -338,6 +357,13 @@ SCENARIOS: list[Scenario] = [
         "summary": "[DEMO] Customer asks for a manager about a cancellation fee",
         "desired_outcome": "The cancellation fee waived", "sentiment": "angry", "opened_by": "ana",
     }, wants_manager),
+    Scenario({
+        "case_id": "DEMO-6-WAITING-ON-CUSTOMER",
+        "customer": _customer("demo-cust-6", "Jonas Berg", "jonas.berg@example.org", time_zone="Europe/Stockholm"),
+        "channel": "email", "category": "billing", "skills": ["billing"], "severity": "medium",
+        "summary": "[DEMO] Bill based on a wrong meter reading",
+        "desired_outcome": "A corrected bill", "sentiment": "upset", "opened_by": "ana",
+    }, waits_on_customer),
 ]
 
 

@@ -13,7 +13,8 @@ import structlog
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
 
-from escalation.client import execute_update, holding_query
+from escalation.client import execute_update
+from escalation.search import holding_query
 from escalation.constants import SA_OWNER
 from escalation.models import ReassignInput, TimelineEntry
 from escalation.roster import Roster, RosterStore

@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from escalation.client import case_state
+from escalation.client import case_state, open_case
 from escalation.constants import SA_SLA_DUE
 from escalation.models import (
     AcknowledgeInput, CustomerRepliedInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
@@ -189,3 +189,24 @@ async def test_owners_hear_of_a_weekend_case_on_monday_unless_it_is_critical(ski
     async def quiet_told():
         return [m for m in sent(settings, "owner_assigned") if m["case_id"] == quiet_state.case_id]
     await eventually(quiet_told)
+
+
+async def test_ops_list_what_breaches_next_and_waiting_cases_drop_out(env, worker, settings):
+    """On the real dev server: `SlaDueAt` in visibility follows the state, and a case waiting on the
+    customer has no SLA due."""
+    handles = [await open_case(env.client, case_input(), task_queue_name=settings.task_queue) for _ in range(2)]
+    states = [await owned(h) for h in handles]
+    waiting = handles[1]
+    await waiting.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
+    await waiting.execute_update("wait_on_customer", WaitOnCustomerInput(actor="ana", reason="meter photo"),
+                                 result_type=TimelineEntry)
+    horizon = (max(s.opened_at for s in states) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def listed():
+        due = [w.id async for w in env.client.list_workflows(f'SlaDueAt < "{horizon}" AND TaskQueue = "{settings.task_queue}"')]
+        return due if len(due) == 1 else None
+    due = await eventually(listed)
+    assert due == [handles[0].id]
+    first = await case_state(handles[0])
+    described = await handles[0].describe()
+    assert described.search_attributes[SA_SLA_DUE][0] == first.sla_due_at == first.acknowledge_clock.due_at

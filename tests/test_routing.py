@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from temporalio.client import WorkflowUpdateFailedError
 
 from escalation import rules as R
-from escalation.client import case_state, holding_query, open_case
+from escalation.client import case_state, open_case
+from escalation.search import holding_query
 from escalation.constants import ERR_INVALID_STATE, SA_OWNER
 from escalation.models import (
     AcceptInput, AcknowledgeInput, AssignmentStatus, EscalateInput, CaseState, ReassignInput, ResolveInput, Tier, TimelineEntry,
