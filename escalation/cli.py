@@ -32,6 +32,7 @@ from escalation.errors import (
     CaseAlreadyOpen, CaseNotFound, EscalationError, InvalidArgument, InvalidState, UnknownPolicy, Unreachable,
 )
 from escalation.models import (
+    Callback, CallbackChannel, CallbackOutcome,
     EscalationReason, FollowUpAnswer, OfferAnswer, OfferKind, Outcome, RootCause, Sentiment, Severity, Status,
     Tier, TimelineEntry, parse_duration,
 )
@@ -67,6 +68,8 @@ Examples:
   escalations offer C-1001 --actor ana --kind compensation --amount 20 --description "Refund of the fee"
 
   escalations escalate C-1001 --actor ana --reason needs_authority --detail "refund above my limit"
+
+  escalations callback schedule C-1001 --actor sam --at earliest --notes "explain the refund"
 
   escalations show C-1001
 
@@ -152,7 +155,9 @@ def command(ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any]
     """Send one update; print what it recorded (the timeline entry, or the offer)."""
     arg = {k: v for k, v in fields.items() if v is not None}
     result = run(ctx, lambda esc: esc.case(case_id).update(op, arg))
-    emit(result, as_json, views.entry_line(result) if isinstance(result, TimelineEntry) else views.offer_line(result))
+    line = (views.entry_line(result) if isinstance(result, TimelineEntry) else
+            views.callback_line(result) if isinstance(result, Callback) else views.offer_line(result))
+    emit(result, as_json, line)
 
 
 # ----- opening
@@ -285,6 +290,81 @@ def close(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
           reason: Annotated[str, typer.Option(help="Why it closes.")], as_json: JsonOpt = False) -> None:
     """Close the case for good."""
     command(ctx, case_id, contract.CLOSE, {"actor": actor, "outcome": outcome, "reason": reason}, as_json)
+
+
+# ----- routing
+
+
+@app.command("accept", epilog="Example: escalations accept C-1001 -a ben")
+def accept(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+           note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Take the case offered to you (before the offer times out and goes to the next rep)."""
+    command(ctx, case_id, contract.ACCEPT, {"actor": actor, "note": note}, as_json)
+
+
+@app.command("reassign", epilog="Example: escalations reassign C-1001 -a tara --reason 'ana is off sick' --to ben")
+def reassign(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+             reason: Annotated[str, typer.Option(help="Why the case changes hands.")],
+             to: Annotated[str | None, typer.Option("--to", help="Preferred rep (else the best qualified one).")] = None,
+             from_owner: Annotated[str | None, typer.Option("--from", help="Only if the case is still with this rep.")] = None,
+             as_json: JsonOpt = False) -> None:
+    """Take the case from its owner (or the rep it is offered to) and route it again at its tier."""
+    command(ctx, case_id, contract.REASSIGN, {"actor": actor, "reason": reason, "to": to, "from_owner": from_owner},
+            as_json)
+
+
+# ----- callbacks
+
+callback_app = typer.Typer(help="Book, move, cancel callbacks to the customer and record how they went.",
+                           no_args_is_help=True)
+app.add_typer(callback_app, name="callback")
+CallbackId = Annotated[str, typer.Argument(help="The callback (callback-N, see `show`).")]
+AtOpt = Annotated[str, typer.Option(
+    "--at", help="'earliest' (the customer's contact window next opens), a time with its zone "
+                 "(2026-11-24T15:00:00+01:00), or a time without one, read on the customer's clock (2026-11-24T15:00).")]
+WindowOpt = Annotated[str | None, typer.Option(help="How long after --at the call may start (e.g. 30m); policy default.")]
+CallerOpt = Annotated[str | None, typer.Option("--owner", help="Rep id of who calls (default: the case owner).")]
+NotesOpt = Annotated[str | None, typer.Option(help="What the caller should know.")]
+
+
+@callback_app.command("schedule", epilog="Example: escalations callback schedule C-1001 -a sam --at 2026-11-24T15:00 --owner sol")
+def callback_schedule(ctx: typer.Context, case_id: CaseId, actor: ActorOpt, at: AtOpt, window: WindowOpt = None,
+                      owner: CallerOpt = None,
+                      channel: Annotated[CallbackChannel, typer.Option(help="call or video.")] = CallbackChannel.CALL,
+                      phone: Annotated[str | None, typer.Option(help="Number to call if not the customer's.")] = None,
+                      notes: NotesOpt = None, as_json: JsonOpt = False) -> None:
+    """Book a callback: shown on the customer's clock and the caller's; reminder, then due, then retries."""
+    command(ctx, case_id, contract.SCHEDULE_CALLBACK, {"actor": actor, "at": at, "window": window, "owner": owner,
+                                                       "channel": channel, "phone": phone, "notes": notes}, as_json)
+
+
+@callback_app.command("outcome", epilog="Example: escalations callback outcome C-1001 callback-1 no_answer -a sol")
+def callback_outcome(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId,
+                     outcome: Annotated[CallbackOutcome, typer.Argument(
+                         help="reached, no_answer, voicemail, wrong_number or declined.")],
+                     actor: ActorOpt, note: Annotated[str | None, typer.Option(help="How it went.")] = None,
+                     as_json: JsonOpt = False) -> None:
+    """Record how a callback went (no_answer and voicemail are retried per the policy)."""
+    command(ctx, case_id, contract.RECORD_CALLBACK_OUTCOME,
+            {"actor": actor, "callback_id": callback_id, "outcome": outcome, "note": note}, as_json)
+
+
+@callback_app.command("reschedule", epilog="Example: escalations callback reschedule C-1001 callback-1 -a sam --at earliest")
+def callback_reschedule(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId, actor: ActorOpt, at: AtOpt,
+                        window: WindowOpt = None, owner: CallerOpt = None, notes: NotesOpt = None,
+                        as_json: JsonOpt = False) -> None:
+    """Move a callback (and optionally hand it to another rep)."""
+    command(ctx, case_id, contract.RESCHEDULE_CALLBACK, {"actor": actor, "callback_id": callback_id, "at": at,
+                                                         "window": window, "owner": owner, "notes": notes}, as_json)
+
+
+@callback_app.command("cancel", epilog="Example: escalations callback cancel C-1001 callback-1 -a sam --reason 'customer called in'")
+def callback_cancel(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId, actor: ActorOpt,
+                    reason: Annotated[str, typer.Option(help="Why it is off.")], as_json: JsonOpt = False) -> None:
+    """Cancel a callback; the caller and the customer are told."""
+    command(ctx, case_id, contract.CANCEL_CALLBACK,
+            {"actor": actor, "callback_id": callback_id, "reason": reason}, as_json)
 
 
 # ----- reading

@@ -31,6 +31,8 @@ from escalation.contract import Update
 from escalation.converter import data_converter
 from escalation.errors import CaseAlreadyOpen, InvalidArgument, Unreachable, from_validation_error, translate
 from escalation.models import (
+    AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
+    ScheduleCallbackInput,
     AcknowledgeInput, Brief, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, EscalateInput,
     EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
     ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
@@ -162,6 +164,24 @@ class Case:
 
     async def followup_response(self, cmd: FollowUpResponseInput | Mapping[str, Any]) -> TimelineEntry:
         return await self.update(contract.FOLLOWUP_RESPONSE, cmd)
+
+    async def accept(self, cmd: AcceptInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.ACCEPT, cmd)
+
+    async def reassign(self, cmd: ReassignInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.REASSIGN, cmd)
+
+    async def schedule_callback(self, cmd: ScheduleCallbackInput | Mapping[str, Any]) -> Callback:
+        return await self.update(contract.SCHEDULE_CALLBACK, cmd)
+
+    async def reschedule_callback(self, cmd: RescheduleCallbackInput | Mapping[str, Any]) -> Callback:
+        return await self.update(contract.RESCHEDULE_CALLBACK, cmd)
+
+    async def cancel_callback(self, cmd: CancelCallbackInput | Mapping[str, Any]) -> Callback:
+        return await self.update(contract.CANCEL_CALLBACK, cmd)
+
+    async def record_callback_outcome(self, cmd: CallbackOutcomeInput | Mapping[str, Any]) -> Callback:
+        return await self.update(contract.RECORD_CALLBACK_OUTCOME, cmd)
 
     async def state(self, *, wait: float = 10.0) -> CaseState:
         """The `state` query; waits up to `wait` seconds while a just-opened case loads its policy."""

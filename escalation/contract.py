@@ -12,6 +12,8 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from escalation.models import (
+    AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
+    ScheduleCallbackInput,
     AcknowledgeInput, Brief, CaseEvent, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput,
     EscalateInput, EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer, OfferInput,
     OfferResponseInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
@@ -45,10 +47,17 @@ CUSTOMER_REPLIED = Update("customer_replied", CustomerRepliedInput, TimelineEntr
 RESOLVE = Update("resolve", ResolveInput, TimelineEntry)
 CLOSE = Update("close", CloseInput, TimelineEntry)
 FOLLOWUP_RESPONSE = Update("followup_response", FollowUpResponseInput, TimelineEntry)
+ACCEPT = Update("accept", AcceptInput, TimelineEntry)
+REASSIGN = Update("reassign", ReassignInput, TimelineEntry)
+SCHEDULE_CALLBACK = Update("schedule_callback", ScheduleCallbackInput, Callback)
+RESCHEDULE_CALLBACK = Update("reschedule_callback", RescheduleCallbackInput, Callback)
+CANCEL_CALLBACK = Update("cancel_callback", CancelCallbackInput, Callback)
+RECORD_CALLBACK_OUTCOME = Update("record_callback_outcome", CallbackOutcomeInput, Callback)
 
 UPDATES: tuple[Update, ...] = (
     ACKNOWLEDGE, ESCALATE, DE_ESCALATE, ADD_NOTE, PROPOSE_OFFER, RECORD_OFFER_RESPONSE, WAIT_ON_CUSTOMER,
-    CUSTOMER_REPLIED, RESOLVE, CLOSE, FOLLOWUP_RESPONSE,
+    CUSTOMER_REPLIED, RESOLVE, CLOSE, FOLLOWUP_RESPONSE, ACCEPT, REASSIGN, SCHEDULE_CALLBACK, RESCHEDULE_CALLBACK,
+    CANCEL_CALLBACK, RECORD_CALLBACK_OUTCOME,
 )
 # None: every command is an update, so the caller learns whether it was taken (a bad signal is dropped).
 SIGNALS: tuple[Update, ...] = ()

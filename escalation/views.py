@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from escalation.models import Brief, CaseState, Clock, Offer, TimelineEntry
+from escalation.models import Brief, Callback, CaseState, Clock, Offer, TimelineEntry
 from escalation.search import CaseSummary
 
 
@@ -49,6 +49,14 @@ def offer_line(offer: Offer) -> str:
     return line + (f": {offer.answer_note}" if offer.answer_note else "")
 
 
+def callback_line(cb: Callback) -> str:
+    """'callback-1 scheduled: sol calls 2026-11-24 15:00 +01:00 customer's time (09:00 -05:00 theirs), within 30m'"""
+    tries = f", attempt {len(cb.attempts) + 1}" if cb.attempts and cb.status == "scheduled" else ""
+    line = (f"{cb.id} {cb.status.value}: {cb.owner.id} calls {cb.customer_time:%Y-%m-%d %H:%M %z} customer's time "
+            f"({cb.owner_time:%H:%M %z} theirs), within {span(cb.window)} by {cb.channel.value}{tries}")
+    return line + (f"; {cb.end_reason}" if cb.end_reason else "")
+
+
 def _clock(name: str, clock: Clock | None, now: datetime) -> str | None:
     if clock is None:
         return None
@@ -78,11 +86,15 @@ def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline:
         lines.append("  SLA        " + "; ".join(clocks))
     if state.waiting is not None:
         lines.append(f"  waiting    on the customer since {when(state.waiting.started_at, now)}: {state.waiting.reason}")
+    if (pending := state.pending_assignment) is not None:
+        lines.append(f"  offered    to {pending.rep.name} ({pending.rep.id}), accept by {when(pending.accept_by, now)}")
     lines.append(f"  counts     escalations {state.escalations}, breaches {state.breaches}, reopens {state.reopens}")
     if state.outcome is not None:
         lines.append(f"  outcome    {state.outcome.value} {when(state.closed_at, now)}: {state.close_reason or ''}")
     if state.offers:
         lines += ["Offers"] + [f"  {offer_line(o)}" for o in state.offers]
+    if state.callbacks:
+        lines += ["Callbacks"] + [f"  {callback_line(cb)}" for cb in state.callbacks]
     if state.checkins:
         lines.append("Follow-up check-ins")
         lines += [f"  #{ch.number} by {ch.channel.value} due {when(ch.due_at, now)}"

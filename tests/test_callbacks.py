@@ -9,7 +9,6 @@ Berlin), reminds 15 minutes before, retries after an hour, gives up after two at
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
 from temporalio.client import WorkflowUpdateFailedError
+from typer.testing import CliRunner
 
 from escalation import rules as R
+from escalation.cli import app
 from escalation.client import case_state, open_case
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (
@@ -33,6 +34,8 @@ from escalation.rules.callback import deadlines as callback_deadlines
 from escalation.rules.step import Assign, MessageKind
 from tests.cases import case_input, eventually
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
+from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
+from tests.test_cli import state as cli_state
 from tests.test_routing import ROUTING, held_by
 from tests.test_rules import OPENING, assigns, kinds, refused, sends
 
@@ -530,3 +533,47 @@ async def test_bad_callback_commands_are_refused_and_change_nothing(env, worker,
     for word in words:
         assert word in cause.message, f"{word!r} not in {cause.message!r}"
     assert (await case_state(handle)).model_dump() == before.model_dump()
+
+
+# ----- from the `escalations` CLI (dev server)
+
+
+async def test_callbacks_driven_from_the_cli(cli, tmp_path):
+    inp = case_input("routing", threat=True)
+    path = tmp_path / "case.json"
+    path.write_text(inp.model_dump_json(exclude_none=True))
+    await cli("open", str(path))
+    sup = await eventually(lambda: _cli_holder(cli, inp.case_id))
+    assert "assignment_accepted" in (await cli("accept", inp.case_id, "-a", sup)).stdout
+
+    booked = (await cli("callback", "schedule", inp.case_id, "-a", sup, "--at", "earliest", "--owner", "sol",
+                        "--notes", "explain the refund")).stdout
+    assert booked.startswith("callback-1 scheduled: sol calls") and "customer's time" in booked
+    retry = (await cli("callback", "outcome", inp.case_id, "callback-1", "no_answer", "-a", "sol")).stdout
+    assert retry.startswith("callback-1 scheduled") and "attempt 2" in retry
+    tomorrow = (datetime.now(BERLIN) + timedelta(days=1)).date()
+    moved = (await cli("callback", "reschedule", inp.case_id, "callback-1", "-a", sup,
+                       "--at", f"{tomorrow}T10:00")).stdout
+    assert f"{tomorrow} 10:00 +0" in moved  # 10:00 on the customer's clock (+0100 or +0200)
+    refused_ = await cli("callback", "outcome", inp.case_id, "callback-9", "reached", "-a", "sol", code=3)
+    assert "callback_id: no callback 'callback-9'" in refused_.output
+    past = await cli("callback", "schedule", inp.case_id, "-a", sup, "--at", "2020-01-01T10:00:00Z", code=3)
+    assert "at: " in past.output and "is in the past" in past.output
+    assert "cancelled" in (await cli("callback", "cancel", inp.case_id, "callback-1", "-a", sup,
+                                     "--reason", "customer called in")).stdout
+    shown = (await cli("show", inp.case_id)).stdout
+    assert "Callbacks\n  callback-1 cancelled: sol calls" in shown
+    s = await cli_state(cli, inp.case_id)
+    assert [a.outcome for a in s.callbacks[0].attempts] == ["no_answer"]
+
+
+async def _cli_holder(cli, case_id: str) -> str | None:
+    return R.holder(await cli_state(cli, case_id))
+
+
+def test_cli_help_covers_routing_and_callback_commands():
+    runner = CliRunner()
+    for args in (["accept"], ["reassign"], ["callback", "schedule"], ["callback", "outcome"],
+                 ["callback", "reschedule"], ["callback", "cancel"]):
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0 and "Example" in result.stdout, args
