@@ -11,18 +11,15 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributeKey
 
 from escalation.client import execute_update
-from escalation.search import holding_query
-from escalation.constants import SA_OWNER
+from escalation.search import OWNER, holding_query
 from escalation.models import ReassignInput, TimelineEntry
 from escalation.roster import Roster, RosterStore
 
 log = structlog.get_logger()
 
 ACTOR = "roster"
-OWNER_KEY = SearchAttributeKey.for_keyword(SA_OWNER)
 # The pass runs when the roster file changes and again this often, for cases routed to a rep in the
 # instant the roster changed.
 INTERVAL = timedelta(minutes=1)
@@ -35,7 +32,7 @@ async def reassign_inactive(client: Client, roster: Roster) -> list[str]:
         return []
     moved = []
     async for case in client.list_workflows(holding_query(inactive)):
-        rep = case.typed_search_attributes.get(OWNER_KEY)
+        rep = case.typed_search_attributes.get(OWNER)
         if rep not in inactive:
             continue
         try:
