@@ -193,6 +193,12 @@ def test_no_answer_is_retried_inside_the_window_then_the_customer_hears_in_writi
     assert assigns(effects)[0].tier == MG
 
 
+def test_an_early_unanswered_try_retries_after_the_booked_time_not_before_it():
+    state, _ = scheduled(supervised(), berlin(3, 15))
+    state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), NOW)  # tried at 10:00
+    assert state.callbacks[0].customer_time.isoformat() == "2026-03-03T16:00:00+01:00"
+
+
 def test_unreachable_customer_reassigns_the_case_when_the_policy_says_so():
     policy = Policy.model_validate({**ROUTING.model_dump(), "callbacks": {**ROUTING.callbacks.model_dump(),
                                                                           "on_unreachable": "reassign",

@@ -221,7 +221,8 @@ def record_outcome(step: Step, cmd: CallbackOutcomeInput) -> Callback:
     cb.handing_over = False  # a late call still counts; a hand-over under way is dropped
     retry = cmd.outcome in RETRYABLE and number < cp.max_attempts
     if retry:
-        _plan(step, cb, _contact(step).next_open(step.now + cp.retry_after))
+        # Counted from the booked time when the caller tried early: a retry never comes before it.
+        _plan(step, cb, _contact(step).next_open(max(step.now, cb.due_at) + cp.retry_after))
     entry = step.log("callback_outcome", cmd.actor, callback_id=cb.id, attempt=number, outcome=cmd.outcome.value,
                      note=cmd.note, next_attempt_at=cb.due_at.isoformat() if retry else None)
     if cmd.outcome in ANSWERED:
