@@ -288,11 +288,16 @@ def load_policy_file(path: Path) -> Policy:
     except ValidationError as err:
         raise PolicyError(f"policy file {path.name} is invalid:\n{err}") from err
     # Holidays become plain dates here, outside any workflow, from last year to a few years ahead.
-    this_year = date.today().year
     try:
-        return policy.with_holidays(range(this_year - 1, this_year + HOLIDAY_YEARS_AHEAD + 1))
+        return policy.with_holidays(holiday_years())
     except PolicyError as err:
         raise PolicyError(f"policy file {path.name} is invalid: {err}") from None
+
+
+def holiday_years() -> range:
+    """The years whose public holidays a file resolves when it loads (policies, roster)."""
+    this_year = date.today().year
+    return range(this_year - 1, this_year + HOLIDAY_YEARS_AHEAD + 1)
 
 
 class PolicyStore:

@@ -4,17 +4,13 @@ contact details and optional own authority limit. Pure data; routing (escalation
 from __future__ import annotations
 
 import tomllib
-from datetime import date
 from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
 from escalation.calendar import ALWAYS, CalendarError, WorkingCalendar
 from escalation.models import Contract, Identifier, Money, Owner, Tier, TimeZoneName
-
-# Years of public holidays resolved when the roster loads (as for policies).
-HOLIDAY_YEARS_AHEAD = 3
-
+from escalation.policy import holiday_years
 
 class Rep(Contract):
     id: Identifier
@@ -94,9 +90,8 @@ def load_roster(path: Path) -> Roster:
         roster = Roster.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as err:
         raise RosterError(f"roster {Path(path).name}: {err}") from err
-    this_year = date.today().year
     try:
-        return roster.with_holidays(range(this_year - 1, this_year + HOLIDAY_YEARS_AHEAD + 1))
+        return roster.with_holidays(holiday_years())
     except RosterError as err:
         raise RosterError(f"roster {Path(path).name}: {err}") from None
 

@@ -16,7 +16,7 @@ from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (
     Callback, CallbackAttempt, CallbackChannel, CallbackOutcome, CallbackOutcomeInput, CallbackStatus, CallbackTime,
     CancelCallbackInput, CaseState, ContactChannel, EscalationReason, Owner, RescheduleCallbackInput,
-    ScheduleCallbackInput, Status,
+    ScheduleCallbackInput, Status, TimelineEntry,
 )
 from escalation.rules import routing
 from escalation.rules.step import SYSTEM, MessageKind, Recipient, RuleViolation, Step
@@ -122,7 +122,7 @@ def _find(step: Step, callback_id: str) -> Callback:
 # ----- messages
 
 
-def _tell_owner(step: Step, entry, cb: Callback, kind: MessageKind, subject: str, lead: str) -> None:
+def _tell_owner(step: Step, entry: TimelineEntry, cb: Callback, kind: MessageKind, subject: str, lead: str) -> None:
     """Callers hear at once (they booked the time), with the time on both clocks."""
     s = step.state
     zone = cb.owner.time_zone or "UTC"
@@ -135,7 +135,7 @@ def _tell_owner(step: Step, entry, cb: Callback, kind: MessageKind, subject: str
               f"[{s.case_id}] {subject}", body, at=step.now)
 
 
-def _tell_customer(step: Step, entry, kind: MessageKind, subject: str, body: str) -> None:
+def _tell_customer(step: Step, entry: TimelineEntry, kind: MessageKind, subject: str, body: str) -> None:
     """In writing (email, else SMS); held until the customer's contact window opens."""
     s = step.state
     cust = s.input.customer
@@ -237,7 +237,7 @@ def record_outcome(step: Step, cmd: CallbackOutcomeInput) -> Callback:
     return cb
 
 
-def _unreachable(step: Step, cb: Callback, entry) -> None:
+def _unreachable(step: Step, cb: Callback, entry: TimelineEntry) -> None:
     """Every attempt went unanswered: say so in writing, then escalate or reassign as the policy says."""
     s, policy = step.state, step.policy
     tries = len(cb.attempts)

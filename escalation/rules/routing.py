@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from escalation.calendar import CalendarError
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (
-    AcceptInput, Assignment, AssignmentStatus, CaseState, ContactChannel, Contract, Owner, Status,
+    AcceptInput, Assignment, AssignmentStatus, CaseState, ContactChannel, Contract, Owner, Status, Tier,
 )
 from escalation.roster import Rep, Roster
 from escalation.rules.brief import build_brief
@@ -101,7 +101,7 @@ def holder(state: CaseState) -> str | None:
 
 
 def request_owner(step: Step, *, prefer: str | None = None, exclude: Iterable[str] = (),
-                  callback_id: str | None = None, tier=None) -> None:
+                  callback_id: str | None = None, tier: Tier | None = None) -> None:
     """Ask routing for a rep. For the case itself this voids any open offer, and reps already asked at
     this tier are not asked again (unless preferred by name)."""
     s = step.state
