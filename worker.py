@@ -15,7 +15,8 @@ from temporalio.client import Client
 from escalation.converter import data_converter
 from temporalio.worker import Worker
 
-from activities.delivery import MessageDelivery, OutboxDelivery, OutboxEvents
+from activities.channels import build_delivery, build_events
+from activities.delivery import MessageDelivery
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.record import RecordActivities
@@ -33,8 +34,8 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
     """All activities, wired to the backends the settings name (or the delivery given)."""
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = RouteActivities(RosterStore(settings.roster_path))
-    notify = NotifyActivities(delivery or OutboxDelivery(settings.outbox_path))
-    record = RecordActivities(OutboxEvents(settings.events_path))
+    notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
+    record = RecordActivities(build_events(settings.delivery, settings.events_path))
     return [policies.load_policy, route.assign_owner, notify.send_message, record.record_events]
 
 
@@ -62,7 +63,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
     log.info("worker_started", address=settings.address, namespace=settings.namespace,
-             task_queue=settings.task_queue)
+             task_queue=settings.task_queue, **(settings.delivery.describe() if settings.delivery else {}))
     async with worker:
         await stop.wait()
     log.info("worker_stopped")

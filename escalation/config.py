@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from escalation.constants import task_queue
+from escalation.delivery_settings import DeliverySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +20,8 @@ class Settings(BaseModel):
     data_dir: Path = PROJECT_ROOT / "data"
     policy_dir: Path = PROJECT_ROOT / "config" / "policies"
     roster_path: Path = PROJECT_ROOT / "config" / "roster.toml"
+    # SMTP, SMS/voice gateway, webhooks, inbound answers; None: everything to the outbox and events file.
+    delivery: DeliverySettings | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -30,6 +33,7 @@ class Settings(BaseModel):
             data_dir=Path(env.get("ESCALATIONS_DATA_DIR", cls.model_fields["data_dir"].default)),
             policy_dir=Path(env.get("ESCALATIONS_POLICY_DIR", cls.model_fields["policy_dir"].default)),
             roster_path=Path(env.get("ESCALATIONS_ROSTER", cls.model_fields["roster_path"].default)),
+            delivery=DeliverySettings.load(),
         )
 
     @property

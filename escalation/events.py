@@ -1,0 +1,51 @@
+"""The events other systems receive (webhooks, the events file): one per timeline entry of a case.
+
+An event's type is `escalation.<timeline kind>`; its `id` (`<workflow id>/<opening>/<seq>`) is the same
+on every retry, so a receiver dedupes on it. The catalogue below is the list the README documents.
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict
+
+from escalation.models import CaseEvent
+
+EVENT_PREFIX = "escalation."
+
+# Event type -> what happened. Callback events (`escalation.callback_*`) join when callbacks land.
+EVENT_TYPES: dict[str, str] = {
+    "escalation.opened": "a case was opened at its first tier (or the threat tier)",
+    "escalation.assigned": "routing gave the current tier an owner",
+    "escalation.unassigned": "nobody is available at the current tier; the team queue was told",
+    "escalation.acknowledged": "the owner picked the case up; the acknowledge clock stopped",
+    "escalation.escalated": "the case moved up the ladder (by hand or on an SLA breach)",
+    "escalation.de_escalated": "the case moved down the ladder",
+    "escalation.breached": "an SLA target (acknowledge or resolve) was missed",
+    "escalation.note": "someone added a note (and maybe the customer's sentiment)",
+    "escalation.offer_proposed": "compensation or goodwill was offered, within authority",
+    "escalation.offer_accepted": "the customer accepted an offer",
+    "escalation.offer_declined": "the customer declined an offer",
+    "escalation.waiting_on_customer": "the resolve clock paused while waiting on the customer",
+    "escalation.customer_replied": "the customer came back; the resolve clock runs again",
+    "escalation.wait_expired": "the wait on the customer reached its limit",
+    "escalation.resolved": "a fix was given; follow-up check-ins are planned",
+    "escalation.followup_sent": "a follow-up check-in went to the customer",
+    "escalation.followup_answered": "the customer answered a check-in (fixed / not fixed)",
+    "escalation.reopened": "a 'not fixed' answer reopened the case at the tier that resolved it",
+    "escalation.closed": "the case ended (resolved, customer_lost or legal)",
+    "escalation.delivery_failed": "a message could not be delivered; the fallback route is named",
+}
+
+
+class WebhookEvent(CaseEvent):
+    """Body of every webhook request: one change of one case. Dedupe on `id`; `seq` orders a case's events."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "escalation-C-1001/7f9c2b1e-0d4a-4c55-9a57-1c1f3f0b6a10/3",
+        "type": "escalation.acknowledged", "case_id": "C-1001", "seq": 3, "at": "2026-11-23T09:14:05Z",
+        "actor": "ana", "tier": "agent", "status": "open", "owner": "ana", "detail": {"note": "calling back now"},
+    }]})
+
+    @classmethod
+    def of(cls, event: CaseEvent) -> WebhookEvent:
+        return cls.model_validate(event.model_dump())
