@@ -15,7 +15,7 @@ from activities.email import SmtpEmail
 from activities.gateway import HttpGateway
 from activities.webhooks import WebhookEvents
 from escalation import logs
-from escalation.config import Settings
+from escalation.config import PROJECT_ROOT, Settings
 from escalation.delivery_settings import CONFIG_ENV, DeliverySettings, SmtpSecurity
 from escalation.models import ContactChannel, Tier
 from escalation.rules.step import Message, MessageKind, Recipient
@@ -144,3 +144,13 @@ async def test_team_messages_go_to_the_team_address_or_else_to_the_outbox(tmp_pa
     assert sent.to.email == "desk@example.com" and sent.to.tier == Tier.AGENT
     [queued] = outbox.got
     assert queued.to.tier == Tier.MANAGER and queued.to.email is None
+
+
+def test_the_example_config_file_loads_with_its_secrets_from_the_environment(clean_env):
+    clean_env.setenv(CONFIG_ENV, str(PROJECT_ROOT / "config" / "delivery.example.toml"))
+    with pytest.raises(ValidationError, match="webhook.secret"):
+        DeliverySettings.load()  # a secret the file leaves to the environment is required
+    clean_env.setenv("ESCALATIONS_WEBHOOK__SECRET", "from-env")
+    s = DeliverySettings.load()
+    assert s.smtp.security == SmtpSecurity.STARTTLS and set(s.teams) == set(Tier)
+    assert s.webhook.secret.get_secret_value() == "from-env"
