@@ -1,18 +1,19 @@
 """Runs the escalation worker: `python worker.py` (or the `escalations-worker` console script).
 
-Connects to TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, polls the `escalations` task queue and runs the
-Escalation workflow and its activities. SIGINT/SIGTERM shut it down gracefully.
+Connects with the settings of escalation.config (client config profile, TEMPORAL_* variables for
+address, namespace, TLS and API key), polls the task queue and runs the Escalation workflow and its
+activities, tuned by ESCALATIONS_MAX_* and ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT. SIGINT/SIGTERM
+shut it down gracefully.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from datetime import timedelta
+import sys
 
 import structlog
 from temporalio.client import Client
-from escalation.converter import data_converter
 from temporalio.worker import Worker
 
 from activities.channels import build_delivery, build_events
@@ -22,7 +23,8 @@ from activities.policy import PolicyActivities
 from activities.record import RecordActivities
 from activities.route import RouteActivities
 from escalation import logs
-from escalation.config import Settings
+from escalation.client import connect
+from escalation.config import ConfigError, Settings
 from escalation.policy import PolicyStore
 from escalation.roster import RosterStore
 from workflows import Escalation
@@ -41,6 +43,7 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
 
 def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,
                  **options) -> Worker:
+    """The worker for `settings`; `options` override the settings' worker options (Worker keyword arguments)."""
     # Fail fast on broken policy or roster files rather than at the first case.
     PolicyStore(settings.policy_dir).validate_all()
     RosterStore(settings.roster_path).get()
@@ -49,21 +52,16 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         task_queue=settings.task_queue,
         workflows=[Escalation],
         activities=build_activities(settings, delivery),
-        graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", timedelta(seconds=10)),
-        **options,
+        **(settings.worker.worker_kwargs() | options),
     )
-
-
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=data_converter)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
     log.info("worker_started", address=settings.address, namespace=settings.namespace,
-             task_queue=settings.task_queue, **(settings.delivery.describe() if settings.delivery else {}))
+             task_queue=settings.task_queue, tls=settings.uses_tls, **settings.worker.model_dump(mode="json"),
+             **(settings.delivery.describe() if settings.delivery else {}))
     async with worker:
         await stop.wait()
     log.info("worker_stopped")
@@ -71,7 +69,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     logs.configure()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        log.error("worker_config_invalid", error=str(err))
+        sys.exit(f"escalations-worker: {err}")
 
     async def _main() -> None:
         stop = asyncio.Event()

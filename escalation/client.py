@@ -1,31 +1,190 @@
-"""Starting and finding cases from other services. Validates input before anything reaches Temporal."""
+"""The escalation client other services import: open, find, drive and wait for cases with typed models.
+
+    esc = await EscalationClient.connect()              # Settings.from_env(): profile, TEMPORAL_*, ...
+    case = await esc.open(payload)                      # validates first; an open case is returned as is
+    entry = await case.escalate(EscalateInput(actor="ana", reason="customer_request"))
+    state = await case.state()
+    outcome = await case.outcome()
+
+Refusals raise the typed errors of `escalation.errors` with the validator's message (field first), never
+a raw RPC error. The lower-level functions below (open_case, case_handle, case_state, execute_update)
+work on plain Temporal handles and raise the SDK's errors.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from escalation import constants, contract
+from escalation.config import Settings
 from escalation.constants import SA_CUSTOMER, SA_SEVERITY, SA_STATUS, WORKFLOW_TYPE, task_queue, workflow_id
-from escalation.models import CaseState, EscalationInput, EscalationOutcome, Status
+from escalation.contract import Update
+from escalation.converter import data_converter
+from escalation.errors import CaseAlreadyOpen, InvalidArgument, Unreachable, from_validation_error, translate
+from escalation.models import (
+    AcknowledgeInput, Brief, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, EscalateInput,
+    EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
+    ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
+)
+from escalation.search import CaseFilter, CaseSummary
 
+__all__ = ["Case", "CaseAlreadyOpen", "EscalationClient", "case_handle", "case_state", "connect",
+           "execute_update", "open_case"]
 
 R = TypeVar("R")
+I = TypeVar("I", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
 
 
-class CaseAlreadyOpen(Exception):
-    """A case with this id is still open; it was not started a second time."""
+async def connect(settings: Settings | None = None) -> Client:
+    """A Temporal client for `settings` (default: from the environment) with the escalation data converter."""
+    settings = settings or Settings.from_env()
+    try:
+        return await Client.connect(**settings.connect_kwargs(), data_converter=data_converter)
+    except RuntimeError as err:  # the SDK's "Failed client connect: ..."
+        raise Unreachable(f"cannot connect to Temporal at {settings.address} (namespace {settings.namespace}"
+                          f"{', TLS' if settings.uses_tls else ''}): {err}") from None
 
-    def __init__(self, case_id: str, run_id: str | None) -> None:
-        super().__init__(f"case {case_id} is already open (workflow {workflow_id(case_id)}"
-                         + (f", run {run_id}" if run_id else "") + "); drive the open case instead")
+
+def _model(model: type[M], value: M | Mapping[str, Any]) -> M:
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        raise from_validation_error(err) from None
+
+
+class EscalationClient:
+    """Cases on one Temporal namespace. `task_queue` is where new cases are started."""
+
+    def __init__(self, client: Client, *, task_queue: str | None = None) -> None:
+        self.temporal = client
+        self.task_queue = task_queue or constants.task_queue()
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> EscalationClient:
+        settings = settings or Settings.from_env()
+        return cls(await connect(settings), task_queue=settings.task_queue)
+
+    async def open(self, case: EscalationInput | Mapping[str, Any], *,
+                   if_open: Literal["return", "fail"] = "return") -> Case:
+        """Open a case. Opening is idempotent by case id: if the case is open already its handle is returned
+        (`Case.opened` is False) unless `if_open="fail"`, which raises CaseAlreadyOpen. A closed case's id
+        opens a new case. Bad input raises InvalidArgument before anything is started."""
+        inp = _model(EscalationInput, case)
+        if inp.carried is not None:
+            raise InvalidArgument("carried: internal to the workflow; leave it out when opening a case",
+                                  field="carried")
+        try:
+            handle = await open_case(self.temporal, inp, task_queue_name=self.task_queue)
+        except CaseAlreadyOpen:
+            if if_open == "fail":
+                raise
+            return self.case(inp.case_id)
+        except RPCError as err:
+            raise translate(err, inp.case_id) from None
+        return Case(handle, inp.case_id, opened=True)
+
+    def case(self, case_id: str) -> Case:
+        """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used)."""
+        return Case(case_handle(self.temporal, case_id), case_id)
+
+    async def list_cases(self, filter: CaseFilter | Mapping[str, Any] | None = None, *,
+                         limit: int | None = 100) -> list[CaseSummary]:
+        """Cases matching `filter`, from visibility (search attributes), at most `limit` (None: all)."""
+        query = _model(CaseFilter, filter or {}).query()
+        return [CaseSummary.from_execution(ex)
+                async for ex in self.temporal.list_workflows(query, limit=limit)]
+
+    async def count_cases(self, filter: CaseFilter | Mapping[str, Any] | None = None) -> int:
+        return (await self.temporal.count_workflows(_model(CaseFilter, filter or {}).query())).count
+
+
+class Case:
+    """One case: every update and query of the contract, typed. Arguments are the contract's input models
+    (or plain mappings, validated first)."""
+
+    def __init__(self, handle: WorkflowHandle[Any, EscalationOutcome], case_id: str, *, opened: bool = False) -> None:
+        self.handle = handle
         self.case_id = case_id
-        self.run_id = run_id
+        self.opened = opened  # True when this call started the case
+
+    @property
+    def workflow_id(self) -> str:
+        return self.handle.id
+
+    async def update(self, op: Update[I, R], cmd: I | Mapping[str, Any]) -> R:
+        arg = _model(op.arg, cmd)
+        try:
+            return await execute_update(self.handle, op.name, arg, result_type=op.result)
+        except Exception as err:
+            raise translate(err, self.case_id) from None
+
+    async def acknowledge(self, cmd: AcknowledgeInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.ACKNOWLEDGE, cmd)
+
+    async def escalate(self, cmd: EscalateInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.ESCALATE, cmd)
+
+    async def de_escalate(self, cmd: DeEscalateInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.DE_ESCALATE, cmd)
+
+    async def add_note(self, cmd: NoteInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.ADD_NOTE, cmd)
+
+    async def propose_offer(self, cmd: OfferInput | Mapping[str, Any]) -> Offer:
+        return await self.update(contract.PROPOSE_OFFER, cmd)
+
+    async def record_offer_response(self, cmd: OfferResponseInput | Mapping[str, Any]) -> Offer:
+        return await self.update(contract.RECORD_OFFER_RESPONSE, cmd)
+
+    async def wait_on_customer(self, cmd: WaitOnCustomerInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.WAIT_ON_CUSTOMER, cmd)
+
+    async def customer_replied(self, cmd: CustomerRepliedInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.CUSTOMER_REPLIED, cmd)
+
+    async def resolve(self, cmd: ResolveInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.RESOLVE, cmd)
+
+    async def close(self, cmd: CloseInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.CLOSE, cmd)
+
+    async def followup_response(self, cmd: FollowUpResponseInput | Mapping[str, Any]) -> TimelineEntry:
+        return await self.update(contract.FOLLOWUP_RESPONSE, cmd)
+
+    async def state(self, *, wait: float = 10.0) -> CaseState:
+        """The `state` query; waits up to `wait` seconds while a just-opened case loads its policy."""
+        try:
+            return await case_state(self.handle, wait=wait)
+        except Exception as err:
+            raise translate(err, self.case_id) from None
+
+    async def brief(self) -> Brief:
+        try:
+            return await self.handle.query(contract.BRIEF.name, result_type=Brief)
+        except Exception as err:
+            raise translate(err, self.case_id) from None
+
+    async def outcome(self) -> EscalationOutcome:
+        """Wait until the case closes and return its outcome (CaseEnded if it was terminated)."""
+        try:
+            return await self.handle.result()
+        except Exception as err:
+            raise translate(err, self.case_id) from None
+
+
+# ----- lower level: plain Temporal handles, SDK errors
 
 
 async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
@@ -88,8 +247,8 @@ async def case_state(handle: WorkflowHandle, *, wait: float = 10.0) -> CaseState
     while True:
         try:
             return await handle.query("state", result_type=CaseState)
-        except RPCError:
-            if loop.time() > deadline:
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND or loop.time() > deadline:
                 raise
         except Exception as err:  # WorkflowQueryFailedError while opening
             if "still opening" not in str(err) or loop.time() > deadline:

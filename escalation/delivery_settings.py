@@ -1,8 +1,8 @@
 """Where messages and events go: SMTP, an SMS/voice HTTP gateway, event webhooks, inbound answers.
 
-Read from environment variables and, optionally, a TOML file named by ESCALATIONS_DELIVERY_CONFIG;
-environment variables win. Nested fields use a double underscore: ESCALATIONS_SMTP__HOST,
-ESCALATIONS_GATEWAY__AUTH, ESCALATIONS_WEBHOOK__SECRET. Whatever is not configured goes to the outbox
+Read from a TOML file named by ESCALATIONS_DELIVERY_CONFIG (optional) and environment variables, which
+win: ESCALATIONS_<SECTION>__<FIELD> with a double underscore, e.g. ESCALATIONS_SMTP__HOST,
+ESCALATIONS_GATEWAY__AUTH, ESCALATIONS_WEBHOOK__SECRET, ESCALATIONS_TEAMS__AGENT. Whatever is not configured goes to the outbox
 (messages) or the events file (events), so a development setup needs no mail server or gateway.
 Secrets are `SecretStr`: they print as '**********' and are never logged.
 """
@@ -10,17 +10,19 @@ Secrets are `SecretStr`: they print as '**********' and are never logged.
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
 from escalation.models import ContactChannel, Tier
 
 CONFIG_ENV = "ESCALATIONS_DELIVERY_CONFIG"
+ENV_PREFIX = "ESCALATIONS_"
 
 
 class Section(BaseModel):
@@ -86,9 +88,10 @@ class InboundSettings(Section):
     tolerance: float = SIGNATURE_TOLERANCE_SECONDS
 
 
-class DeliverySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ESCALATIONS_", env_nested_delimiter="__", extra="forbid")
+SECTIONS = ("smtp", "gateway", "webhook", "inbound", "teams")
 
+
+class DeliverySettings(Section):
     smtp: SmtpSettings | None = None
     gateway: GatewaySettings | None = None
     webhook: WebhookSettings | None = None
@@ -99,20 +102,19 @@ class DeliverySettings(BaseSettings):
     templates_dir: Path | None = None  # templates here override the built-in ones, by file name
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get(CONFIG_ENV)
-        file = (TomlConfigSettingsSource(settings_cls, toml_file=Path(path)),) if path else ()
-        return (init_settings, env_settings, *file)
-
-    @classmethod
-    def load(cls) -> DeliverySettings:
-        """From the environment and the file ESCALATIONS_DELIVERY_CONFIG names (which must exist)."""
-        path = os.environ.get(CONFIG_ENV)
-        if path and not Path(path).is_file():
-            raise FileNotFoundError(f"{CONFIG_ENV}: no delivery config file at '{path}'")
-        return cls()
+    def load(cls, env: Mapping[str, str] | None = None) -> DeliverySettings:
+        """From the file ESCALATIONS_DELIVERY_CONFIG names (which must exist), then the environment."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if path := env.get(CONFIG_ENV):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{CONFIG_ENV}: no delivery config file at '{path}'")
+            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        for name, value in env.items():
+            section, sep, field = name.removeprefix(ENV_PREFIX).lower().partition("__")
+            if name.startswith(ENV_PREFIX) and sep and section in SECTIONS:
+                values.setdefault(section, {})[field] = value
+        return cls.model_validate(values)
 
     def team_address(self, tier: Tier) -> str | None:
         return self.teams.get(tier)

@@ -37,7 +37,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest  # noq
 from temporalio.client import Client  # noqa: E402
 
 from escalation import logs  # noqa: E402
-from escalation.config import Settings  # noqa: E402
+from escalation.config import ConfigError, Settings  # noqa: E402
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX  # noqa: E402
 from escalation.demo import SCENARIOS, run_demo  # noqa: E402
 from worker import build_worker, connect  # noqa: E402
@@ -289,7 +289,10 @@ def main() -> None:
     # Until the event loop takes over SIGINT below, a Ctrl-C just exits (code 130) without a traceback.
     signal.signal(signal.SIGINT, _quit_quietly)
     logs.configure()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        sys.exit(f"\nmake run: {err}\n")
     external = bool(os.environ.get("TEMPORAL_ADDRESS"))
 
     async def _main() -> int:

@@ -37,14 +37,22 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
-class WebhookEvent(CaseEvent):
-    """Body of every webhook request: one change of one case. Dedupe on `id`; `seq` orders a case's events."""
+EXAMPLE = {
+    "id": "escalation-C-1001/01a2087c-5b1e-7d3a-9c4f-2e8b6a1d0f37/4", "type": "escalation.acknowledged",
+    "case_id": "C-1001", "seq": 4, "at": "2026-11-23T09:03:00Z", "actor": "ana", "tier": "agent",
+    "status": "open", "owner": "ana", "detail": {"note": "calling the customer back"},
+}
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "escalation-C-1001/7f9c2b1e-0d4a-4c55-9a57-1c1f3f0b6a10/3",
-        "type": "escalation.acknowledged", "case_id": "C-1001", "seq": 3, "at": "2026-11-23T09:14:05Z",
-        "actor": "ana", "tier": "agent", "status": "open", "owner": "ana", "detail": {"note": "calling back now"},
-    }]})
+
+def _schema(schema: dict) -> None:
+    schema["properties"]["type"]["examples"] = list(EVENT_TYPES)
+    schema["examples"] = [EXAMPLE]
+
+
+class WebhookEvent(CaseEvent):
+    """Body of every webhook request: one change of one case. Dedupe on `id`; order a case's events by `seq`."""
+
+    model_config = ConfigDict(json_schema_extra=_schema)
 
     @classmethod
     def of(cls, event: CaseEvent) -> WebhookEvent:

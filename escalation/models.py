@@ -164,7 +164,8 @@ Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 ]
 TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
-Money = Annotated[Decimal, AfterValidator(_money)]
+Money = Annotated[Decimal, AfterValidator(_money),
+                  Field(description='An amount as a string ("19.99"): not negative, at most 2 decimal places')]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,24}$")
 
@@ -224,7 +225,8 @@ class EscalationInput(Contract):
     policy: Identifier = "default"
     # Internal: set only by the workflow when a long case continues as new (escalation.carry.CarriedCase).
     # A run not started by continue-as-new refuses it.
-    carried: SkipJsonSchema[dict[str, Any] | None] = None
+    # Left out of JSON when unset, so published payloads (the `state` query) match the schema.
+    carried: SkipJsonSchema[dict[str, Any] | None] = Field(default=None, exclude_if=lambda v: v is None)
 
 
 # ----- update / signal arguments (one model each so fields can be added without breaking callers)

@@ -154,3 +154,17 @@ def test_the_example_config_file_loads_with_its_secrets_from_the_environment(cle
     s = DeliverySettings.load()
     assert s.smtp.security == SmtpSecurity.STARTTLS and set(s.teams) == set(Tier)
     assert s.webhook.secret.get_secret_value() == "from-env"
+
+
+def test_worker_settings_name_a_bad_delivery_setting_and_read_only_the_environment_given(tmp_path):
+    from escalation.config import ConfigError
+    no_profile = tmp_path / "temporal.toml"
+    no_profile.write_text("")
+    with pytest.raises(ConfigError, match="no delivery config file at"):
+        Settings.from_env({CONFIG_ENV: str(tmp_path / "nope.toml")}, config_file=no_profile)
+    with pytest.raises(ConfigError, match=r"smtp\.port: .*integer"):
+        Settings.from_env({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__PORT": "five"}, config_file=no_profile)
+    s = Settings.from_env({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_TEAMS__MANAGER": "mgrs@example.com"},
+                          config_file=no_profile)
+    assert s.delivery.smtp.host == "relay" and s.delivery.teams == {Tier.MANAGER: "mgrs@example.com"}
+    assert Settings.from_env({}, config_file=no_profile).delivery.smtp is None

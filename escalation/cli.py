@@ -1,0 +1,451 @@
+"""`escalations`: open, drive, show, list and watch cases from a terminal.
+
+Every command goes through `EscalationClient`, so the CLI refuses exactly what the workflow refuses, with
+the same words. Connection settings are those of the worker (client config profile, TEMPORAL_*), with
+--address, --namespace, --profile and --config-file on top. A command is one small function over the
+contract table: adding an update means adding its entry in escalation.contract and a command here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.live import Live
+
+from escalation import contract, views
+from escalation.client import Case, EscalationClient
+from escalation.config import ConfigError, Settings
+from escalation.contract import Update
+from escalation.errors import (
+    CaseAlreadyOpen, CaseNotFound, EscalationError, InvalidArgument, InvalidState, UnknownPolicy, Unreachable,
+)
+from escalation.models import (
+    EscalationReason, FollowUpAnswer, OfferAnswer, OfferKind, Outcome, RootCause, Sentiment, Severity, Status,
+    Tier, TimelineEntry, parse_duration,
+)
+
+T = TypeVar("T")
+
+
+class Code(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2  # bad options (from the option parser)
+    INVALID_ARGUMENT = 3  # refused: fix the input
+    INVALID_STATE = 4  # refused: the case is not in a state for that (or has completed)
+    NOT_FOUND = 5
+    ALREADY_OPEN = 6  # open --fail-if-open
+    UNKNOWN_POLICY = 7
+    UNREACHABLE = 8  # connection or configuration
+
+
+EXIT_CODES: list[tuple[type[Exception], Code]] = [
+    (InvalidArgument, Code.INVALID_ARGUMENT), (InvalidState, Code.INVALID_STATE), (CaseNotFound, Code.NOT_FOUND),
+    (CaseAlreadyOpen, Code.ALREADY_OPEN), (UnknownPolicy, Code.UNKNOWN_POLICY), (Unreachable, Code.UNREACHABLE),
+    (ConfigError, Code.UNREACHABLE),
+]
+
+EXAMPLES = """\
+Examples:
+
+  escalations open examples/case.json
+
+  escalations ack C-1001 --actor ana
+
+  escalations offer C-1001 --actor ana --kind compensation --amount 20 --description "Refund of the fee"
+
+  escalations escalate C-1001 --actor ana --reason needs_authority --detail "refund above my limit"
+
+  escalations show C-1001
+
+  escalations list --tier team_lead --due-before 30m
+
+  escalations watch C-1001
+
+Exit codes: 0 done, 2 bad options, 3 refused (fix the input), 4 refused (the case is not in a state for
+that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect or bad
+connection settings, 1 anything else."""
+
+app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
+                  epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+
+CaseId = Annotated[str, typer.Argument(help="The case id (the workflow id without 'escalation-').")]
+ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR",
+                                       help="Who does this (rep id).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+# ----- plumbing
+
+
+class Options(BaseModel):
+    """Connection options given on the command line; None leaves the environment's setting."""
+
+    address: str | None = None
+    namespace: str | None = None
+    profile: str | None = None
+    config_file: Path | None = None
+    task_queue: str | None = None
+
+    def settings(self) -> Settings:
+        return Settings.from_env(profile=self.profile, config_file=self.config_file, address=self.address,
+                                 namespace=self.namespace, task_queue=self.task_queue)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    address: Annotated[str | None, typer.Option(help="Temporal frontend host:port (else TEMPORAL_ADDRESS or the profile).")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Temporal namespace (else TEMPORAL_NAMESPACE or the profile).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Client config profile (else TEMPORAL_PROFILE, 'default').")] = None,
+    config_file: Annotated[Path | None, typer.Option(help="Client config TOML (else TEMPORAL_CONFIG_FILE or the default location).")] = None,
+    task_queue: Annotated[str | None, typer.Option(help="Task queue new cases start on (else ESCALATIONS_TASK_QUEUE, 'escalations').")] = None,
+) -> None:
+    ctx.obj = Options(address=address, namespace=namespace, profile=profile, config_file=config_file,
+                      task_queue=task_queue)
+
+
+def fail(message: str, code: Code) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(int(code))
+
+
+def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) -> T:
+    """Connect and run `work`; typed errors become a message on stderr and their exit code."""
+    async def go() -> T:
+        esc = await EscalationClient.connect(ctx.obj.settings())
+        return await work(esc)
+    try:
+        return asyncio.run(go())
+    except (EscalationError, ConfigError) as err:
+        code = next((c for kind, c in EXIT_CODES if isinstance(err, kind)), Code.ERROR)
+        fail(str(err), code)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def emit(result: BaseModel | list[BaseModel] | Mapping[str, Any], as_json: bool, human: str) -> None:
+    if not as_json:
+        typer.echo(human)
+    elif isinstance(result, BaseModel):
+        typer.echo(result.model_dump_json(indent=2))
+    elif isinstance(result, list):
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in result], indent=2))
+    else:
+        typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def command(ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any], as_json: bool) -> None:
+    """Send one update; print what it recorded (the timeline entry, or the offer)."""
+    arg = {k: v for k, v in fields.items() if v is not None}
+    result = run(ctx, lambda esc: esc.case(case_id).update(op, arg))
+    emit(result, as_json, views.entry_line(result) if isinstance(result, TimelineEntry) else views.offer_line(result))
+
+
+# ----- opening
+
+
+@app.command("open", epilog="Example: escalations open examples/case.json   (or - to read stdin)")
+def open_case(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON file with the case (EscalationInput), or - for stdin.")],
+    fail_if_open: Annotated[bool, typer.Option(help="Exit 6 if the case is already open instead of reusing it.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a case from its JSON description. Opening an open case again changes nothing."""
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+        payload = json.loads(text)
+    except OSError as err:
+        fail(f"{file}: cannot read: {err.strerror}", Code.INVALID_ARGUMENT)
+    except json.JSONDecodeError as err:
+        fail(f"{file}: not valid JSON: {err}", Code.INVALID_ARGUMENT)
+    case = run(ctx, lambda esc: esc.open(payload, if_open="fail" if fail_if_open else "return"))
+    human = (f"opened case {case.case_id} (workflow {case.workflow_id})" if case.opened else
+             f"case {case.case_id} is already open (workflow {case.workflow_id}); nothing started")
+    emit({"case_id": case.case_id, "workflow_id": case.workflow_id, "opened": case.opened}, as_json, human)
+
+
+# ----- commands on a case (one update each)
+
+
+@app.command("ack", epilog="Example: escalations ack C-1001 --actor ana --note 'calling back now'")
+def ack(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+        note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None, as_json: JsonOpt = False) -> None:
+    """Acknowledge the case at its tier: stops the acknowledge clock."""
+    command(ctx, case_id, contract.ACKNOWLEDGE, {"actor": actor, "note": note}, as_json)
+
+
+@app.command("escalate", epilog="Example: escalations escalate C-1001 -a ana --reason customer_request")
+def escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+             reason: Annotated[EscalationReason, typer.Option(help="Why (customer_request, threat, needs_authority, complexity).")],
+             detail: Annotated[str | None, typer.Option(help="What the next tier should know.")] = None,
+             to: Annotated[Tier | None, typer.Option("--to", help="Target tier (a skip needs a skip reason).")] = None,
+             as_json: JsonOpt = False) -> None:
+    """Move the case up the ladder (one tier, unless --to and the reason allow a skip)."""
+    command(ctx, case_id, contract.ESCALATE,
+            {"actor": actor, "reason": reason, "detail": detail, "target_tier": to}, as_json)
+
+
+@app.command("de-escalate", epilog="Example: escalations de-escalate C-1001 -a tara --reason 'customer calm, agent follows up'")
+def de_escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+                reason: Annotated[str, typer.Option(help="Why the case goes back down.")],
+                to: Annotated[Tier | None, typer.Option("--to", help="Target tier (default: one below).")] = None,
+                as_json: JsonOpt = False) -> None:
+    """Move the case down the ladder."""
+    command(ctx, case_id, contract.DE_ESCALATE, {"actor": actor, "reason": reason, "target_tier": to}, as_json)
+
+
+@app.command("note", epilog="Example: escalations note C-1001 -a ana 'Customer calmer after the apology' --sentiment upset")
+def note(ctx: typer.Context, case_id: CaseId, text: Annotated[str, typer.Argument(help="The note.")], actor: ActorOpt,
+         sentiment: Annotated[Sentiment | None, typer.Option(help="The customer's mood now.")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Add a note to the case (it goes into every brief)."""
+    command(ctx, case_id, contract.ADD_NOTE, {"actor": actor, "text": text, "sentiment": sentiment}, as_json)
+
+
+@app.command("offer", epilog="Example: escalations offer C-1001 -a ana --kind compensation --amount 20 --description 'Fee refund'")
+def offer(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+          kind: Annotated[OfferKind, typer.Option(help="compensation (money back) or goodwill (a gesture).")],
+          amount: Annotated[str, typer.Option(help="Amount, e.g. 19.99 (0 for a gesture without money).")],
+          description: Annotated[str, typer.Option(help="What is offered.")],
+          currency: Annotated[str | None, typer.Option(help="ISO code; default the policy's.")] = None,
+          as_json: JsonOpt = False) -> None:
+    """Propose an offer to the customer, within the authority limit of the tier (or the owner)."""
+    command(ctx, case_id, contract.PROPOSE_OFFER, {"actor": actor, "kind": kind, "amount": amount,
+                                                   "currency": currency, "description": description}, as_json)
+
+
+@app.command("offer-response", epilog="Example: escalations offer-response C-1001 offer-1 accepted -a ana")
+def offer_response(ctx: typer.Context, case_id: CaseId,
+                   offer_id: Annotated[str, typer.Argument(help="The offer (offer-N, see `show`).")],
+                   answer: Annotated[OfferAnswer, typer.Argument(help="accepted or declined.")], actor: ActorOpt,
+                   note: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
+                   as_json: JsonOpt = False) -> None:
+    """Record the customer's answer to an offer."""
+    command(ctx, case_id, contract.RECORD_OFFER_RESPONSE,
+            {"actor": actor, "offer_id": offer_id, "answer": answer, "note": note}, as_json)
+
+
+@app.command("wait", epilog="Example: escalations wait C-1001 -a ana --reason 'photo of the meter' --limit 2d")
+def wait(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+         reason: Annotated[str, typer.Option(help="What the customer has to give.")],
+         limit: Annotated[str | None, typer.Option(help="Give up after (e.g. 2d); at most the policy's limit.")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Wait on the customer: the resolve clock stops and keeps the time it had left."""
+    command(ctx, case_id, contract.WAIT_ON_CUSTOMER, {"actor": actor, "reason": reason, "limit": limit}, as_json)
+
+
+@app.command("replied", epilog="Example: escalations replied C-1001 -a ana --channel email --note 'photo received'")
+def replied(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+            channel: Annotated[str | None, typer.Option(help="email, sms, call or chat.")] = None,
+            note: Annotated[str | None, typer.Option(help="What came in.")] = None, as_json: JsonOpt = False) -> None:
+    """The customer came back: the resolve clock runs again."""
+    command(ctx, case_id, contract.CUSTOMER_REPLIED, {"actor": actor, "channel": channel, "note": note}, as_json)
+
+
+@app.command("resolve", epilog="Example: escalations resolve C-1001 -a ana --resolution 'Refunded' --root-cause billing_error --kb-article KB-1042")
+def resolve(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+            resolution: Annotated[str, typer.Option(help="What fixed it.")],
+            root_cause: Annotated[RootCause, typer.Option(help="Why it happened.")],
+            kb_article: Annotated[str | None, typer.Option(help="Knowledge-base article used or written.")] = None,
+            kb_missing: Annotated[bool, typer.Option(help="No article exists: flag the gap.")] = False,
+            as_json: JsonOpt = False) -> None:
+    """Resolve the case; follow-up check-ins start."""
+    command(ctx, case_id, contract.RESOLVE, {"actor": actor, "resolution": resolution, "root_cause": root_cause,
+                                             "kb_article": kb_article, "kb_missing": kb_missing or None}, as_json)
+
+
+@app.command("followup", epilog="Example: escalations followup C-1001 not_fixed --comment 'drops again every evening'")
+def followup(ctx: typer.Context, case_id: CaseId,
+             answer: Annotated[FollowUpAnswer, typer.Argument(help="fixed or not_fixed.")],
+             comment: Annotated[str | None, typer.Option(help="The customer's words.")] = None,
+             checkin: Annotated[int | None, typer.Option(help="Which check-in (default: the latest sent).")] = None,
+             as_json: JsonOpt = False) -> None:
+    """Record the customer's answer to a follow-up check-in ("not_fixed" reopens the case)."""
+    command(ctx, case_id, contract.FOLLOWUP_RESPONSE, {"answer": answer, "comment": comment, "checkin": checkin}, as_json)
+
+
+@app.command("close", epilog="Example: escalations close C-1001 -a maya --outcome customer_lost --reason 'contract cancelled'")
+def close(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
+          outcome: Annotated[Outcome, typer.Option(help="resolved, customer_lost or legal.")],
+          reason: Annotated[str, typer.Option(help="Why it closes.")], as_json: JsonOpt = False) -> None:
+    """Close the case for good."""
+    command(ctx, case_id, contract.CLOSE, {"actor": actor, "outcome": outcome, "reason": reason}, as_json)
+
+
+# ----- reading
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@app.command("show", epilog="Example: escalations show C-1001 --timeline 20")
+def show(ctx: typer.Context, case_id: CaseId,
+         timeline: Annotated[int, typer.Option(help="How many recent timeline entries to show.")] = 10,
+         as_json: JsonOpt = False) -> None:
+    """A case's state and brief, human readable (--json: {"state": ..., "brief": ...})."""
+    async def read(esc: EscalationClient) -> tuple[Any, Any]:
+        case = esc.case(case_id)
+        return await case.state(), await case.brief()
+    state, brief = run(ctx, read)
+    emit({"state": state.model_dump(mode="json"), "brief": brief.model_dump(mode="json")}, as_json,
+         views.case_text(state, brief, _now(), timeline=timeline))
+
+
+def due_before(value: str | None) -> datetime | None:
+    """'30m' (from now) or an ISO instant with its zone ('2026-11-24T09:00:00Z')."""
+    if value is None:
+        return None
+    span = parse_duration(value)
+    if isinstance(span, timedelta):
+        return _now() + span
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"'{value}' is neither a duration (30m, 4h, 1d) nor an ISO time") from None
+
+
+TierOpt = Annotated[Tier | None, typer.Option(help="Only cases at this tier.")]
+StatusOpt = Annotated[Status | None, typer.Option(help="open, resolved or closed.")]
+OwnerOpt = Annotated[str | None, typer.Option(help="Only cases owned by this rep id.")]
+CustomerOpt = Annotated[str | None, typer.Option(help="Only this customer's cases (customer id).")]
+SeverityOpt = Annotated[Severity | None, typer.Option(help="Only this severity.")]
+DueOpt = Annotated[str | None, typer.Option("--due-before", callback=due_before,
+                                            help="SLA due before: a span from now (30m) or an ISO time.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Completed cases too.")]
+
+
+def _filter(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@app.command("list", epilog="Example: escalations list --tier team_lead --due-before 30m")
+def list_cases(ctx: typer.Context, tier: TierOpt = None, status: StatusOpt = None, owner: OwnerOpt = None,
+               customer: CustomerOpt = None, severity: SeverityOpt = None, due: DueOpt = None,
+               include_closed: AllOpt = False,
+               limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+               count: Annotated[bool, typer.Option("--count", help="Only print how many cases match.")] = False,
+               as_json: JsonOpt = False) -> None:
+    """The queue: running cases (filtered), most urgent SLA first, with tier, owner, age and SLA due."""
+    flt = _filter(tier=tier, status=status, owner=owner, customer=customer, severity=severity,
+                  due_before=due, include_closed=include_closed)
+    if count:
+        n = run(ctx, lambda esc: esc.count_cases(flt))
+        emit({"count": n}, as_json, str(n))
+        return
+    cases = run(ctx, lambda esc: esc.list_cases(flt, limit=limit))
+    if as_json:
+        emit(cases, True, "")
+    else:
+        _console().print(views.cases_table(cases, _now()))
+
+
+def _console() -> Console:
+    # Wide enough that ids and instants are never wrapped when the output is piped or captured.
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+@app.command("watch", epilog="Examples: escalations watch C-1001  |  escalations watch --tier manager --interval 5")
+def watch(ctx: typer.Context,
+          case_id: Annotated[str | None, typer.Argument(help="A case to follow; without it, the queue.")] = None,
+          tier: TierOpt = None, status: StatusOpt = None, owner: OwnerOpt = None, customer: CustomerOpt = None,
+          severity: SeverityOpt = None, due: DueOpt = None,
+          interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 2.0,
+          timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None) -> None:
+    """Live view of one case (its new timeline entries as they happen, until it closes) or of the queue."""
+    stop_at = None if timeout is None else time.monotonic() + timeout
+
+    async def follow(esc: EscalationClient) -> None:
+        if case_id is not None:
+            await _follow_case(esc.case(case_id), interval, stop_at)
+        else:
+            flt = _filter(tier=tier, status=status, owner=owner, customer=customer, severity=severity, due_before=due)
+            await _follow_queue(esc, flt, interval, stop_at)
+    run(ctx, follow)
+
+
+def _more_time(stop_at: float | None) -> bool:
+    return stop_at is None or time.monotonic() < stop_at
+
+
+async def _follow_case(case: Case, interval: float, stop_at: float | None) -> None:
+    shown, last = 0, None
+    while True:
+        state = await case.state()
+        for entry in state.timeline[shown:]:
+            typer.echo(views.entry_line(entry))
+        shown = len(state.timeline)
+        now = (state.status, state.tier, state.owner, state.waiting, state.sla_due_at)
+        if now != last:
+            typer.echo(views.status_line(state, _now()))
+            last = now
+        if state.status == Status.CLOSED:
+            typer.echo(f"closed: {state.outcome.value if state.outcome else '-'}")
+            return
+        if not _more_time(stop_at):
+            return
+        await asyncio.sleep(interval)
+
+
+async def _follow_queue(esc: EscalationClient, flt: dict[str, Any], interval: float, stop_at: float | None) -> None:
+    console = _console()
+    with Live(console=console, auto_refresh=False, transient=False) if console.is_terminal else _NoLive(console) as live:
+        while True:
+            live.update(views.cases_table(await esc.list_cases(flt), _now()), refresh=True)
+            if not _more_time(stop_at):
+                return
+            await asyncio.sleep(interval)
+
+
+class _NoLive:
+    """Not a terminal (piped, logged): print the table whenever it changes instead of redrawing."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.last = console, ""
+
+    def __enter__(self) -> _NoLive:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def update(self, table: Any, refresh: bool = True) -> None:
+        with self.console.capture() as captured:
+            self.console.print(table)
+        text = captured.get()
+        if text != self.last:
+            self.console.print(text, end="", markup=False, highlight=False)
+            self.last = text
+
+
+def entrypoint() -> None:
+    """The console script. It leaves with os._exit once output is flushed: a short-lived process that used the
+    Temporal client can otherwise abort in interpreter teardown (the SDK's native threads, a known SDK issue),
+    which would turn a clean exit code into a crash."""
+    code = 0
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entrypoint()

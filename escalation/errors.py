@@ -1,0 +1,129 @@
+"""Typed errors of the escalation client. Each carries the message a person reads (the update validator's
+own words, field first) instead of a raw RPC or SDK error, and the error type of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import (
+    WorkflowFailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError, WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError, TerminatedError, CancelledError, TimeoutError as TemporalTimeout
+from temporalio.service import RPCError, RPCStatusCode
+
+from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, workflow_id
+from escalation.converter import describe
+
+
+class EscalationError(Exception):
+    """Base of the client's errors. `field` names the offending input when the refusal says which."""
+
+    type = "Error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidArgument(EscalationError):
+    """The input breaks the contract or a rule (fix the input); nothing changed."""
+
+    type = ERR_INVALID_ARGUMENT
+
+
+class InvalidState(EscalationError):
+    """The case is not in a state for that command (already acknowledged, resolved, closed...)."""
+
+    type = ERR_INVALID_STATE
+
+
+class CaseClosed(InvalidState):
+    """The case's workflow has completed; it takes no more commands (queries still answer)."""
+
+
+class UnknownPolicy(EscalationError):
+    """The case names a policy the workers do not have; it could not open."""
+
+    type = ERR_UNKNOWN_POLICY
+
+
+class CaseNotFound(EscalationError):
+    type = "NotFound"
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id} not found (no workflow {workflow_id(case_id)})", field="case_id")
+        self.case_id = case_id
+
+
+class CaseAlreadyOpen(EscalationError):
+    """A case with this id is still open; it was not started a second time."""
+
+    type = "AlreadyOpen"
+
+    def __init__(self, case_id: str, run_id: str | None) -> None:
+        super().__init__(f"case {case_id} is already open (workflow {workflow_id(case_id)}"
+                         + (f", run {run_id}" if run_id else "") + "); drive the open case instead",
+                         field="case_id")
+        self.case_id = case_id
+        self.run_id = run_id
+
+
+class CaseEnded(EscalationError):
+    """The case's workflow ended without an outcome (terminated, cancelled, timed out or failed)."""
+
+    type = "Ended"
+
+
+class Unreachable(EscalationError):
+    """The Temporal server did not answer (address, TLS, API key or network)."""
+
+    type = "Unavailable"
+
+
+_BY_TYPE: dict[str, type[EscalationError]] = {
+    cls.type: cls for cls in (InvalidArgument, InvalidState, UnknownPolicy)
+}
+
+
+def from_application_error(err: ApplicationError) -> EscalationError:
+    details: Any = err.details[0] if err.details else None
+    field = details.get("field") if isinstance(details, dict) else None
+    return _BY_TYPE.get(err.type or "", EscalationError)(err.message, field=field)
+
+
+def from_validation_error(err: ValidationError) -> InvalidArgument:
+    """The same words the server would use, for input refused before it was sent."""
+    first = err.errors(include_url=False)
+    field = ".".join(str(p) for p in first[0]["loc"]) if first else None
+    return InvalidArgument(describe(err), field=field or None)
+
+
+def translate(err: BaseException, case_id: str) -> BaseException:
+    """The typed error for what the SDK raised about case `case_id` (or `err` itself if nothing fits)."""
+    if isinstance(err, WorkflowUpdateFailedError) and isinstance(err.cause, ApplicationError):
+        return from_application_error(err.cause)
+    if isinstance(err, WorkflowFailureError):
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            return from_application_error(cause)
+        if isinstance(cause, (TerminatedError, CancelledError, TemporalTimeout)):
+            return CaseEnded(f"case {case_id} ended without an outcome: {cause.message or type(cause).__name__}")
+        return CaseEnded(f"case {case_id} failed: {cause or err}")
+    if isinstance(err, WorkflowQueryFailedError):
+        # Queries carry only a message; the workflow's own words say which kind it is.
+        if "could not open" in err.message:
+            return UnknownPolicy(err.message)
+        return InvalidState(err.message)
+    if isinstance(err, WorkflowQueryRejectedError):
+        return CaseEnded(f"case {case_id} is not running ({err.status})")
+    if isinstance(err, RPCError):
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "already completed" in err.message:
+                return CaseClosed(f"case {case_id} has completed; it takes no more commands "
+                                  "(its state and outcome can still be read)", field="case_id")
+            return CaseNotFound(case_id)
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return Unreachable(f"the Temporal server did not answer: {err.message}")
+    return err

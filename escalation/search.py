@@ -1,0 +1,90 @@
+"""Finding cases through Temporal visibility: filters become a list query over the case search
+attributes, and each execution found becomes a `CaseSummary` (no query to the workflow needed)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey
+
+from escalation.constants import (
+    SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS, SA_TIER, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE,
+)
+from escalation.models import Identifier, Severity, Status, Tier
+
+TIER = SearchAttributeKey.for_keyword(SA_TIER)
+STATUS = SearchAttributeKey.for_keyword(SA_STATUS)
+OWNER = SearchAttributeKey.for_keyword(SA_OWNER)
+CUSTOMER = SearchAttributeKey.for_keyword(SA_CUSTOMER)
+SEVERITY = SearchAttributeKey.for_keyword(SA_SEVERITY)
+SLA_DUE = SearchAttributeKey.for_datetime(SA_SLA_DUE)
+
+
+class CaseFilter(BaseModel):
+    """Which cases to list. Values are checked (identifiers, enum values), so they are safe to quote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Tier | None = None
+    status: Status | None = None
+    owner: Identifier | None = None
+    customer: Identifier | None = None
+    severity: Severity | None = None
+    # Cases whose next SLA instant (acknowledge or resolve target) is before this: what breaches next.
+    due_before: datetime | None = None
+    # Completed cases too. Without it only running cases are listed (unless `status` asks for closed ones).
+    include_closed: bool = False
+
+    @field_validator("due_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (for example 2026-11-24T09:00:00Z)")
+        return value
+
+    def query(self) -> str:
+        terms = [f'WorkflowType = "{WORKFLOW_TYPE}"']
+        for key, value in ((TIER, self.tier), (STATUS, self.status), (OWNER, self.owner),
+                           (CUSTOMER, self.customer), (SEVERITY, self.severity)):
+            if value is not None:
+                terms.append(f'{key.name} = "{value}"')
+        if self.due_before is not None:
+            due = self.due_before.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            terms.append(f'{SLA_DUE.name} < "{due}"')
+        if not self.include_closed and self.status is None:
+            terms.append('ExecutionStatus = "Running"')
+        else:  # a long case hands over to a fresh run now and then: list each case once
+            terms.append('ExecutionStatus != "ContinuedAsNew"')
+        return " AND ".join(terms)
+
+
+class CaseSummary(BaseModel):
+    """One case as visibility sees it: enough for a queue view."""
+
+    case_id: str
+    workflow_id: str
+    run_id: str
+    tier: Tier | None
+    status: Status | None
+    owner: str | None
+    customer: str | None
+    severity: Severity | None
+    sla_due_at: datetime | None
+    opened_at: datetime  # start of the current run (later than the opening if the case continued as new)
+    closed_at: datetime | None
+    # The workflow's own status: running, completed, failed, terminated...
+    execution: str
+
+    @classmethod
+    def from_execution(cls, ex: WorkflowExecution) -> CaseSummary:
+        sa = ex.typed_search_attributes
+        status = ex.status or WorkflowExecutionStatus.RUNNING
+        values: dict[str, Any] = dict(
+            tier=sa.get(TIER), status=sa.get(STATUS), owner=sa.get(OWNER), customer=sa.get(CUSTOMER),
+            severity=sa.get(SEVERITY), sla_due_at=sa.get(SLA_DUE),
+        )
+        return cls(case_id=ex.id.removeprefix(WORKFLOW_ID_PREFIX), workflow_id=ex.id, run_id=ex.run_id,
+                   opened_at=ex.start_time, closed_at=ex.close_time, execution=status.name.lower(), **values)

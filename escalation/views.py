@@ -1,0 +1,122 @@
+"""How the CLI shows cases to a person: a case's state and brief, timeline lines, the queue table."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.table import Table
+
+from escalation.models import Brief, CaseState, Clock, Offer, TimelineEntry
+from escalation.search import CaseSummary
+
+
+def span(delta: timedelta) -> str:
+    """'45s', '12m', '3h05m', '2d04h'."""
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m" if minutes else f"{secs}s"
+
+
+def when(at: datetime | None, now: datetime) -> str:
+    """'2026-11-24 09:05 UTC (in 12m)' or '(3h05m ago)'."""
+    if at is None:
+        return "-"
+    rel = f"in {span(at - now)}" if at > now else f"{span(now - at)} ago"
+    return f"{at:%Y-%m-%d %H:%M} UTC ({rel})"
+
+
+def _details(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
+
+
+def entry_line(entry: TimelineEntry) -> str:
+    """'#5 2026-11-24 09:05:12 escalated at team_lead by ana: reason=needs_authority'"""
+    detail = _details(entry.detail)
+    return (f"#{entry.seq} {entry.at:%Y-%m-%d %H:%M:%S} {entry.kind} at {entry.tier.value} by {entry.actor}"
+            + (f": {detail}" if detail else ""))
+
+
+def offer_line(offer: Offer) -> str:
+    line = (f"{offer.id} {offer.amount} {offer.currency} {offer.kind.value} \"{offer.description}\" "
+            f"{offer.status.value} (proposed at {offer.tier.value} by {offer.proposed_by})")
+    return line + (f": {offer.answer_note}" if offer.answer_note else "")
+
+
+def _clock(name: str, clock: Clock | None, now: datetime) -> str | None:
+    if clock is None:
+        return None
+    if clock.breached_at:
+        return f"{name} breached {when(clock.breached_at, now)}"
+    if clock.stopped_at:
+        return f"{name} met {when(clock.stopped_at, now)}"
+    if clock.paused_at:
+        return f"{name} paused (waiting on the customer)"
+    return f"{name} due {when(clock.due_at, now)}"
+
+
+def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline: int = 10) -> str:
+    c = state.input.customer
+    owner = f"{state.owner.name} ({state.owner.id})" if state.owner else "unassigned"
+    lines = [
+        f"Case {state.case_id}: {state.status.value} at {state.tier.value}, owner {owner}",
+        f"  customer   {c.name} ({c.id}), {c.time_zone}, lifetime value {c.lifetime_value}"
+        f"{' ' + brief.currency if brief else ''}, prefers {c.preferred_channel.value}",
+        f"  severity   {state.input.severity.value}{', THREAT' if state.input.threat else ''}; sentiment {state.sentiment.value}; "
+        f"policy {state.policy_name} {state.policy_version}",
+        f"  opened     {when(state.opened_at, now)} by {state.input.opened_by} via {state.input.channel.value}",
+    ]
+    clocks = [t for t in (_clock("acknowledge", state.acknowledge_clock, now),
+                          _clock("resolve", state.resolve_clock, now)) if t]
+    if clocks:
+        lines.append("  SLA        " + "; ".join(clocks))
+    if state.waiting is not None:
+        lines.append(f"  waiting    on the customer since {when(state.waiting.started_at, now)}: {state.waiting.reason}")
+    lines.append(f"  counts     escalations {state.escalations}, breaches {state.breaches}, reopens {state.reopens}")
+    if state.outcome is not None:
+        lines.append(f"  outcome    {state.outcome.value} {when(state.closed_at, now)}: {state.close_reason or ''}")
+    if state.offers:
+        lines += ["Offers"] + [f"  {offer_line(o)}" for o in state.offers]
+    if state.checkins:
+        lines.append("Follow-up check-ins")
+        lines += [f"  #{ch.number} by {ch.channel.value} due {when(ch.due_at, now)}"
+                  + (f", sent {ch.sent_at:%Y-%m-%d %H:%M}" if ch.sent_at else "")
+                  + (f", answered {ch.answer.value}" if ch.answer else "") for ch in state.checkins]
+    shown = state.timeline[-timeline:] if timeline > 0 else []
+    if shown:
+        more = len(state.timeline) - len(shown)
+        lines.append("Timeline" + (f" (last {len(shown)} of {len(state.timeline)})" if more else ""))
+        lines += [f"  {entry_line(e)}" for e in shown]
+    if brief is not None:
+        lines += ["Brief", *(f"  {line}" if line else "" for line in brief.text.splitlines())]
+    return "\n".join(lines)
+
+
+def status_line(state: CaseState, now: datetime) -> str:
+    """One line for `watch`: what a supervisor glances at."""
+    owner = state.owner.id if state.owner else "unassigned"
+    due = f", SLA due {when(state.sla_due_at, now)}" if state.sla_due_at else ""
+    waiting = ", waiting on the customer" if state.waiting else ""
+    return f"== {state.case_id}: {state.status.value} at {state.tier.value}, owner {owner}{waiting}{due}"
+
+
+def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
+    """Most urgent first: by SLA due instant, then the oldest."""
+    table = Table("case", "tier", "status", "owner", "customer", "severity", "age", "SLA due",
+                  title=f"{len(cases)} case(s)", title_justify="left")
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    for c in sorted(cases, key=lambda c: (c.sla_due_at or far, c.opened_at)):
+        due = "-" if c.sla_due_at is None else (
+            f"in {span(c.sla_due_at - now)}" if c.sla_due_at > now else f"{span(now - c.sla_due_at)} late")
+        status = c.status.value if c.status else "-"
+        if c.execution != "running":
+            status = f"{status} ({c.execution})"
+        table.add_row(c.case_id, c.tier.value if c.tier else "-", status, c.owner or "-", c.customer or "-",
+                      c.severity.value if c.severity else "-", span(now - c.opened_at), due)
+    return table

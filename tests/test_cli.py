@@ -1,0 +1,250 @@
+"""The `escalations` CLI against the real dev server and worker: each command's happy path, and its error
+path with the validator's words and a non-zero exit code.
+
+Commands run in a thread (each runs its own event loop, as from a terminal) so the worker, which runs on
+the test's loop, keeps working meanwhile; one test runs the installed console script as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import structlog
+from typer.testing import CliRunner
+
+from escalation.cli import app
+from escalation.client import EscalationClient
+from escalation.models import CaseState
+from tests.cases import case_input, eventually
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "case.json"
+
+
+def connection(env) -> list[str]:
+    return ["--address", env.client.service_client.config.target_host, "--namespace", env.client.namespace]
+
+
+@pytest.fixture(autouse=True)
+def worker_logs_stay_out_of_cli_output():
+    """The runner swaps sys.stdout while a command runs; the in-process worker's logs keep their own stream."""
+    saved = structlog.get_config()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    yield
+    structlog.configure(**saved)
+
+
+@pytest_asyncio.fixture
+async def cli(env, worker, settings):
+    runner = CliRunner()
+    base = [*connection(env), "--task-queue", settings.task_queue]
+
+    async def invoke(*args: str, input: str | None = None, code: int = 0):
+        result = await asyncio.to_thread(runner.invoke, app, [*base, *args], input=input)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == code, f"escalations {' '.join(args)} -> {result.exit_code}: {result.output}"
+        return result
+    return invoke
+
+
+def case_file(tmp_path: Path, **overrides) -> tuple[str, Path]:
+    inp = case_input(**overrides)
+    path = tmp_path / f"{inp.case_id}.json"
+    path.write_text(inp.model_dump_json(exclude_none=True))
+    return inp.case_id, path
+
+
+async def state(cli, case_id: str) -> CaseState:
+    return CaseState.model_validate(json.loads((await cli("show", case_id, "--json")).stdout)["state"])
+
+
+async def owner(cli, case_id: str, tier: str) -> str:
+    async def check():
+        s = await state(cli, case_id)
+        return s.owner.id if s.tier == tier and s.owner and s.owner.id in s.stints[-1].owners else None
+    return await eventually(check)
+
+
+def test_help_lists_every_command_with_examples_and_exit_codes():
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0
+    commands = ["open", "ack", "escalate", "de-escalate", "note", "offer", "offer-response", "wait", "replied",
+                "resolve", "followup", "close", "show", "list", "watch"]
+    for name in commands:
+        assert f"  {name} " in top.stdout
+        sub = runner.invoke(app, [name, "--help"])
+        assert sub.exit_code == 0 and "Example" in sub.stdout, name
+    assert "Exit codes: 0 done" in top.stdout and "escalations open examples/case.json" in top.stdout
+
+
+async def test_a_case_from_open_to_follow_up(cli, tmp_path):
+    case_id, path = case_file(tmp_path, policy="fast")
+    assert f"opened case {case_id}" in (await cli("open", str(path))).stdout
+    # Idempotent: opening again reuses the open case; --fail-if-open refuses instead.
+    assert "is already open" in (await cli("open", str(path))).stdout
+    assert json.loads((await cli("open", str(path), "--json")).stdout) == {
+        "case_id": case_id, "workflow_id": f"escalation-{case_id}", "opened": False}
+    refused = await cli("open", str(path), "--fail-if-open", code=6)
+    assert f"error: case {case_id} is already open" in refused.stderr
+
+    agent = await owner(cli, case_id, "agent")
+    assert "acknowledged at agent by" in (await cli("ack", case_id, "--actor", agent, "--note", "on it")).stdout
+    assert "note at agent" in (await cli("note", case_id, "Customer calmer", "-a", agent, "--sentiment", "upset")).stdout
+    over = await cli("offer", case_id, "-a", agent, "--kind", "compensation", "--amount", "80",
+                     "--description", "Refund", code=3)
+    assert "error: amount: 80 EUR would bring the total" in over.stderr and "team_lead" in over.stderr
+    assert "to_tier=team_lead, reason=needs_authority" in (await cli("escalate", case_id, "-a", agent, "--reason", "needs_authority",
+                                                  "--detail", "refund above my limit")).stdout
+    lead = await owner(cli, case_id, "team_lead")
+    offered = json.loads((await cli("offer", case_id, "-a", lead, "--kind", "compensation", "--amount", "80",
+                                    "--description", "Refund", "--json")).stdout)
+    assert offered["id"] == "offer-1" and offered["amount"] == "80" and offered["status"] == "proposed"
+    assert "offer-1 80 EUR compensation" in (await cli("offer-response", case_id, "offer-1", "accepted", "-a", lead)).stdout
+    assert "waiting_on_customer" in (await cli("wait", case_id, "-a", lead, "--reason", "bank statement",
+                                               "--limit", "1d")).stdout
+    assert "customer_replied" in (await cli("replied", case_id, "-a", lead, "--channel", "email")).stdout
+    assert "to_tier=agent" in (await cli("de-escalate", case_id, "-a", lead, "--reason", "agent follows up")).stdout
+
+    shown = (await cli("show", case_id)).stdout
+    assert f"Case {case_id}: open at agent" in shown
+    assert "offer-1 80 EUR compensation \"Refund\" accepted" in shown
+    assert "Timeline (last 10 of" in shown and "Brief" in shown and "escalations 1" in shown
+
+    resolved = await cli("resolve", case_id, "-a", agent, "--resolution", "Refunded", "--root-cause", "billing_error",
+                         "--kb-missing")
+    assert "resolved at agent" in resolved.stdout
+
+    async def checkin_sent():
+        s = await state(cli, case_id)
+        return s.checkins and s.checkins[0].sent_at
+    await eventually(checkin_sent)
+    assert "followup_answered" in (await cli("followup", case_id, "fixed", "--comment", "all good")).stdout
+
+    async def closed():
+        return (await state(cli, case_id)).outcome == "resolved"
+    await eventually(closed)
+    late = await cli("note", case_id, "too late", "-a", agent, code=4)
+    assert "error: case" in late.stderr and ("has completed" in late.stderr or "is closed" in late.stderr)
+
+
+async def test_close_at_the_top_tier(cli, tmp_path):
+    case_id, path = case_file(tmp_path, threat=True)
+    await cli("open", str(path))
+    sup = await owner(cli, case_id, "supervisor")
+    await cli("escalate", case_id, "-a", sup, "--reason", "complexity", "--to", "manager")
+    manager = await owner(cli, case_id, "manager")
+    closed = await cli("close", case_id, "-a", manager, "--outcome", "customer_lost", "--reason", "contract cancelled",
+                       "--json")
+    assert json.loads(closed.stdout)["kind"] == "closed"
+
+
+async def test_refusals_print_the_validators_words_and_exit_non_zero(cli, tmp_path):
+    case_id, path = case_file(tmp_path)
+    await cli("open", str(path))
+    agent = await owner(cli, case_id, "agent")
+    await cli("ack", case_id, "-a", agent)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{nope")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(case_input().model_dump(mode="json", exclude_none=True) | {"severity": "urgent"}))
+
+    table = [  # (arguments, exit code, words on stderr)
+        (["ack", case_id, "-a", agent], 4, f"actor: already acknowledged at agent by {agent}"),
+        (["ack", "C-nobody", "-a", agent], 5, "case C-nobody not found"),
+        (["escalate", case_id, "-a", agent, "--reason", "sla_breach"], 3, "reason: 'sla_breach' is set by the system"),
+        (["escalate", case_id, "-a", agent, "--reason", "bored"], 2, "bored"),
+        (["de-escalate", case_id, "-a", agent, "--reason", "calm"], 3, "target_tier: the case is already at the first tier"),
+        (["note", case_id, "", "-a", agent], 3, "NoteInput: text: String should have at least 1 character"),
+        (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "1.234", "--description", "x"], 3,
+         "amount: has more than 2 decimal places"),
+        (["offer-response", case_id, "offer-9", "accepted", "-a", agent], 3, "offer_id: no offer 'offer-9'"),
+        (["wait", case_id, "-a", agent, "--reason", "photo", "--limit", "0s"], 3, "limit: must be longer than zero"),
+        (["replied", case_id, "-a", agent], 4, "not waiting on the customer"),
+        (["resolve", case_id, "-a", agent, "--resolution", "x", "--root-cause", "other"], 3, "kb_article"),
+        (["followup", case_id, "fixed"], 4, "follow-up answers are taken only"),
+        (["close", case_id, "-a", agent, "--outcome", "customer_lost", "--reason", "gone"], 3,
+         "outcome: only manager may close a case as customer_lost"),
+        (["show", "C-nobody"], 5, "case C-nobody not found"),
+        (["list", "--tier", "boss"], 2, "boss"),
+        (["list", "--due-before", "someday"], 2, "'someday' is neither a duration"),
+        (["list", "--due-before", "2026-11-24T09:00:00"], 3, "due_before: give a time zone"),
+        (["open", str(tmp_path / "missing.json")], 3, "missing.json: cannot read"),
+        (["open", str(bad_json)], 3, "bad.json: not valid JSON"),
+        (["open", str(broken)], 3, "EscalationInput: severity: Input should be 'low', 'medium', 'high' or 'critical'"),
+    ]
+    for args, code, words in table:
+        result = await cli(*args, code=code)
+        assert words in result.stderr, f"{args}: {result.stderr}"
+    # Nothing refused changed the case.
+    assert [e.kind for e in (await state(cli, case_id)).timeline] == ["opened", "assigned", "acknowledged"]
+
+
+async def test_list_count_and_filters(cli, tmp_path):
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    person = {"id": customer, "name": "Dana Doe", "email": "dana@example.org"}
+    plain, path = case_file(tmp_path, customer=person, severity="low")
+    threat, threat_path = case_file(tmp_path, customer=person, threat=True)
+    await cli("open", str(path))
+    await cli("open", str(threat_path))
+    sam = await owner(cli, threat, "supervisor")
+    await owner(cli, plain, "agent")
+
+    async def both_listed():
+        return (await cli("list", "--customer", customer, "--count")).stdout.strip() == "2"
+    await eventually(both_listed)
+    table = (await cli("list", "--customer", customer)).stdout
+    assert "2 case(s)" in table and plain in table and threat in table and sam in table and "supervisor" in table
+    listed = json.loads((await cli("list", "--customer", customer, "--tier", "supervisor", "--json")).stdout)
+    assert [(c["case_id"], c["owner"], c["tier"]) for c in listed] == [(threat, sam, "supervisor")]
+    assert (await cli("list", "--customer", customer, "--owner", sam, "--count")).stdout.strip() == "1"
+    assert (await cli("list", "--customer", customer, "--severity", "low", "--count")).stdout.strip() == "1"
+    assert (await cli("list", "--customer", customer, "--due-before", "1m", "--count")).stdout.strip() == "0"
+    assert (await cli("list", "--customer", customer, "--due-before", "2h", "--count")).stdout.strip() == "2"
+    # The queue view shows the same table and stops when asked to.
+    watched = await cli("watch", "--customer", customer, "--timeout", "0")
+    assert "2 case(s)" in watched.stdout and plain in watched.stdout
+
+
+async def test_watch_follows_a_case_until_it_closes(cli, env, tmp_path):
+    case_id, path = case_file(tmp_path)
+    await cli("open", str(path))
+    agent = await owner(cli, case_id, "agent")
+    watching = asyncio.create_task(cli("watch", case_id, "--interval", "0.1", "--timeout", "60"))
+    # Driven meanwhile through the client (the CLI runner captures one command at a time).
+    case = EscalationClient(env.client).case(case_id)
+    await case.acknowledge({"actor": agent})
+    await case.resolve({"actor": agent, "resolution": "Refunded", "root_cause": "billing_error", "kb_article": "KB-1"})
+    await case.close({"actor": agent, "outcome": "resolved", "reason": "confirmed on the call"})
+    out = (await asyncio.wait_for(watching, 60)).stdout
+    lines = out.splitlines()
+    kinds = [line.split()[3] for line in lines if line.startswith("#")]
+    assert kinds == ["opened", "assigned", "acknowledged", "resolved", "closed"]
+    # A status line whenever status, tier, owner or SLA changes (how many depends on when watching began).
+    assert f"== {case_id}: closed at agent, owner {agent}" in out
+    assert lines[-1] == "closed: resolved"
+
+
+async def test_console_script_and_connection_errors(env, tmp_path):
+    script = Path(sys.executable).parent / "escalations"
+    run = lambda *args: subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)  # noqa: E731
+    missing = await asyncio.to_thread(run, *connection(env), "show", "C-nobody")
+    assert missing.returncode == 5 and "error: case C-nobody not found" in missing.stderr
+    no_file = await asyncio.to_thread(run, "--config-file", str(tmp_path / "none.toml"), "show", "C-1")
+    assert no_file.returncode == 8 and "none.toml" in no_file.stderr
+    # "localhost" tries two addresses; the SDK's threads used to abort the process on the way out.
+    for nowhere in await asyncio.gather(*(asyncio.to_thread(run, "--address", "localhost:1", "list") for _ in range(3))):
+        assert nowhere.returncode == 8, nowhere.stderr
+        assert "cannot connect to Temporal at localhost:1" in nowhere.stderr
+
+
+async def test_open_reads_stdin(cli):
+    payload = json.loads(EXAMPLE.read_text()) | {"case_id": f"C-{uuid.uuid4().hex[:8]}", "policy": "standard"}
+    result = await cli("open", "-", input=json.dumps(payload))
+    assert f"opened case {payload['case_id']}" in result.stdout
