@@ -19,7 +19,7 @@ from typing import Protocol
 from temporalio.exceptions import ApplicationError
 
 from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE
-from escalation.models import CaseEvent
+from escalation.models import CaseEvent, ContactChannel
 from escalation.rules.step import Message
 
 
@@ -31,6 +31,18 @@ def rejected(what: str, reason: str) -> ApplicationError:
 def unavailable(what: str, reason: str) -> ApplicationError:
     """A passing failure: the activity retries with backoff."""
     return ApplicationError(f"{what}: {reason}", type=ERR_DELIVERY_UNAVAILABLE)
+
+
+def address_of(message: Message) -> tuple[str, str]:
+    """(the recipient's address on the message's channel, what is being sent, for errors). A recipient
+    without an address there is a permanent refusal: the fallback route may have one."""
+    to = message.to
+    what = f"{message.channel.value} to {to.id}"
+    email = message.channel == ContactChannel.EMAIL
+    address = to.email if email else to.phone
+    if not address:
+        raise rejected(what, f"{to.id} has no {'email address' if email else 'phone number'}")
+    return address, what
 
 
 class MessageDelivery(Protocol):

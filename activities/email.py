@@ -15,7 +15,7 @@ from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from activities.delivery import rejected, unavailable
+from activities.delivery import address_of, rejected, unavailable
 from activities.render import Templates
 from escalation.constants import MESSAGE_KEY_HEADER
 from escalation.delivery_settings import SmtpSecurity, SmtpSettings
@@ -55,11 +55,9 @@ class SmtpEmail:
         return context
 
     async def deliver(self, message: Message) -> str:
-        what = f"email to {message.to.id}"
-        if not message.to.email:
-            raise rejected(what, f"{message.to.id} has no email address")
+        address, what = address_of(message)
         s = self.settings
-        mail = self.compose(message, message.to.email)
+        mail = self.compose(message, address)
         try:
             await aiosmtplib.send(
                 mail, hostname=s.host, port=s.effective_port,

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from jinja2.sandbox import SandboxedEnvironment
 
-from activities.delivery import rejected
+from activities.delivery import address_of
 from activities.http import post
 from activities.render import Templates
 from escalation.constants import IDEMPOTENCY_HEADER
@@ -43,14 +43,12 @@ class HttpGateway:
         return value
 
     async def deliver(self, message: Message) -> str:
-        what = f"{message.channel.value} to {message.to.id}"
-        if not message.to.phone:
-            raise rejected(what, f"{message.to.id} has no phone number")
+        phone, what = address_of(message)
         s = self.settings
         headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: message.key}
         if s.auth is not None:
             headers[s.auth_header] = s.auth.get_secret_value()
-        content = json.dumps(self.body(message, message.to.phone)).encode()
+        content = json.dumps(self.body(message, phone)).encode()
         async with httpx.AsyncClient(timeout=s.timeout) as client:
             response = await post(client, s.url_for(message.channel), content=content, headers=headers, what=what)
         return f"gateway:{response.status_code}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import structlog
+from temporalio.exceptions import ApplicationError
 
 from activities.delivery import JsonLinesOutbox, rejected
 from activities.http import post
@@ -21,7 +22,6 @@ from escalation.delivery_settings import WebhookSettings
 from escalation.events import WebhookEvent
 from escalation.models import CaseEvent
 from escalation.signature import sign
-from temporalio.exceptions import ApplicationError
 
 log = structlog.get_logger()
 

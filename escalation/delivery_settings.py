@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
 
@@ -126,7 +127,13 @@ class DeliverySettings(Section):
         gateway = self.gateway
         return {
             "email": email,
-            "sms": f"gateway {gateway.url_for(ContactChannel.SMS)}" if gateway else "outbox",
-            "call": f"gateway {gateway.url_for(ContactChannel.CALL)}" if gateway else "outbox",
-            "events": f"webhook {self.webhook.url}" if self.webhook else "events file",
+            "sms": f"gateway {_public(gateway.url_for(ContactChannel.SMS))}" if gateway else "outbox",
+            "call": f"gateway {_public(gateway.url_for(ContactChannel.CALL))}" if gateway else "outbox",
+            "events": f"webhook {_public(str(self.webhook.url))}" if self.webhook else "events file",
         }
+
+
+def _public(url: str) -> str:
+    """A URL fit for logs: no user:password@ and no query string (either may hold a token)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))

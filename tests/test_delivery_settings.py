@@ -122,6 +122,8 @@ def test_secrets_never_show_in_reprs_descriptions_or_logs(clean_env, tmp_path, c
         structlog.reset_defaults()
     logged = capsys.readouterr().err
     assert "worker_started" in logged and not [secret for secret in secrets if secret in logged]
+    tokened = DeliverySettings(gateway={"url": "https://user:url-password@gw.example.com/send?api_key=url-token"})
+    assert tokened.describe()["sms"] == "gateway https://gw.example.com/send"
 
 
 async def test_team_messages_go_to_the_team_address_or_else_to_the_outbox(tmp_path):
