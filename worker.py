@@ -16,7 +16,8 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.delivery import MessageDelivery, OutboxDelivery, OutboxEvents
+from activities.channels import build_delivery, build_events
+from activities.delivery import MessageDelivery
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.record import RecordActivities
@@ -36,8 +37,8 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
     """All activities, wired to the backends the settings name (or the delivery given)."""
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = RouteActivities(RosterStore(settings.roster_path))
-    notify = NotifyActivities(delivery or OutboxDelivery(settings.outbox_path))
-    record = RecordActivities(OutboxEvents(settings.events_path))
+    notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
+    record = RecordActivities(build_events(settings.delivery, settings.events_path))
     return [policies.load_policy, route.find_owner, route.find_rep, route.assign_owner, notify.send_message,
             record.record_events]
 
@@ -61,7 +62,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
     log.info("worker_started", address=settings.address, namespace=settings.namespace,
-             task_queue=settings.task_queue, tls=settings.uses_tls, **settings.worker.model_dump(mode="json"))
+             task_queue=settings.task_queue, tls=settings.uses_tls, **settings.worker.model_dump(mode="json"),
+             **(settings.delivery.describe() if settings.delivery else {}))
     async with worker:
         # Cases of reps the roster marks inactive are reassigned from here.
         await watch_roster(client, RosterStore(settings.roster_path), stop)

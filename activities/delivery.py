@@ -1,7 +1,12 @@
-"""Where messages and events go. One backend for now: an outbox of JSON lines a person can read.
+"""Where messages and events go: the seams (MessageDelivery, EventSink), the failure contract every
+backend follows, and the default backend, an outbox of JSON lines a person can read. The real
+backends (SMTP, the SMS/voice gateway, webhooks) live beside it; activities/channels.py picks them.
 
 Delivery is at least once: a retried activity may hand the same message over twice, so every
 message and event carries a stable key and the outbox writes each key once.
+
+Failures: `unavailable` (down, timed out, 5xx, SMTP 4xx) is retried by the activity with backoff;
+`rejected` (HTTP 4xx, SMTP 5xx, no address) is not, and the workflow falls back to the next route.
 """
 
 from __future__ import annotations
@@ -11,8 +16,33 @@ import json
 from pathlib import Path
 from typing import Protocol
 
-from escalation.models import CaseEvent
+from temporalio.exceptions import ApplicationError
+
+from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE
+from escalation.models import CaseEvent, ContactChannel
 from escalation.rules.step import Message
+
+
+def rejected(what: str, reason: str) -> ApplicationError:
+    """A permanent refusal: retrying cannot help, so the activity fails at once."""
+    return ApplicationError(f"{what}: {reason}", type=ERR_DELIVERY_REJECTED, non_retryable=True)
+
+
+def unavailable(what: str, reason: str) -> ApplicationError:
+    """A passing failure: the activity retries with backoff."""
+    return ApplicationError(f"{what}: {reason}", type=ERR_DELIVERY_UNAVAILABLE)
+
+
+def address_of(message: Message) -> tuple[str, str]:
+    """(the recipient's address on the message's channel, what is being sent, for errors). A recipient
+    without an address there is a permanent refusal: the fallback route may have one."""
+    to = message.to
+    what = f"{message.channel.value} to {to.id}"
+    email = message.channel == ContactChannel.EMAIL
+    address = to.email if email else to.phone
+    if not address:
+        raise rejected(what, f"{to.id} has no {'email address' if email else 'phone number'}")
+    return address, what
 
 
 class MessageDelivery(Protocol):

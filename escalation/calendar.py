@@ -55,6 +55,14 @@ def parse_interval(text: str) -> tuple[int, int]:
     return start, end
 
 
+def _utc(at: datetime) -> datetime:
+    """The instant in UTC. Python adds and subtracts datetimes sharing a tzinfo on their wall clock, so
+    instants given in a DST zone (the calendar's own, say) would count 24h across a 23h day."""
+    if at.utcoffset() is None:
+        raise CalendarError(f"{at} has no time zone; calendars work with aware datetimes")
+    return at.astimezone(UTC)
+
+
 class HolidaySource(Contract):
     """Public holidays from the `holidays` package, e.g. country 'US', subdivision 'NY'."""
 
@@ -95,7 +103,7 @@ class WorkingCalendar(Contract):
         ring = sorted((a % WEEK, a % WEEK + (b - a), name) for a, b, name in spans)
         ring += [(a + WEEK, b + WEEK, name) for a, b, name in ring[:1]]
         for (a1, b1, n1), (a2, _, n2) in zip(ring, ring[1:]):
-            if a2 < b1 and n1 != n2:
+            if a2 < b1:  # also an interval written twice, which would otherwise count twice
                 raise ValueError(f"'{n1}' and '{n2}' overlap")
         return hours
 
@@ -155,11 +163,19 @@ class WorkingCalendar(Contract):
 
     def periods(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Working periods from `start` on, in order; the first is clipped to begin at `start`."""
+        start = _utc(start)
         day = start.astimezone(self._zone).date() - timedelta(days=1)  # last night's shift may still run
+        # Working time before `horizon` was yielded already (or lies before `start`). Wall times read
+        # "shifted later" inside a spring-forward gap can put a day's periods out of order, or make
+        # one overlap the next (a shift ending at 02:30 then ends at 03:30, after a 03:00 start): sort
+        # each day and clip to the horizon so every instant counts once and periods come in order.
+        horizon = start
         for _ in range(SEARCH_DAYS):
-            for a, b in self._open_on(day):
-                if b > start:
-                    yield max(a, start), b
+            for a, b in sorted(self._open_on(day)):
+                a = max(a, horizon)
+                if b > a:
+                    yield a, b
+                    horizon = b
             day += timedelta(days=1)
         raise CalendarError(f"no working time within {SEARCH_DAYS} days of {start:%Y-%m-%d}; "
                             "check closed_dates")
@@ -170,7 +186,7 @@ class WorkingCalendar(Contract):
         if self._simple:
             return True
         a, _ = next(self.periods(at))
-        return a == at
+        return a == _utc(at)  # in UTC: a time in a fall-back hour never equals one in another zone
 
     def next_open(self, at: datetime) -> datetime:
         """`at` itself when the calendar is open then, else the instant it next opens."""
@@ -183,6 +199,7 @@ class WorkingCalendar(Contract):
         """The instant at which `duration` of working time has passed since `start`."""
         if duration < timedelta(0):
             raise CalendarError("a duration of working time cannot be negative")
+        start = _utc(start)
         if self._simple or not duration:
             return start + duration
         remaining = duration
@@ -194,6 +211,7 @@ class WorkingCalendar(Contract):
 
     def business_between(self, a: datetime, b: datetime) -> timedelta:
         """Working time in [a, b); zero when b is not after a."""
+        a, b = _utc(a), _utc(b)
         if b <= a:
             return timedelta(0)
         if self._simple:

@@ -237,10 +237,11 @@ async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
 
 
 async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, result_type: type[R],
-                         attempts: int = 5) -> R:
+                         attempts: int = 5, update_id: str | None = None) -> R:
     """Run an update, retrying (with the same update id, so it is applied once) when the server says the
-    case was briefly not ready: that happens while a long case hands over to a new run."""
-    update_id = str(uuid.uuid4())
+    case was briefly not ready: that happens while a long case hands over to a new run. A caller that
+    retries on its own passes its idempotency key as `update_id`: a repeat returns the first result."""
+    update_id = update_id or str(uuid.uuid4())
     for attempt in range(1, attempts + 1):
         try:
             return await handle.execute_update(update, arg, id=update_id, result_type=result_type)

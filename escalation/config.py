@@ -19,6 +19,8 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
 from escalation.constants import DEFAULT_TASK_QUEUE
+from escalation.converter import describe
+from escalation.delivery_settings import CONFIG_ENV, DeliverySettings
 from escalation.models import Duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +94,8 @@ class Settings(BaseModel):
     policy_dir: Path = PROJECT_ROOT / "config" / "policies"
     roster_path: Path = PROJECT_ROOT / "config" / "roster.toml"
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
+    # SMTP, SMS/voice gateway, webhooks, inbound answers; None: everything to the outbox and events file.
+    delivery: DeliverySettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, profile: str | None = None,
@@ -119,6 +123,13 @@ class Settings(BaseModel):
         values |= {field: env[var] for field, var in ENV_VARS.items() if env.get(var)}
         worker = {field: env[var] for field, var in WORKER_ENV_VARS.items() if env.get(var)}
         values |= {"worker": worker} | {k: v for k, v in overrides.items() if v is not None}
+        try:
+            values["delivery"] = DeliverySettings.load(env)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
+        except ValidationError as err:
+            raise ConfigError(f"delivery settings ({CONFIG_ENV} file or ESCALATIONS_<SECTION>__<FIELD>): "
+                              + describe(err)) from None
         try:
             settings = cls.model_validate({k: v for k, v in values.items() if v is not None})
         except ValidationError as err:

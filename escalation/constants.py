@@ -38,3 +38,12 @@ def workflow_id(case_id: str) -> str:
 
 def task_queue() -> str:
     return os.environ.get("ESCALATIONS_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+
+# Delivery (messages, webhooks, inbound answers). Header names are part of the public contract.
+ERR_DELIVERY_REJECTED = "DeliveryRejected"  # a permanent refusal (HTTP 4xx, SMTP 5xx): not retried
+ERR_DELIVERY_UNAVAILABLE = "DeliveryUnavailable"  # down, timed out, 5xx, SMTP 4xx: retried with backoff
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # message key or event id, identical on every retry
+SIGNATURE_HEADER = "Escalation-Signature"  # "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>"
+EVENT_TYPE_HEADER = "Escalation-Event"
+MESSAGE_KEY_HEADER = "Escalation-Key"  # on emails, beside the Message-ID derived from the key
+SIGNATURE_TOLERANCE_SECONDS = 300  # a signed request older (or newer) than this is refused as stale

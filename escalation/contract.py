@@ -11,6 +11,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from escalation.events import WebhookEvent
 from escalation.models import (
     AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
     ScheduleCallbackInput,
@@ -69,7 +70,7 @@ QUERIES: tuple[Query, ...] = (STATE, BRIEF)
 START = EscalationInput
 RESULT = EscalationOutcome
 # Models other systems receive as events (outbox lines, webhooks). Add new event payloads here.
-EVENTS: tuple[type[BaseModel], ...] = (CaseEvent,)
+EVENTS: tuple[type[BaseModel], ...] = (CaseEvent, WebhookEvent)
 
 Mode = Literal["validation", "serialization"]
 

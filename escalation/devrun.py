@@ -232,6 +232,9 @@ def _banner(settings: Settings, *, embedded: bool, demo_cases: Sequence[str]) ->
         f"  Events         {settings.events_path.resolve()}   (case events for other systems)",
         f"  Task queue     {settings.task_queue}",
     ]
+    routes = settings.delivery.describe() if settings.delivery else {}
+    if any(v not in ("outbox", "events file") for v in routes.values()):
+        lines += ["  Delivery       " + ", ".join(f"{k}: {v}" for k, v in routes.items())]
     if embedded:
         lines += [f"  Data           {data} survives restarts; `make clean-data` starts afresh"]
     lines += ["  Stop           Ctrl-C", "=" * 78, ""]

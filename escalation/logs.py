@@ -19,6 +19,8 @@ def _redact(_logger, _name, event: dict) -> dict:
 
 def configure(level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    # httpx logs every request URL at INFO; a gateway URL may carry a token in its query string.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -200,11 +200,15 @@ async def test_a_message_that_cannot_be_delivered_is_recorded_and_the_case_goes_
     async with build_worker(env.client, settings, delivery=Refusing()):
         handle = await open_case(env.client, case_input(), task_queue_name=settings.task_queue)
 
-        async def failure_recorded():
+        async def failures_recorded():
             s = await case_state(handle)
-            return [e for e in s.timeline if e.kind == "delivery_failed"]
-        [failed] = await eventually(failure_recorded)
-        assert failed.detail["message_kind"] == "owner_assigned" and "does not exist" in failed.detail["error"]
+            failed = [e for e in s.timeline if e.kind == "delivery_failed"]
+            return failed if len(failed) == 2 else None
+        # The owner cannot be reached, so the team queue is told; that is refused too, and then it ends.
+        owner, team = await eventually(failures_recorded)
+        assert owner.detail["message_kind"] == "owner_assigned" and "does not exist" in owner.detail["error"]
+        assert owner.detail["permanent"] is True and owner.detail["fallback_to"] == "team-agent"
+        assert team.detail["to"] == "team-agent" and "fallback_to" not in team.detail
         entry = await update(handle, "acknowledge", AcknowledgeInput(actor="ana"))
         assert entry.kind == "acknowledged"
 

@@ -57,6 +57,7 @@ ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
 SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
                  retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
 RECORD_OPTS = dict(SEND_OPTS)
+PATCH_DELIVERY_FALLBACK = "delivery-fallback"
 # Cases opened before routing made offers and counted load keep assigning the old way when they replay.
 ROUTING_OFFERS_PATCH = "routing-offers"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
@@ -407,10 +408,16 @@ class Escalation:
             await workflow.execute_activity("send_message", m, result_type=str,
                                             summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}", **SEND_OPTS)
         except ActivityError as err:
-            # Gave up after retrying (a permanent refusal, or a day of outage): say so in the timeline.
+            # Refused for good (HTTP 4xx, SMTP 5xx) or a day of outage: say so in the timeline, and the
+            # rules send it again by the next route (the customer's next channel, the owner's team).
             workflow.logger.error("message %s not delivered: %s", m.key, err)
-            reason = str(err.cause) if err.cause else str(err)
-            self._apply(*rules.delivery_failed(self._current, self._policy, m, reason, workflow.now()))
+            cause = err.cause
+            reason = str(cause) if cause else str(err)
+            permanent = isinstance(cause, ApplicationError) and cause.non_retryable
+            state, effects = rules.delivery_failed(self._current, self._policy, m, reason, workflow.now(),
+                                                   permanent=permanent)
+            # Histories from before fallbacks existed replay without the resend.
+            self._apply(state, effects if workflow.patched(PATCH_DELIVERY_FALLBACK) else [])
 
     async def _record(self, batch: EventBatch) -> None:
         events = batch.events

@@ -284,7 +284,7 @@ def advance(step: Step) -> None:
             if cb.due_at > step.now:
                 entry = step.log("callback_reminder", SYSTEM, callback_id=cb.id, owner=cb.owner.id)
                 _tell_owner(step, entry, cb, MessageKind.CALLBACK_REMINDER, f"callback soon ({cb.id})",
-                            "Reminder: you have a callback coming up.")
+                            "You have a callback coming up.")
         if not cb.due_told and cb.due_at <= step.now:
             cb.due_told = True
             entry = step.log("callback_due", SYSTEM, callback_id=cb.id, owner=cb.owner.id,
@@ -317,8 +317,9 @@ def handed_over(step: Step, routed: routing.Routed) -> None:
     if routed.owner is None:
         _end(step, cb, CallbackStatus.MISSED, f"nobody else could take it: {routed.reason}")
         entry = step.log("callback_missed", SYSTEM, callback_id=cb.id, missed_by=cb.missed_by, reason=routed.reason)
-        team = Recipient(kind="team", id=f"team-{cb.owner.tier.value}", name=f"{cb.owner.tier.value} queue")
-        step.send(entry, MessageKind.CALLBACK_DUE, team, ContactChannel.EMAIL,
+        tier = cb.owner.tier
+        team = Recipient(kind="team", id=f"team-{tier.value}", name=f"{tier.value} queue", tier=tier)
+        step.send(entry, MessageKind.UNASSIGNED, team, ContactChannel.EMAIL,
                   f"[{s.case_id}] missed callback {cb.id}: nobody to take it",
                   f"{cb.id} was due {cb.due_at:%Y-%m-%d %H:%M} UTC; missed by {', '.join(cb.missed_by)}. "
                   f"{routed.reason}.", at=step.now)

@@ -13,7 +13,7 @@ from escalation.models import (
     OfferStatus, Outcome, Owner, ContactChannel, Resolution, ResolveInput, Status, CheckInResult,
 )
 from escalation.policy import Policy
-from escalation.rules import callback, followup, offer, pause, routing
+from escalation.rules import callback, fallback, followup, offer, pause, routing
 from escalation.rules.brief import build_brief, granted_total, offer_line
 from escalation.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
 from escalation.rules.routing import Routed
@@ -82,9 +82,8 @@ def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime)
 def _unassigned(step: Step, detail: str, **extra: str) -> TimelineEntry:
     s = step.state
     entry = step.log("unassigned", SYSTEM, detail=detail, **extra)
-    step.send(entry, MessageKind.UNASSIGNED,
-              Recipient(kind="team", id=f"team-{s.tier.value}", name=f"{s.tier.value} queue"),
-              _channel(None), f"[{s.case_id}] waiting for a {s.tier.value}", build_brief(s, step.policy, step.now).text)
+    step.send(entry, MessageKind.UNASSIGNED, step.team(), _channel(None), f"[{s.case_id}] waiting for a {s.tier.value}",
+              build_brief(s, step.policy, step.now).text)
     return entry
 
 
@@ -295,11 +294,18 @@ def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInp
     return step.result()
 
 
-def delivery_failed(state: CaseState, policy: Policy, message: Message, error: str, now: datetime) -> Result:
-    """A message could not be handed over even after retrying: the case says so instead of stalling."""
+def delivery_failed(state: CaseState, policy: Policy, message: Message, error: str, now: datetime, *,
+                    permanent: bool = False) -> Result:
+    """A message could not be handed over (refused for good, or still failing after a day of retries): the
+    case says so instead of stalling, and the message goes out again by the next route, if there is one."""
     step = Step.begin(state, policy, now)
-    step.log("delivery_failed", SYSTEM, key=message.key, message_kind=message.kind.value, to=message.to.id,
-             channel=message.channel.value, error=error[:500])
+    route = fallback.next_route(step, message)
+    entry = step.log("delivery_failed", SYSTEM, key=message.key, message_kind=message.kind.value, to=message.to.id,
+                     channel=message.channel.value, error=error[:500], permanent=permanent or None,
+                     fallback_to=route.to.id if route else None,
+                     fallback_channel=route.channel.value if route else None)
+    if route is not None:
+        fallback.resend(step, entry, message, route, error)
     return step.result()
 
 

@@ -47,6 +47,7 @@ class Recipient(Contract):
     name: str
     email: str | None = None
     phone: str | None = None
+    tier: Tier | None = None  # a team's tier: delivery looks up the team's address by it
 
 
 class Message(Contract):
@@ -58,6 +59,8 @@ class Message(Contract):
     channel: ContactChannel
     subject: str
     body: str
+    # Channels this message already failed on (a fallback carries them, so the next one is new).
+    attempted: list[ContactChannel] = []
 
 
 class Assign(Contract):
@@ -110,13 +113,14 @@ class Step:
         return entry
 
     def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
-             subject: str, body: str, *, at: datetime | None = None) -> None:
+             subject: str, body: str, attempted: list[ContactChannel] | None = None, *,
+             at: datetime | None = None) -> None:
         """Queue a message; it is held until the recipient's hours open, or until `at` when given."""
         key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
         opens = at if at is not None else self.contact_window(to).next_open(self.now)
         self.effects.append(Send(message=Message(
             key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
-            subject=subject, body=body,
+            subject=subject, body=body, attempted=attempted or [],
         ), not_before=opens if opens > self.now else None))
 
     @property
@@ -159,6 +163,11 @@ class Step:
     def customer(self) -> Recipient:
         c = self.state.input.customer
         return Recipient(kind="customer", id=c.id, name=c.name, email=c.email, phone=c.phone)
+
+    def team(self) -> Recipient:
+        """The current tier's team queue: for nobody-available notices and unreachable owners."""
+        tier = self.state.tier
+        return Recipient(kind="team", id=f"team-{tier.value}", name=f"{tier.value} queue", tier=tier)
 
     def require_not_closed(self, field: str = "status") -> None:
         if self.state.status == Status.CLOSED:

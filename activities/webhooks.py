@@ -1,0 +1,58 @@
+"""Case events POSTed to another system (CRM, data warehouse) as signed JSON, one request per event.
+
+Each request carries the event id as Idempotency-Key and an HMAC-SHA256 signature over timestamp and
+body (escalation/signature.py). Events of a batch go in order; a retried batch sends them again and the
+receiver drops ids it has seen. An event the receiver refuses for good (4xx) is kept in a dead-letter
+file, so it is never lost, and the activity fails without retrying.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import structlog
+from temporalio.exceptions import ApplicationError
+
+from activities.delivery import JsonLinesOutbox, rejected
+from activities.http import post
+from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
+from escalation.delivery_settings import WebhookSettings
+from escalation.events import WebhookEvent
+from escalation.models import CaseEvent
+from escalation.signature import sign
+
+log = structlog.get_logger()
+
+
+class WebhookEvents:
+    def __init__(self, settings: WebhookSettings, dead_letters: Path) -> None:
+        self.settings = settings
+        self.dead_letters = JsonLinesOutbox(dead_letters, "id")
+
+    def request(self, event: CaseEvent, now: float) -> tuple[bytes, dict[str, str]]:
+        body = WebhookEvent.of(event).model_dump_json().encode()
+        return body, {
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: event.id,
+            EVENT_TYPE_HEADER: event.type,
+            SIGNATURE_HEADER: sign(self.settings.secret.get_secret_value(), body, int(now)),
+        }
+
+    async def publish(self, events: list[CaseEvent]) -> None:
+        refused: list[str] = []
+        async with httpx.AsyncClient(timeout=self.settings.timeout) as client:
+            for event in events:
+                body, headers = self.request(event, time.time())
+                try:
+                    await post(client, str(self.settings.url), content=body, headers=headers, what=f"event {event.id}")
+                except ApplicationError as err:
+                    if err.type != ERR_DELIVERY_REJECTED:
+                        raise  # retried: the whole batch goes again, receivers drop what they have
+                    await self.dead_letters.append([{**event.model_dump(mode="json"), "error": err.message}])
+                    log.error("event_refused", id=event.id, type=event.type, error=err.message)
+                    refused.append(event.id)
+        if refused:
+            raise rejected(f"{len(refused)} event(s) refused", f"kept in {self.dead_letters.path.name}: "
+                           + ", ".join(refused))
