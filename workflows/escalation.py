@@ -289,8 +289,12 @@ class Escalation:
         """The named rep from the roster (active only); None when unknown, which the rule refuses."""
         if rep_id is None:
             return None
-        return await workflow.execute_activity("find_rep", rep_id, result_type=Owner | None,  # type: ignore[arg-type]
-                                               summary=f"look up rep {rep_id}", **QUICK)
+        try:
+            return await workflow.execute_activity("find_rep", rep_id, result_type=Owner | None,  # type: ignore[arg-type]
+                                                   summary=f"look up rep {rep_id}", **ASSIGN_OPTS)
+        except ActivityError as err:  # the roster could not be read for minutes: refuse, changing nothing
+            raise ApplicationError(f"owner: the roster could not be read to check '{rep_id}' ({err.cause or err}); "
+                                   "try again", {"field": "owner"}, type=ERR_INVALID_STATE) from None
 
     # ----- queries
 
