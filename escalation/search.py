@@ -21,6 +21,11 @@ OWNER = SearchAttributeKey.for_keyword(SA_OWNER)
 CUSTOMER = SearchAttributeKey.for_keyword(SA_CUSTOMER)
 SEVERITY = SearchAttributeKey.for_keyword(SA_SEVERITY)
 SLA_DUE = SearchAttributeKey.for_datetime(SA_SLA_DUE)
+# The workflow upserts these; list queries read them.
+SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
+    SA_TIER: TIER, SA_STATUS: STATUS, SA_OWNER: OWNER, SA_CUSTOMER: CUSTOMER, SA_SEVERITY: SEVERITY,
+    SA_SLA_DUE: SLA_DUE,
+}
 
 
 class CaseFilter(BaseModel):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -26,27 +26,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.carry import CarriedCase
     from escalation.models import (
-        AcknowledgeInput, Brief, CaseEvent, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput,
-        EscalateInput, EscalationInput, EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer,
-        OfferInput, OfferResponseInput, Owner, ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
-    )
-    from escalation.models import (
-        AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
-        ScheduleCallbackInput,
+        AcceptInput, AcknowledgeInput, Brief, Callback, CallbackOutcomeInput, CancelCallbackInput, CaseEvent,
+        CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, EscalateInput, EscalationInput,
+        EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
+        Owner, ReassignInput, RescheduleCallbackInput, ResolveInput, ScheduleCallbackInput, Status, TimelineEntry,
+        WaitOnCustomerInput,
     )
     from escalation.policy import Policy
     from escalation.rules import Assign, Effect, Routed, RuleViolation, Send
+    from escalation.search import SEARCH_KEYS
 
-TIER_KEY = SearchAttributeKey.for_keyword(SA_TIER)
-STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
-OWNER_KEY = SearchAttributeKey.for_keyword(SA_OWNER)
-CUSTOMER_KEY = SearchAttributeKey.for_keyword(SA_CUSTOMER)
-SEVERITY_KEY = SearchAttributeKey.for_keyword(SA_SEVERITY)
-SLA_DUE_KEY = SearchAttributeKey.for_datetime(SA_SLA_DUE)
-SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
-    SA_TIER: TIER_KEY, SA_STATUS: STATUS_KEY, SA_OWNER: OWNER_KEY, SA_CUSTOMER: CUSTOMER_KEY,
-    SA_SEVERITY: SEVERITY_KEY, SA_SLA_DUE: SLA_DUE_KEY,
-}
 
 # Activity options. Messages may take a day of retries (a channel is down) without holding up the case.
 QUICK = dict(start_to_close_timeout=timedelta(seconds=10),
