@@ -52,7 +52,7 @@ async def connect(settings: Settings | None = None) -> Client:
     settings = settings or Settings.from_env()
     try:
         return await Client.connect(**settings.connect_kwargs(), data_converter=data_converter)
-    except RuntimeError as err:  # the SDK's "Failed client connect: ..."
+    except (RuntimeError, RPCError) as err:  # "Failed client connect: ...", or credentials refused
         raise Unreachable(f"cannot connect to Temporal at {settings.address} (namespace {settings.namespace}"
                           f"{', TLS' if settings.uses_tls else ''}): {err}") from None
 
@@ -105,11 +105,18 @@ class EscalationClient:
                          limit: int | None = 100) -> list[CaseSummary]:
         """Cases matching `filter`, from visibility (search attributes), at most `limit` (None: all)."""
         query = _model(CaseFilter, filter or {}).query()
-        return [CaseSummary.from_execution(ex)
-                async for ex in self.temporal.list_workflows(query, limit=limit)]
+        try:
+            return [CaseSummary.from_execution(ex)
+                    async for ex in self.temporal.list_workflows(query, limit=limit)]
+        except RPCError as err:
+            raise translate(err) from None
 
     async def count_cases(self, filter: CaseFilter | Mapping[str, Any] | None = None) -> int:
-        return (await self.temporal.count_workflows(_model(CaseFilter, filter or {}).query())).count
+        query = _model(CaseFilter, filter or {}).query()
+        try:
+            return (await self.temporal.count_workflows(query)).count
+        except RPCError as err:
+            raise translate(err) from None
 
 
 class Case:

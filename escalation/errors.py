@@ -77,9 +77,16 @@ class CaseEnded(EscalationError):
 
 
 class Unreachable(EscalationError):
-    """The Temporal server did not answer (address, TLS, API key or network)."""
+    """The Temporal server cannot be used with these connection settings: it did not answer (address, TLS,
+    network) or refused the credentials (API key, client certificate)."""
 
     type = "Unavailable"
+
+
+class NamespaceNotFound(Unreachable):
+    """The namespace of the connection settings does not exist on that server (nothing about the case)."""
+
+    type = "NamespaceNotFound"
 
 
 _BY_TYPE: dict[str, type[EscalationError]] = {
@@ -100,8 +107,9 @@ def from_validation_error(err: ValidationError) -> InvalidArgument:
     return InvalidArgument(describe(err), field=field or None)
 
 
-def translate(err: BaseException, case_id: str) -> BaseException:
-    """The typed error for what the SDK raised about case `case_id` (or `err` itself if nothing fits)."""
+def translate(err: BaseException, case_id: str | None = None) -> BaseException:
+    """The typed error for what the SDK raised about case `case_id` (None: about no case in particular, as
+    for lists), or `err` itself if nothing fits. An RPC error always becomes an EscalationError."""
     if isinstance(err, WorkflowUpdateFailedError) and isinstance(err.cause, ApplicationError):
         return from_application_error(err.cause)
     if isinstance(err, WorkflowFailureError):
@@ -119,11 +127,18 @@ def translate(err: BaseException, case_id: str) -> BaseException:
     if isinstance(err, WorkflowQueryRejectedError):
         return CaseEnded(f"case {case_id} is not running ({err.status})")
     if isinstance(err, RPCError):
-        if err.status == RPCStatusCode.NOT_FOUND:
+        # The server answers NOT_FOUND for a missing namespace too: that is a setting, not a missing case.
+        if any("NamespaceNotFoundFailure" in d.type_url for d in err.grpc_status.details):
+            return NamespaceNotFound(f"{err.message.rstrip('.')}: check the namespace of the connection "
+                                     "settings (TEMPORAL_NAMESPACE or the client config profile)")
+        if err.status == RPCStatusCode.NOT_FOUND and case_id is not None:
             if "already completed" in err.message:
                 return CaseClosed(f"case {case_id} has completed; it takes no more commands "
                                   "(its state and outcome can still be read)", field="case_id")
             return CaseNotFound(case_id)
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return Unreachable(f"the Temporal server did not answer: {err.message}")
+        if err.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+            return Unreachable(f"the Temporal server refused the credentials: {err.message}")
+        return EscalationError(f"the Temporal server refused the request ({err.status.name}): {err.message}")
     return err

@@ -236,6 +236,12 @@ async def test_console_script_and_connection_errors(env, tmp_path):
     run = lambda *args: subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)  # noqa: E731
     missing = await asyncio.to_thread(run, *connection(env), "show", "C-nobody")
     assert missing.returncode == 5 and "error: case C-nobody not found" in missing.stderr
+    # A namespace that does not exist is a connection setting, for every command (not "case not found").
+    address = connection(env)[:2]
+    for args in (["list"], ["list", "--count"], ["show", "C-1"], ["open", str(EXAMPLE)]):
+        wrong = await asyncio.to_thread(run, *address, "--namespace", "nope", *args)
+        assert wrong.returncode == 8, (args, wrong.stderr)
+        assert wrong.stderr.startswith("error: Namespace nope is not found: check the namespace"), (args, wrong.stderr)
     no_file = await asyncio.to_thread(run, "--config-file", str(tmp_path / "none.toml"), "show", "C-1")
     assert no_file.returncode == 8 and "none.toml" in no_file.stderr
     # "localhost" tries two addresses; the SDK's threads used to abort the process on the way out.

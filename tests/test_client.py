@@ -13,7 +13,8 @@ import pytest_asyncio
 from escalation.client import Case, EscalationClient
 from escalation.config import Settings
 from escalation.errors import (
-    CaseAlreadyOpen, CaseClosed, CaseNotFound, InvalidArgument, InvalidState, UnknownPolicy, Unreachable,
+    CaseAlreadyOpen, CaseClosed, CaseNotFound, InvalidArgument, InvalidState, NamespaceNotFound, UnknownPolicy,
+    Unreachable,
 )
 from escalation.models import (
     AcknowledgeInput, Brief, CaseState, EscalateInput, Offer, OfferInput, TimelineEntry,
@@ -199,3 +200,14 @@ async def _eq(awaitable, expected):
     got = await awaitable
     assert got == expected, got
     return True
+
+
+async def test_a_namespace_that_does_not_exist_is_a_connection_setting_not_a_missing_case(env):
+    other = await EscalationClient.connect(Settings(address=env.client.service_client.config.target_host,
+                                                    namespace=f"nope-{uuid.uuid4().hex[:6]}"))
+    calls = [other.open(case_input()), other.case("C-1").state(), other.case("C-1").acknowledge({"actor": "ana"}),
+             other.list_cases({"tier": "agent"}), other.count_cases()]
+    for call in calls:
+        with pytest.raises(NamespaceNotFound, match=r"Namespace nope-\w+ is not found: check the namespace") as caught:
+            await call
+        assert isinstance(caught.value, Unreachable)  # the CLI's "bad connection settings"
