@@ -10,6 +10,7 @@ Secrets are `SecretStr`: they print as '**********' and are never logged.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
 from escalation.models import ContactChannel, Tier
@@ -45,6 +46,19 @@ class SmtpSettings(Section):
     sender: str = "Customer Care <care@localhost>"  # the From header; its domain ends each Message-ID
     ca_file: Path | None = None  # trust this CA as well (a relay with a private certificate)
     timeout: float = 20.0  # seconds per attempt; the activity retries after that
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_loads(cls, path: Path | None) -> Path | None:
+        # Checked at start-up: a missing or broken CA file would otherwise fail every email for a day of retries.
+        if path is not None:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+            except FileNotFoundError:
+                raise ValueError(f"CA file not found: {path}") from None
+            except (OSError, ssl.SSLError) as err:
+                raise ValueError(f"cannot load CA certificates from {path}: {err}") from None
+        return path
 
     @property
     def effective_port(self) -> int:
@@ -116,6 +130,14 @@ class DeliverySettings(Section):
             if name.startswith(ENV_PREFIX) and sep and section in SECTIONS:
                 values.setdefault(section, {})[field] = value
         return cls.model_validate(values)
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_dir_exists(cls, path: Path | None) -> Path | None:
+        # A misspelt folder would silently fall back to the built-in templates.
+        if path is not None and not path.is_dir():
+            raise ValueError(f"templates folder not found: {path}")
+        return path
 
     def team_address(self, tier: Tier) -> str | None:
         return self.teams.get(tier)

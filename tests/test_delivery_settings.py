@@ -21,8 +21,6 @@ from escalation.models import ContactChannel, Tier
 from escalation.rules.step import Message, MessageKind, Recipient
 
 CONFIG = """
-templates_dir = "templates"
-
 [smtp]
 host = "mail.internal"
 security = "tls"
@@ -103,6 +101,27 @@ def test_a_missing_config_file_or_a_typo_is_an_error(clean_env, tmp_path):
     clean_env.setenv(CONFIG_ENV, str(typo))
     with pytest.raises(ValidationError, match="pasword"):
         DeliverySettings.load()
+
+
+def test_tls_and_template_files_are_checked_at_start_up_naming_the_setting_and_the_path(tmp_path):
+    from escalation.config import ConfigError
+    no_profile = tmp_path / "temporal.toml"
+    no_profile.write_text("")
+    not_a_cert = tmp_path / "notes.txt"
+    not_a_cert.write_text("hello")
+    config = tmp_path / "delivery.toml"
+    for env, message in [
+        ({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__CA_FILE": str(tmp_path / "relay-ca.pem")},
+         r"smtp\.ca_file: CA file not found: .*relay-ca\.pem"),
+        ({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__CA_FILE": str(not_a_cert)},
+         r"smtp\.ca_file: cannot load CA certificates from .*notes\.txt"),
+        ({CONFIG_ENV: str(config)}, r"templates_dir: templates folder not found: .*my-templates"),
+    ]:
+        config.write_text(f'templates_dir = "{tmp_path / "my-templates"}"\n')
+        with pytest.raises(ConfigError, match=message):
+            Settings.from_env(env, config_file=no_profile)
+    (tmp_path / "my-templates").mkdir()
+    assert Settings.from_env({CONFIG_ENV: str(config)}, config_file=no_profile).delivery.templates_dir.is_dir()
 
 
 def test_secrets_never_show_in_reprs_descriptions_or_logs(clean_env, tmp_path, capsys):
