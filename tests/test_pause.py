@@ -233,3 +233,36 @@ def test_check_ins_in_one_closed_stretch_collapse_into_one():
     berlin = [c.due_at.astimezone(ZoneInfo("Europe/Berlin")).strftime("%a %H:%M") for c in state.checkins]
     assert berlin == ["Wed 08:00", "Thu 08:00"]
     assert [c.number for c in state.checkins] == [1, 2]
+
+
+def test_an_owner_with_their_own_hours_hears_in_those_hours_not_the_tiers():
+    """Auto-assign: a rep the roster gives a calendar hears when it has them working (a weekend shift hears
+    on Saturday, an off-shift rep not before they start); a rep without one, when the tier's calendar opens."""
+    from escalation.roster import Roster
+    from escalation.rules.routing import choose
+
+    roster = Roster.model_validate({
+        "calendars": {"weekend": {"time_zone": "America/New_York", "hours": {"sat": ["08:00-20:00"]}},
+                      "late": {"time_zone": "America/New_York", "hours": {"mon": ["13:00-21:00"]}}},
+        "reps": [{"id": "wes", "name": "Wes", "tier": "agent", "skills": ["billing"], "email": "wes@example.com",
+                  "calendar": "weekend"},
+                 {"id": "lia", "name": "Lia", "tier": "agent", "skills": ["billing"], "email": "lia@example.com",
+                  "calendar": "late"},
+                 {"id": "ana", "name": "Ana", "tier": "agent", "skills": ["billing"], "email": "ana@example.com"}]})
+
+    def told(rep_id: str, at: datetime, **overrides) -> datetime | None:
+        state, effects = R.open_case(office_input(**overrides), OFFICE, at, OPENING)
+        [req] = [e for e in effects if isinstance(e, R.Assign)]
+        req = req.model_copy(update={"exclude": [r.id for r in roster.reps if r.id != rep_id]})
+        routed = choose(roster, req, {}, at)
+        assert routed.owner.id == rep_id
+        state, effects = R.owner_found(state, OFFICE, routed, at)
+        assert state.owner.id == rep_id  # the office policy assigns at once
+        return held(effects)["owner_assigned"]
+
+    monday_9 = datetime(2026, 3, 9, 9, 0, tzinfo=NY).astimezone(UTC)
+    assert told("wes", SATURDAY_NOON) is None  # working his weekend shift: at once
+    assert told("lia", SATURDAY_NOON) == datetime(2026, 3, 9, 13, 0, tzinfo=NY).astimezone(UTC)  # her start
+    assert told("lia", monday_9) == datetime(2026, 3, 9, 13, 0, tzinfo=NY).astimezone(UTC)  # not at 09:00
+    assert told("ana", SATURDAY_NOON) == monday_9  # no calendar of her own: the tier's
+    assert told("lia", SATURDAY_NOON, severity="critical") is None  # urgent: at any hour

@@ -61,7 +61,7 @@ def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime)
         return state, []  # the case moved on (another tier or routing request, resolved, closed)
     if routed.owner is not None:
         if policy.routing.accept_within is None:
-            _assign(step, routed.owner)
+            _assign(step, routed.owner, routed.starts_at if routed.own_hours else None)
         else:
             routing.offer(step, routed, policy.routing.accept_within)
     elif routed.failed:
@@ -87,14 +87,19 @@ def _unassigned(step: Step, detail: str, **extra: str) -> TimelineEntry:
     return entry
 
 
-def _assign(step: Step, owner: Owner) -> None:
+def _assign(step: Step, owner: Owner, starts_at: datetime | None = None) -> None:
+    """`starts_at`: when the owner's own calendar (roster) has them working; without it they hear when the
+    tier's calendar opens. Urgent severities reach them at once either way."""
     s = step.state
     s.owner = owner
     s.stints[-1].owners.append(owner.id)
     entry = step.log("assigned", SYSTEM, owner=owner.id, owner_name=owner.name)
+    at = None
+    if starts_at is not None and s.input.severity not in step.policy.urgent_severities:
+        at = max(step.now, starts_at)
     step.send(entry, MessageKind.OWNER_ASSIGNED, routing.recipient(owner), _channel(owner),
               f"[{s.case_id}] {s.input.severity.value} escalation for you: {s.input.summary[:80]}",
-              build_brief(s, step.policy, step.now).text)
+              build_brief(s, step.policy, step.now).text, at=at)
 
 
 def accept(state: CaseState, policy: Policy, cmd: AcceptInput, now: datetime) -> Result:
