@@ -210,3 +210,24 @@ async def test_ops_list_what_breaches_next_and_waiting_cases_drop_out(env, worke
     first = await case_state(handles[0])
     described = await handles[0].describe()
     assert described.search_attributes[SA_SLA_DUE][0] == first.sla_due_at == first.acknowledge_clock.due_at
+
+
+async def test_owner_notices_held_for_monday_are_dropped_when_the_case_closes_first(skip_env, skip_cases, settings):
+    """A weekend case climbs to the manager and is closed on Saturday: the owners' notices held for Monday
+    morning no longer concern anyone, so the case completes when it closes and nobody hears on Monday."""
+    await skip_to(skip_env, 5, time(12, 0))  # Saturday noon
+    handle = await skip_cases(case_input("office"))
+    await owned(handle)
+    await handle.execute_update("escalate", {"actor": "ana", "reason": "needs_authority", "target_tier": "manager"},
+                                result_type=TimelineEntry)
+    state = await owned(handle)
+    assert state.tier == "manager" and state.owner is not None
+    await handle.execute_update("close", {"actor": state.owner.id, "outcome": "customer_lost",
+                                          "reason": "cancelled the contract"}, result_type=TimelineEntry)
+    closed_at = (await case_state(handle)).closed_at
+    result = await handle.result()
+    assert result.outcome == "customer_lost"
+    history = [e async for e in handle.fetch_history_events()]
+    finished = history[-1].event_time.ToDatetime(UTC)
+    assert finished - closed_at < timedelta(minutes=1)  # not Monday 09:00
+    assert not [m for m in sent(settings, "owner_assigned") if m["case_id"] == state.case_id]

@@ -266,3 +266,25 @@ def test_an_owner_with_their_own_hours_hears_in_those_hours_not_the_tiers():
     assert told("lia", monday_9) == datetime(2026, 3, 9, 13, 0, tzinfo=NY).astimezone(UTC)  # not at 09:00
     assert told("ana", SATURDAY_NOON) == monday_9  # no calendar of her own: the tier's
     assert told("lia", SATURDAY_NOON, severity="critical") is None  # urgent: at any hour
+
+
+def test_a_held_notice_goes_stale_when_the_case_closes_or_moves_on():
+    state, _ = R.open_case(office_input(), OFFICE, SATURDAY_NOON, OPENING)
+    assigned, effects = R.owner_assigned(state, OFFICE, 1, owner("agent"), SATURDAY_NOON)
+    [notice] = [s.message for s in sends(effects)]
+    assert notice.kind == "owner_assigned" and not R.message_obsolete(assigned, notice)
+    up, _ = R.escalate(assigned, OFFICE, esc("complexity"), SATURDAY_NOON + MIN)
+    assert R.message_obsolete(up, notice)  # the case is no longer theirs
+    resolved, effects = R.resolve(assigned, OFFICE, resolution(), SATURDAY_NOON + MIN)
+    assert R.message_obsolete(resolved, notice)
+    # A team's "waiting for an agent" is stale once someone holds the case or it left the tier.
+    _, effects = R.owner_assigned(state, OFFICE, 1, None, SATURDAY_NOON)
+    [waiting] = [s.message for s in sends(effects)]
+    assert waiting.kind == "unassigned" and not R.message_obsolete(state, waiting)
+    assert R.message_obsolete(assigned, waiting) and R.message_obsolete(up, waiting)
+    # What was promised to the customer still goes.
+    offered, _ = R.propose_offer(assigned, OFFICE, offer("20", currency="USD"), SATURDAY_NOON)
+    confirmed, effects = R.record_offer_response(offered, OFFICE, answer("offer-1"), SATURDAY_NOON)
+    [confirmation] = [s.message for s in sends(effects)]
+    closed, _ = R.resolve(confirmed, OFFICE, resolution(), SATURDAY_NOON)
+    assert not R.message_obsolete(closed, confirmation)

@@ -359,6 +359,17 @@ def test_reassign_withdraws_an_open_offer():
     assert state.assignments[-1].status == AssignmentStatus.WITHDRAWN and state.pending_assignment is None
 
 
+def test_an_offer_notice_held_for_the_reps_start_goes_stale_when_the_offer_is_withdrawn():
+    state = opened()
+    state, effects = R.owner_found(state, ROUTING, routed_to(state, "nia", starts_at=NOW + timedelta(hours=10)), NOW)
+    [notice] = [s.message for s in sends(effects)]
+    assert notice.kind == MessageKind.CASE_OFFERED and not R.message_obsolete(state, notice)
+    accepted, _ = R.accept(state, ROUTING, AcceptInput(actor="nia"), NOW + MIN)
+    assert not R.message_obsolete(accepted, notice)  # still theirs
+    moved, _ = R.reassign(state, ROUTING, ReassignInput(actor="tara", reason="nia is away"), NOW + MIN)
+    assert R.message_obsolete(moved, notice)
+
+
 @pytest.mark.parametrize(("cmd", "field"), [
     (ReassignInput(actor="roster", reason="inactive", from_owner="ben"), "from_owner"),
     (ReassignInput(actor="tara", reason="x", to="ana"), "to"),

@@ -47,6 +47,8 @@ SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close
                  retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
 RECORD_OPTS = dict(SEND_OPTS)
 PATCH_DELIVERY_FALLBACK = "delivery-fallback"
+# Notices held for working hours are dropped when the case closes or moves on first (older histories slept).
+HELD_NOTICES_PATCH = "held-notices-drop-stale"
 # Cases opened before routing made offers and counted load keep assigning the old way when they replay.
 ROUTING_OFFERS_PATCH = "routing-offers"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
@@ -395,8 +397,22 @@ class Escalation:
         if effect.not_before is not None and effect.not_before > workflow.now():
             # Outside the recipient's hours: a durable timer holds the message (it survives restarts
             # and travels with a continue-as-new as a pending effect).
-            await workflow.sleep(effect.not_before - workflow.now(),
-                                 summary=f"hold {m.kind.value} to {m.to.id} until {effect.not_before:%Y-%m-%d %H:%M} UTC")
+            summary = f"hold {m.kind.value} to {m.to.id} until {effect.not_before:%Y-%m-%d %H:%M} UTC"
+            if not workflow.patched(HELD_NOTICES_PATCH):
+                await workflow.sleep(effect.not_before - workflow.now(), summary=summary)
+            else:
+                # A notice that stops mattering meanwhile (the case closed or moved on) is dropped at once,
+                # so a closed case completes when it closes, not when the weekend ends.
+                def obsolete() -> bool:
+                    return rules.message_obsolete(self._current, m)
+                try:
+                    await workflow.wait_condition(obsolete, timeout=effect.not_before - workflow.now(),
+                                                  timeout_summary=summary)
+                except asyncio.TimeoutError:
+                    pass
+                if obsolete():
+                    workflow.logger.info("held message %s dropped: the case moved on", m.key)
+                    return
         try:
             await workflow.execute_activity("send_message", m, result_type=str,
                                             summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}", **SEND_OPTS)

@@ -314,6 +314,24 @@ def delivery_failed(state: CaseState, policy: Policy, message: Message, error: s
     return step.result()
 
 
+# Notices about who holds the case; a held one (waiting for working hours) goes stale when the case moves on.
+_HOLDING_NOTICES = {MessageKind.OWNER_ASSIGNED, MessageKind.CASE_OFFERED, MessageKind.UNASSIGNED}
+
+
+def message_obsolete(state: CaseState, message: Message) -> bool:
+    """Whether a message held until its recipient's hours no longer concerns anyone: a notice that the case
+    is yours, offered to you or waiting for your team, when the case has since closed, resolved or moved
+    on. Everything else still goes (a promise to the customer, a breach at the top)."""
+    if message.kind not in _HOLDING_NOTICES:
+        return False
+    if state.status != Status.OPEN:
+        return True
+    to = message.to
+    if message.kind == MessageKind.UNASSIGNED:
+        return to.kind == "team" and (to.tier != state.tier or routing.holder(state) is not None)
+    return to.kind == "owner" and routing.holder(state) != to.id
+
+
 def next_deadline(state: CaseState) -> datetime | None:
     """The earliest instant at which `advance` has something to do; None when only events can move the case."""
     s = state
