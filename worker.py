@@ -9,6 +9,7 @@ shut it down gracefully.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -25,8 +26,9 @@ from activities.route import RouteActivities
 from escalation import logs
 from escalation.client import connect
 from escalation.config import ConfigError, Settings
-from escalation.policy import PolicyStore
-from escalation.roster import RosterStore
+from escalation.errors import Unreachable
+from escalation.policy import PolicyError, PolicyStore
+from escalation.roster import RosterError, RosterStore
 from escalation.roster_watch import watch_roster
 from workflows import Escalation
 
@@ -85,7 +87,18 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, stop)
 
-    asyncio.run(_main())
+    code = 0
+    try:
+        asyncio.run(_main())
+    except (Unreachable, PolicyError, RosterError) as err:
+        log.error("worker_cannot_start", error=str(err))
+        print(f"escalations-worker: {err}", file=sys.stderr)
+        code = 1
+    # Leave with os._exit once output is flushed: a process that used the Temporal client can abort in
+    # interpreter teardown (the SDK's native threads), turning a clean SIGTERM stop into a crash (exit 134).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

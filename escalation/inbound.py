@@ -13,6 +13,8 @@ timeline entry; 401 bad or stale signature; 400 a body that breaks the contract;
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -24,10 +26,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation import logs
-from escalation.client import case_handle, execute_update
-from escalation.config import Settings
+from escalation.client import case_handle, connect, execute_update
+from escalation.config import ConfigError, Settings
 from escalation.constants import ERR_INVALID_ARGUMENT, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
-from escalation.converter import data_converter, describe
+from escalation.converter import describe
+from escalation.errors import Unreachable
 from escalation.models import FollowUpResponseInput, Identifier, TimelineEntry
 from escalation.signature import SignatureError, verify
 
@@ -89,17 +92,25 @@ def build_app(client: Client, secret: str, *, tolerance: float, clock: Callable[
 
 def main() -> None:
     logs.configure()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        raise SystemExit(f"escalations-inbound: {err}") from None
     inbound = settings.delivery.inbound if settings.delivery else None
     if inbound is None or inbound.secret is None:
         raise SystemExit("ESCALATIONS_INBOUND__SECRET is not set: the endpoint verifies every answer with it")
 
     async def app() -> web.Application:
-        client = await Client.connect(settings.address, namespace=settings.namespace, data_converter=data_converter)
+        # The worker's connection settings: profile, TLS, API key, gRPC headers.
+        client = await connect(settings)
         log.info("inbound_started", host=inbound.host, port=inbound.port, address=settings.address)
         return build_app(client, inbound.secret.get_secret_value(), tolerance=inbound.tolerance)
 
-    web.run_app(app(), host=inbound.host, port=inbound.port, print=None)
+    try:
+        web.run_app(app(), host=inbound.host, port=inbound.port, print=None)
+    except Unreachable as err:
+        print(f"escalations-inbound: {err}", file=sys.stderr, flush=True)
+        os._exit(1)  # as the worker: no interpreter teardown after the Temporal client was used
 
 
 if __name__ == "__main__":

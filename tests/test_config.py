@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +16,7 @@ from escalation.config import ConfigError, Settings
 from tests.conftest import TESTS
 from worker import build_worker
 
+ROOT = TESTS.parent
 # A stand-in PEM: the settings only read and pass the bytes on; the TLS handshake is the SDK's business.
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -132,3 +137,19 @@ async def test_worker_uses_the_worker_options(env, tmp_path):
     assert w.config()["max_cached_workflows"] == 7
     assert w.config()["graceful_shutdown_timeout"] == timedelta(minutes=2)
     assert w.task_queue == "opts-test"
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
+    return subprocess.run(args, env=clean | env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_worker_that_cannot_connect_says_so_and_exits_1(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    done = _run([sys.executable, "-m", "worker"], {"TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+                                                    "ESCALATIONS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1, done.stderr
+    assert f"escalations-worker: cannot connect to Temporal at 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "Fatal Python error" not in done.stderr

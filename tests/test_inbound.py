@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +20,7 @@ from escalation.inbound import build_app
 from escalation.models import ResolveInput, TimelineEntry
 from escalation.signature import sign
 from tests.cases import case_input, eventually, owned
-from tests.servers import LOOPBACK
+from tests.servers import LOOPBACK, free_port
 
 SECRET = "inbound-test-secret"
 
@@ -127,3 +132,22 @@ async def test_health(inbound):
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{inbound}/healthz")
     assert response.status_code == 200 and response.json() == {"ok": True}
+
+
+def _inbound(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Runs the `escalations-inbound` console script; it should stop at once, so a timeout is a failure."""
+    script = Path(sys.executable).parent / "escalations-inbound"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
+    env = clean | {"ESCALATIONS_INBOUND__SECRET": SECRET, "ESCALATIONS_INBOUND__PORT": str(free_port())} | env
+    return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30)
+
+
+async def test_the_endpoint_connects_with_the_workers_connection_settings(env, tmp_path):
+    address = env.client.service_client.config.target_host
+    # TLS asked for (as for Temporal Cloud or an mTLS cluster) against this plain server: it must not connect.
+    tls = await asyncio.to_thread(_inbound, {"TEMPORAL_ADDRESS": address, "TEMPORAL_TLS": "true"})
+    assert tls.returncode == 1, tls.stderr
+    assert f"escalations-inbound: cannot connect to Temporal at {address} (namespace default, TLS)" in tls.stderr
+    missing_ca = await asyncio.to_thread(_inbound, {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(tmp_path / "ca.pem")})
+    assert missing_ca.returncode == 1 and "Traceback" not in missing_ca.stderr
+    assert "tls_server_ca_cert: server CA certificate file not found" in missing_ca.stderr
