@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 from email.headerregistry import Address
+from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
@@ -37,8 +38,9 @@ class SmtpEmail:
         rendered = self.templates.render(message)
         mail = EmailMessage()
         mail["From"] = self.settings.sender
-        mail["To"] = Address(display_name=message.to.name, addr_spec=address)
-        mail["Subject"] = rendered.subject
+        mail["To"] = Address(display_name=" ".join(message.to.name.split()), addr_spec=address)
+        # A header may not hold line breaks, and subjects quote the customer's summary, which may.
+        mail["Subject"] = " ".join(rendered.subject.split())
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = message_id(message.key, self.settings.sender)
         mail[MESSAGE_KEY_HEADER] = message.key
@@ -57,7 +59,10 @@ class SmtpEmail:
     async def deliver(self, message: Message) -> str:
         address, what = address_of(message)
         s = self.settings
-        mail = self.compose(message, address)
+        try:
+            mail = self.compose(message, address)
+        except (ValueError, MessageError) as err:  # an address no mail system takes: retrying cannot help
+            raise rejected(what, f"'{address}' is not a usable email address: {err}") from None
         try:
             await aiosmtplib.send(
                 mail, hostname=s.host, port=s.effective_port,

@@ -61,6 +61,22 @@ async def test_email_has_a_text_and_an_html_part_and_ids_derived_from_the_key(ma
     assert "Case C-7 is yours" in html
 
 
+async def test_a_subject_quoting_a_multi_line_summary_is_one_line(mail):
+    message = owner_message().model_copy(update={"subject": "[C-7] high escalation for you: charged twice\r\nand again"})
+    await SmtpEmail(plain(mail.port), Templates()).deliver(message)
+    [sent] = mail.mails
+    assert sent.message["Subject"] == "[C-7] high escalation for you: charged twice and again"
+
+
+@pytest.mark.parametrize("address", ["a,b@example.com", "ana@exa mple.com"])
+async def test_an_address_no_mail_system_takes_is_refused_at_once(mail, address):
+    message = owner_message().model_copy(update={"to": Recipient(kind="owner", id="ana", name="Ana", email=address)})
+    with pytest.raises(ApplicationError) as caught:
+        await SmtpEmail(plain(mail.port), Templates()).deliver(message)
+    assert caught.value.type == ERR_DELIVERY_REJECTED and caught.value.non_retryable  # the fallback route goes next
+    assert f"'{address}' is not a usable email address" in caught.value.message and mail.mails == []
+
+
 async def test_every_message_kind_has_its_own_templates():
     templates = Templates()
     names = set(templates.env.list_templates())
