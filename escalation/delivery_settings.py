@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
@@ -66,7 +68,8 @@ class SmtpSettings(Section):
 
 
 # What an SMS or call request looks like unless the gateway section says otherwise. String values are
-# Jinja2 templates over: to, channel, text, subject, key, case_id, kind, recipient.
+# Jinja2 templates over these fields.
+GATEWAY_FIELDS = ("to", "channel", "text", "subject", "key", "case_id", "kind", "recipient")
 DEFAULT_GATEWAY_BODY: dict[str, Any] = {
     "to": "{{ to }}",
     "channel": "{{ channel }}",
@@ -84,6 +87,32 @@ class GatewaySettings(Section):
     auth: SecretStr | None = None  # the header's value, e.g. "Bearer <token>"
     body: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_GATEWAY_BODY))
     timeout: float = 15.0
+
+    @field_validator("body")
+    @classmethod
+    def _body_templates(cls, body: dict[str, Any]) -> dict[str, Any]:
+        # Checked at start-up: a misspelt field would render empty into every request, and a syntax
+        # error would fail every SMS and call.
+        env = SandboxedEnvironment()
+
+        def check(value: Any, where: str) -> None:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    check(item, f"{where}.{key}" if where else str(key))
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    check(item, f"{where}[{i}]")
+            elif isinstance(value, str):
+                try:
+                    unknown = meta.find_undeclared_variables(env.parse(value)) - set(GATEWAY_FIELDS)
+                except TemplateSyntaxError as err:
+                    raise ValueError(f"{where}: template error: {err.message}") from None
+                if unknown:
+                    raise ValueError(f"{where}: unknown field {', '.join(sorted(unknown))}; "
+                                     f"templates may use {', '.join(GATEWAY_FIELDS)}")
+
+        check(body, "")
+        return body
 
     def url_for(self, channel: ContactChannel) -> str:
         chosen = {ContactChannel.SMS: self.sms_url, ContactChannel.CALL: self.call_url}.get(channel)

@@ -124,6 +124,21 @@ def test_tls_and_template_files_are_checked_at_start_up_naming_the_setting_and_t
     assert Settings.from_env({CONFIG_ENV: str(config)}, config_file=no_profile).delivery.templates_dir.is_dir()
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ('To = "{{ phone }}"', r"gateway\.body: To: unknown field phone; templates may use to, channel"),
+    ('meta = { refs = ["{{ key }}", "{{ kase }}"] }', r"gateway\.body: meta\.refs\[1\]: unknown field kase"),
+    ('To = "{{ to }"', r"gateway\.body: To: template error: unexpected '}'"),
+])
+def test_a_gateway_body_template_that_cannot_render_stops_start_up(tmp_path, body, message):
+    from escalation.config import ConfigError
+    no_profile = tmp_path / "temporal.toml"
+    no_profile.write_text("")
+    config = tmp_path / "delivery.toml"
+    config.write_text(f'[gateway]\nurl = "https://sms.example.com/send"\n[gateway.body]\n{body}\n')
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({CONFIG_ENV: str(config)}, config_file=no_profile)
+
+
 def test_secrets_never_show_in_reprs_descriptions_or_logs(clean_env, tmp_path, capsys):
     path = tmp_path / "delivery.toml"
     path.write_text(CONFIG)

@@ -11,7 +11,7 @@ from activities.gateway import HttpGateway
 from activities.render import Templates
 from escalation.client import case_state, open_case
 from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE, IDEMPOTENCY_HEADER
-from escalation.delivery_settings import DeliverySettings, GatewaySettings
+from escalation.delivery_settings import GATEWAY_FIELDS, DeliverySettings, GatewaySettings
 from escalation.models import ContactChannel, ResolveInput, TimelineEntry
 from escalation.rules.step import Message, MessageKind, Recipient
 from tests.cases import case_input, eventually, owned
@@ -61,6 +61,14 @@ async def test_default_body_carries_recipient_channel_text_and_reference(gateway
     body = request.json()
     assert body["to"] == "+49 30 1234567" and body["channel"] == "call" and body["reference"] == checkin().key
     assert body["case_id"] == "C-9" and "refund issued" in body["text"]
+
+
+async def test_every_field_a_body_template_may_use_is_filled(gateway):
+    body = {name: f"{{{{ {name} }}}}" for name in GATEWAY_FIELDS}  # what the settings accept
+    await HttpGateway(GatewaySettings(url=gateway.url, body=body), Templates()).deliver(checkin())
+    sent = gateway.requests[0].json()
+    assert all(sent[name] for name in GATEWAY_FIELDS), sent
+    assert sent["recipient"] == "Dana Doe" and sent["kind"] == "followup_checkin"
 
 
 async def test_text_with_quotes_and_braces_stays_valid_json(gateway):
