@@ -254,3 +254,27 @@ async def test_open_reads_stdin(cli):
     payload = json.loads(EXAMPLE.read_text()) | {"case_id": f"C-{uuid.uuid4().hex[:8]}", "policy": "standard"}
     result = await cli("open", "-", input=json.dumps(payload))
     assert f"opened case {payload['case_id']}" in result.stdout
+
+
+async def test_accept_reassign_and_watch(cli, tmp_path):
+    case_id, path = case_file(tmp_path, policy="routing")
+    await cli("open", str(path))
+
+    async def offered():
+        s = await state(cli, case_id)
+        return s.pending_assignment.rep.id if s.pending_assignment else None
+    rep = await eventually(offered)
+    other = "ben" if rep == "ana" else "ana"
+    refused = await cli("accept", case_id, "-a", other, code=3)
+    assert f"error: actor: case {case_id} is offered to {rep}, not {other}" in refused.stderr
+    moved = await cli("reassign", case_id, "-a", "tara", "--reason", "off sick", "--from", rep, "--to", other)
+    assert f"reassigned at agent by tara: from_owner={rep}, to={other}, reason=off sick" in moved.stdout
+    assert await eventually(lambda: _is(offered(), other))
+    assert "assignment_accepted" in (await cli("accept", case_id, "-a", other)).stdout
+    stale = await cli("reassign", case_id, "-a", "tara", "--reason", "again", "--from", rep, code=4)
+    assert f"from_owner: case {case_id} is with {other}, not {rep}; nothing to reassign" in stale.stderr
+    assert "case C-nobody not found" in (await cli("watch", "C-nobody", "--timeout", "0", code=5)).stderr
+
+
+async def _is(awaitable, expected):
+    return await awaitable == expected
