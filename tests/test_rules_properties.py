@@ -2,7 +2,11 @@
 
 After every command (accepted or refused) the invariants below must hold. The command mix covers every
 public rule, including ones that will often be refused (system reasons, unknown offers, stale routing
-answers), because refusals have invariants too: they never touch the state handed in.
+answers), because refusals have invariants too: they never touch the state handed in. Policies come with
+business calendars (or none), waits on the customer with limits, and offers that must be accepted in
+time, so the features are exercised together: clocks count the tier's working time and each wait moves
+the resolve target by exactly the working time it covered, whatever escalations, offers and
+reassignments happen around it. (Callbacks have their own sequence property in test_callbacks.)
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from hypothesis import strategies as st
 from escalation import rules as R
 from escalation.models import (
     MANUAL_REASONS,
+    AcceptInput,
     AcknowledgeInput,
+    AssignmentStatus,
+    CustomerRepliedInput,
+    ReassignInput,
+    WaitOnCustomerInput,
     CaseState,
     CloseInput,
     DeEscalateInput,
@@ -40,7 +49,8 @@ from escalation.models import (
     Tier,
 )
 from escalation.policy import Policy, load_policy_file
-from escalation.rules import RuleViolation
+from escalation.rules import Routed, RuleViolation
+from escalation.rules.sla import sla_due
 from escalation.rules.brief import committed_total
 
 TESTS = Path(__file__).parent
@@ -71,6 +81,8 @@ def policies(draw: st.DrawFn) -> Policy:
         tiers.append({"name": name.value, "acknowledge_within": f"{ack}m", "resolve_within": f"{res}m",
                       "authority_limit": None if limit is None else str(limit)})
     offsets = sorted(set(draw(st.lists(st.integers(1, 14 * 24 * 60), max_size=3))))
+    pause_limit = draw(st.none() | st.integers(1, 3 * 24 * 60))
+    accept_within = draw(st.none() | st.integers(1, 30))
     data = {
         "name": "generated",
         "version": "gen-1",
@@ -84,8 +96,23 @@ def policies(draw: st.DrawFn) -> Policy:
             "response_window": f"{draw(st.integers(1, 4 * 24 * 60))}m",
             "stop_on_positive": draw(st.booleans()),
         },
+        # Business hours (or wall-clock time), waiting on the customer, offers that must be accepted.
+        "calendars": CALENDARS,
+        "calendar": draw(st.sampled_from([None, "office", "nights", "always"])),
+        "pause": {"limit": None if pause_limit is None else f"{pause_limit}m",
+                  "on_limit": draw(st.sampled_from(["resume", "close"]))},
+        "routing": {"accept_within": None if accept_within is None else f"{accept_within}m"},
     }
     return Policy.model_validate(data)
+
+
+CALENDARS = {
+    "office": {"time_zone": "America/New_York",
+               "hours": {d: ["09:00-12:00", "13:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}},
+    "nights": {"time_zone": "Europe/Berlin", "hours": {d: ["22:00-06:00+1"] for d in ("mon", "tue", "wed", "thu")},
+               "closed_dates": ["2026-03-04"]},
+    "always": {"always_open": True},
+}
 
 
 tiers_or_none = st.none() | st.sampled_from(ORDER)
@@ -116,6 +143,14 @@ commands = st.one_of(
     st.tuples(st.just("followup"), st.sampled_from(["fixed", "not_fixed"]), st.none() | st.integers(1, 6)),
     st.tuples(st.just("assign"), st.integers(-1, 0),
               st.sampled_from([None, Decimal("10"), Decimal("200"), Decimal("10000")]), st.booleans()),
+    # waiting on the customer
+    st.tuples(st.just("wait"), st.none() | st.integers(1, 4 * 24 * 60)),
+    st.tuples(st.just("replied")),
+    # routing: an answer to the latest (or an older) request, offers accepted, cases reassigned
+    st.tuples(st.just("route"), st.sampled_from([None, "ana", "ben"]), st.sampled_from([0, 0, 90, 3 * 24 * 60]),
+              st.integers(-1, 0)),
+    st.tuples(st.just("accept"), st.sampled_from(["ana", "ben"])),
+    st.tuples(st.just("reassign"), st.sampled_from([None, "ana", "ben"]), st.sampled_from([None, "ana", "ben"])),
 )
 steps = st.lists(st.tuples(minutes, commands), min_size=5, max_size=50)
 
@@ -145,6 +180,7 @@ class Run:
     log: list[str] = field(default_factory=list)
     accepted: int = 0
     refusals: int = 0
+    answered: set[tuple[int, int]] = field(default_factory=set)  # routing requests answered already
 
 
 def limit_in_force(state: CaseState, policy: Policy) -> Decimal | None:
@@ -185,7 +221,29 @@ def call(run: Run, cmd: tuple) -> tuple[str, Any]:
                 return "ok", R.close(s, p, CloseInput(actor="maya", outcome=outcome, reason="done"), now)
             case ("followup", answer, checkin):
                 return "ok", R.followup_response(s, p, FollowUpResponseInput(answer=answer, checkin=checkin), now)
+            case ("wait", limit):
+                cmd_in = WaitOnCustomerInput(actor="ana", reason="needs the meter reading",
+                                             limit=None if limit is None else timedelta(minutes=limit))
+                return "ok", R.wait_on_customer(s, p, cmd_in, now)
+            case ("replied",):
+                return "ok", R.customer_replied(s, p, CustomerRepliedInput(actor="ana", channel="email"), now)
+            case ("route", rep, starts_in, offset):
+                if (len(s.stints), s.route_requests) in run.answered:
+                    offset = -1  # routing answers each request once: a repeat is as stale as an old one
+                routed = Routed(stint=len(s.stints), request=s.route_requests + offset, load=0,
+                                owner=None if rep is None else Owner(id=rep, name=rep.title(), tier=s.tier,
+                                                                     email=f"{rep}@example.com"),
+                                starts_at=now + timedelta(minutes=starts_in), own_hours=starts_in > 0,
+                                reason="nobody free" if rep is None else None)
+                return "ok", R.owner_found(s, p, routed, now)
+            case ("accept", actor):
+                return "ok", R.accept(s, p, AcceptInput(actor=actor), now)
+            case ("reassign", to, from_owner):
+                cmd_in = ReassignInput(actor="tara", reason="rebalancing", to=to, from_owner=from_owner)
+                return "ok", R.reassign(s, p, cmd_in, now)
             case ("assign", offset, limit, nobody):
+                if (len(s.stints), s.route_requests) in run.answered:
+                    offset = -1  # answered already (by either routing)
                 stint = len(s.stints) + offset
                 who = None if nobody else Owner(id=f"rep-{s.tier.value}", name="Rep", tier=s.tier,
                                                 email="rep@example.com", authority_limit=limit)
@@ -224,12 +282,39 @@ def check_invariants(state: CaseState, policy: Policy) -> None:
             assert policy.rank(Tier(e.detail["to_tier"])) > policy.rank(Tier(e.detail["from_tier"]))
         if e.kind == "de_escalated":
             assert policy.rank(Tier(e.detail["to_tier"])) < policy.rank(Tier(e.detail["from_tier"]))
-    # the clocks belong to the current tier
+    # the clocks belong to the current tier and count its business time; only waiting on the customer
+    # moves the resolve target, by exactly the working time each wait covered
     tp = policy.tier(state.tier)
-    assert state.acknowledge_clock is not None and state.resolve_clock is not None
-    assert state.acknowledge_clock.due_at == state.acknowledge_clock.started_at + tp.acknowledge_within
-    assert state.resolve_clock.due_at == state.resolve_clock.started_at + tp.resolve_within
-    assert state.acknowledge_clock.started_at == state.stints[-1].entered_at
+    cal = policy.calendar_for(state.tier, state.input.severity)
+    ack, res = state.acknowledge_clock, state.resolve_clock
+    assert ack is not None and res is not None
+    entered = state.stints[-1].entered_at
+    assert ack.started_at == res.started_at == entered
+    assert ack.paused_at is None and ack.remaining is None
+    assert ack.due_at == cal.add(entered, tp.acknowledge_within)
+    covered = sum((p.business_paused or timedelta(0) for p in state.pauses
+                   if p.ended_at is not None and p.started_at >= entered), timedelta(0))
+    if res.paused_at is not None:
+        assert res.live and res.remaining is not None and state.waiting is not None
+        assert cal.business_between(entered, res.paused_at) - covered + res.remaining == tp.resolve_within
+    else:
+        assert res.remaining is None
+        assert cal.business_between(entered, res.due_at) - covered == tp.resolve_within
+    assert state.sla_due_at == sla_due(state)
+    # waiting on the customer: one open wait at most, only on an open case, and it holds the resolve clock
+    assert all(p.ended_at is not None for p in state.pauses[:-1])
+    assert state.paused_total == sum((p.ended_at - p.started_at for p in state.pauses if p.ended_at),
+                                     timedelta(0))
+    if state.waiting is not None:
+        assert state.status == Status.OPEN
+        assert res.paused_at is not None or not res.live
+    # routing: at most one open offer, the latest, to nobody who owns the case, on an open case only
+    offered = [a for a in state.assignments if a.status == AssignmentStatus.OFFERED]
+    assert offered == ([state.assignments[-1]] if offered else [])
+    if offered:
+        assert state.status == Status.OPEN and state.owner is None
+        assert offered[0].accept_by > offered[0].offered_at
+    assert R.holder(state) == (state.owner.id if state.owner else offered[0].rep.id if offered else None)
     # offers: sequential ids, one currency
     assert [o.id for o in state.offers] == [f"offer-{i}" for i in range(1, len(state.offers) + 1)]
     assert all(o.currency == policy.currency for o in state.offers)
@@ -271,6 +356,11 @@ def run_sequence(policy: Policy, threat: bool, plan: Iterable[tuple[int, tuple]]
             due = R.next_deadline(run.state)
             if due is not None and due > run.now:
                 run.now = due
+        if cmd[0] == "wait" and (due := R.next_deadline(run.state)) is not None and due <= run.now:
+            # The workflow's loop acts on a deadline the moment it passes, before a later command:
+            # a wait can only stop a clock that is still counting down.
+            run.state, _ = R.advance(run.state, policy, run.now)
+            check_invariants(run.state, policy)
         before = run.state.model_dump()
         was_closed = run.state.status == Status.CLOSED
         limit = limit_in_force(run.state, policy)
@@ -288,9 +378,11 @@ def run_sequence(policy: Policy, threat: bool, plan: Iterable[tuple[int, tuple]]
             continue
         new, effects = result
         run.accepted += 1
+        if cmd[0] in ("route", "assign") and new is not run.state:
+            run.answered.add((len(run.state.stints), run.state.route_requests))
         if was_closed:
             # only advance and routing answers are accepted on a closed case, and they change nothing
-            assert cmd[0] in ("tick", "deadline", "assign"), cmd
+            assert cmd[0] in ("tick", "deadline", "assign", "route"), cmd
             assert effects == [] and new.model_dump() == before
         # append-only story
         assert new.timeline[: len(run.state.timeline)] == run.state.timeline
@@ -313,7 +405,14 @@ def run_sequence(policy: Policy, threat: bool, plan: Iterable[tuple[int, tuple]]
     for what, seen in (("offer accepted", any(o.status == OfferStatus.ACCEPTED for o in run.state.offers)),
                        ("check-in sent", any(c.sent_at for c in run.state.checkins)),
                        ("reopened", run.state.reopens > 0), ("breached", run.state.breaches > 0),
-                       ("reached top tier", run.state.tier == policy.top_tier and len(policy.ladder) > 1)):
+                       ("reached top tier", run.state.tier == policy.top_tier and len(policy.ladder) > 1),
+                       ("waited on the customer", bool(run.state.pauses)),
+                       ("a wait covered working time", any(p.business_paused for p in run.state.pauses)),
+                       ("a wait ran out", any(e.kind == "wait_expired" for e in run.state.timeline)),
+                       ("offer accepted by a rep", any(a.status == AssignmentStatus.ACCEPTED
+                                                       for a in run.state.assignments)),
+                       ("offer expired", any(a.status == AssignmentStatus.EXPIRED for a in run.state.assignments)),
+                       ("reassigned", any(e.kind == "reassigned" for e in run.state.timeline))):
         if seen:
             event(what)
     return run
@@ -352,6 +451,11 @@ _by_status = {
                   st.just(False)),
         st.tuples(st.just("deadline")),
         st.tuples(st.just("tick"), st.integers(0, 120)),
+        st.tuples(st.just("wait"), st.none() | st.integers(1, 24 * 60)),
+        st.tuples(st.just("replied")),
+        st.tuples(st.just("route"), st.sampled_from(["ana", "ben"]), st.sampled_from([0, 0, 90]), st.just(0)),
+        st.tuples(st.just("accept"), st.sampled_from(["ana", "ben"])),
+        st.tuples(st.just("reassign"), st.none() | st.sampled_from(["ana", "ben"]), st.none()),
     ),
     Status.RESOLVED: st.one_of(
         st.tuples(st.just("deadline")),
@@ -399,7 +503,7 @@ def test_a_closed_case_stays_closed_and_refuses_everything(policy, plan, outcome
         if verdict == "refused":
             assert result.field == "status", result
         else:
-            assert cmd[0] in ("tick", "deadline", "assign")
+            assert cmd[0] in ("tick", "deadline", "assign", "route")
             new, effects = result
             assert effects == [] and new.model_dump() == frozen
         assert run.state.model_dump() == frozen
