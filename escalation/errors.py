@@ -83,6 +83,13 @@ class Unreachable(EscalationError):
     type = "Unavailable"
 
 
+class NoWorker(Unreachable):
+    """The server took the request but no worker answered for the case in time (none running, or polling
+    another task queue)."""
+
+    type = "NoWorker"
+
+
 class NamespaceNotFound(Unreachable):
     """The namespace of the connection settings does not exist on that server (nothing about the case)."""
 
@@ -136,9 +143,13 @@ def translate(err: BaseException, case_id: str | None = None) -> BaseException:
                 return CaseClosed(f"case {case_id} has completed; it takes no more commands "
                                   "(its state and outcome can still be read)", field="case_id")
             return CaseNotFound(case_id)
+        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED) and case_id is not None:
+            # A query the server could not hand to any worker (it waits for one, then gives up).
+            return NoWorker(f"no worker answered for case {case_id} in time: is a worker running on the case's "
+                            f"task queue? ({err.message})")
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return Unreachable(f"the Temporal server did not answer: {err.message}")
         if err.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
             return Unreachable(f"the Temporal server refused the credentials: {err.message}")
-        return EscalationError(f"the Temporal server refused the request ({err.status.name}): {err.message}")
+        return EscalationError(f"the Temporal server could not do it ({err.status.name}): {err.message}")
     return err

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import pytest_asyncio
+from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import Case, EscalationClient
 from escalation.config import Settings
 from escalation.errors import (
-    CaseAlreadyOpen, CaseClosed, CaseNotFound, InvalidArgument, InvalidState, NamespaceNotFound, UnknownPolicy,
-    Unreachable,
+    CaseAlreadyOpen, CaseClosed, CaseNotFound, InvalidArgument, InvalidState, NamespaceNotFound, NoWorker,
+    UnknownPolicy, Unreachable, translate,
 )
 from escalation.models import (
     AcknowledgeInput, Brief, CaseState, EscalateInput, Offer, OfferInput, TimelineEntry,
@@ -211,3 +212,15 @@ async def test_a_namespace_that_does_not_exist_is_a_connection_setting_not_a_mis
         with pytest.raises(NamespaceNotFound, match=r"Namespace nope-\w+ is not found: check the namespace") as caught:
             await call
         assert isinstance(caught.value, Unreachable)  # the CLI's "bad connection settings"
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (RPCStatusCode.CANCELLED, "query timed out before a worker could process it"),  # what the dev server says
+    (RPCStatusCode.DEADLINE_EXCEEDED, "Timeout expired"),
+])
+def test_a_case_no_worker_answers_for_is_said_so(status, message):
+    """A query on a case whose task queue has no worker waits ~30 s on the server, then fails like this."""
+    err = translate(RPCError(message, status, b""), "C-1")
+    assert isinstance(err, NoWorker) and isinstance(err, Unreachable)
+    assert str(err).startswith("no worker answered for case C-1 in time: is a worker running on the case's task queue?")
+    assert type(translate(RPCError(message, status, b""))) is not RPCError  # never raw, case or not
