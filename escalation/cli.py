@@ -49,7 +49,7 @@ class Code(IntEnum):
     NOT_FOUND = 5
     ALREADY_OPEN = 6  # open --fail-if-open
     UNKNOWN_POLICY = 7
-    UNREACHABLE = 8  # connection or configuration
+    UNREACHABLE = 8  # connection or configuration, or no worker answering
 
 
 EXIT_CODES: list[tuple[type[Exception], Code]] = [
@@ -78,8 +78,8 @@ Examples:
   escalations watch C-1001
 
 Exit codes: 0 done, 2 bad options, 3 refused (fix the input), 4 refused (the case is not in a state for
-that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect or bad
-connection settings, 1 anything else."""
+that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect, bad
+connection settings or no worker answering, 1 anything else."""
 
 app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
                   epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
