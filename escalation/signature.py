@@ -45,7 +45,8 @@ def verify(secrets: str | Iterable[str], header: str | None, body: bytes, *, now
                              f"(more than {tolerance:g} s): refused as stale")
     given = parts.get("v1", [])
     keys = [secrets] if isinstance(secrets, str) else list(secrets)
-    expected = [digest(key, body, timestamp) for key in keys]
-    if not any(hmac.compare_digest(e, g) for e in expected for g in given):
+    expected = [digest(key, body, timestamp).encode() for key in keys]
+    # Compared as bytes: compare_digest refuses non-ASCII text, which a forged header may well carry.
+    if not any(hmac.compare_digest(e, g.encode("utf-8", "surrogateescape")) for e in expected for g in given):
         raise SignatureError("signature does not match the body")
     return timestamp

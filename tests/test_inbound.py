@@ -37,7 +37,7 @@ async def inbound(env):
 
 
 async def post(url: str, payload: dict | bytes, *, secret: str = SECRET, at: float | None = None,
-               key: str | None = None, signature: str | None = None) -> httpx.Response:
+               key: str | None = None, signature: str | bytes | None = None) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json",
                SIGNATURE_HEADER: signature or sign(secret, body, int(at or time.time()))}
@@ -69,8 +69,9 @@ async def test_unsigned_or_badly_signed_answers_are_refused_and_change_nothing(e
         await post(inbound, answer, at=time.time() - 3600),  # a replay of an old request
         await post(inbound, body.replace(b"not_fixed", b"fixed"), signature=sign(SECRET, body, int(time.time()))),
         await post(inbound, answer, signature="t=1,v1=00"),
+        await post(inbound, answer, signature=f"t={int(time.time())},v1=\u00e9".encode("latin-1")),
     ]
-    assert [r.status_code for r in refused] == [401, 401, 401, 401]
+    assert [r.status_code for r in refused] == [401, 401, 401, 401, 401]
     reasons = [r.json()["error"] for r in refused]
     assert "does not match" in reasons[0] and "stale" in reasons[1] and "does not match" in reasons[2]
     async with httpx.AsyncClient() as client:

@@ -47,6 +47,7 @@ def test_a_good_signature_verifies_and_returns_its_timestamp():
     ("v1=abc", BODY, NOW, "no timestamp"),
     ("t=soon,v1=abc", BODY, NOW, "no timestamp"),
     (f"t={NOW}", BODY, NOW, "does not match"),
+    (f"t={NOW},v1=\u00e9t\u00e9", BODY, NOW, "does not match"),  # non-ASCII: refused, not a crash
 ])
 def test_bad_signatures_are_refused_with_the_reason(header, body, now, reason):
     with pytest.raises(SignatureError, match=reason):
