@@ -583,3 +583,98 @@ def test_cli_help_covers_routing_and_callback_commands():
                  ["callback", "reschedule"], ["callback", "cancel"]):
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0 and "Example" in result.stdout, args
+
+
+# ----- a long case hands over to a new run with its wait, open offer and callback (dev server)
+
+CARRY_POLICY = """
+name = "carry"
+version = "test-carry-1"
+threat_tier = "supervisor"
+[routing]
+accept_within = "8s"
+[callbacks]
+window = "1m"
+remind_before = "2s"
+[pause]
+limit = "1d"
+[[tiers]]
+name = "supervisor"
+acknowledge_within = "1h"
+resolve_within = "2h"
+[[tiers]]
+name = "manager"
+acknowledge_within = "1h"
+resolve_within = "2h"
+[followups]
+offsets = ["1d"]
+"""
+
+
+@pytest.fixture
+async def short_history_env():
+    """A dev server that suggests continuing as new after 60 history events."""
+    from temporalio.testing import WorkflowEnvironment
+    from escalation.converter import data_converter
+    from tests.conftest import _binary, _keys
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
+        dev_server_log_level="error",
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
+    )
+    yield environment
+    await environment.shutdown()
+
+
+async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(short_history_env, settings, tmp_path):
+    """Waiting on the customer, an offer not yet accepted and a callback not yet due, when the case continues
+    as new: the new run keeps all three, and each deadline fires at its instant in the new run."""
+    from escalation.client import execute_update
+    from escalation.models import CustomerRepliedInput, NoteInput, WaitOnCustomerInput
+    from worker import build_worker
+
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "carry.toml").write_text(CARRY_POLICY, encoding="utf-8")
+    settings.policy_dir = tmp_path / "policies"
+    client = short_history_env.client
+    async with build_worker(client, settings):
+        handle = await open_case(client, case_input("carry", threat=True), task_queue_name=settings.task_queue)
+        first = await eventually(lambda: held_by(handle))
+        other = "sol" if first == "sam" else "sam"
+        await execute_update(handle, "wait_on_customer", WaitOnCustomerInput(actor="tara", reason="bank statement"),
+                             result_type=TimelineEntry)
+        at = datetime.now(UTC) + 6 * SECOND
+        await execute_update(handle, "schedule_callback", ScheduleCallbackInput(
+            actor="tara", at=at, owner=other, notes="explain the refund"), result_type=Callback)
+        before = await case_state(handle)
+        first_run = (await handle.describe()).run_id
+        for i in range(60):
+            await execute_update(handle, "add_note", NoteInput(actor="tara", text=f"note {i}"), result_type=TimelineEntry)
+            if (await handle.describe()).run_id != first_run:
+                break
+        assert (await handle.describe()).run_id != first_run, "the case did not continue as new"
+
+        carried = await case_state(handle)
+        assert carried.pauses == before.pauses and carried.resolve_clock == before.resolve_clock
+        assert carried.resolve_clock.paused_at is not None and carried.sla_due_at == carried.acknowledge_clock.due_at
+        assert carried.assignments == before.assignments and carried.pending_assignment.rep.id == first
+        assert carried.callbacks == before.callbacks and carried.callbacks[0].status == "scheduled"
+
+        # In the new run: the offer expires and goes to the other supervisor; the callback is reminded and due.
+        offer = before.pending_assignment
+        expired = await eventually(lambda: _has(handle, "assignment_expired"), timeout=30)
+        assert abs(entries(expired, "assignment_expired")[0].at - offer.accept_by) < 2 * SECOND
+        cb = before.callbacks[0]
+        done = await eventually(lambda: _has(handle, "callback_due"), timeout=30)
+        assert abs(entries(done, "callback_reminder")[0].at - cb.remind_at) < 2 * SECOND
+        assert abs(entries(done, "callback_due")[0].at - cb.due_at) < 2 * SECOND
+        assert R.holder(done) == other
+
+        # The customer replies: the resolve clock runs again with exactly the time it had left.
+        entry = await execute_update(handle, "customer_replied", CustomerRepliedInput(actor="tara"),
+                                     result_type=TimelineEntry)
+        resumed = await case_state(handle)
+        assert resumed.resolve_clock.due_at == entry.at + before.resolve_clock.remaining
+        assert resumed.waiting is None and resumed.sla_due_at == min(resumed.acknowledge_clock.due_at,
+                                                                   resumed.resolve_clock.due_at)
+        await handle.terminate("test finished")
