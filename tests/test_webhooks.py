@@ -13,7 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookEvents
 from escalation.client import open_case
-from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
+from escalation.constants import (
+    ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, WORKFLOW_ID_PREFIX,
+)
 from escalation.delivery_settings import DeliverySettings, WebhookSettings
 from escalation.events import EVENT_TYPES, WebhookEvent
 from escalation.models import (
@@ -77,6 +79,18 @@ def test_every_timeline_kind_the_rules_write_is_in_the_event_catalogue():
     assert kinds, "found no timeline kinds: the scan is broken"
     missing = {f"escalation.{k}" for k in kinds} - set(EVENT_TYPES)
     assert not missing, f"add to escalation.events.EVENT_TYPES: {sorted(missing)}"
+
+
+def test_the_readme_documents_every_event_type_with_a_valid_example_payload():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = dict(re.findall(r"^\| `(escalation\.\w+)` \| (.*) \|$", readme, re.M))
+    assert table == EVENT_TYPES, "the README's event catalogue differs from escalation.events.EVENT_TYPES"
+    examples = [WebhookEvent.model_validate_json(line) for line in readme.splitlines()
+                if line.startswith('{"id":"escalation-') and not line.endswith(",...}")]  # (an abridged one)
+    missing = set(EVENT_TYPES) - {e.type for e in examples}
+    assert not missing, f"the README has no example payload for {sorted(missing)}"
+    for e in examples:
+        assert e.id == f"{WORKFLOW_ID_PREFIX}{e.case_id}/{e.id.split('/')[1]}/{e.seq}", e.id
 
 
 # ----- posting events
