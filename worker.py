@@ -48,8 +48,13 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
 def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,
                  **options) -> Worker:
     """The worker for `settings`; `options` override the settings' worker options (Worker keyword arguments)."""
-    # Fail fast on broken policy or roster files rather than at the first case.
-    PolicyStore(settings.policy_dir).validate_all()
+    # Fail fast on missing or broken policy or roster files rather than at the first case.
+    policies = PolicyStore(settings.policy_dir)
+    if not policies.names():
+        raise ConfigError(f"policy_dir: no policies (*.toml) in {settings.policy_dir} (set by ESCALATIONS_POLICY_DIR)")
+    if not settings.roster_path.is_file():
+        raise ConfigError(f"roster_path: roster file not found: {settings.roster_path} (set by ESCALATIONS_ROSTER)")
+    policies.validate_all()
     RosterStore(settings.roster_path).get()
     return Worker(
         client,
@@ -90,7 +95,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(_main())
-    except (Unreachable, PolicyError, RosterError) as err:
+    except (ConfigError, Unreachable, PolicyError, RosterError) as err:
         log.error("worker_cannot_start", error=str(err))
         print(f"escalations-worker: {err}", file=sys.stderr)
         code = 1

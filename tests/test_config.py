@@ -153,3 +153,11 @@ def test_worker_that_cannot_connect_says_so_and_exits_1(tmp_path):
     assert done.returncode == 1, done.stderr
     assert f"escalations-worker: cannot connect to Temporal at 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and "Fatal Python error" not in done.stderr
+
+
+async def test_worker_without_policies_or_roster_stops_naming_the_setting(env, tmp_path):
+    base = Settings(policy_dir=TESTS / "policies", roster_path=TESTS / "roster.toml", data_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"policy_dir: no policies \(\*\.toml\) in .*nowhere \(set by ESCALATIONS_POLICY_DIR\)"):
+        build_worker(env.client, base.model_copy(update={"policy_dir": tmp_path / "nowhere"}))
+    with pytest.raises(ConfigError, match=r"roster_path: roster file not found: .*roster\.toml \(set by ESCALATIONS_ROSTER\)"):
+        build_worker(env.client, base.model_copy(update={"roster_path": tmp_path / "roster.toml"}))
