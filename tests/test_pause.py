@@ -266,6 +266,12 @@ def test_an_owner_with_their_own_hours_hears_in_those_hours_not_the_tiers():
     assert told("lia", monday_9) == datetime(2026, 3, 9, 13, 0, tzinfo=NY).astimezone(UTC)  # not at 09:00
     assert told("ana", SATURDAY_NOON) == monday_9  # no calendar of her own: the tier's
     assert told("lia", SATURDAY_NOON, severity="critical") is None  # urgent: at any hour
+    # Cases routed before rep calendars counted replay as they ran: the tier's hours.
+    state, effects = R.open_case(office_input(), OFFICE, SATURDAY_NOON, OPENING)
+    [req] = [e for e in effects if isinstance(e, R.Assign)]
+    routed = choose(roster, req.model_copy(update={"exclude": ["lia", "ana"]}), {}, SATURDAY_NOON)
+    _, effects = R.owner_found(state, OFFICE, routed, SATURDAY_NOON, own_hours=False)
+    assert held(effects)["owner_assigned"] == monday_9
 
 
 def test_a_held_notice_goes_stale_when_the_case_closes_or_moves_on():

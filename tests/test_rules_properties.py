@@ -233,7 +233,7 @@ def call(run: Run, cmd: tuple) -> tuple[str, Any]:
                 routed = Routed(stint=len(s.stints), request=s.route_requests + offset, load=0,
                                 owner=None if rep is None else Owner(id=rep, name=rep.title(), tier=s.tier,
                                                                      email=f"{rep}@example.com"),
-                                starts_at=now + timedelta(minutes=starts_in), own_hours=starts_in > 0,
+                                starts_at=now + timedelta(minutes=starts_in) if starts_in else None,
                                 reason="nobody free" if rep is None else None)
                 return "ok", R.owner_found(s, p, routed, now)
             case ("accept", actor):

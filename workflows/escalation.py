@@ -49,6 +49,8 @@ RECORD_OPTS = dict(SEND_OPTS)
 PATCH_DELIVERY_FALLBACK = "delivery-fallback"
 # Notices held for working hours are dropped when the case closes or moves on first (older histories slept).
 HELD_NOTICES_PATCH = "held-notices-drop-stale"
+# An owner assigned at once hears in their own calendar's hours (older histories: the tier's).
+OWNER_HOURS_PATCH = "owner-own-hours"
 # Cases opened before routing made offers and counted load keep assigning the old way when they replay.
 ROUTING_OFFERS_PATCH = "routing-offers"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
@@ -378,7 +380,9 @@ class Escalation:
             workflow.logger.warning("routing failed for %s: %s", effect.case_id, err)
             routed = Routed(stint=effect.stint, request=effect.request, callback_id=effect.callback_id,
                             failed=True, reason=f"routing failed: {err.cause or err}")
-        self._apply(*rules.owner_found(self._current, self._policy, routed, workflow.now()))
+        # Cases routed before rep calendars counted told an owner assigned at once in the tier's hours.
+        own_hours = workflow.patched(OWNER_HOURS_PATCH)
+        self._apply(*rules.owner_found(self._current, self._policy, routed, workflow.now(), own_hours=own_hours))
         self._changed = True
 
     async def _assign_at_once(self, effect: Assign) -> None:

@@ -49,9 +49,11 @@ def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | 
     return step.result()
 
 
-def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime) -> Result:
+def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime, *, own_hours: bool = True) -> Result:
     """The routing answer for an `Assign` effect: offer the case to the rep (or assign it at once when the
-    policy has no acceptance timeout); nobody qualified and free moves it up a tier with `no_capacity`."""
+    policy has no acceptance timeout); nobody qualified and free moves it up a tier with `no_capacity`.
+    An owner assigned at once hears in their own hours (`routed.starts_at`); with `own_hours=False` in the
+    tier's hours whatever their own, as cases did before rep calendars counted (their histories replay so)."""
     step = Step.begin(state, policy, now)
     s = step.state
     if routed.callback_id is not None:
@@ -61,7 +63,7 @@ def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime)
         return state, []  # the case moved on (another tier or routing request, resolved, closed)
     if routed.owner is not None:
         if policy.routing.accept_within is None:
-            _assign(step, routed.owner, routed.starts_at if routed.own_hours else None)
+            _assign(step, routed.owner, routed.starts_at if own_hours else None)
         else:
             routing.offer(step, routed, policy.routing.accept_within)
     elif routed.failed:

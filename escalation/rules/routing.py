@@ -30,11 +30,9 @@ class Routed(Contract):
     callback_id: str | None = None
     owner: Owner | None = None
     load: int | None = None  # the owner's open cases when chosen; None when visibility could not count
-    starts_at: datetime | None = None  # when the owner works next (the request's instant if working now)
-    # The roster gives the owner a working calendar, so `starts_at` is when they can hear of the case;
-    # otherwise the tier's calendar decides. (Absent from answers recorded before it existed: those cases
-    # replay as they ran.)
-    own_hours: bool = False
+    # When the owner's own calendar (roster) next has them working: the request's instant if working now;
+    # None when the roster gives them no calendar (they count as always working).
+    starts_at: datetime | None = None
     reason: str | None = None  # why nobody, when owner is None
     failed: bool = False  # routing itself failed (the roster could not be read): nobody was judged
 
@@ -81,7 +79,7 @@ def choose(roster: Roster, req: Assign, loads: Mapping[str, int] | None, now: da
     best = min((r for r in free if r.id in starts),
                key=lambda r: (starts[r.id], r.id != req.prefer, load(r), _spread(req.case_id, r.id)))
     return Routed(**answer, owner=roster.owner(best), load=None if loads is None else load(best),
-                  starts_at=starts[best.id], own_hours=best.calendar is not None)
+                  starts_at=starts[best.id] if best.calendar is not None else None)
 
 
 # ----- changing a case
