@@ -9,7 +9,6 @@ shut it down gracefully.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 
@@ -99,11 +98,7 @@ def main() -> None:
         log.error("worker_cannot_start", error=str(err))
         print(f"escalations-worker: {err}", file=sys.stderr)
         code = 1
-    # Leave with os._exit once output is flushed: a process that used the Temporal client can abort in
-    # interpreter teardown (the SDK's native threads), turning a clean SIGTERM stop into a crash (exit 134).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    logs.leave(code)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 
 from escalation import contract, views
+from escalation.logs import leave
 from escalation.client import Case, EscalationClient
 from escalation.config import ConfigError, Settings
 from escalation.contract import Update
@@ -514,17 +514,13 @@ class _NoLive:
 
 
 def entrypoint() -> None:
-    """The console script. It leaves with os._exit once output is flushed: a short-lived process that used the
-    Temporal client can otherwise abort in interpreter teardown (the SDK's native threads, a known SDK issue),
-    which would turn a clean exit code into a crash."""
+    """The console script; it leaves through `leave` so a clean exit code is never turned into a crash."""
     code = 0
     try:
         app()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    leave(code)
 
 
 if __name__ == "__main__":

@@ -334,7 +334,7 @@ def main() -> None:
         code = asyncio.run(_main())
     except KeyboardInterrupt:  # a Ctrl-C before the signal handlers are in place
         code = 130
-    sys.exit(code)
+    logs.leave(code)
 
 
 if __name__ == "__main__":

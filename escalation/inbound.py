@@ -13,7 +13,6 @@ timeline entry; 401 bad or stale signature; 400 a body that breaks the contract;
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -110,7 +109,7 @@ def main() -> None:
         web.run_app(app(), host=inbound.host, port=inbound.port, print=None)
     except Unreachable as err:
         print(f"escalations-inbound: {err}", file=sys.stderr, flush=True)
-        os._exit(1)  # as the worker: no interpreter teardown after the Temporal client was used
+        logs.leave(1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import NoReturn
 
 import structlog
 
@@ -34,3 +36,12 @@ def configure(level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with `code` once output is flushed. A process that used the Temporal client can
+    abort in interpreter teardown (the SDK's native threads, sdk-python #300), turning a clean exit code
+    into a crash (134); os._exit skips that teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
