@@ -282,6 +282,19 @@ def test_several_callbacks_each_keep_their_own_deadlines_and_reschedule_and_canc
     assert callback_deadlines(state) == []
 
 
+def test_two_callbacks_of_one_caller_called_off_together_send_two_messages_with_their_own_keys():
+    state = supervised()
+    for hour in (15, 16):
+        state, _ = scheduled(state, berlin(3, hour))
+    _, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
+                                                       kb_missing=True), NOW + MIN)
+    told = [s.message for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED]
+    assert [m.to.id for m in told] == ["sam", "sam"]
+    assert "callback-1" in told[0].body + told[0].subject and "callback-2" in told[1].body + told[1].subject
+    # Receivers dedupe on the key: the second message must not look like a repeat of the first.
+    assert told[1].key == f"{told[0].key}/2"
+
+
 # ----- properties over random command sequences
 
 COMMANDS = st.lists(st.tuples(

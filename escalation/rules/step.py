@@ -117,6 +117,11 @@ class Step:
              at: datetime | None = None) -> None:
         """Queue a message; it is held until the recipient's hours open, or until `at` when given."""
         key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
+        # One entry may send the same kind twice to one person (two callbacks called off at once):
+        # number the repeats, or receivers deduping on the key would drop them.
+        taken = {e.message.key for e in self.effects if isinstance(e, Send)}
+        if key in taken:
+            key = next(f"{key}/{n}" for n in range(2, len(taken) + 3) if f"{key}/{n}" not in taken)
         opens = at if at is not None else self.contact_window(to).next_open(self.now)
         self.effects.append(Send(message=Message(
             key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
