@@ -39,9 +39,10 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = RouteActivities(RosterStore(settings.roster_path))
     notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
-    record = RecordActivities(build_events(settings.delivery, settings.events_path))
+    record = RecordActivities(build_events(settings.delivery, settings.events_path),
+                              settings.events_path.with_name("events-dead-letters.jsonl"))
     return [policies.load_policy, route.find_owner, route.find_rep, route.assign_owner, notify.send_message,
-            record.record_events]
+            record.record_events, record.dead_letter_events]
 
 
 def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,

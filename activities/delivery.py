@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -51,8 +52,12 @@ class MessageDelivery(Protocol):
         ...
 
 
+# Told how many events of a batch have been handed over so far, so a retry can start after them.
+Progress = Callable[[int], None]
+
+
 class EventSink(Protocol):
-    async def publish(self, events: list[CaseEvent]) -> None: ...
+    async def publish(self, events: list[CaseEvent], progress: Progress | None = None) -> None: ...
 
 
 class JsonLinesOutbox:
@@ -111,5 +116,7 @@ class OutboxEvents:
     def __init__(self, path: Path) -> None:
         self.outbox = JsonLinesOutbox(path, "id")
 
-    async def publish(self, events: list[CaseEvent]) -> None:
+    async def publish(self, events: list[CaseEvent], progress: Progress | None = None) -> None:
         await self.outbox.append([e.model_dump(mode="json") for e in events])
+        if progress is not None:
+            progress(len(events))

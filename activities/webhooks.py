@@ -15,7 +15,7 @@ import httpx
 import structlog
 from temporalio.exceptions import ApplicationError
 
-from activities.delivery import JsonLinesOutbox, rejected
+from activities.delivery import JsonLinesOutbox, Progress, rejected
 from activities.http import post
 from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
 from escalation.delivery_settings import WebhookSettings
@@ -40,10 +40,10 @@ class WebhookEvents:
             SIGNATURE_HEADER: sign(self.settings.secret.get_secret_value(), body, int(now)),
         }
 
-    async def publish(self, events: list[CaseEvent]) -> None:
+    async def publish(self, events: list[CaseEvent], progress: Progress | None = None) -> None:
         refused: list[str] = []
         async with httpx.AsyncClient(timeout=self.settings.timeout) as client:
-            for event in events:
+            for done, event in enumerate(events, start=1):
                 body, headers = self.request(event, time.time())
                 try:
                     await post(client, str(self.settings.url), content=body, headers=headers, what=f"event {event.id}")
@@ -53,6 +53,8 @@ class WebhookEvents:
                     await self.dead_letters.append([{**event.model_dump(mode="json"), "error": err.message}])
                     log.error("event_refused", id=event.id, type=event.type, error=err.message)
                     refused.append(event.id)
+                if progress is not None:
+                    progress(done)
         if refused:
             raise rejected(f"{len(refused)} event(s) refused", f"kept in {self.dead_letters.path.name}: "
                            + ", ".join(refused))

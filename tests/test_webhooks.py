@@ -181,3 +181,51 @@ async def test_every_change_of_a_case_is_posted_signed_in_order_and_retries_dedu
     # No events file when the webhook is configured; nothing refused.
     assert not (settings.data_dir / "events.jsonl").exists()
     assert not (settings.data_dir / "webhook-dead-letters.jsonl").exists()
+
+
+# ----- the record activity: progress across retries, dead letters when retries run out
+
+
+async def test_a_retry_starts_after_the_events_an_earlier_attempt_handed_over(receiver, tmp_path):
+    """A batch to a slow or flaky receiver makes progress: each event handed over is heartbeated, and the
+    next attempt (the SDK's ActivityEnvironment plays the server's part) starts after the last one."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.record import RecordActivities
+
+    receiver.respond = lambda request, number: 503 if request.json()["seq"] == 3 and number == 3 else 200
+    sink = WebhookEvents(WebhookSettings(url=receiver.url, secret=SECRET), tmp_path / "dead.jsonl")
+    record = RecordActivities(sink, tmp_path / "events-dead.jsonl")
+    batch = [event(1), event(2), event(3), event(4)]
+
+    first = ActivityEnvironment()
+    beats: list[int] = []
+    first.on_heartbeat = lambda *details: beats.append(details[0])
+    with pytest.raises(ApplicationError, match="HTTP 503"):
+        await first.run(record.record_events, batch)
+    assert beats == [1, 2]
+
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, heartbeat_details=[beats[-1]], attempt=2)
+    retry.on_heartbeat = lambda *details: beats.append(details[0])
+    await retry.run(record.record_events, batch)
+    assert beats == [1, 2, 3, 4]
+    # Events 1 and 2 went once; only the refused 3 was sent again.
+    assert [verified(r).seq for r in receiver.requests] == [1, 2, 3, 3, 4]
+
+
+async def test_a_batch_given_up_on_is_kept_in_the_events_dead_letter_file_once(tmp_path):
+    """The workflow hands a batch that ran out of retries to `dead_letter_events`; kept by event id, so a
+    retried hand-over does not write it twice."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.record import RecordActivities
+
+    record = RecordActivities(WebhookEvents(WebhookSettings(url="http://127.0.0.1:9", secret=SECRET),
+                                            tmp_path / "dead.jsonl"), tmp_path / "events-dead.jsonl")
+    for _ in range(2):
+        await ActivityEnvironment().run(record.dead_letter_events, [event(1), event(2)])
+    kept = [json.loads(line) for line in (tmp_path / "events-dead.jsonl").read_text().splitlines()]
+    assert [k["id"] for k in kept] == ["escalation-C-5/run-1/1", "escalation-C-5/run-1/2"]

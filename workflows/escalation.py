@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from escalation import rules
     from escalation.constants import (
-        ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
+        ERR_DELIVERY_REJECTED, ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
         SA_TIER, WORKFLOW_TYPE,
     )
     from escalation.carry import CarriedCase
@@ -45,7 +45,12 @@ POLICY_OPTS = dict(start_to_close_timeout=timedelta(seconds=10), schedule_to_clo
 ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
 SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
                  retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
-RECORD_OPTS = dict(SEND_OPTS)
+# Events: the attempt may run long (a big batch to a slow receiver) as long as it heartbeats its progress.
+RECORD_OPTS = dict(SEND_OPTS, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=1))
+DEAD_LETTER_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=7),
+                        retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)))
+# Events given up on after a day of retries are dead-lettered (older histories only logged them).
+EVENTS_DEAD_LETTER_PATCH = "events-dead-letter"
 PATCH_DELIVERY_FALLBACK = "delivery-fallback"
 # Notices held for working hours are dropped when the case closes or moves on first (older histories slept).
 HELD_NOTICES_PATCH = "held-notices-drop-stale"
@@ -438,6 +443,12 @@ class Escalation:
             await workflow.execute_activity("record_events", events, summary=f"{len(events)} event(s)", **RECORD_OPTS)
         except ActivityError as err:
             workflow.logger.error("events %s..%s not recorded: %s", events[0].id, events[-1].id, err)
+            refused = isinstance(err.cause, ApplicationError) and err.cause.type == ERR_DELIVERY_REJECTED
+            # Refused events were dead-lettered one by one already; a batch that ran out of retries is
+            # kept whole (receivers dedupe the ones that did arrive) so nothing is lost.
+            if not refused and workflow.patched(EVENTS_DEAD_LETTER_PATCH):
+                await workflow.execute_activity("dead_letter_events", events, summary=f"dead-letter {len(events)} event(s)",
+                                                **DEAD_LETTER_OPTS)
 
     def _event(self, entry: TimelineEntry, state: CaseState) -> CaseEvent:
         return CaseEvent(
