@@ -278,7 +278,9 @@ def test_several_callbacks_each_keep_their_own_deadlines_and_reschedule_and_canc
     assert [c.status for c in state.callbacks] == ["cancelled"] * 3
     assert kinds(state)[-1] == "callbacks_cancelled" and state.timeline[-1].detail["callback_ids"] == ["callback-1",
                                                                                                       "callback-3"]
-    assert {s.message.to.id for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED} == {"sol", "sam"}
+    # Both callers, and the customer, who was promised those calls.
+    assert {s.message.to.id for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED} == {
+        "sol", "sam", "cust-42"}
     assert callback_deadlines(state) == []
 
 
@@ -288,7 +290,8 @@ def test_two_callbacks_of_one_caller_called_off_together_send_two_messages_with_
         state, _ = scheduled(state, berlin(3, hour))
     _, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
                                                        kb_missing=True), NOW + MIN)
-    told = [s.message for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED]
+    told = [s.message for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED
+            and s.message.to.kind == "owner"]
     assert [m.to.id for m in told] == ["sam", "sam"]
     assert "callback-1" in told[0].body + told[0].subject and "callback-2" in told[1].body + told[1].subject
     # Receivers dedupe on the key: the second message must not look like a repeat of the first.
@@ -691,3 +694,45 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
         assert resumed.waiting is None and resumed.sla_due_at == min(resumed.acknowledge_clock.due_at,
                                                                    resumed.resolve_clock.due_at)
         await handle.terminate("test finished")
+
+
+# ----- what the customer hears when a callback is called off
+
+
+def confirmation(effects: list) -> Any:
+    return next(s for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_SCHEDULED
+                and s.message.to.kind == "customer")
+
+
+def test_a_held_confirmation_is_dropped_when_its_callback_is_cancelled_or_moved_and_no_cancellation_follows():
+    late = datetime(2026, 3, 3, 21, 0, tzinfo=BERLIN).astimezone(UTC)  # the customer's window has closed
+    state = supervised(at=late)
+    state, effects = scheduled(state, berlin(4, 15), now=late)
+    held = confirmation(effects)
+    assert held.not_before == datetime(2026, 3, 4, 8, 0, tzinfo=BERLIN).astimezone(UTC)
+    assert held.about == "callback-1" and held.announces == state.callbacks[0].due_at
+    assert not R.message_obsolete(state, held.message, about=held.about, announces=held.announces)
+
+    moved, moved_effects = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
+        actor="sam", callback_id="callback-1", at=berlin(4, 16)), late, owner=SAM)
+    assert R.message_obsolete(moved, held.message, about=held.about, announces=held.announces)  # the old time
+    fresh = confirmation(moved_effects)
+    assert not R.message_obsolete(moved, fresh.message, about=fresh.about, announces=fresh.announces)
+
+    called_off, effects = R.cancel_callback(state, ROUTING, CancelCallbackInput(
+        actor="sam", callback_id="callback-1", reason="customer emailed the answer"), late + MIN)
+    assert R.message_obsolete(called_off, held.message, about=held.about, announces=held.announces)
+    # The promise never reached the customer, so there is nothing to call off with them.
+    assert [s.message.to.kind for s in sends(effects)] == ["owner"]
+
+
+def test_resolving_tells_the_customer_the_promised_calls_will_not_come():
+    state = supervised()
+    state, _ = scheduled(state, berlin(3, 15))  # booked at 10:00, inside the window: confirmed at once
+    later = datetime(2026, 3, 3, 21, 0, tzinfo=BERLIN).astimezone(UTC)
+    state, _ = scheduled(state, berlin(4, 15), now=later)  # booked at night: its confirmation is still held
+    state, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
+                                                            kb_missing=True), later + MIN)
+    told = [s.message for s in sends(effects) if s.message.to.kind == "customer"]
+    assert len(told) == 1 and told[0].kind == MessageKind.CALLBACK_CANCELLED
+    assert "15:00" in told[0].body and "Wed" not in told[0].body  # only the call they were told about

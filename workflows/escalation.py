@@ -413,7 +413,7 @@ class Escalation:
                 # A notice that stops mattering meanwhile (the case closed or moved on) is dropped at once,
                 # so a closed case completes when it closes, not when the weekend ends.
                 def obsolete() -> bool:
-                    return rules.message_obsolete(self._current, m)
+                    return rules.message_obsolete(self._current, m, about=effect.about, announces=effect.announces)
                 try:
                     await workflow.wait_condition(obsolete, timeout=effect.not_before - workflow.now(),
                                                   timeout_summary=summary)

@@ -135,13 +135,22 @@ def _tell_owner(step: Step, entry: TimelineEntry, cb: Callback, kind: MessageKin
               f"[{s.case_id}] {subject}", body, at=step.now)
 
 
-def _tell_customer(step: Step, entry: TimelineEntry, kind: MessageKind, subject: str, body: str) -> None:
-    """In writing (email, else SMS); held until the customer's contact window opens."""
+def _tell_customer(step: Step, entry: TimelineEntry, kind: MessageKind, subject: str, body: str,
+                   announcing: Callback | None = None) -> None:
+    """In writing (email, else SMS); held until the customer's contact window opens. A confirmation
+    (`announcing`) still held when its callback is cancelled or moved is dropped."""
     s = step.state
     cust = s.input.customer
     channel = ContactChannel.EMAIL if cust.email else ContactChannel.SMS
     step.send(entry, kind, step.customer(), channel, f"{subject} (case {s.case_id})",
-              f"Hello {cust.name},\n\n{body}\n\nReference: case {s.case_id}.")
+              f"Hello {cust.name},\n\n{body}\n\nReference: case {s.case_id}.",
+              about=announcing.id if announcing else None, announces=announcing.due_at if announcing else None)
+
+
+def _customer_told(step: Step, cb: Callback) -> bool:
+    """Whether the customer has heard of this callback: its first confirmation went out when their
+    contact window next opened after booking. Not yet: there is nothing to call off with them."""
+    return _contact(step).next_open(cb.scheduled_at) <= step.now
 
 
 # ----- commands
@@ -175,7 +184,8 @@ def schedule(step: Step, cmd: ScheduleCallbackInput, found: Owner | None) -> Cal
                 f"{cmd.actor} booked a callback for you to make.")
     _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "We will call you back",
                    f"{owner.name} will call you on {local(due, s.input.customer.time_zone)}"
-                   + (f" on {cb.phone}." if cb.channel == CallbackChannel.CALL else " by video (invitation to follow)."))
+                   + (f" on {cb.phone}." if cb.channel == CallbackChannel.CALL else " by video (invitation to follow)."),
+                   announcing=cb)
     return cb
 
 
@@ -195,7 +205,8 @@ def reschedule(step: Step, cmd: RescheduleCallbackInput, found: Owner | None) ->
     _tell_owner(step, entry, cb, MessageKind.CALLBACK_SCHEDULED, f"callback moved ({cb.id})",
                 f"{cmd.actor} moved this callback (it was due {local(before, owner.time_zone or 'UTC')}).")
     _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "Your callback has moved",
-                   f"{owner.name} will now call you on {local(due, step.state.input.customer.time_zone)}.")
+                   f"{owner.name} will now call you on {local(due, step.state.input.customer.time_zone)}.",
+                   announcing=cb)
     return cb
 
 
@@ -206,8 +217,9 @@ def cancel(step: Step, cmd: CancelCallbackInput) -> Callback:
     entry = step.log("callback_cancelled", cmd.actor, callback_id=cb.id, reason=cmd.reason)
     _tell_owner(step, entry, cb, MessageKind.CALLBACK_CANCELLED, f"callback cancelled ({cb.id})",
                 f"{cmd.actor} cancelled this callback: {cmd.reason}")
-    _tell_customer(step, entry, MessageKind.CALLBACK_CANCELLED, "Your callback is cancelled",
-                   f"We will not call you on {local(cb.due_at, step.state.input.customer.time_zone)} as planned.")
+    if _customer_told(step, cb):
+        _tell_customer(step, entry, MessageKind.CALLBACK_CANCELLED, "Your callback is cancelled",
+                       f"We will not call you on {local(cb.due_at, step.state.input.customer.time_zone)} as planned.")
     return cb
 
 
@@ -269,6 +281,13 @@ def cancel_all(step: Step, reason: str) -> None:
     for cb in pending:
         _tell_owner(step, entry, cb, MessageKind.CALLBACK_CANCELLED, f"callback cancelled ({cb.id})",
                     f"No need to call: {reason}.")
+    # The customer was promised these calls: say they will not come (unless the promise never went out).
+    promised = [cb for cb in pending if _customer_told(step, cb)]
+    if promised:
+        zone = step.state.input.customer.time_zone
+        _tell_customer(step, entry, MessageKind.CALLBACK_CANCELLED, "No need for our call",
+                       f"We will not call you on {' or '.join(local(cb.due_at, zone) for cb in promised)} "
+                       f"as planned: {reason}.")
 
 
 # ----- time passing

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import (
+    CallbackStatus,
     AcceptInput, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
     ScheduleCallbackInput, TimelineEntry,
     AcknowledgeInput, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, WaitOnCustomerInput, EscalateInput, EscalationInput,
@@ -320,10 +321,15 @@ def delivery_failed(state: CaseState, policy: Policy, message: Message, error: s
 _HOLDING_NOTICES = {MessageKind.OWNER_ASSIGNED, MessageKind.CASE_OFFERED, MessageKind.UNASSIGNED}
 
 
-def message_obsolete(state: CaseState, message: Message) -> bool:
+def message_obsolete(state: CaseState, message: Message, *, about: str | None = None,
+                     announces: datetime | None = None) -> bool:
     """Whether a message held until its recipient's hours no longer concerns anyone: a notice that the case
     is yours, offered to you or waiting for your team, when the case has since closed, resolved or moved
-    on. Everything else still goes (a promise to the customer, a breach at the top)."""
+    on; a callback confirmation (`about` a callback, `announces` its time) when that callback has been
+    cancelled or moved. Everything else still goes (a promise to the customer, a breach at the top)."""
+    if about is not None:
+        cb = next((c for c in state.callbacks if c.id == about), None)
+        return cb is None or cb.status != CallbackStatus.SCHEDULED or cb.due_at != announces
     if message.kind not in _HOLDING_NOTICES:
         return False
     if state.status != Status.OPEN:

@@ -82,6 +82,10 @@ class Send(Contract):
     message: Message
     # Held until then: the recipient's working hours or the customer's contact window opens.
     not_before: datetime | None = None
+    # The callback a held confirmation announces, and the time it announces: if the callback is
+    # cancelled or moved before the message goes, the message is dropped (never a stale promise).
+    about: str | None = None
+    announces: datetime | None = None
 
 
 Effect = Assign | Send
@@ -114,7 +118,7 @@ class Step:
 
     def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
              subject: str, body: str, attempted: list[ContactChannel] | None = None, *,
-             at: datetime | None = None) -> None:
+             at: datetime | None = None, about: str | None = None, announces: datetime | None = None) -> None:
         """Queue a message; it is held until the recipient's hours open, or until `at` when given."""
         key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
         # One entry may send the same kind twice to one person (two callbacks called off at once):
@@ -126,7 +130,7 @@ class Step:
         self.effects.append(Send(message=Message(
             key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
             subject=subject, body=body, attempted=attempted or [],
-        ), not_before=opens if opens > self.now else None))
+        ), not_before=opens if opens > self.now else None, about=about, announces=announces))
 
     @property
     def calendar(self) -> WorkingCalendar:
