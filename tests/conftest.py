@@ -67,6 +67,18 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
     await environment.shutdown()
 
 
+@pytest_asyncio.fixture
+async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of its own that suggests continuing as new after 60 history events."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
+        dev_server_log_level="error",
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
+    )
+    yield environment
+    await environment.shutdown()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(

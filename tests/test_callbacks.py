@@ -627,21 +627,6 @@ offsets = ["1d"]
 """
 
 
-@pytest.fixture
-async def short_history_env():
-    """A dev server that suggests continuing as new after 60 history events."""
-    from temporalio.testing import WorkflowEnvironment
-    from escalation.converter import data_converter
-    from tests.conftest import _binary, _keys
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
-        dev_server_log_level="error",
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
-    )
-    yield environment
-    await environment.shutdown()
-
-
 async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(short_history_env, settings, tmp_path):
     """Waiting on the customer, an offer not yet accepted and a callback not yet due, when the case continues
     as new: the new run keeps all three, and each deadline fires at its instant in the new run."""

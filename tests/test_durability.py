@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from escalation.client import case_state, execute_update, open_case
 from escalation.constants import SEARCH_ATTRIBUTES
 from escalation.converter import data_converter
 from escalation.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
-from tests.conftest import _binary, _keys
+from tests.conftest import _binary
 from worker import build_worker
 
 
@@ -86,17 +85,6 @@ async def test_server_killed_and_restarted_keeps_the_case_and_its_timers(setting
     lines = (settings.data_dir / "outbox.jsonl").read_text().splitlines()
     checkins = [m for m in map(json.loads, lines) if m["kind"] == "followup_checkin"]
     assert len(checkins) == 2 and len({m["key"] for m in checkins}) == 2
-
-
-@pytest.fixture
-async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
-        dev_server_log_level="error",
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
-    )
-    yield environment
-    await environment.shutdown()
 
 
 async def test_long_case_continues_as_new_with_all_its_state(short_history_env, settings):
