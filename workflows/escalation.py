@@ -45,8 +45,9 @@ POLICY_OPTS = dict(start_to_close_timeout=timedelta(seconds=10), schedule_to_clo
 ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
 SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
                  retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
-# Events: the attempt may run long (a big batch to a slow receiver) as long as it heartbeats its progress.
-RECORD_OPTS = dict(SEND_OPTS, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=1))
+# Events: the attempt may run long (a big batch to a slow receiver) as long as it heartbeats its progress;
+# a lost attempt (worker or server killed) is noticed within the heartbeat timeout, as fast as before.
+RECORD_OPTS = dict(SEND_OPTS, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30))
 DEAD_LETTER_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=7),
                         retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)))
 # Events given up on after a day of retries are dead-lettered (older histories only logged them).
