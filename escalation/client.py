@@ -19,17 +19,21 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation import constants, contract
 from escalation.config import Settings
-from escalation.constants import SA_CUSTOMER, SA_SEVERITY, SA_STATUS, WORKFLOW_TYPE, task_queue, workflow_id
+from escalation.constants import (
+    SA_CUSTOMER, SA_SEVERITY, SA_STATUS, UPDATE_TIMEOUT, WORKFLOW_TYPE, task_queue, workflow_id,
+)
 from escalation.contract import Update
 from escalation.converter import data_converter
-from escalation.errors import CaseAlreadyOpen, InvalidArgument, Unreachable, from_validation_error, translate
+from escalation.errors import (
+    CaseAlreadyOpen, InvalidArgument, NoWorker, Unreachable, from_validation_error, translate,
+)
 from escalation.models import (
     AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
     ScheduleCallbackInput,
@@ -69,9 +73,12 @@ def _model(model: type[M], value: M | Mapping[str, Any]) -> M:
 class EscalationClient:
     """Cases on one Temporal namespace. `task_queue` is where new cases are started."""
 
-    def __init__(self, client: Client, *, task_queue: str | None = None) -> None:
+    def __init__(self, client: Client, *, task_queue: str | None = None,
+                 update_timeout: float | None = UPDATE_TIMEOUT) -> None:
         self.temporal = client
         self.task_queue = task_queue or constants.task_queue()
+        # How long an update may wait for a worker to take it; None waits for ever.
+        self.update_timeout = update_timeout
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> EscalationClient:
@@ -95,11 +102,11 @@ class EscalationClient:
             return self.case(inp.case_id)
         except RPCError as err:
             raise translate(err, inp.case_id) from None
-        return Case(handle, inp.case_id, opened=True)
+        return Case(handle, inp.case_id, opened=True, update_timeout=self.update_timeout)
 
     def case(self, case_id: str) -> Case:
         """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used)."""
-        return Case(case_handle(self.temporal, case_id), case_id)
+        return Case(case_handle(self.temporal, case_id), case_id, update_timeout=self.update_timeout)
 
     async def list_cases(self, filter: CaseFilter | Mapping[str, Any] | None = None, *,
                          limit: int | None = 100) -> list[CaseSummary]:
@@ -123,10 +130,12 @@ class Case:
     """One case: every update and query of the contract, typed. Arguments are the contract's input models
     (or plain mappings, validated first)."""
 
-    def __init__(self, handle: WorkflowHandle[Any, EscalationOutcome], case_id: str, *, opened: bool = False) -> None:
+    def __init__(self, handle: WorkflowHandle[Any, EscalationOutcome], case_id: str, *, opened: bool = False,
+                 update_timeout: float | None = UPDATE_TIMEOUT) -> None:
         self.handle = handle
         self.case_id = case_id
         self.opened = opened  # True when this call started the case
+        self.update_timeout = update_timeout
 
     @property
     def workflow_id(self) -> str:
@@ -135,7 +144,14 @@ class Case:
     async def update(self, op: Update[I, R], cmd: I | Mapping[str, Any]) -> R:
         arg = _model(op.arg, cmd)
         try:
-            return await execute_update(self.handle, op.name, arg, result_type=op.result)
+            # The server admits an update and then waits for a worker to take it, for ever when none runs:
+            # give up after `update_timeout` with an answer a person can act on.
+            return await asyncio.wait_for(execute_update(self.handle, op.name, arg, result_type=op.result),
+                                          self.update_timeout)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise NoWorker(f"no worker took '{op.name}' for case {self.case_id} within {self.update_timeout:g}s: is a "
+                           "worker running on the case's task queue? The server may still apply it when a worker "
+                           "picks the case up, so look at the case before sending it again") from None
         except Exception as err:
             raise translate(err, self.case_id) from None
 

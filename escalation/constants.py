@@ -9,6 +9,8 @@ WORKFLOW_TYPE = "Escalation"
 WORKFLOW_ID_PREFIX = "escalation-"
 DEFAULT_TASK_QUEUE = "escalations"
 DEFAULT_POLICY = "default"
+# Seconds a client (and the CLI) waits for a worker to take an update before saying none answered.
+UPDATE_TIMEOUT = 60.0
 
 # Search attributes (name -> Temporal indexed value type), registered on the server at start-up.
 SA_TIER = "EscalationTier"

@@ -224,3 +224,15 @@ def test_a_case_no_worker_answers_for_is_said_so(status, message):
     assert isinstance(err, NoWorker) and isinstance(err, Unreachable)
     assert str(err).startswith("no worker answered for case C-1 in time: is a worker running on the case's task queue?")
     assert type(translate(RPCError(message, status, b""))) is not RPCError  # never raw, case or not
+
+
+async def test_an_update_no_worker_takes_gives_up_with_a_typed_error(env, settings):
+    """No worker polls the case's task queue: the server admits the update and would wait for ever."""
+    lonely = EscalationClient(env.client, task_queue=f"{settings.task_queue}-nobody", update_timeout=1.0)
+    case = await lonely.open(case_input("fast"))
+    try:
+        with pytest.raises(NoWorker) as caught:
+            await case.acknowledge(AcknowledgeInput(actor="ana"))
+        assert "no worker took 'acknowledge'" in str(caught.value) and "task queue" in str(caught.value)
+    finally:
+        await case.handle.terminate("test finished")
