@@ -133,8 +133,10 @@ def test_waiting_stops_only_the_resolve_clock_and_keeps_its_business_time():
     assert state.resolve_clock.paused_at == later and state.resolve_clock.remaining == 55 * MIN
     assert state.acknowledge_clock.running  # acknowledging is still owed
     assert state.sla_due_at == state.acknowledge_clock.due_at
+    assert R.describe_deadline(state, state.sla_due_at) == "acknowledge target at agent"
     state, _ = R.acknowledge(state, OFFICE, ack(), later)
     assert state.sla_due_at is None and R.next_deadline(state) == state.waiting.until
+    assert R.describe_deadline(state, state.waiting.until) == "waiting on the customer (needs a photo of the invoice)"
 
 
 def test_reply_resumes_with_the_remaining_business_time():

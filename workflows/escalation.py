@@ -110,7 +110,7 @@ class Escalation:
             try:
                 await workflow.wait_condition(
                     lambda: self._changed, timeout=timeout,
-                    timeout_summary=self._deadline_summary(state, deadline) if deadline else None,
+                    timeout_summary=rules.describe_deadline(state, deadline) if deadline else None,
                 )
             except asyncio.TimeoutError:
                 pass
@@ -477,18 +477,6 @@ class Escalation:
         if details != self._details:
             workflow.set_current_details(details)
             self._details = details
-
-    @staticmethod
-    def _deadline_summary(state: CaseState, deadline: datetime) -> str:
-        if label := rules.describe_deadline(state, deadline):
-            return label
-        if state.status == Status.OPEN:
-            if state.waiting is not None and state.waiting.until == deadline:
-                return f"waiting on the customer ({state.waiting.reason})"
-            ack = state.acknowledge_clock
-            which = "acknowledge" if ack and ack.running and ack.due_at == deadline else "resolve"
-            return f"{which} target at {state.tier.value}"
-        return "follow-up"
 
     async def _continue_as_new(self) -> None:
         """Hand the case to a fresh run. In-flight effects get a short while to finish; whatever is still

@@ -356,12 +356,20 @@ def next_deadline(state: CaseState) -> datetime | None:
     return min(due) if due else None
 
 
-def describe_deadline(state: CaseState, deadline: datetime) -> str | None:
-    """What a routing or callback deadline is (for the timer's summary); None for the others."""
+def describe_deadline(state: CaseState, deadline: datetime) -> str:
+    """What the deadline `next_deadline` gave is, in a few words (the timer's summary in the UI)."""
     pending = state.pending_assignment
     if pending is not None and pending.accept_by == deadline:
         return f"offer to {pending.rep.id} expires"
-    return callback.describe(state, deadline)
+    if label := callback.describe(state, deadline):
+        return label
+    if state.status == Status.OPEN:
+        if state.waiting is not None and state.waiting.until == deadline:
+            return f"waiting on the customer ({state.waiting.reason})"
+        ack = state.acknowledge_clock
+        which = "acknowledge" if ack and ack.running and ack.due_at == deadline else "resolve"
+        return f"{which} target at {state.tier.value}"
+    return "follow-up"
 
 
 def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
