@@ -29,7 +29,8 @@ from escalation.client import Case, EscalationClient
 from escalation.config import ConfigError, Settings
 from escalation.contract import Update
 from escalation.errors import (
-    CaseAlreadyOpen, CaseNotFound, EscalationError, InvalidArgument, InvalidState, UnknownPolicy, Unreachable,
+    CaseAlreadyOpen, CaseNotFound, CaseUnavailable, EscalationError, InvalidArgument, InvalidState, UnknownPolicy,
+    Unreachable,
 )
 from escalation.models import (
     Callback, CallbackChannel, CallbackOutcome,
@@ -50,12 +51,13 @@ class Code(IntEnum):
     ALREADY_OPEN = 6  # open --fail-if-open
     UNKNOWN_POLICY = 7
     UNREACHABLE = 8  # connection or configuration, or no worker answering
+    UNAVAILABLE = 9  # the case cannot take commands for now (workflow task failing): retry with --update-id
 
 
 EXIT_CODES: list[tuple[type[Exception], Code]] = [
     (InvalidArgument, Code.INVALID_ARGUMENT), (InvalidState, Code.INVALID_STATE), (CaseNotFound, Code.NOT_FOUND),
     (CaseAlreadyOpen, Code.ALREADY_OPEN), (UnknownPolicy, Code.UNKNOWN_POLICY), (Unreachable, Code.UNREACHABLE),
-    (ConfigError, Code.UNREACHABLE),
+    (ConfigError, Code.UNREACHABLE), (CaseUnavailable, Code.UNAVAILABLE),
 ]
 
 EXAMPLES = """\
@@ -79,7 +81,8 @@ Examples:
 
 Exit codes: 0 done, 2 bad options, 3 refused (fix the input), 4 refused (the case is not in a state for
 that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect, bad
-connection settings or no worker answering, 1 anything else."""
+connection settings or no worker answering, 9 the case cannot take commands for now (its workflow task is
+failing; send the same command again with the --update-id printed), 1 anything else."""
 
 app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
                   epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -89,6 +92,9 @@ CaseId = Annotated[str, typer.Argument(help="The case id (the workflow id withou
 ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR",
                                        help="Who does this (rep id).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+UpdateIdOpt = Annotated[str | None, typer.Option(
+    "--update-id", help="Idempotency key: the case applies a command with the same key once and answers a repeat "
+                        "with the first result (default: a new one; printed when a failed command may be retried).")]
 
 
 # ----- plumbing
@@ -102,6 +108,7 @@ class Options(BaseModel):
     profile: str | None = None
     config_file: Path | None = None
     task_queue: str | None = None
+    retry_timeout: float | None = None
 
     def settings(self) -> Settings:
         return Settings.from_env(profile=self.profile, config_file=self.config_file, address=self.address,
@@ -116,9 +123,10 @@ def main(
     profile: Annotated[str | None, typer.Option(help="Client config profile (else TEMPORAL_PROFILE, 'default').")] = None,
     config_file: Annotated[Path | None, typer.Option(help="Client config TOML (else TEMPORAL_CONFIG_FILE or the default location).")] = None,
     task_queue: Annotated[str | None, typer.Option(help="Task queue new cases start on (else ESCALATIONS_TASK_QUEUE, 'escalations').")] = None,
+    retry_timeout: Annotated[float | None, typer.Option(min=0, help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).")] = None,
 ) -> None:
     ctx.obj = Options(address=address, namespace=namespace, profile=profile, config_file=config_file,
-                      task_queue=task_queue)
+                      task_queue=task_queue, retry_timeout=retry_timeout)
 
 
 def fail(message: str, code: Code) -> NoReturn:
@@ -129,13 +137,16 @@ def fail(message: str, code: Code) -> NoReturn:
 def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) -> T:
     """Connect and run `work`; typed errors become a message on stderr and their exit code."""
     async def go() -> T:
-        esc = await EscalationClient.connect(ctx.obj.settings())
+        retry = {} if ctx.obj.retry_timeout is None else {"retry_timeout": ctx.obj.retry_timeout}
+        esc = await EscalationClient.connect(ctx.obj.settings(), **retry)
         return await work(esc)
     try:
         return asyncio.run(go())
     except (EscalationError, ConfigError) as err:
         code = next((c for kind, c in EXIT_CODES if isinstance(err, kind)), Code.ERROR)
-        fail(str(err), code)
+        retry_with = getattr(err, "update_id", None) if getattr(err, "retryable", False) else None
+        fail(str(err) + (f"\nto retry safely, send the same command with --update-id {retry_with} "
+                         "(the case applies it once)" if retry_with else ""), code)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -151,10 +162,12 @@ def emit(result: BaseModel | list[BaseModel] | Mapping[str, Any], as_json: bool,
         typer.echo(json.dumps(result, indent=2, default=str))
 
 
-def command(ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any], as_json: bool) -> None:
-    """Send one update; print what it recorded (the timeline entry, or the offer)."""
+def command(ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any], as_json: bool,
+            update_id: str | None = None) -> None:
+    """Send one update (with `update_id` as its idempotency key); print what it recorded (the timeline entry,
+    or the offer)."""
     arg = {k: v for k, v in fields.items() if v is not None}
-    result = run(ctx, lambda esc: esc.case(case_id).update(op, arg))
+    result = run(ctx, lambda esc: esc.case(case_id).update(op, arg, update_id=update_id))
     line = (views.entry_line(result) if isinstance(result, TimelineEntry) else
             views.callback_line(result) if isinstance(result, Callback) else views.offer_line(result))
     emit(result, as_json, line)
@@ -189,9 +202,10 @@ def open_case(
 
 @app.command("ack", epilog="Example: escalations ack C-1001 --actor ana --note 'calling back now'")
 def ack(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-        note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None, as_json: JsonOpt = False) -> None:
+        note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None, as_json: JsonOpt = False,
+        update_id: UpdateIdOpt = None) -> None:
     """Acknowledge the case at its tier: stops the acknowledge clock."""
-    command(ctx, case_id, contract.ACKNOWLEDGE, {"actor": actor, "note": note}, as_json)
+    command(ctx, case_id, contract.ACKNOWLEDGE, {"actor": actor, "note": note}, as_json, update_id)
 
 
 @app.command("escalate", epilog="Example: escalations escalate C-1001 -a ana --reason customer_request")
@@ -199,27 +213,29 @@ def escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
              reason: Annotated[EscalationReason, typer.Option(help="Why (customer_request, threat, needs_authority, complexity).")],
              detail: Annotated[str | None, typer.Option(help="What the next tier should know.")] = None,
              to: Annotated[Tier | None, typer.Option("--to", help="Target tier (a skip needs a skip reason).")] = None,
-             as_json: JsonOpt = False) -> None:
+             as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Move the case up the ladder (one tier, unless --to and the reason allow a skip)."""
     command(ctx, case_id, contract.ESCALATE,
-            {"actor": actor, "reason": reason, "detail": detail, "target_tier": to}, as_json)
+            {"actor": actor, "reason": reason, "detail": detail, "target_tier": to}, as_json, update_id)
 
 
 @app.command("de-escalate", epilog="Example: escalations de-escalate C-1001 -a tara --reason 'customer calm, agent follows up'")
 def de_escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
                 reason: Annotated[str, typer.Option(help="Why the case goes back down.")],
                 to: Annotated[Tier | None, typer.Option("--to", help="Target tier (default: one below).")] = None,
-                as_json: JsonOpt = False) -> None:
+                as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Move the case down the ladder."""
-    command(ctx, case_id, contract.DE_ESCALATE, {"actor": actor, "reason": reason, "target_tier": to}, as_json)
+    command(ctx, case_id, contract.DE_ESCALATE, {"actor": actor, "reason": reason, "target_tier": to}, as_json,
+            update_id)
 
 
 @app.command("note", epilog="Example: escalations note C-1001 -a ana 'Customer calmer after the apology' --sentiment upset")
 def note(ctx: typer.Context, case_id: CaseId, text: Annotated[str, typer.Argument(help="The note.")], actor: ActorOpt,
          sentiment: Annotated[Sentiment | None, typer.Option(help="The customer's mood now.")] = None,
-         as_json: JsonOpt = False) -> None:
+         as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Add a note to the case (it goes into every brief)."""
-    command(ctx, case_id, contract.ADD_NOTE, {"actor": actor, "text": text, "sentiment": sentiment}, as_json)
+    command(ctx, case_id, contract.ADD_NOTE, {"actor": actor, "text": text, "sentiment": sentiment}, as_json,
+            update_id)
 
 
 @app.command("offer", epilog="Example: escalations offer C-1001 -a ana --kind compensation --amount 20 --description 'Fee refund'")
@@ -228,10 +244,11 @@ def offer(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
           amount: Annotated[str, typer.Option(help="Amount, e.g. 19.99 (0 for a gesture without money).")],
           description: Annotated[str, typer.Option(help="What is offered.")],
           currency: Annotated[str | None, typer.Option(help="ISO code; default the policy's.")] = None,
-          as_json: JsonOpt = False) -> None:
+          as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Propose an offer to the customer, within the authority limit of the tier (or the owner)."""
     command(ctx, case_id, contract.PROPOSE_OFFER, {"actor": actor, "kind": kind, "amount": amount,
-                                                   "currency": currency, "description": description}, as_json)
+                                                   "currency": currency, "description": description}, as_json,
+            update_id)
 
 
 @app.command("offer-response", epilog="Example: escalations offer-response C-1001 offer-1 accepted -a ana")
@@ -239,27 +256,30 @@ def offer_response(ctx: typer.Context, case_id: CaseId,
                    offer_id: Annotated[str, typer.Argument(help="The offer (offer-N, see `show`).")],
                    answer: Annotated[OfferAnswer, typer.Argument(help="accepted or declined.")], actor: ActorOpt,
                    note: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
-                   as_json: JsonOpt = False) -> None:
+                   as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Record the customer's answer to an offer."""
     command(ctx, case_id, contract.RECORD_OFFER_RESPONSE,
-            {"actor": actor, "offer_id": offer_id, "answer": answer, "note": note}, as_json)
+            {"actor": actor, "offer_id": offer_id, "answer": answer, "note": note}, as_json, update_id)
 
 
 @app.command("wait", epilog="Example: escalations wait C-1001 -a ana --reason 'photo of the meter' --limit 2d")
 def wait(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
          reason: Annotated[str, typer.Option(help="What the customer has to give.")],
          limit: Annotated[str | None, typer.Option(help="Give up after (e.g. 2d); at most the policy's limit.")] = None,
-         as_json: JsonOpt = False) -> None:
+         as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Wait on the customer: the resolve clock stops and keeps the time it had left."""
-    command(ctx, case_id, contract.WAIT_ON_CUSTOMER, {"actor": actor, "reason": reason, "limit": limit}, as_json)
+    command(ctx, case_id, contract.WAIT_ON_CUSTOMER, {"actor": actor, "reason": reason, "limit": limit}, as_json,
+            update_id)
 
 
 @app.command("replied", epilog="Example: escalations replied C-1001 -a ana --channel email --note 'photo received'")
 def replied(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
             channel: Annotated[str | None, typer.Option(help="email, sms, call or chat.")] = None,
-            note: Annotated[str | None, typer.Option(help="What came in.")] = None, as_json: JsonOpt = False) -> None:
+            note: Annotated[str | None, typer.Option(help="What came in.")] = None, as_json: JsonOpt = False,
+            update_id: UpdateIdOpt = None) -> None:
     """The customer came back: the resolve clock runs again."""
-    command(ctx, case_id, contract.CUSTOMER_REPLIED, {"actor": actor, "channel": channel, "note": note}, as_json)
+    command(ctx, case_id, contract.CUSTOMER_REPLIED, {"actor": actor, "channel": channel, "note": note}, as_json,
+            update_id)
 
 
 @app.command("resolve", epilog="Example: escalations resolve C-1001 -a ana --resolution 'Refunded' --root-cause billing_error --kb-article KB-1042")
@@ -268,10 +288,11 @@ def resolve(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
             root_cause: Annotated[RootCause, typer.Option(help="Why it happened.")],
             kb_article: Annotated[str | None, typer.Option(help="Knowledge-base article used or written.")] = None,
             kb_missing: Annotated[bool, typer.Option(help="No article exists: flag the gap.")] = False,
-            as_json: JsonOpt = False) -> None:
+            as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Resolve the case; follow-up check-ins start."""
     command(ctx, case_id, contract.RESOLVE, {"actor": actor, "resolution": resolution, "root_cause": root_cause,
-                                             "kb_article": kb_article, "kb_missing": kb_missing or None}, as_json)
+                                             "kb_article": kb_article, "kb_missing": kb_missing or None}, as_json,
+            update_id)
 
 
 @app.command("followup", epilog="Example: escalations followup C-1001 not_fixed --comment 'drops again every evening'")
@@ -279,17 +300,19 @@ def followup(ctx: typer.Context, case_id: CaseId,
              answer: Annotated[FollowUpAnswer, typer.Argument(help="fixed or not_fixed.")],
              comment: Annotated[str | None, typer.Option(help="The customer's words.")] = None,
              checkin: Annotated[int | None, typer.Option(help="Which check-in (default: the latest sent).")] = None,
-             as_json: JsonOpt = False) -> None:
+             as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Record the customer's answer to a follow-up check-in ("not_fixed" reopens the case)."""
-    command(ctx, case_id, contract.FOLLOWUP_RESPONSE, {"answer": answer, "comment": comment, "checkin": checkin}, as_json)
+    command(ctx, case_id, contract.FOLLOWUP_RESPONSE, {"answer": answer, "comment": comment, "checkin": checkin}, as_json,
+            update_id)
 
 
 @app.command("close", epilog="Example: escalations close C-1001 -a maya --outcome customer_lost --reason 'contract cancelled'")
 def close(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
           outcome: Annotated[Outcome, typer.Option(help="resolved, customer_lost or legal.")],
-          reason: Annotated[str, typer.Option(help="Why it closes.")], as_json: JsonOpt = False) -> None:
+          reason: Annotated[str, typer.Option(help="Why it closes.")], as_json: JsonOpt = False,
+          update_id: UpdateIdOpt = None) -> None:
     """Close the case for good."""
-    command(ctx, case_id, contract.CLOSE, {"actor": actor, "outcome": outcome, "reason": reason}, as_json)
+    command(ctx, case_id, contract.CLOSE, {"actor": actor, "outcome": outcome, "reason": reason}, as_json, update_id)
 
 
 # ----- routing
@@ -298,9 +321,9 @@ def close(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
 @app.command("accept", epilog="Example: escalations accept C-1001 -a ben")
 def accept(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
            note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None,
-           as_json: JsonOpt = False) -> None:
+           as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Take the case offered to you (before the offer times out and goes to the next rep)."""
-    command(ctx, case_id, contract.ACCEPT, {"actor": actor, "note": note}, as_json)
+    command(ctx, case_id, contract.ACCEPT, {"actor": actor, "note": note}, as_json, update_id)
 
 
 @app.command("reassign", epilog="Example: escalations reassign C-1001 -a tara --reason 'ana is off sick' --to ben")
@@ -308,10 +331,10 @@ def reassign(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
              reason: Annotated[str, typer.Option(help="Why the case changes hands.")],
              to: Annotated[str | None, typer.Option("--to", help="Preferred rep (else the best qualified one).")] = None,
              from_owner: Annotated[str | None, typer.Option("--from", help="Only if the case is still with this rep.")] = None,
-             as_json: JsonOpt = False) -> None:
+             as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Take the case from its owner (or the rep it is offered to) and route it again at its tier."""
     command(ctx, case_id, contract.REASSIGN, {"actor": actor, "reason": reason, "to": to, "from_owner": from_owner},
-            as_json)
+            as_json, update_id)
 
 
 # ----- callbacks
@@ -333,10 +356,11 @@ def callback_schedule(ctx: typer.Context, case_id: CaseId, actor: ActorOpt, at: 
                       owner: CallerOpt = None,
                       channel: Annotated[CallbackChannel, typer.Option(help="call or video.")] = CallbackChannel.CALL,
                       phone: Annotated[str | None, typer.Option(help="Number to call if not the customer's.")] = None,
-                      notes: NotesOpt = None, as_json: JsonOpt = False) -> None:
+                      notes: NotesOpt = None, as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Book a callback: shown on the customer's clock and the caller's; reminder, then due, then retries."""
     command(ctx, case_id, contract.SCHEDULE_CALLBACK, {"actor": actor, "at": at, "window": window, "owner": owner,
-                                                       "channel": channel, "phone": phone, "notes": notes}, as_json)
+                                                       "channel": channel, "phone": phone, "notes": notes}, as_json,
+            update_id)
 
 
 @callback_app.command("outcome", epilog="Example: escalations callback outcome C-1001 callback-1 no_answer -a sol")
@@ -344,27 +368,29 @@ def callback_outcome(ctx: typer.Context, case_id: CaseId, callback_id: CallbackI
                      outcome: Annotated[CallbackOutcome, typer.Argument(
                          help="reached, no_answer, voicemail, wrong_number or declined.")],
                      actor: ActorOpt, note: Annotated[str | None, typer.Option(help="How it went.")] = None,
-                     as_json: JsonOpt = False) -> None:
+                     as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Record how a callback went (no_answer and voicemail are retried per the policy)."""
     command(ctx, case_id, contract.RECORD_CALLBACK_OUTCOME,
-            {"actor": actor, "callback_id": callback_id, "outcome": outcome, "note": note}, as_json)
+            {"actor": actor, "callback_id": callback_id, "outcome": outcome, "note": note}, as_json, update_id)
 
 
 @callback_app.command("reschedule", epilog="Example: escalations callback reschedule C-1001 callback-1 -a sam --at earliest")
 def callback_reschedule(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId, actor: ActorOpt, at: AtOpt,
                         window: WindowOpt = None, owner: CallerOpt = None, notes: NotesOpt = None,
-                        as_json: JsonOpt = False) -> None:
+                        as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Move a callback (and optionally hand it to another rep)."""
     command(ctx, case_id, contract.RESCHEDULE_CALLBACK, {"actor": actor, "callback_id": callback_id, "at": at,
-                                                         "window": window, "owner": owner, "notes": notes}, as_json)
+                                                         "window": window, "owner": owner, "notes": notes}, as_json,
+            update_id)
 
 
 @callback_app.command("cancel", epilog="Example: escalations callback cancel C-1001 callback-1 -a sam --reason 'customer called in'")
 def callback_cancel(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId, actor: ActorOpt,
-                    reason: Annotated[str, typer.Option(help="Why it is off.")], as_json: JsonOpt = False) -> None:
+                    reason: Annotated[str, typer.Option(help="Why it is off.")], as_json: JsonOpt = False,
+                    update_id: UpdateIdOpt = None) -> None:
     """Cancel a callback; the caller and the customer are told."""
     command(ctx, case_id, contract.CANCEL_CALLBACK,
-            {"actor": actor, "callback_id": callback_id, "reason": reason}, as_json)
+            {"actor": actor, "callback_id": callback_id, "reason": reason}, as_json, update_id)
 
 
 # ----- reading

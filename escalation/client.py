@@ -7,13 +7,18 @@
     outcome = await case.outcome()
 
 Refusals raise the typed errors of `escalation.errors` with the validator's message (field first), never
-a raw RPC error. The lower-level functions below (open_case, case_handle, case_state, execute_update)
-work on plain Temporal handles and raise the SDK's errors.
+a raw RPC error. Every update is sent with an update id (`update_id=`, else a new one per call) that the
+server applies once; a retryable failure (`err.retryable`: the case or the server was unavailable for a
+moment) is resent with that id for up to `retry_timeout` seconds, then raised with `err.update_id`.
+The lower-level functions below (open_case, case_handle, case_state, execute_update) work on plain Temporal
+handles and raise the SDK's errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
@@ -27,12 +32,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalation import constants, contract
 from escalation.config import Settings
 from escalation.constants import (
-    SA_CUSTOMER, SA_SEVERITY, SA_STATUS, UPDATE_TIMEOUT, WORKFLOW_TYPE, task_queue, workflow_id,
+    RETRY_TIMEOUT, SA_CUSTOMER, SA_SEVERITY, SA_STATUS, UPDATE_TIMEOUT, WORKFLOW_TYPE, task_queue, workflow_id,
 )
 from escalation.contract import Update
 from escalation.converter import data_converter
 from escalation.errors import (
-    CaseAlreadyOpen, InvalidArgument, NoWorker, Unreachable, from_validation_error, translate,
+    WORKFLOW_TASK_FAILING, CaseAlreadyOpen, CredentialsRefused, EscalationError, InvalidArgument, NoWorker,
+    Unreachable, from_validation_error, translate,
 )
 from escalation.models import (
     AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
@@ -46,6 +52,12 @@ from escalation.search import CaseFilter, CaseSummary
 __all__ = ["Case", "CaseAlreadyOpen", "EscalationClient", "case_handle", "case_state", "connect",
            "execute_update", "open_case"]
 
+log = logging.getLogger(__name__)
+
+# Backoff between resends of an update the case could not take: first delay, growth, cap (seconds).
+RETRY_FIRST_DELAY = 0.25
+RETRY_MAX_DELAY = 4.0
+
 R = TypeVar("R")
 I = TypeVar("I", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
@@ -57,8 +69,11 @@ async def connect(settings: Settings | None = None) -> Client:
     try:
         return await Client.connect(**settings.connect_kwargs(), data_converter=data_converter)
     except (RuntimeError, RPCError) as err:  # "Failed client connect: ...", or credentials refused
-        raise Unreachable(f"cannot connect to Temporal at {settings.address} (namespace {settings.namespace}"
-                          f"{', TLS' if settings.uses_tls else ''}): {err}") from None
+        refused = isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAUTHENTICATED,
+                                                                RPCStatusCode.PERMISSION_DENIED)
+        raise (CredentialsRefused if refused else Unreachable)(
+            f"cannot connect to Temporal at {settings.address} (namespace {settings.namespace}"
+            f"{', TLS' if settings.uses_tls else ''}): {err}") from None
 
 
 def _model(model: type[M], value: M | Mapping[str, Any]) -> M:
@@ -74,16 +89,21 @@ class EscalationClient:
     """Cases on one Temporal namespace. `task_queue` is where new cases are started."""
 
     def __init__(self, client: Client, *, task_queue: str | None = None,
-                 update_timeout: float | None = UPDATE_TIMEOUT) -> None:
+                 update_timeout: float | None = UPDATE_TIMEOUT, retry_timeout: float = RETRY_TIMEOUT) -> None:
         self.temporal = client
         self.task_queue = task_queue or constants.task_queue()
         # How long an update may wait for a worker to take it; None waits for ever.
         self.update_timeout = update_timeout
+        # How long an update the case could not take for the moment (a retryable error) is resent, with the
+        # same update id, before that error is raised; 0 raises it at once.
+        self.retry_timeout = retry_timeout
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> EscalationClient:
+    async def connect(cls, settings: Settings | None = None, **options: Any) -> EscalationClient:
+        """Connect with `settings` (default: from the environment); `options` are `update_timeout` and
+        `retry_timeout`."""
         settings = settings or Settings.from_env()
-        return cls(await connect(settings), task_queue=settings.task_queue)
+        return cls(await connect(settings), task_queue=settings.task_queue, **options)
 
     async def open(self, case: EscalationInput | Mapping[str, Any], *,
                    if_open: Literal["return", "fail"] = "return") -> Case:
@@ -102,11 +122,13 @@ class EscalationClient:
             return self.case(inp.case_id)
         except RPCError as err:
             raise translate(err, inp.case_id) from None
-        return Case(handle, inp.case_id, opened=True, update_timeout=self.update_timeout)
+        return Case(handle, inp.case_id, opened=True, update_timeout=self.update_timeout,
+                    retry_timeout=self.retry_timeout)
 
     def case(self, case_id: str) -> Case:
         """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used)."""
-        return Case(case_handle(self.temporal, case_id), case_id, update_timeout=self.update_timeout)
+        return Case(case_handle(self.temporal, case_id), case_id, update_timeout=self.update_timeout,
+                    retry_timeout=self.retry_timeout)
 
     async def list_cases(self, filter: CaseFilter | Mapping[str, Any] | None = None, *,
                          limit: int | None = 100) -> list[CaseSummary]:
@@ -128,83 +150,123 @@ class EscalationClient:
 
 class Case:
     """One case: every update and query of the contract, typed. Arguments are the contract's input models
-    (or plain mappings, validated first)."""
+    (or plain mappings, validated first). Every update takes `update_id`, its idempotency key (see `update`)."""
 
     def __init__(self, handle: WorkflowHandle[Any, EscalationOutcome], case_id: str, *, opened: bool = False,
-                 update_timeout: float | None = UPDATE_TIMEOUT) -> None:
+                 update_timeout: float | None = UPDATE_TIMEOUT, retry_timeout: float = RETRY_TIMEOUT) -> None:
         self.handle = handle
         self.case_id = case_id
         self.opened = opened  # True when this call started the case
         self.update_timeout = update_timeout
+        self.retry_timeout = retry_timeout
 
     @property
     def workflow_id(self) -> str:
         return self.handle.id
 
-    async def update(self, op: Update[I, R], cmd: I | Mapping[str, Any]) -> R:
+    async def update(self, op: Update[I, R], cmd: I | Mapping[str, Any], *, update_id: str | None = None) -> R:
+        """Send update `op`. `update_id` is its idempotency key (default: a new one for this call): the server
+        applies an update id once per run of the case and answers a repeat with the first result. A retryable
+        failure (the case's workflow task is failing, the server did not answer) is resent with the same id,
+        backing off, for up to `retry_timeout` seconds; then it is raised, with `update_id` set on it, so the
+        caller can send the command again later with that id."""
         arg = _model(op.arg, cmd)
+        update_id = update_id or str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.retry_timeout
+        delay = RETRY_FIRST_DELAY
+        attempt = 1
+        while True:
+            try:
+                return await self._send(op, arg, update_id)
+            except EscalationError as err:
+                err.update_id = update_id
+                remaining = give_up - loop.time()
+                # NoWorker comes after `update_timeout` of waiting already: the caller decides whether to wait more.
+                if not err.retryable or isinstance(err, NoWorker) or remaining <= 0:
+                    raise
+                pause = min(delay * random.uniform(0.8, 1.2), remaining)
+                log.info("update_retry case_id=%s update=%s update_id=%s attempt=%d error=%s retry_in=%.2fs",
+                         self.case_id, op.name, update_id, attempt, err.type, pause)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
+            attempt += 1
+
+    async def _send(self, op: Update[I, R], arg: I, update_id: str) -> R:
         try:
             # The server admits an update and then waits for a worker to take it, for ever when none runs:
             # give up after `update_timeout` with an answer a person can act on.
-            return await asyncio.wait_for(execute_update(self.handle, op.name, arg, result_type=op.result),
-                                          self.update_timeout)
+            return await asyncio.wait_for(
+                execute_update(self.handle, op.name, arg, result_type=op.result, update_id=update_id),
+                self.update_timeout)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise NoWorker(f"no worker took '{op.name}' for case {self.case_id} within {self.update_timeout:g}s: is a "
                            "worker running on the case's task queue? The server may still apply it when a worker "
-                           "picks the case up, so look at the case before sending it again") from None
+                           "picks the case up: send it again only with the same update id, which is applied once"
+                           ) from None
         except Exception as err:
             raise translate(err, self.case_id) from None
 
-    async def acknowledge(self, cmd: AcknowledgeInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.ACKNOWLEDGE, cmd)
+    async def acknowledge(self, cmd: AcknowledgeInput | Mapping[str, Any], *,
+                          update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.ACKNOWLEDGE, cmd, update_id=update_id)
 
-    async def escalate(self, cmd: EscalateInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.ESCALATE, cmd)
+    async def escalate(self, cmd: EscalateInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.ESCALATE, cmd, update_id=update_id)
 
-    async def de_escalate(self, cmd: DeEscalateInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.DE_ESCALATE, cmd)
+    async def de_escalate(self, cmd: DeEscalateInput | Mapping[str, Any], *,
+                          update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.DE_ESCALATE, cmd, update_id=update_id)
 
-    async def add_note(self, cmd: NoteInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.ADD_NOTE, cmd)
+    async def add_note(self, cmd: NoteInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.ADD_NOTE, cmd, update_id=update_id)
 
-    async def propose_offer(self, cmd: OfferInput | Mapping[str, Any]) -> Offer:
-        return await self.update(contract.PROPOSE_OFFER, cmd)
+    async def propose_offer(self, cmd: OfferInput | Mapping[str, Any], *, update_id: str | None = None) -> Offer:
+        return await self.update(contract.PROPOSE_OFFER, cmd, update_id=update_id)
 
-    async def record_offer_response(self, cmd: OfferResponseInput | Mapping[str, Any]) -> Offer:
-        return await self.update(contract.RECORD_OFFER_RESPONSE, cmd)
+    async def record_offer_response(self, cmd: OfferResponseInput | Mapping[str, Any], *,
+                                    update_id: str | None = None) -> Offer:
+        return await self.update(contract.RECORD_OFFER_RESPONSE, cmd, update_id=update_id)
 
-    async def wait_on_customer(self, cmd: WaitOnCustomerInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.WAIT_ON_CUSTOMER, cmd)
+    async def wait_on_customer(self, cmd: WaitOnCustomerInput | Mapping[str, Any], *,
+                               update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.WAIT_ON_CUSTOMER, cmd, update_id=update_id)
 
-    async def customer_replied(self, cmd: CustomerRepliedInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.CUSTOMER_REPLIED, cmd)
+    async def customer_replied(self, cmd: CustomerRepliedInput | Mapping[str, Any], *,
+                               update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.CUSTOMER_REPLIED, cmd, update_id=update_id)
 
-    async def resolve(self, cmd: ResolveInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.RESOLVE, cmd)
+    async def resolve(self, cmd: ResolveInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.RESOLVE, cmd, update_id=update_id)
 
-    async def close(self, cmd: CloseInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.CLOSE, cmd)
+    async def close(self, cmd: CloseInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.CLOSE, cmd, update_id=update_id)
 
-    async def followup_response(self, cmd: FollowUpResponseInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.FOLLOWUP_RESPONSE, cmd)
+    async def followup_response(self, cmd: FollowUpResponseInput | Mapping[str, Any], *,
+                                update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.FOLLOWUP_RESPONSE, cmd, update_id=update_id)
 
-    async def accept(self, cmd: AcceptInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.ACCEPT, cmd)
+    async def accept(self, cmd: AcceptInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.ACCEPT, cmd, update_id=update_id)
 
-    async def reassign(self, cmd: ReassignInput | Mapping[str, Any]) -> TimelineEntry:
-        return await self.update(contract.REASSIGN, cmd)
+    async def reassign(self, cmd: ReassignInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        return await self.update(contract.REASSIGN, cmd, update_id=update_id)
 
-    async def schedule_callback(self, cmd: ScheduleCallbackInput | Mapping[str, Any]) -> Callback:
-        return await self.update(contract.SCHEDULE_CALLBACK, cmd)
+    async def schedule_callback(self, cmd: ScheduleCallbackInput | Mapping[str, Any], *,
+                                update_id: str | None = None) -> Callback:
+        return await self.update(contract.SCHEDULE_CALLBACK, cmd, update_id=update_id)
 
-    async def reschedule_callback(self, cmd: RescheduleCallbackInput | Mapping[str, Any]) -> Callback:
-        return await self.update(contract.RESCHEDULE_CALLBACK, cmd)
+    async def reschedule_callback(self, cmd: RescheduleCallbackInput | Mapping[str, Any], *,
+                                  update_id: str | None = None) -> Callback:
+        return await self.update(contract.RESCHEDULE_CALLBACK, cmd, update_id=update_id)
 
-    async def cancel_callback(self, cmd: CancelCallbackInput | Mapping[str, Any]) -> Callback:
-        return await self.update(contract.CANCEL_CALLBACK, cmd)
+    async def cancel_callback(self, cmd: CancelCallbackInput | Mapping[str, Any], *,
+                              update_id: str | None = None) -> Callback:
+        return await self.update(contract.CANCEL_CALLBACK, cmd, update_id=update_id)
 
-    async def record_callback_outcome(self, cmd: CallbackOutcomeInput | Mapping[str, Any]) -> Callback:
-        return await self.update(contract.RECORD_CALLBACK_OUTCOME, cmd)
+    async def record_callback_outcome(self, cmd: CallbackOutcomeInput | Mapping[str, Any], *,
+                                      update_id: str | None = None) -> Callback:
+        return await self.update(contract.RECORD_CALLBACK_OUTCOME, cmd, update_id=update_id)
 
     async def state(self, *, wait: float = 10.0) -> CaseState:
         """The `state` query; waits up to `wait` seconds while a just-opened case loads its policy."""
@@ -263,7 +325,8 @@ async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, resul
                          attempts: int = 5, update_id: str | None = None) -> R:
     """Run an update, retrying (with the same update id, so it is applied once) when the server says the
     case was briefly not ready: that happens while a long case hands over to a new run. A caller that
-    retries on its own passes its idempotency key as `update_id`: a repeat returns the first result."""
+    retries on its own passes its idempotency key as `update_id`: a repeat returns the first result. A case
+    whose workflow task is failing is not "briefly not ready": that refusal is raised at once."""
     update_id = update_id or str(uuid.uuid4())
     for attempt in range(1, attempts + 1):
         try:
@@ -276,7 +339,8 @@ async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, resul
 
 
 def _not_ready(err: RPCError) -> bool:
-    return any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
+    return (any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
+            and WORKFLOW_TASK_FAILING not in err.message)
 
 
 def case_handle(client: Client, case_id: str) -> WorkflowHandle[Any, EscalationOutcome]:

@@ -11,6 +11,8 @@ DEFAULT_TASK_QUEUE = "escalations"
 DEFAULT_POLICY = "default"
 # Seconds a client (and the CLI) waits for a worker to take an update before saying none answered.
 UPDATE_TIMEOUT = 60.0
+# Seconds a client keeps resending (with the same update id) an update the case could not take for the moment.
+RETRY_TIMEOUT = 30.0
 
 # Search attributes (name -> Temporal indexed value type), registered on the server at start-up.
 SA_TIER = "EscalationTier"

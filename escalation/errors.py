@@ -17,9 +17,15 @@ from escalation.converter import describe
 
 
 class EscalationError(Exception):
-    """Base of the client's errors. `field` names the offending input when the refusal says which."""
+    """Base of the client's errors. `field` names the offending input when the refusal says which.
+
+    `retryable` says whether the same command may succeed if sent again unchanged (the case or the server
+    was unavailable for a moment; nothing was refused); `update_id` is the idempotency key an update was
+    sent with, so a retry with it is applied at most once."""
 
     type = "Error"
+    retryable = False
+    update_id: str | None = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -70,6 +76,15 @@ class CaseAlreadyOpen(EscalationError):
         self.run_id = run_id
 
 
+class CaseUnavailable(EscalationError):
+    """The case cannot take commands for now, and took nothing: its workflow task is failing (a worker
+    restarted mid-task, or the case is stuck) or the case is handing over to a new run. Send the same
+    command again shortly, with the same update id."""
+
+    type = "CaseUnavailable"
+    retryable = True
+
+
 class CaseEnded(EscalationError):
     """The case's workflow ended without an outcome (terminated, cancelled, timed out or failed)."""
 
@@ -78,22 +93,32 @@ class CaseEnded(EscalationError):
 
 class Unreachable(EscalationError):
     """The Temporal server cannot be used with these connection settings: it did not answer (address, TLS,
-    network) or refused the credentials (API key, client certificate)."""
+    network; retryable) or, as the subclasses say, refused the credentials or has no such namespace."""
 
     type = "Unavailable"
+    retryable = True
 
 
 class NoWorker(Unreachable):
     """The server took the request but no worker answered for the case in time (none running, or polling
-    another task queue)."""
+    another task queue). An update may still be applied when a worker picks the case up: send it again with
+    the same update id, never a new one."""
 
     type = "NoWorker"
+
+
+class CredentialsRefused(Unreachable):
+    """The server refused the credentials (API key, client certificate): fix the settings, not retryable."""
+
+    type = "CredentialsRefused"
+    retryable = False
 
 
 class NamespaceNotFound(Unreachable):
     """The namespace of the connection settings does not exist on that server (nothing about the case)."""
 
     type = "NamespaceNotFound"
+    retryable = False
 
 
 _BY_TYPE: dict[str, type[EscalationError]] = {
@@ -135,7 +160,7 @@ def translate(err: BaseException, case_id: str | None = None) -> BaseException:
         return CaseEnded(f"case {case_id} is not running ({err.status})")
     if isinstance(err, RPCError):
         # The server answers NOT_FOUND for a missing namespace too: that is a setting, not a missing case.
-        if any("NamespaceNotFoundFailure" in d.type_url for d in err.grpc_status.details):
+        if _has_detail(err, "NamespaceNotFoundFailure"):
             return NamespaceNotFound(f"{err.message.rstrip('.')}: check the namespace of the connection "
                                      "settings (TEMPORAL_NAMESPACE or the client config profile)")
         if err.status == RPCStatusCode.NOT_FOUND and case_id is not None:
@@ -150,6 +175,31 @@ def translate(err: BaseException, case_id: str | None = None) -> BaseException:
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return Unreachable(f"the Temporal server did not answer: {err.message}")
         if err.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
-            return Unreachable(f"the Temporal server refused the credentials: {err.message}")
+            return CredentialsRefused(f"the Temporal server refused the credentials: {err.message}")
+        if _has_detail(err, "WorkflowNotReadyFailure"):
+            return case_unavailable(err, case_id)
         return EscalationError(f"the Temporal server could not do it ({err.status.name}): {err.message}")
     return err
+
+
+# What the server answers (FAILED_PRECONDITION, with a WorkflowNotReadyFailure detail) to an update for a
+# workflow whose workflow task has failed twice in a row (its third attempt or a later one is pending):
+# "Unable to perform workflow execution update due to Workflow Task in failed state."
+WORKFLOW_TASK_FAILING = "Workflow Task in failed state"
+
+
+def _has_detail(err: RPCError, name: str) -> bool:
+    return any(name in d.type_url for d in err.grpc_status.details)
+
+
+def case_unavailable(err: RPCError, case_id: str | None) -> CaseUnavailable:
+    """The server refused a command because the case cannot take one now (nothing was applied)."""
+    case = f"case {case_id}" if case_id is not None else "the case"
+    if WORKFLOW_TASK_FAILING in err.message:
+        return CaseUnavailable(
+            f"{case} cannot take commands right now: its workflow task is failing (a worker restarted "
+            "mid-task, or the case is stuck); nothing was applied. Try again shortly with the same update id; "
+            f"if it persists, `escalations doctor` lists stuck cases (server: {err.message.rstrip('.')})")
+    return CaseUnavailable(
+        f"{case} is not ready for commands (for example while it hands over to a new run); nothing was "
+        f"applied. Try again shortly with the same update id (server: {err.message.rstrip('.')})")
