@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test worker schemas clean-data
+.PHONY: help run test worker schemas clean-data chaos
 
 help:
 	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases; data in ./data"
 	@echo "                 DEMO=0 skips the demo cases; TEMPORAL_ADDRESS=host:port runs the worker only"
 	@echo "make test        run the test suite"
 	@echo "make worker      run only the worker against TEMPORAL_ADDRESS (default localhost:7233)"
+	@echo "make chaos       fault-injection run: 200 cases, worker and server killed, every history replayed (~10 min)"
 	@echo "make schemas     regenerate the contract's JSON Schemas in schemas/ from the models"
 	@echo "make clean-data  delete ./data (dev server state, outbox, events)"
 
@@ -31,6 +32,9 @@ test: $(INSTALLED)
 
 worker: $(INSTALLED)
 	$(BIN)/python -m worker
+
+chaos: $(INSTALLED)
+	$(BIN)/python -m bench.chaos
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m escalation.schemas

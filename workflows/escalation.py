@@ -107,21 +107,32 @@ class Escalation:
                 break
             deadline = rules.next_deadline(state)
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+            fired = False
             try:
                 await workflow.wait_condition(
                     lambda: self._changed, timeout=timeout,
                     timeout_summary=rules.describe_deadline(state, deadline) if deadline else None,
                 )
             except asyncio.TimeoutError:
-                pass
+                fired = True
             self._changed = False
-            self._apply(*rules.advance(self._current, self._policy, workflow.now()))
+            self._apply(*rules.advance(self._current, self._policy, self._decision_time(deadline if fired else None)))
             if workflow.info().is_continue_as_new_suggested() and self._current.status != Status.CLOSED:
                 await self._continue_as_new()
 
         # Closed: the last messages and events are handed over (or given up on) before completing.
         await workflow.wait_condition(lambda: not self._pending and workflow.all_handlers_finished())
         return rules.outcome(self._current, self._policy)
+
+    @staticmethod
+    def _decision_time(fired: datetime | None) -> datetime:
+        """The time to decide with: a deadline whose timer fired has come, whatever time the activation
+        carries. After a worker crash the SDK can hand a timer's firing to the workflow with an earlier
+        task's time (the first activation of a cold worker; see the README's deploy section): deciding "not
+        due yet" from that time wrote histories the same code could not replay. Wherever the times agree,
+        as in every history without that fault, this is `workflow.now()` itself."""
+        now = workflow.now()
+        return now if fired is None else max(now, fired)
 
     # ----- updates: each validator dry-runs the same rule the handler applies
 
@@ -484,12 +495,13 @@ class Escalation:
         never holds up a breach. Anything due or changed first is handled first: the loop retries later."""
         deadline = rules.next_deadline(self._current)
         budget = CAN_DRAIN if deadline is None else min(CAN_DRAIN, max(deadline - workflow.now(), timedelta(0)))
+        fired = None
         try:
             await workflow.wait_condition(
                 lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget)
         except asyncio.TimeoutError:
-            pass
-        if self._changed or (deadline is not None and workflow.now() >= deadline):
+            fired = deadline if budget < CAN_DRAIN else None  # the wait ended on the deadline itself
+        if self._changed or (deadline is not None and self._decision_time(fired) >= deadline):
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"),
