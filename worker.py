@@ -61,7 +61,8 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         task_queue=settings.task_queue,
         workflows=[Escalation],
         activities=build_activities(settings, delivery),
-        **(settings.worker.worker_kwargs() | options),
+        # Names the case of a failing workflow task that core reports by run id alone (escalation.logs).
+        **({"interceptors": [logs.RunNames()]} | settings.worker.worker_kwargs() | options),
     )
 
 

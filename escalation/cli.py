@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.live import Live
 
-from escalation import contract, views
+from escalation import contract, doctor, views
 from escalation.logs import leave
 from escalation.client import Case, EscalationClient
 from escalation.config import ConfigError, Settings
@@ -52,6 +52,7 @@ class Code(IntEnum):
     UNKNOWN_POLICY = 7
     UNREACHABLE = 8  # connection or configuration, or no worker answering
     UNAVAILABLE = 9  # the case cannot take commands for now (workflow task failing): retry with --update-id
+    STUCK = 10  # doctor: stuck cases (or, with --deep, cases that would fail replay) left as they are
 
 
 EXIT_CODES: list[tuple[type[Exception], Code]] = [
@@ -79,10 +80,13 @@ Examples:
 
   escalations watch C-1001
 
+  escalations doctor --repair
+
 Exit codes: 0 done, 2 bad options, 3 refused (fix the input), 4 refused (the case is not in a state for
 that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect, bad
 connection settings or no worker answering, 9 the case cannot take commands for now (its workflow task is
-failing; send the same command again with the --update-id printed), 1 anything else."""
+failing; send the same command again with the --update-id printed), 10 doctor found stuck cases and
+left them so, 1 anything else."""
 
 app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
                   epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -537,6 +541,60 @@ class _NoLive:
         if text != self.last:
             self.console.print(text, end="", markup=False, highlight=False)
             self.last = text
+
+
+# ----- repairs
+
+
+@app.command("doctor", epilog="Examples: escalations doctor  |  escalations doctor --deep --json  |  "
+                              "escalations doctor --repair C-1001.  Exit codes: 0 nothing stuck (or every stuck "
+                              "case reset), 10 stuck cases left as they are, 5 a named case not found.")
+def doctor_command(
+    ctx: typer.Context,
+    case_ids: Annotated[list[str] | None, typer.Argument(help="Only these cases (default: every running case).",
+                                                         metavar="CASE_ID", show_default=False)] = None,
+    deep: Annotated[bool, typer.Option(help="Also replay the full history of every open case, to find the ones "
+                                            "that run now but would fail their next replay (reported, never reset).")] = False,
+    repair: Annotated[bool, typer.Option(help="Reset each stuck case to its last good point (asks per case).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --repair: do not ask.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find stuck cases (their workflow task keeps failing, e.g. a replay after a crash is nondeterministic):
+    case, cause, since when, and the reset to the last point that replays; --repair does the reset."""
+    async def work(esc: EscalationClient) -> doctor.Report:
+        report = await doctor.diagnose(esc.temporal, case_ids or (), deep=deep)
+        if not as_json:
+            _console().print(views.doctor_table(report, _now()))
+            if report.cases:
+                typer.echo(views.doctor_commands(report))
+        if repair:
+            for finding in report.cases:
+                await _repair(esc, finding, yes, as_json)
+        return report
+    report = run(ctx, work)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    left = [f for f in report.cases if f.new_run_id is None]
+    raise typer.Exit(int(Code.STUCK if left else Code.OK))
+
+
+async def _repair(esc: EscalationClient, finding: doctor.Finding, yes: bool, as_json: bool) -> None:
+    """Reset one stuck case once confirmed; a case not stuck (any more) is never reset."""
+    if finding.state != "stuck" or finding.reset_event_id is None:
+        why = ("would fail its next replay but is not stuck" if finding.state == "latent" else
+               "has no earlier workflow task that replays (no reset helps)")
+        typer.echo(f"case {finding.case_id} {why}: not reset", err=True)
+        return
+    prompt = f"reset case {finding.case_id} (run {finding.run_id}) to event {finding.reset_event_id}?"
+    if not (yes or typer.confirm(prompt, err=True)):
+        return
+    try:
+        new_run = await doctor.repair(esc.temporal, finding)
+    except EscalationError as err:  # no longer stuck, or the server refused: the others still get their turn
+        typer.echo(f"error: {err}", err=True)
+        return
+    # With --json the report (new_run_id) goes to stdout; this line to stderr.
+    typer.echo(f"reset case {finding.case_id} to event {finding.reset_event_id}: new run {new_run}", err=as_json)
 
 
 def entrypoint() -> None:

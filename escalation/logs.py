@@ -1,13 +1,26 @@
-"""JSON logs with structlog for everything outside workflow code (workflows use workflow.logger)."""
+"""JSON logs with structlog for everything outside workflow code (workflows use workflow.logger), and one
+line per failing workflow run instead of the SDK's traceback on every retry."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from typing import NoReturn
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import structlog
+from temporalio import workflow
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.worker import (
+    ExecuteWorkflowInput, Interceptor, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+)
+
+from escalation.constants import WORKFLOW_ID_PREFIX
 
 _SECRET_KEYS = ("password", "secret", "token", "api_key", "authorization")
 
@@ -36,6 +49,190 @@ def configure(level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    watch_task_failures()
+    _forward_core_logs()
+
+
+# ----- failing workflow tasks
+#
+# A workflow task that fails (a nondeterministic replay, a bug in workflow code) is retried by the server
+# for as long as it fails. The SDK reports it on its own terms: the Python part logs a warning with a full
+# traceback on every attempt; core (the SDK's Rust engine) reports a nondeterministic task once, by run id
+# alone, straight to stderr. The filter below turns both into one JSON line per failing run that names the
+# case and points at `escalations doctor`, which finds stuck cases and the reset that repairs each.
+
+SDK_TASK_LOGGER = "temporalio.worker._workflow_instance"  # "Failed activation on workflow ..." (each attempt)
+CORE_LOGGER = "temporalio.core"  # where temporal_runtime() forwards core's log lines
+# The doctor replays histories under this namespace; their failures are its findings, not the worker's.
+REPLAY_NAMESPACE = "escalations-doctor-replay"
+TASK_FAILED_HINT = "the case is stuck until this is fixed: `escalations doctor` shows it and the reset that repairs it"
+_MESSAGE_LIMIT = 200
+
+
+def first_line(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def core_failure_message(text: str) -> str:
+    """The message inside core's debug rendering of a failure ('Failure { failure: Some(Failure { message:
+    "[TMPRL1100] Nondeterminism error: ...", ...'), or the text itself when it is not one."""
+    found = re.search(r'message: "((?:[^"\\]|\\.)*)"', text)
+    if not found:
+        return text
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), found.group(1))
+
+
+def case_of(workflow_id: str | None) -> str | None:
+    if workflow_id and workflow_id.startswith(WORKFLOW_ID_PREFIX):
+        return workflow_id[len(WORKFLOW_ID_PREFIX):]
+    return None
+
+
+# Core names a failing run by its run id only; the worker's interceptor remembers whose run it is.
+_RUNS: OrderedDict[str, str] = OrderedDict()
+_RUNS_KEPT = 10_000  # more than a worker caches
+_runs_lock = threading.Lock()
+
+
+def _remember_run(run_id: str, workflow_id: str) -> None:
+    with _runs_lock:
+        _RUNS[run_id] = workflow_id
+        _RUNS.move_to_end(run_id)
+        while len(_RUNS) > _RUNS_KEPT:
+            _RUNS.popitem(last=False)
+
+
+def _workflow_of(run_id: str) -> str | None:
+    with _runs_lock:
+        return _RUNS.get(run_id)
+
+
+class _NameRun(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        info = workflow.info()
+        _remember_run(info.run_id, info.workflow_id)  # plain bookkeeping outside the workflow's state
+        return await super().execute_workflow(input)
+
+
+class RunNames(Interceptor):
+    """Worker interceptor: remembers the workflow id of every run the worker executes, so a failure core
+    reports by run id alone is logged with its case."""
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        return _NameRun
+
+
+@dataclass
+class _TaskFailure:
+    run_id: str
+    workflow_id: str | None
+    error: str
+    message: str
+    exc_info: Any = None
+
+
+def _task_failure(record: logging.LogRecord) -> _TaskFailure | None:
+    """The failing workflow task a record of the SDK reports, or None for any other record."""
+    details = getattr(record, "temporal_workflow", None)
+    if getattr(record, "__temporal_error_identifier", None) == "WorkflowTaskFailure" and isinstance(details, dict):
+        if details.get("namespace") == REPLAY_NAMESPACE:
+            return None
+        err = record.exc_info[1] if record.exc_info else None
+        return _TaskFailure(run_id=str(details.get("run_id")), workflow_id=details.get("workflow_id"),
+                            error=type(err).__name__ if err else "WorkflowTaskFailure",
+                            message=first_line(str(err) if err else record.getMessage()), exc_info=record.exc_info)
+    core = getattr(record, "temporal_log", None)
+    if core is not None and core.message == "Failing workflow task":
+        fields = core.fields
+        run_id = str(fields.get("run_id", ""))
+        text = str(fields.get("failure", ""))
+        message = core_failure_message(text)
+        error = "NondeterminismError" if "NonDeterministic" in text or "Nondeterminism" in message else "WorkflowTaskFailure"
+        return _TaskFailure(run_id=run_id, workflow_id=_workflow_of(run_id), error=error, message=first_line(message))
+    return None
+
+
+class TaskFailureFilter(logging.Filter):
+    """Installed on the SDK's loggers: each report of a failing workflow task is dropped and, the first time
+    for its run (and again every `repeat_after` seconds while it keeps failing), replaced by one line
+    `workflow_task_failed` with the case, the error and a hint. The traceback goes with the first line only."""
+
+    def __init__(self, repeat_after: float = 600.0) -> None:
+        super().__init__()
+        self.repeat_after = repeat_after
+        self._runs: OrderedDict[str, list[float]] = OrderedDict()  # run id -> [last logged at, failures seen]
+        self._lock = threading.Lock()
+
+    def failures(self, run_id: str) -> int:
+        """How many reports of a failing task this filter has seen for the run."""
+        with self._lock:
+            seen = self._runs.get(run_id)
+            return int(seen[1]) if seen else 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = _task_failure(record)
+        if failure is None:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            seen = self._runs.get(failure.run_id)
+            first = seen is None
+            if first:
+                seen = self._runs[failure.run_id] = [now, 0]
+                while len(self._runs) > _RUNS_KEPT:
+                    self._runs.popitem(last=False)
+            seen[1] += 1
+            due = first or now - seen[0] >= self.repeat_after
+            if due:
+                seen[0] = now
+            failures = int(seen[1])
+        if due:
+            structlog.get_logger("escalation.worker").warning(
+                "workflow_task_failed", case_id=case_of(failure.workflow_id), workflow_id=failure.workflow_id,
+                run_id=failure.run_id, error=failure.error, message=failure.message, failures=failures,
+                hint=TASK_FAILED_HINT, **({"exc_info": failure.exc_info} if first and failure.exc_info else {}))
+        return False
+
+
+class _QuietReplays(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        details = getattr(record, "temporal_workflow", None)
+        return not (isinstance(details, dict) and details.get("namespace") == REPLAY_NAMESPACE)
+
+
+def quiet_replays() -> None:
+    """The doctor's replays fail on purpose (that is what it looks for): keep the SDK from logging each."""
+    sdk = logging.getLogger(SDK_TASK_LOGGER)
+    if not any(isinstance(f, _QuietReplays) for f in sdk.filters):
+        sdk.addFilter(_QuietReplays())
+
+
+def watch_task_failures() -> TaskFailureFilter:
+    """Install the filter on the SDK's loggers (once per process); returns the one installed."""
+    loggers = [logging.getLogger(SDK_TASK_LOGGER), logging.getLogger(CORE_LOGGER)]
+    installed = next((f for f in loggers[0].filters if isinstance(f, TaskFailureFilter)), None)
+    if installed is None:
+        installed = TaskFailureFilter()
+    for logger in loggers:
+        if installed not in logger.filters:
+            logger.addFilter(installed)
+    return installed
+
+
+def temporal_runtime() -> Runtime:
+    """A Temporal runtime whose core logs go through Python logging (as `temporalio.core`), so its report of
+    a failing workflow task reaches the filter, and its other warnings the same stream as ours."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER))
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)))
+
+
+def _forward_core_logs() -> None:
+    try:
+        Runtime.set_default(temporal_runtime())
+    except RuntimeError:
+        pass  # a client exists already and keeps its runtime (a test process); core writes to stderr there
 
 
 def leave(code: int) -> NoReturn:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from escalation.models import Brief, Callback, CaseState, Clock, Offer, TimelineEntry
 from escalation.search import CaseSummary
+
+if TYPE_CHECKING:
+    from escalation.doctor import Report
 
 
 def span(delta: timedelta) -> str:
@@ -132,3 +136,30 @@ def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
         table.add_row(c.case_id, c.tier.value if c.tier else "-", status, c.owner or "-", c.customer or "-",
                       c.severity.value if c.severity else "-", span(now - c.opened_at), due)
     return table
+
+
+def doctor_table(report: Report, now: datetime) -> Table | Text:
+    """The doctor's findings, one row per case; `doctor_commands` says how to repair each."""
+    deep = ", every history replayed" if report.deep else ""
+    if not report.cases:
+        return Text(f"nothing stuck: {report.checked} running case(s) checked{deep}")
+    latent = sum(f.state == "latent" for f in report.cases)
+    counts = f"{len(report.cases) - latent} stuck" + (f", {latent} that would fail replay" if latent else "")
+    table = Table("case", "state", "cause", "message", "failing for", "attempt", "reset to event",
+                  title=f"{counts}, of {report.checked} running case(s){deep}", title_justify="left")
+    for f in report.cases:
+        table.add_row(f.case_id, f.state if f.state == "stuck" else "latent (would fail replay)", f.cause, f.message,
+                      span(now - f.failing_since) if f.failing_since else "-", str(f.attempt or "-"),
+                      str(f.reset_event_id) if f.reset_event_id else "none")
+    return table
+
+
+NO_GOOD_POINT = ("no reset helps: no earlier workflow task of this run replays with this code; fix the workflow "
+                 "code the workers run (a case that never completed a task then carries on by itself)")
+
+
+def doctor_commands(report: Report) -> str:
+    """One line per case, never wrapped, to copy: the `temporal` command that resets it to its last good point."""
+    lines = [f"{f.case_id}: " + (f.reset_command or NO_GOOD_POINT) for f in report.cases]
+    header = "to repair, run (`escalations doctor --repair` does it for the stuck ones):"
+    return "\n".join([header, *lines]) if lines else ""
