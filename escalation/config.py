@@ -37,6 +37,7 @@ WORKER_ENV_VARS: dict[str, str] = {
     "max_concurrent_workflow_tasks": "ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS",
     "max_cached_workflows": "ESCALATIONS_MAX_CACHED_WORKFLOWS",
     "graceful_shutdown_timeout": "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT",
+    "sticky_queue_schedule_to_start_timeout": "ESCALATIONS_STICKY_QUEUE_TIMEOUT",
 }
 # TLS material: field -> (what it is, where it is set), so a missing file names its setting.
 TLS_FILES: dict[str, tuple[str, str]] = {
@@ -60,6 +61,16 @@ class WorkerOptions(BaseModel):
     max_cached_workflows: int | None = Field(default=None, ge=0)
     # How long running activities get to finish on SIGTERM before they are cancelled.
     graceful_shutdown_timeout: Duration = timedelta(seconds=10)
+    # How long a case's next task waits for the worker that has it cached before any worker may take it:
+    # after a worker dies, its cases resume on another worker this much later. None: the SDK's 10 s.
+    sticky_queue_schedule_to_start_timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _sticky_timeout_positive(self) -> WorkerOptions:
+        timeout = self.sticky_queue_schedule_to_start_timeout
+        if timeout is not None and not timedelta(0) < timeout <= timedelta(minutes=10):
+            raise ValueError("sticky_queue_schedule_to_start_timeout must be longer than zero and at most 10m")
+        return self
 
     @model_validator(mode="after")
     def _sticky_needs_two(self) -> WorkerOptions:

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
@@ -43,6 +43,9 @@ P = TypeVar("P")
 QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 CONCURRENCY = 8  # cases looked at (and histories replayed) at a time
 STUCK_ATTEMPT = 2  # a pending workflow task on this attempt or later has failed (or timed out) before
+# A task that only timed out is a worker that died mid-task until it has gone on for longer than a restart
+# takes (sticky queue and task timeouts, 10 s each): resetting such a case would redo work for nothing.
+TIMEOUT_GRACE = timedelta(minutes=1)
 # Failed tasks that are part of normal work, not a failing case: the marker a reset leaves, and a task the
 # server refused because new events came in while it ran (the next one sees them).
 _ROUTINE = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
@@ -125,7 +128,8 @@ async def examine(client: Client, wid: str, rid: str, *, deep: bool = False) -> 
         if attempt:  # a healthy case mostly waits with no task pending: its history is not fetched
             history = await handle.fetch_history()
             failing = _failing(history.events)
-            if failing is not None and (attempt >= STUCK_ATTEMPT or _recorded_failure(failing[1])):
+            if failing is not None and (_recorded_failure(failing[1]) or (
+                    attempt >= STUCK_ATTEMPT and _failing_for(failing[0]) >= TIMEOUT_GRACE)):
                 since, last = failing
                 cause, message = _describe(last)
                 return await _finding(client, history, rid, "stuck", cause, message,
@@ -153,6 +157,10 @@ def _failing(events: Sequence[HistoryEvent]) -> tuple[HistoryEvent, HistoryEvent
               e.workflow_task_failed_event_attributes.cause not in _ROUTINE):
             first, last = first or e, e
     return None if last is None else (first, last)
+
+
+def _failing_for(since: HistoryEvent) -> timedelta:
+    return datetime.now(timezone.utc) - since.event_time.ToDatetime(tzinfo=timezone.utc)
 
 
 def _recorded_failure(event: HistoryEvent) -> bool:

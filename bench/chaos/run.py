@@ -65,7 +65,7 @@ class Config:
     server_kills: int = 3
     seed: int = 7
     storm: float = 150.0  # seconds over which the kills are spread
-    deadline: float = 900.0  # the whole phase gives up after this
+    deadline: float = 420.0  # a journey not done by then is reported (a stuck case never ends)
     calm: bool = True  # run the no-kill phase first for the lateness baseline
     worker_env: dict[str, str] = field(default_factory=dict)  # extra ESCALATIONS_* for the worker
 
@@ -210,9 +210,9 @@ class Driver:
         return await persist(lambda: handle.execute_update(name, arg, id=f"{case_id}-{step}", result_type=result_type,
                                                            rpc_timeout=timedelta(seconds=10)), until=self.until)
 
-    async def open(self, case_id: str) -> None:
+    async def open(self, case_id: str, policy: str) -> None:
         inp = EscalationInput.model_validate({
-            "case_id": case_id, "policy": "chaos", "channel": "call", "category": "billing", "skills": ["billing"],
+            "case_id": case_id, "policy": policy, "channel": "call", "category": "billing", "skills": ["billing"],
             "severity": "high", "summary": "Charged twice", "desired_outcome": "Refund", "opened_by": "ana",
             "customer": {"id": f"cust-{case_id}", "name": "Chaos Customer", "email": "customer@example.org",
                          "phone": "+49 30 1234567", "time_zone": "Europe/Berlin", "lifetime_value": "100",
@@ -229,7 +229,9 @@ class Driver:
         await persist(start, until=self.until)
 
     async def journey(self, case_id: str, kind: str) -> None:
-        await self.open(case_id)
+        # Only the breach journey runs on the 20 s acknowledge target; the others must never breach, however
+        # long the storm keeps the driver from acknowledging.
+        await self.open(case_id, "chaos" if kind == "breach" else "chaos-patient")
         if kind == "breach":
             s = await self.wait_for(case_id, lambda s: s.tier.value == "team_lead" and s.owner is not None)
         else:
