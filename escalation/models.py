@@ -287,7 +287,8 @@ class OfferResponseInput(Contract):
     actor: Actor
     offer_id: Identifier
     answer: OfferAnswer
-    note: str | None = None
+    note: str | None = Field(default=None, description="The customer's reason with their answer (why they declined); "
+                             "kept with the offer and shown in every brief")
 
 
 class ResolveInput(Contract):
@@ -355,7 +356,7 @@ class Offer(Contract):
     tier: Tier
     status: OfferStatus = OfferStatus.PROPOSED
     answered_at: datetime | None = None
-    answer_note: str | None = None
+    answer_note: str | None = None  # the customer's reason with their answer (record_offer_response note)
 
 
 class Clock(Contract):
@@ -630,6 +631,8 @@ class OfferLine(Contract):
     status: OfferStatus
     tier: Tier
     proposed_by: str
+    # The customer's reason given with their answer (record_offer_response `note`), so nobody asks again.
+    answer_note: str | None = None
 
 
 class Brief(Contract):

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from escalation.models import Brief, Callback, CaseState, Clock, Offer, TimelineEntry
+from escalation.rules.durations import human
 from escalation.search import CaseSummary
 
 if TYPE_CHECKING:
@@ -16,16 +17,8 @@ if TYPE_CHECKING:
 
 
 def span(delta: timedelta) -> str:
-    """'45s', '12m', '3h05m', '2d04h'."""
-    seconds = int(abs(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m" if minutes else f"{secs}s"
+    """'45s', '12m30s', '3h05m', '2d04h' (never '0s' for a span above zero)."""
+    return human(delta)
 
 
 def when(at: datetime | None, now: datetime) -> str:

@@ -30,7 +30,7 @@ from escalation.models import (
 )
 from escalation.policy import Policy
 from escalation.rules import Routed, RuleViolation
-from escalation.rules.callback import deadlines as callback_deadlines
+from escalation.rules.callback import deadlines as callback_deadlines, local
 from escalation.rules.step import Assign, MessageKind
 from tests.cases import case_input, eventually
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
@@ -193,9 +193,28 @@ def test_no_answer_is_retried_inside_the_window_then_the_customer_hears_in_writi
     assert assigns(effects)[0].tier == MG
 
 
-def test_an_early_unanswered_try_retries_after_the_booked_time_not_before_it():
+def test_an_outcome_before_the_callback_is_due_is_refused_naming_the_callback_its_due_time_and_now():
+    state, _ = scheduled(supervised(), berlin(5, 15))  # booked on Tuesday for Thursday 15:00
+    err = refused(R.record_callback_outcome, state, ROUTING, outcome("reached"), NOW, field="callback_id",
+                  type=ERR_INVALID_STATE)
+    assert str(err) == ("callback_id: callback-1 is not due yet: attempt 1 is due 2026-03-05 14:00 UTC (Thu 05 Mar "
+                        "2026 15:00 CET for the customer) and it is 2026-03-03 09:00 UTC now; record the outcome once "
+                        "the call has been made, or move the callback with reschedule_callback")
+    due = state.callbacks[0].due_at
+    refused(R.record_callback_outcome, state, ROUTING, outcome("no_answer"), due - SECOND, field="callback_id")
+    state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), due)  # from its due time on
+    retry = state.callbacks[0].due_at
+    assert retry == due + HOUR
+    # The retry is an attempt of its own: its outcome waits for its time too.
+    err = refused(R.record_callback_outcome, state, ROUTING, outcome("reached"), due + 5 * MIN, field="callback_id")
+    assert "attempt 2 is due 2026-03-05 15:00 UTC" in str(err)
+    assert R.record_callback_outcome(state, ROUTING, outcome("reached"), retry)[0].callbacks[0].status == "completed"
+
+
+def test_an_early_unanswered_try_in_an_older_history_retries_after_the_booked_time_not_before_it():
     state, _ = scheduled(supervised(), berlin(3, 15))
-    state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), NOW)  # tried at 10:00
+    state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), NOW,  # tried at 10:00
+                                         not_early=False)
     assert state.callbacks[0].customer_time.isoformat() == "2026-03-03T16:00:00+01:00"
 
 
@@ -237,8 +256,15 @@ def test_a_missed_window_is_a_breach_and_the_next_rep_takes_the_callback_now():
     cb = state.callbacks[0]
     assert cb.owner.id == "sol" and cb.due_at == later and cb.due_told and not cb.handing_over
     assert state.timeline[-1].kind == "callback_reassigned" and state.owner.id == "sam"  # the case stays with sam
-    [to_sol] = sends(effects)
+    to_sol, to_customer = sends(effects)
     assert to_sol.message.to.id == "sol" and to_sol.message.kind == MessageKind.CALLBACK_DUE
+    # The customer was promised 15:00: they hear of the new caller and time, in their window (open now).
+    assert to_customer.message.to.kind == "customer" and to_customer.not_before is None
+    assert to_customer.message.subject == "Your callback has moved (case C-7)"
+    assert to_customer.message.body == ("Hello Dana Doe,\n\nWe did not call you on Tue 03 Mar 2026 15:00 CET as "
+                                        "promised; we are sorry. Sol Serrano will now call you on Tue 03 Mar 2026 "
+                                        "15:30 CET.\n\nReference: case C-7.")
+    assert (to_customer.about, to_customer.announces) == ("callback-1", cb.due_at)
     assert R.next_deadline(state) == later + 30 * MIN
 
     # Sol lets it pass too, and nobody else is left: the callback is missed, the customer told.
@@ -254,6 +280,66 @@ def test_a_missed_window_is_a_breach_and_the_next_rep_takes_the_callback_now():
     state, _ = R.close(state, ROUTING, CloseInput(actor="sam", outcome="resolved", reason="done"), later + HOUR)
     result = R.outcome(state, ROUTING)
     assert result.breaches == 2 and result.callbacks_missed == 2
+
+
+def customer_notes(effects: list) -> list:
+    return [s for s in sends(effects) if s.message.to.kind == "customer"]
+
+
+def test_a_retry_after_no_answer_tells_the_customer_the_new_time_on_their_clock():
+    state, _ = scheduled(supervised(), berlin(3, 15))
+    due = state.callbacks[0].due_at
+    state, effects = R.record_callback_outcome(state, ROUTING, outcome("voicemail"), due + 2 * MIN)
+    [told] = customer_notes(effects)
+    assert told.message.kind == MessageKind.CALLBACK_SCHEDULED and told.not_before is None  # 15:02: window open
+    assert told.message.subject == "Your callback has moved (case C-7)"
+    assert told.message.body == ("Hello Dana Doe,\n\nWe tried to call you but could not reach you. Sam Sato will "
+                                 "now call you on Tue 03 Mar 2026 16:02 CET.\n\nReference: case C-7.")
+    assert (told.about, told.announces) == ("callback-1", state.callbacks[0].due_at)
+    # The last attempt used up: no new time to announce (the customer hears they could not be reached).
+    _, effects = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), state.callbacks[0].due_at)
+    assert [s.message.kind for s in customer_notes(effects)] == [MessageKind.CALLBACK_UNREACHABLE]
+    # Histories recorded before retries were announced replay without the message.
+    _, effects = R.record_callback_outcome(scheduled(supervised(), berlin(3, 15))[0], ROUTING, outcome("no_answer"),
+                                           due, announce_moves=False)
+    assert customer_notes(effects) == []
+
+
+def test_a_callback_handed_over_at_night_is_announced_when_the_customers_window_opens():
+    evening = utc(berlin(3, 19))
+    state, _ = scheduled(supervised(at=evening), berlin(3, 19, 40), now=evening, window="30m")
+    cb = state.callbacks[0]
+    state, effects = R.advance(state, ROUTING, cb.closes_at)  # 20:10: missed, the window for calls has closed
+    [req] = assigns(effects)
+    state, effects = R.owner_found(state, ROUTING, callback_routed(req, SOL), cb.closes_at + SECOND)
+    moved = state.callbacks[0]
+    assert moved.customer_time.isoformat() == "2026-03-04T08:00:00+01:00"  # the next morning, their clock
+    [told] = customer_notes(effects)
+    assert told.not_before == moved.due_at  # held until their contact window opens, not sent at night
+    assert told.message.body == ("Hello Dana Doe,\n\nWe did not call you on Tue 03 Mar 2026 19:40 CET as "
+                                 "promised; we are sorry. Sol Serrano will now call you on Wed 04 Mar 2026 08:00 "
+                                 "CET.\n\nReference: case C-7.")
+    # Moved again before it went: the held notice is dropped and only the latest time reaches them.
+    again, later = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
+        actor="sam", callback_id="callback-1", at=berlin(4, 9)), cb.closes_at + MIN, owner=None)
+    assert R.message_obsolete(again, told.message, about=told.about, announces=told.announces)
+    [latest] = customer_notes(later)
+    assert "Sol Serrano will now call you on Wed 04 Mar 2026 09:00 CET." in latest.message.body
+    # Older histories handed over without a word to the customer.
+    _, effects = R.owner_found(R.advance(scheduled(supervised(at=evening), berlin(3, 19, 40), now=evening,
+                                                   window="30m")[0], ROUTING, cb.closes_at)[0],
+                               ROUTING, callback_routed(req, SOL), cb.closes_at + SECOND, announce_moves=False)
+    assert customer_notes(effects) == []
+
+
+def test_moving_a_callback_the_customer_never_heard_of_just_tells_them_when_it_comes():
+    late = utc(berlin(3, 21))
+    state, _ = scheduled(supervised(at=late), berlin(4, 15), now=late)  # its confirmation waits for 08:00
+    state, effects = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
+        actor="sam", callback_id="callback-1", at=berlin(4, 16), owner="sol"), late + MIN, owner=SOL)
+    [told] = customer_notes(effects)
+    assert told.message.subject == "We will call you back (case C-7)"
+    assert "Sol Serrano will call you on Wed 04 Mar 2026 16:00 CET." in told.message.body
 
 
 def test_several_callbacks_each_keep_their_own_deadlines_and_reschedule_and_cancel_move_them():
@@ -423,6 +509,12 @@ async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases
     await eventually(lambda: _messages(settings, "callback_due", 1))
     retry = await record(handle, cb.id, "no_answer", sup)
     assert retry.status == "scheduled" and retry.due_at - cb.due_at >= HOUR
+    # The customer hears the new time, on their own clock.
+    [moved] = await eventually(lambda: _to_customer(settings, "Your callback has moved"))
+    sup_name = {"sam": "Sam Sato", "sol": "Sol Serrano"}[sup]
+    assert moved["channel"] == "email" and moved["body"] == (
+        f"Hello Dana Doe,\n\nWe tried to call you but could not reach you. {sup_name} will now call you on "
+        f"{local(retry.due_at, 'Europe/Berlin')}.\n\nReference: case {moved['case_id']}.")
     await skip_until(skip_env, retry.due_at + SECOND)
     await eventually(lambda: _messages(settings, "callback_due", 2))
     failed = await record(handle, cb.id, "voicemail", sup)
@@ -432,6 +524,11 @@ async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases
     assert await eventually(lambda: _is_holder(handle, "maya"))
     state = await case_state(handle)
     assert state.tier == "manager" and entries(state, "escalated")[-1].detail["reason"] == "customer_unreachable"
+
+
+async def _to_customer(settings, subject: str) -> list[dict] | None:
+    return [m for m in sent(settings, "callback_scheduled")
+            if m["to"]["kind"] == "customer" and m["subject"].startswith(subject)] or None
 
 
 async def _is_holder(handle, rep_id: str) -> bool:
@@ -459,6 +556,54 @@ async def test_a_missed_window_goes_to_the_next_rep_and_counts_as_a_breach(skip_
 
 async def _to(settings, kind: str, rep_id: str) -> list[dict] | None:
     return [m for m in sent(settings, kind) if m["to"]["id"] == rep_id] or None
+
+
+async def test_a_callback_missed_in_the_evening_moves_to_the_next_rep_and_the_customer_hears_in_the_morning(
+        skip_env, skip_cases, settings):
+    """The issue's case: a call promised for the evening, its window missed; the next supervisor takes it when
+    the customer's contact window next opens, and the customer is told so then, not at night, nor never."""
+    tuesday = await skip_to(skip_env, 1, time(19, 0), BERLIN)
+    handle, sup = await supervisor_case(skip_cases)
+    at = datetime.combine(tuesday.date(), time(19, 40))  # the customer's 19:40
+    cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sam", window="30m")
+    await eventually(lambda: _to_customer(settings, "We will call you back"))  # confirmed at once (19:00)
+    await skip_until(skip_env, cb.closes_at + SECOND)  # 20:10: missed; the customer's window has closed
+
+    async def handed_over():
+        s = await case_state(handle)
+        return s if s.callbacks[0].owner.id == "sol" else None
+    state = await eventually(handed_over)
+    moved = state.callbacks[0]
+    assert moved.customer_time.replace(tzinfo=None) == datetime.combine(tuesday.date() + timedelta(days=1), time(8))
+    assert await _to_customer(settings, "Your callback has moved") is None  # held: not at night
+
+    await skip_until(skip_env, moved.due_at + SECOND)  # 08:00 the next morning
+    [told] = await eventually(lambda: _to_customer(settings, "Your callback has moved"))
+    assert told["to"]["id"] == "cust-42" and told["channel"] == "email"
+    assert told["body"] == (f"Hello Dana Doe,\n\nWe did not call you on {local(cb.due_at, 'Europe/Berlin')} as "
+                            f"promised; we are sorry. Sol Serrano will now call you on "
+                            f"{local(moved.due_at, 'Europe/Berlin')}.\n\nReference: case {state.case_id}.")
+    assert entries(await case_state(handle), "callback_reassigned")[0].detail["owner"] == "sol"
+
+
+async def test_an_outcome_for_a_callback_booked_two_days_ahead_is_refused(cli, tmp_path):
+    inp = case_input("routing", threat=True)
+    path = tmp_path / "case.json"
+    path.write_text(inp.model_dump_json(exclude_none=True))
+    await cli("open", str(path))
+    sup = await eventually(lambda: _cli_holder(cli, inp.case_id))
+    await cli("accept", inp.case_id, "-a", sup)
+    day = (datetime.now(BERLIN) + timedelta(days=2)).date()
+    await cli("callback", "schedule", inp.case_id, "-a", sup, "--at", f"{day}T12:00")
+    before = await cli_state(cli, inp.case_id)
+    due = before.callbacks[0].due_at
+    refused_ = await cli("callback", "outcome", inp.case_id, "callback-1", "reached", "-a", sup, code=4)
+    message = " ".join(refused_.stderr.split())
+    assert (f"error: callback_id: callback-1 is not due yet: attempt 1 is due {due:%Y-%m-%d %H:%M} UTC "
+            f"({local(due, 'Europe/Berlin')} for the customer) and it is ") in message, message
+    assert " UTC now; record the outcome once the call has been made" in message
+    after = await cli_state(cli, inp.case_id)
+    assert after.callbacks == before.callbacks and after.timeline == before.timeline
 
 
 async def test_reschedule_and_cancel_and_resolving_cancels_the_rest(skip_env, skip_cases, settings):
@@ -560,8 +705,20 @@ async def test_bad_callback_commands_are_refused_and_change_nothing(env, worker,
 # ----- from the `escalations` CLI (dev server)
 
 
+def _zone_in_contact_hours(now: datetime) -> ZoneInfo:
+    """A customer's zone where it is daytime now, well inside the routing policy's 08:00-20:00 window, so a
+    callback booked 'earliest' is due at once and its outcome may be recorded straight away."""
+    for name in ("Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Auckland", "Asia/Tokyo",
+                 "Asia/Kolkata"):
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 19:
+            return ZoneInfo(name)
+    raise AssertionError(f"no zone with daytime at {now}")
+
+
 async def test_callbacks_driven_from_the_cli(cli, tmp_path):
-    inp = case_input("routing", threat=True)
+    zone = _zone_in_contact_hours(datetime.now(UTC))
+    customer = {**case_input("routing").customer.model_dump(mode="json"), "time_zone": zone.key}
+    inp = case_input("routing", threat=True, customer=customer)
     path = tmp_path / "case.json"
     path.write_text(inp.model_dump_json(exclude_none=True))
     await cli("open", str(path))
@@ -573,10 +730,11 @@ async def test_callbacks_driven_from_the_cli(cli, tmp_path):
     assert booked.startswith("callback-1 scheduled: sol calls") and "customer's time" in booked
     retry = (await cli("callback", "outcome", inp.case_id, "callback-1", "no_answer", "-a", "sol")).stdout
     assert retry.startswith("callback-1 scheduled") and "attempt 2" in retry
-    tomorrow = (datetime.now(BERLIN) + timedelta(days=1)).date()
+    tomorrow = (datetime.now(zone) + timedelta(days=1)).date()
     moved = (await cli("callback", "reschedule", inp.case_id, "callback-1", "-a", sup,
                        "--at", f"{tomorrow}T10:00")).stdout
-    assert f"{tomorrow} 10:00 +0" in moved  # 10:00 on the customer's clock (+0100 or +0200)
+    offset = datetime.combine(tomorrow, time(10, 0), zone).strftime("%z")
+    assert f"{tomorrow} 10:00 {offset} customer's time" in moved  # 10:00 on the customer's clock
     refused_ = await cli("callback", "outcome", inp.case_id, "callback-9", "reached", "-a", "sol", code=3)
     assert "callback_id: no callback 'callback-9'" in refused_.output
     past = await cli("callback", "schedule", inp.case_id, "-a", sup, "--at", "2020-01-01T10:00:00Z", code=3)

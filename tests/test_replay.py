@@ -58,22 +58,25 @@ async def drive_full_story(client: Client, task_queue: str) -> WorkflowHandle:
 
 
 async def drive_routing_story(client: Client, task_queue: str) -> WorkflowHandle:
-    """Offered and accepted; a callback unanswered, then reached; a second callback booked with another
-    rep; the case reassigned and acknowledged by the next rep (accepting the offer); resolved, which
-    cancels the pending callback; confirmed fixed: the routing and callback paths in one case."""
+    """Offered and accepted; a callback unanswered, then reached on its retry (announced to the customer);
+    a second callback booked with another rep; the case reassigned to the other agent (looked up in the
+    roster) and acknowledged by them (accepting the offer); resolved, which cancels the pending callback;
+    confirmed fixed: the routing and callback paths in one case."""
     handle = await open_case(client, case_input("story", case_id="REPLAY-2"), task_queue_name=task_queue)
     te = TimelineEntry
     first = await eventually(lambda: _holder(handle))
     await handle.execute_update("accept", AcceptInput(actor=first), result_type=te)
     await handle.execute_update("schedule_callback", ScheduleCallbackInput(actor=first, at="earliest"),
                                 result_type=Callback)
-    for result in ("no_answer", "reached"):
+    for attempt, result in enumerate(("no_answer", "reached"), start=1):
+        await eventually(lambda: _callback_due(handle, attempt))  # outcomes before the due time are refused
         await handle.execute_update("record_callback_outcome", CallbackOutcomeInput(
             actor=first, callback_id="callback-1", outcome=result), result_type=Callback)
     later = datetime.now(UTC) + timedelta(hours=2)
     await handle.execute_update("schedule_callback", ScheduleCallbackInput(actor=first, at=later, owner="tara"),
                                 result_type=Callback)
-    await handle.execute_update("reassign", ReassignInput(actor="tara", reason="shift ended"), result_type=te)
+    other = "ben" if first == "ana" else "ana"
+    await handle.execute_update("reassign", ReassignInput(actor="tara", reason="shift ended", to=other), result_type=te)
     second = await eventually(lambda: _holder(handle, other_than=first))
     await handle.execute_update("acknowledge", AcknowledgeInput(actor=second), result_type=te)
     await handle.execute_update("resolve", ResolveInput(actor=second, resolution="Refunded", root_cause="billing_error",
@@ -82,6 +85,11 @@ async def drive_routing_story(client: Client, task_queue: str) -> WorkflowHandle
     await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"), result_type=te)
     await handle.result()
     return handle
+
+
+async def _callback_due(handle: WorkflowHandle, attempt: int) -> bool:
+    s = await case_state(handle)
+    return any(e.kind == "callback_due" and e.detail.get("attempt") == attempt for e in s.timeline)
 
 
 async def _holder(handle: WorkflowHandle, other_than: str | None = None) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -59,6 +59,12 @@ HELD_NOTICES_PATCH = "held-notices-drop-stale"
 OWNER_HOURS_PATCH = "owner-own-hours"
 # Cases opened before routing made offers and counted load keep assigning the old way when they replay.
 ROUTING_OFFERS_PATCH = "routing-offers"
+# Every new time of a promised callback (a retry, a hand-over to the next rep) is announced to the customer.
+CALLBACK_MOVES_PATCH = "callback-moves-announced"
+# A callback outcome is refused before its attempt is due (older histories recorded early ones).
+CALLBACK_NOT_EARLY_PATCH = "callback-outcome-not-early"
+# Reassigning `to` a named rep looks them up in the roster and refuses one at another tier.
+REASSIGN_TO_TIER_PATCH = "reassign-to-same-tier"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -240,7 +246,10 @@ class Escalation:
 
     @workflow.update
     async def reassign(self, cmd: ReassignInput) -> TimelineEntry:
-        return await self._handle(rules.reassign, cmd)
+        to_rep = None
+        if cmd.to is not None and workflow.patched(REASSIGN_TO_TIER_PATCH):
+            to_rep = await self._find_rep(cmd.to, field="to")
+        return await self._handle(partial(rules.reassign, to_rep=to_rep), cmd)
 
     @reassign.validator
     def _validate_reassign(self, cmd: ReassignInput) -> None:
@@ -277,7 +286,9 @@ class Escalation:
 
     @workflow.update
     async def record_callback_outcome(self, cmd: CallbackOutcomeInput) -> Callback:
-        await self._handle(rules.record_callback_outcome, cmd)
+        rule = partial(rules.record_callback_outcome, not_early=workflow.patched(CALLBACK_NOT_EARLY_PATCH),
+                       announce_moves=workflow.patched(CALLBACK_MOVES_PATCH))
+        await self._handle(rule, cmd)
         return self._callback(cmd.callback_id)
 
     @record_callback_outcome.validator
@@ -295,7 +306,7 @@ class Escalation:
             return None
         return s.owner if s.owner is not None and s.owner.id == rep_id else Owner(id=rep_id, name=rep_id, tier=s.tier)
 
-    async def _find_rep(self, rep_id: str | None) -> Owner | None:
+    async def _find_rep(self, rep_id: str | None, field: str = "owner") -> Owner | None:
         """The named rep from the roster (active only); None when unknown, which the rule refuses."""
         if rep_id is None:
             return None
@@ -303,8 +314,8 @@ class Escalation:
             return await workflow.execute_activity("find_rep", rep_id, result_type=Owner | None,  # type: ignore[arg-type]
                                                    summary=f"look up rep {rep_id}", **ASSIGN_OPTS)
         except ActivityError as err:  # the roster could not be read for minutes: refuse, changing nothing
-            raise ApplicationError(f"owner: the roster could not be read to check '{rep_id}' ({err.cause or err}); "
-                                   "try again", {"field": "owner"}, type=ERR_INVALID_STATE) from None
+            raise ApplicationError(f"{field}: the roster could not be read to check '{rep_id}' ({err.cause or err}); "
+                                   "try again", {"field": field}, type=ERR_INVALID_STATE) from None
 
     # ----- queries
 
@@ -314,7 +325,16 @@ class Escalation:
 
     @workflow.query
     def brief(self) -> Brief:
-        return rules.build_brief(self._ready_state(), self._policy, workflow.now())
+        return rules.build_brief(self._ready_state(), self._policy, self._asked_at())
+
+    @staticmethod
+    def _asked_at() -> datetime:
+        """When a query is asked. `workflow.now()` is the time of the case's last workflow task, which may be
+        long ago (a quiet case: "Open for 90s" after 15 minutes). A query writes no history, so it may read
+        the clock; never earlier than the case's own time (the clock of a time-skipping server runs ahead)."""
+        with workflow.unsafe.sandbox_unrestricted():
+            asked = datetime.now(UTC)
+        return max(workflow.now(), asked)
 
     # ----- plumbing
 
@@ -399,7 +419,10 @@ class Escalation:
                             failed=True, reason=f"routing failed: {err.cause or err}")
         # Cases routed before rep calendars counted told an owner assigned at once in the tier's hours.
         own_hours = workflow.patched(OWNER_HOURS_PATCH)
-        self._apply(*rules.owner_found(self._current, self._policy, routed, workflow.now(), own_hours=own_hours))
+        # Cases whose callbacks were handed over without telling the customer replay so.
+        announce = routed.callback_id is None or workflow.patched(CALLBACK_MOVES_PATCH)
+        self._apply(*rules.owner_found(self._current, self._policy, routed, workflow.now(), own_hours=own_hours,
+                                       announce_moves=announce))
         self._changed = True
 
     async def _assign_at_once(self, effect: Assign) -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from escalation.models import Brief, CaseState, EscalationReason, OfferLine, OfferStatus, Offer
 from escalation.policy import Policy
+from escalation.rules.durations import human
 
 # Timeline kinds that tell the story of what was tried.
 _STORY = {
@@ -18,7 +19,7 @@ _STORY = {
 
 def offer_line(o: Offer) -> OfferLine:
     return OfferLine(kind=o.kind, amount=o.amount, currency=o.currency, description=o.description,
-                     status=o.status, tier=o.tier, proposed_by=o.proposed_by)
+                     status=o.status, tier=o.tier, proposed_by=o.proposed_by, answer_note=o.answer_note)
 
 
 def granted_total(state: CaseState) -> Decimal:
@@ -56,7 +57,9 @@ def _story_line(e) -> str:
         case "offer_proposed":
             return f"{when} {e.actor} offered {d.get('kind')} {d.get('amount')} {d.get('currency')}: {d.get('description')}"
         case "offer_accepted" | "offer_declined":
-            return f"{when} customer {e.kind.split('_')[1]} {d.get('offer_id')}"
+            # The customer's reason travels with the answer: the next tier must not ask again.
+            why = f": {d['note']}" if d.get("note") else ""
+            return f"{when} customer {e.kind.split('_')[1]} {d.get('offer_id')}{why}"
         case "resolved":
             return f"{when} resolved by {e.actor}: {d.get('resolution')} (root cause {d.get('root_cause')})"
         case "reassigned":
@@ -94,13 +97,13 @@ def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
         f"Came in by {inp.channel.value}; sentiment now: {state.sentiment.value}",
         f"Problem: {inp.summary}",
         f"Wants: {inp.desired_outcome}",
-        f"Open for {_human(open_for)}"
-        + ("; by tier: " + ", ".join(f"{t} {_human(v)}" for t, v in spent.items()) if spent else ""),
+        f"Open for {human(open_for)}"
+        + ("; by tier: " + ", ".join(f"{t} {human(v)}" for t, v in spent.items()) if spent else ""),
     ]
     if offers:
         lines.append("Offers:")
         lines += [f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
-                  for o in offers]
+                  + (f"; customer said: {o.answer_note}" if o.answer_note else "") for o in offers]
         lines.append(f"  granted so far: {granted_total(state)} {currency}")
     if tried:
         lines.append("What happened so far:")
@@ -136,13 +139,3 @@ def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
         text="\n".join(lines),
     )
 
-
-def _human(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"

@@ -19,6 +19,7 @@ from escalation.models import (
     ScheduleCallbackInput, Status, TimelineEntry,
 )
 from escalation.rules import routing
+from escalation.rules.durations import days_or_less, human
 from escalation.rules.step import SYSTEM, MessageKind, Recipient, RuleViolation, Step
 from escalation.rules.tier import move
 
@@ -72,8 +73,8 @@ def when(step: Step, at: CallbackTime, field: str = "at") -> datetime:
                                 f"{local(window.next_open(due), zone)} ('earliest' picks it)")
     horizon = policy.callbacks.horizon
     if due > step.now + horizon:
-        raise RuleViolation(field, f"{local(due, zone)} is more than {horizon.days} days ahead; policy "
-                            f"'{policy.name}' books callbacks up to {horizon} ahead")
+        raise RuleViolation(field, f"{local(due, zone)} is more than {days_or_less(horizon)} ahead; policy "
+                            f"'{policy.name}' books callbacks up to {days_or_less(horizon)} ahead")
     return due
 
 
@@ -128,7 +129,7 @@ def _tell_owner(step: Step, entry: TimelineEntry, cb: Callback, kind: MessageKin
     zone = cb.owner.time_zone or "UTC"
     body = (f"{lead}\n\nCustomer: {s.input.customer.name}, {cb.channel.value} {cb.phone or ''}\n"
             f"When: {local(cb.due_at, zone)} your time = {local(cb.due_at, s.input.customer.time_zone)} for the "
-            f"customer; within {int(cb.window.total_seconds() // 60)} min\n"
+            f"customer; within {human(cb.window)}\n"
             + (f"Notes: {cb.notes}\n" if cb.notes else "")
             + f"Record the outcome with record_callback_outcome (case {s.case_id}, {cb.id}).")
     step.send(entry, kind, routing.recipient(cb.owner), routing.channel(cb.owner),
@@ -151,6 +152,19 @@ def _customer_told(step: Step, cb: Callback) -> bool:
     """Whether the customer has heard of this callback: its first confirmation went out when their
     contact window next opened after booking. Not yet: there is nothing to call off with them."""
     return _contact(step).next_open(cb.scheduled_at) <= step.now
+
+
+def _announce_move(step: Step, entry: TimelineEntry, cb: Callback, why: str | None = None) -> None:
+    """Every change to a promised call reaches the customer, in their contact window, with the new time on
+    their clock. A confirmation of the old time still held is dropped (it announces a time no longer
+    planned), so a customer who never heard of the call just hears when it comes."""
+    at = local(cb.due_at, step.state.input.customer.time_zone)
+    if _customer_told(step, cb):
+        _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "Your callback has moved",
+                       (f"{why} " if why else "") + f"{cb.owner.name} will now call you on {at}.", announcing=cb)
+    else:
+        _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "We will call you back",
+                       f"{cb.owner.name} will call you on {at}.", announcing=cb)
 
 
 # ----- commands
@@ -204,9 +218,7 @@ def reschedule(step: Step, cmd: RescheduleCallbackInput, found: Owner | None) ->
                      owner=owner.id, from_owner=before_owner if before_owner != owner.id else None)
     _tell_owner(step, entry, cb, MessageKind.CALLBACK_SCHEDULED, f"callback moved ({cb.id})",
                 f"{cmd.actor} moved this callback (it was due {local(before, owner.time_zone or 'UTC')}).")
-    _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "Your callback has moved",
-                   f"{owner.name} will now call you on {local(due, step.state.input.customer.time_zone)}.",
-                   announcing=cb)
+    _announce_move(step, entry, cb)
     return cb
 
 
@@ -223,20 +235,31 @@ def cancel(step: Step, cmd: CancelCallbackInput) -> Callback:
     return cb
 
 
-def record_outcome(step: Step, cmd: CallbackOutcomeInput) -> Callback:
+def record_outcome(step: Step, cmd: CallbackOutcomeInput, *, announce: bool = True, not_early: bool = True) -> Callback:
+    """How the call went. Refused before the attempt is due (`not_early`; histories from before that
+    check replay without it). A retry's new time is announced to the customer (`announce`)."""
     step.require_open()
     cp = step.policy.callbacks
     cb = _find(step, cmd.callback_id)
     number = len(cb.attempts) + 1
+    if not_early and step.now < cb.due_at:
+        zone = step.state.input.customer.time_zone
+        raise RuleViolation("callback_id", f"{cb.id} is not due yet: attempt {number} is due "
+                            f"{cb.due_at:%Y-%m-%d %H:%M} UTC ({local(cb.due_at, zone)} for the customer) and it is "
+                            f"{step.now:%Y-%m-%d %H:%M} UTC now; record the outcome once the call has been made, or "
+                            "move the callback with reschedule_callback", type=ERR_INVALID_STATE)
     cb.attempts.append(CallbackAttempt(number=number, due_at=cb.due_at, outcome=cmd.outcome, by=cmd.actor,
                                        recorded_at=step.now, note=cmd.note))
     cb.handing_over = False  # a late call still counts; a hand-over under way is dropped
     retry = cmd.outcome in RETRYABLE and number < cp.max_attempts
     if retry:
-        # Counted from the booked time when the caller tried early: a retry never comes before it.
+        # Counted from the booked time when the caller tried early (histories from before early outcomes
+        # were refused): a retry never comes before it.
         _plan(step, cb, _contact(step).next_open(max(step.now, cb.due_at) + cp.retry_after))
     entry = step.log("callback_outcome", cmd.actor, callback_id=cb.id, attempt=number, outcome=cmd.outcome.value,
                      note=cmd.note, next_attempt_at=cb.due_at.isoformat() if retry else None)
+    if retry and announce:
+        _announce_move(step, entry, cb, "We tried to call you but could not reach you.")
     if cmd.outcome in ANSWERED:
         _end(step, cb, CallbackStatus.COMPLETED, cmd.outcome.value)
     elif cmd.outcome == CallbackOutcome.WRONG_NUMBER:
@@ -326,8 +349,9 @@ def _missed(step: Step, cb: Callback) -> None:
     routing.request_owner(step, callback_id=cb.id, exclude=cb.missed_by, tier=tier)
 
 
-def handed_over(step: Step, routed: routing.Routed) -> None:
-    """Routing's answer for a missed callback: the next rep takes it now, or nobody can and it is missed."""
+def handed_over(step: Step, routed: routing.Routed, *, announce: bool = True) -> None:
+    """Routing's answer for a missed callback: the next rep takes it now, or nobody can and it is missed.
+    The customer hears of the new time (`announce`; histories from before that replay without it)."""
     s = step.state
     cb = next((c for c in s.callbacks if c.id == routed.callback_id), None)
     if cb is None or not cb.handing_over or cb.status != CallbackStatus.SCHEDULED:
@@ -346,7 +370,7 @@ def handed_over(step: Step, routed: routing.Routed) -> None:
                        "We did not call you back when we promised. Your case stays open and we will be in touch; "
                        "reply to this message to tell us a good time.")
         return
-    previous = cb.owner.id
+    previous, promised = cb.owner.id, cb.due_at
     cb.owner = routed.owner
     start = max(step.now, routed.starts_at or step.now)
     _plan(step, cb, _contact(step).next_open(start))
@@ -355,6 +379,9 @@ def handed_over(step: Step, routed: routing.Routed) -> None:
                      at=cb.due_at.isoformat())
     _tell_owner(step, entry, cb, MessageKind.CALLBACK_DUE, f"take over callback {cb.id}",
                 f"{previous} did not make this callback in its window; it is yours now.")
+    if announce:
+        _announce_move(step, entry, cb, f"We did not call you on {local(promised, s.input.customer.time_zone)} "
+                       "as promised; we are sorry.")
 
 
 def deadlines(state: CaseState) -> list[datetime]:

@@ -16,6 +16,7 @@ from escalation.models import (
 from escalation.policy import Policy
 from escalation.rules import callback, fallback, followup, offer, pause, routing
 from escalation.rules.brief import build_brief, granted_total, offer_line
+from escalation.rules.durations import human
 from escalation.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
 from escalation.rules.routing import Routed
 from escalation.rules.tier import enter_tier, escalation_target, move, on_ladder
@@ -50,15 +51,17 @@ def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | 
     return step.result()
 
 
-def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime, *, own_hours: bool = True) -> Result:
+def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime, *, own_hours: bool = True,
+                announce_moves: bool = True) -> Result:
     """The routing answer for an `Assign` effect: offer the case to the rep (or assign it at once when the
     policy has no acceptance timeout); nobody qualified and free moves it up a tier with `no_capacity`.
     An owner assigned at once hears in their own hours (`routed.starts_at`); with `own_hours=False` in the
-    tier's hours whatever their own, as cases did before rep calendars counted (their histories replay so)."""
+    tier's hours whatever their own, as cases did before rep calendars counted (their histories replay so).
+    A callback handed to the next rep is announced to the customer unless `announce_moves=False` (likewise)."""
     step = Step.begin(state, policy, now)
     s = step.state
     if routed.callback_id is not None:
-        callback.handed_over(step, routed)
+        callback.handed_over(step, routed, announce=announce_moves)
         return step.result()
     if routed.stint != len(s.stints) or routed.request != s.route_requests or s.status != Status.OPEN:
         return state, []  # the case moved on (another tier or routing request, resolved, closed)
@@ -111,9 +114,12 @@ def accept(state: CaseState, policy: Policy, cmd: AcceptInput, now: datetime) ->
     return step.result()
 
 
-def reassign(state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime) -> Result:
+def reassign(state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime,
+             to_rep: Owner | None = None) -> Result:
+    """`to_rep` is the rep `cmd.to` names, as the roster knows them (the workflow looks them up): one at
+    another tier is refused. Unknown or inactive, they are only a preference routing cannot follow."""
     step = Step.begin(state, policy, now)
-    routing.reassign(step, cmd.actor, cmd.reason, to=cmd.to, from_owner=cmd.from_owner)
+    routing.reassign(step, cmd.actor, cmd.reason, to=cmd.to, from_owner=cmd.from_owner, to_rep=to_rep)
     return step.result()
 
 
@@ -138,9 +144,12 @@ def cancel_callback(state: CaseState, policy: Policy, cmd: CancelCallbackInput, 
     return step.result()
 
 
-def record_callback_outcome(state: CaseState, policy: Policy, cmd: CallbackOutcomeInput, now: datetime) -> Result:
+def record_callback_outcome(state: CaseState, policy: Policy, cmd: CallbackOutcomeInput, now: datetime, *,
+                            announce_moves: bool = True, not_early: bool = True) -> Result:
+    """Refused before the attempt is due; a retry's new time is announced to the customer. Both can be
+    turned off for histories recorded before they existed."""
     step = Step.begin(state, policy, now)
-    callback.record_outcome(step, cmd)
+    callback.record_outcome(step, cmd, announce=announce_moves, not_early=not_early)
     return step.result()
 
 
@@ -420,8 +429,8 @@ def _wait_expired(step: Step) -> None:
     hours = (step.now - waited.started_at).total_seconds() / 3600
     if waited.on_limit == "close":
         step.log("wait_expired", SYSTEM, reason=waited.reason, waited_hours=round(hours, 2), then="close")
-        _close(step, Outcome.CUSTOMER_LOST, SYSTEM, f"no reply from the customer within {hours:g}h "
-               f"(waiting for: {waited.reason})")
+        _close(step, Outcome.CUSTOMER_LOST, SYSTEM, f"no reply from the customer within "
+               f"{human(step.now - waited.started_at)} (waiting for: {waited.reason})")
         return
     covered = pause.end(step, SYSTEM)
     clock = s.resolve_clock

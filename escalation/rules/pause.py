@@ -6,12 +6,9 @@ from datetime import timedelta
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.models import CustomerRepliedInput, Pause, WaitOnCustomerInput
+from escalation.rules.durations import human
 from escalation.rules.sla import pause_clock, resume_clock
 from escalation.rules.step import RuleViolation, Step
-
-
-def _fmt(d: timedelta) -> str:
-    return f"{d.total_seconds() / 3600:g}h" if d.total_seconds() >= 3600 else f"{d.total_seconds() / 60:g}m"
 
 
 def wait(step: Step, cmd: WaitOnCustomerInput) -> None:
@@ -25,8 +22,8 @@ def wait(step: Step, cmd: WaitOnCustomerInput) -> None:
     if cmd.limit is not None and cmd.limit <= timedelta(0):
         raise RuleViolation("limit", "must be longer than zero")
     if cmd.limit is not None and most is not None and cmd.limit > most:
-        raise RuleViolation("limit", f"{_fmt(cmd.limit)} is longer than policy '{policy.name}' allows "
-                            f"({_fmt(most)}); leave it out to wait the policy's limit")
+        raise RuleViolation("limit", f"{human(cmd.limit)} is longer than policy '{policy.name}' allows "
+                            f"({human(most)}); leave it out to wait the policy's limit")
     limit = cmd.limit or most
     clock = s.resolve_clock
     if clock is not None and clock.running:

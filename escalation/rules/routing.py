@@ -19,6 +19,7 @@ from escalation.models import (
 )
 from escalation.roster import Rep, Roster
 from escalation.rules.brief import build_brief
+from escalation.rules.durations import human
 from escalation.rules.step import SYSTEM, Assign, MessageKind, Recipient, RuleViolation, Step
 
 
@@ -128,11 +129,6 @@ def withdraw(step: Step) -> None:
         pending.answered_at = step.now
 
 
-def _human(d: timedelta) -> str:
-    seconds = int(d.total_seconds())
-    return f"{seconds}s" if seconds < 120 else f"{seconds // 60} min"
-
-
 def offer(step: Step, routed: Routed, accept_within: timedelta) -> Assignment:
     """Offer the case to the chosen rep. Their time to accept starts when they start work; an urgent
     case reaches them at once, any other when their hours begin."""
@@ -149,7 +145,7 @@ def offer(step: Step, routed: Routed, accept_within: timedelta) -> Assignment:
     urgent = s.input.severity in step.policy.urgent_severities
     brief = build_brief(s, step.policy, step.now)
     step.send(entry, MessageKind.CASE_OFFERED, recipient(rep), channel(rep),
-              f"[{s.case_id}] accept within {_human(accept_within)}: {s.input.severity.value} escalation "
+              f"[{s.case_id}] accept within {human(accept_within)}: {s.input.severity.value} escalation "
               f"{s.input.summary[:80]}",
               f"{brief.text}\n\nAccept by {offered.accept_by:%Y-%m-%d %H:%M:%S} UTC (update `accept`), "
               "or the case is offered to the next rep.",
@@ -197,8 +193,11 @@ def expire(step: Step) -> None:
     request_owner(step)
 
 
-def reassign(step: Step, actor: str, reason: str, *, to: str | None = None, from_owner: str | None = None) -> None:
-    """Take the case from whoever holds it (owner or open offer) and route it again at the same tier."""
+def reassign(step: Step, actor: str, reason: str, *, to: str | None = None, from_owner: str | None = None,
+             to_rep: Owner | None = None) -> None:
+    """Take the case from whoever holds it (owner or open offer) and route it again at the same tier.
+    `to_rep`: the rep `to` names, as the roster knows them; one at another tier is refused (routing
+    would pass them over and page the escalation contact instead)."""
     step.require_open()
     s = step.state
     current = holder(s)
@@ -207,6 +206,10 @@ def reassign(step: Step, actor: str, reason: str, *, to: str | None = None, from
                             "nothing to reassign", type=ERR_INVALID_STATE)
     if to is not None and to == current:
         raise RuleViolation("to", f"case {s.case_id} is already with {to}")
+    if to_rep is not None and to_rep.id == to and to_rep.tier != s.tier:
+        raise RuleViolation("to", f"{to} is a rep at {to_rep.tier.value} and case {s.case_id} is at {s.tier.value}; "
+                            f"name a rep at {s.tier.value}, leave `to` out to let routing choose, or move the case "
+                            f"to {to_rep.tier.value} first (escalate / de_escalate)")
     s.owner = None
     step.log("reassigned", actor, from_owner=current, to=to, reason=reason)
     request_owner(step, prefer=to, exclude=[current] if current else [])
