@@ -30,6 +30,7 @@ from escalation.policy import PolicyError, PolicyStore
 from escalation.roster import RosterError, RosterStore
 from escalation.roster_watch import watch_roster
 from workflows import Escalation
+from workflows.arguments import OneArgument
 
 log = structlog.get_logger()
 
@@ -61,8 +62,9 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         task_queue=settings.task_queue,
         workflows=[Escalation],
         activities=build_activities(settings, delivery),
-        # Names the case of a failing workflow task that core reports by run id alone (escalation.logs).
-        **({"interceptors": [logs.RunNames()]} | settings.worker.worker_kwargs() | options),
+        # Names the case of a failing workflow task that core reports by run id alone (escalation.logs); refuses
+        # an update sent without its one argument as InvalidArgument (workflows.arguments).
+        **({"interceptors": [logs.RunNames(), OneArgument()]} | settings.worker.worker_kwargs() | options),
     )
 
 

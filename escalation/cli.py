@@ -29,8 +29,8 @@ from escalation.client import Case, EscalationClient
 from escalation.config import ConfigError, Settings
 from escalation.contract import Update
 from escalation.errors import (
-    CaseAlreadyOpen, CaseNotFound, CaseUnavailable, EscalationError, InvalidArgument, InvalidState, UnknownPolicy,
-    Unreachable,
+    CaseAlreadyOpen, CaseNotFound, CaseUnavailable, Ending, EscalationError, InvalidArgument, InvalidState,
+    UnknownPolicy, Unreachable,
 )
 from escalation.models import (
     Callback, CallbackChannel, CallbackOutcome,
@@ -408,13 +408,16 @@ def _now() -> datetime:
 def show(ctx: typer.Context, case_id: CaseId,
          timeline: Annotated[int, typer.Option(help="How many recent timeline entries to show.")] = 10,
          as_json: JsonOpt = False) -> None:
-    """A case's state and brief, human readable (--json: {"state": ..., "brief": ...})."""
-    async def read(esc: EscalationClient) -> tuple[Any, Any]:
+    """A case's state and brief, human readable (--json: {"state": ..., "brief": ..., "ended": ...}). A case whose
+    workflow ended without closing (terminated on the server) says so, by whom and why."""
+    async def read(esc: EscalationClient) -> tuple[Any, Any, Ending | None]:
         case = esc.case(case_id)
-        return await case.state(), await case.brief()
-    state, brief = run(ctx, read)
-    emit({"state": state.model_dump(mode="json"), "brief": brief.model_dump(mode="json")}, as_json,
-         views.case_text(state, brief, _now(), timeline=timeline))
+        return await case.state(), await case.brief(), await case.ending()
+    state, brief, ending = run(ctx, read)
+    ended = None if ending is None else {"status": ending.status, "at": ending.at.isoformat() if ending.at else None,
+                                         "by": ending.by, "reason": ending.reason}
+    emit({"state": state.model_dump(mode="json"), "brief": brief.model_dump(mode="json"), "ended": ended}, as_json,
+         views.case_text(state, brief, _now(), timeline=timeline, ending=ending))
 
 
 def due_before(value: str | None) -> datetime | None:
@@ -506,6 +509,10 @@ async def _follow_case(case: Case, interval: float, stop_at: float | None) -> No
             last = now
         if state.status == Status.CLOSED:
             typer.echo(f"closed: {state.outcome.value if state.outcome else '-'}")
+            return
+        ending = await case.ending()
+        if ending is not None and ending.status not in ("completed", "continued as new"):
+            typer.echo(f"ended: {ending}")  # terminated on the server: nothing more will happen
             return
         if not _more_time(stop_at):
             return

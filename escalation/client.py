@@ -24,7 +24,10 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistoryEventFilterType,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -37,8 +40,8 @@ from escalation.constants import (
 from escalation.contract import Update
 from escalation.converter import data_converter
 from escalation.errors import (
-    WORKFLOW_TASK_FAILING, CaseAlreadyOpen, CredentialsRefused, EscalationError, InvalidArgument, NoWorker,
-    Unreachable, from_validation_error, translate,
+    WORKFLOW_TASK_FAILING, CaseAlreadyOpen, CaseClosed, CaseEnded, CaseTerminated, CredentialsRefused, Ending,
+    EscalationError, InvalidArgument, NoWorker, Unreachable, ended, from_validation_error, translate,
 )
 from escalation.models import (
     AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
@@ -205,7 +208,7 @@ class Case:
                            "picks the case up: send it again only with the same update id, which is applied once"
                            ) from None
         except Exception as err:
-            raise translate(err, self.case_id) from None
+            raise await self._ended(translate(err, self.case_id)) from None
 
     async def acknowledge(self, cmd: AcknowledgeInput | Mapping[str, Any], *,
                           update_id: str | None = None) -> TimelineEntry:
@@ -282,11 +285,53 @@ class Case:
             raise translate(err, self.case_id) from None
 
     async def outcome(self) -> EscalationOutcome:
-        """Wait until the case closes and return its outcome (CaseEnded if it was terminated)."""
+        """Wait until the case closes and return its outcome (CaseTerminated, a CaseEnded, if it was terminated)."""
         try:
             return await self.handle.result()
         except Exception as err:
+            raise await self._ended(translate(err, self.case_id)) from None
+
+    async def ending(self) -> Ending | None:
+        """How the case's workflow ended, None while it runs: completed, or terminated (by whom and why, as the
+        history records them), cancelled, timed out or failed (with the failure's message)."""
+        try:
+            desc = await self.handle.describe()
+        except Exception as err:
             raise translate(err, self.case_id) from None
+        if desc.status in (None, WorkflowExecutionStatus.RUNNING):
+            return None
+        by = reason = None
+        if desc.status in (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.FAILED):
+            try:
+                async for event in self.handle.fetch_history_events(
+                        event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT):
+                    if event.HasField("workflow_execution_terminated_event_attributes"):
+                        attrs = event.workflow_execution_terminated_event_attributes
+                        by, reason = attrs.identity or None, attrs.reason or None
+                    elif event.HasField("workflow_execution_failed_event_attributes"):
+                        reason = event.workflow_execution_failed_event_attributes.failure.message or None
+            except RPCError:
+                pass  # the history could not be read (archived, no permission): say what describe knows
+        return Ending(status=_ENDINGS.get(desc.status, desc.status.name.lower()), at=desc.close_time, by=by,
+                      reason=reason)
+
+    async def _ended(self, err: BaseException) -> BaseException:
+        """`err`, or for a case whose workflow has closed, the error that says how it ended (terminated by whom
+        and why) rather than "completed"."""
+        if not isinstance(err, (CaseClosed, CaseEnded)) or isinstance(err, CaseTerminated):
+            return err
+        try:
+            ending = await self.ending()
+        except EscalationError:
+            return err
+        return ended(err, self.case_id, ending)
+
+
+_ENDINGS = {
+    WorkflowExecutionStatus.COMPLETED: "completed", WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.CANCELED: "cancelled", WorkflowExecutionStatus.TIMED_OUT: "timed out",
+    WorkflowExecutionStatus.FAILED: "failed", WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued as new",
+}
 
 
 # ----- lower level: plain Temporal handles, SDK errors
@@ -348,16 +393,19 @@ def case_handle(client: Client, case_id: str) -> WorkflowHandle[Any, EscalationO
 
 
 async def case_state(handle: WorkflowHandle, *, wait: float = 10.0) -> CaseState:
-    """The `state` query, waiting (up to `wait` seconds) while a just-started case loads its policy."""
+    """The `state` query, waiting (up to `wait` seconds) while a just-started case loads its policy; a case
+    still opening then is returned as it is (status `opening`, no tier yet)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
         try:
-            return await handle.query("state", result_type=CaseState)
+            state = await handle.query("state", result_type=CaseState)
+            if state.status != Status.OPENING or loop.time() > deadline:
+                return state
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND or loop.time() > deadline:
                 raise
-        except Exception as err:  # WorkflowQueryFailedError while opening
+        except Exception as err:  # WorkflowQueryFailedError while opening (workers from before `opening`)
             if "still opening" not in str(err) or loop.time() > deadline:
                 raise
         await asyncio.sleep(0.05)

@@ -3,6 +3,8 @@ own words, field first) instead of a raw RPC or SDK error, and the error type of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -89,6 +91,52 @@ class CaseEnded(EscalationError):
     """The case's workflow ended without an outcome (terminated, cancelled, timed out or failed)."""
 
     type = "Ended"
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a case's workflow ended, as the server recorded it (describe, and the history's close event)."""
+
+    status: str  # completed, terminated, cancelled, timed out, failed, continued as new
+    at: datetime | None = None
+    by: str | None = None  # who terminated it (the client's identity), when recorded
+    reason: str | None = None  # why it was terminated, or the failure's message
+
+    def __str__(self) -> str:
+        """'terminated by temporal-cli:ops@host at 2026-11-24 09:05 UTC: duplicate of C-1002'"""
+        by = f" by {self.by}" if self.by else ""
+        at = f" at {self.at:%Y-%m-%d %H:%M} UTC" if self.at else ""
+        why = f": {self.reason}" if self.reason else (" (no reason given)" if self.status == "terminated" else "")
+        return f"{self.status}{by}{at}{why}"
+
+
+class CaseTerminated(CaseClosed, CaseEnded):
+    """The case's workflow was terminated on the server (by an operator or a tool, not by the case's own rules):
+    it has no outcome and takes no more commands; its last state can still be read. `ending.by` and
+    `ending.reason` say who and why when the history records them."""
+
+    type = "Terminated"
+
+    def __init__(self, case_id: str, ending: Ending) -> None:
+        super().__init__(f"case {case_id} was {ending}; it has no outcome and takes no more commands (its last "
+                         "state can still be read)", field="case_id")
+        self.case_id = case_id
+        self.ending = ending
+
+
+def ended(err: EscalationError, case_id: str, ending: Ending | None) -> EscalationError:
+    """What to raise instead of `err` (a refusal because the case's workflow has closed, or its missing
+    outcome) now that it is known how the workflow ended: terminated says by whom and why; cancelled, timed
+    out or failed says so instead of "completed". `err` itself when it completed, or nothing is known."""
+    if ending is None or ending.status in ("completed", "continued as new"):
+        return err
+    if ending.status == "terminated":
+        return CaseTerminated(case_id, ending)
+    if isinstance(err, CaseClosed):
+        was = "was " if ending.status in ("terminated", "cancelled") else ""
+        return CaseClosed(f"case {case_id} {was}{ending}; it has no outcome and takes no more commands (its last state "
+                          "can still be read)", field="case_id")
+    return err
 
 
 class Unreachable(EscalationError):

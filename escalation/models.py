@@ -96,6 +96,9 @@ MANUAL_REASONS = {
 
 
 class Status(StrEnum):
+    # Started, its policy still loading (an instant, usually): no tier, clocks or owner yet. Only the `state`
+    # and `brief` queries ever show it; never an event or a search attribute.
+    OPENING = "opening"
     OPEN = "open"  # someone at the current tier is working it
     RESOLVED = "resolved"  # fix given; follow-up check-ins running
     CLOSED = "closed"  # final; the workflow completes
@@ -571,9 +574,9 @@ class CaseState(Contract):
     opening_id: str
     input: EscalationInput
     policy_name: str
-    policy_version: str
+    policy_version: str | None  # None only while the case is opening (its policy is loading)
     status: Status
-    tier: Tier
+    tier: Tier | None  # None only while the case is opening
     owner: Owner | None = None
     sentiment: Sentiment
     opened_at: datetime
@@ -639,7 +642,7 @@ class Brief(Contract):
     """What the next owner reads so the customer never repeats themselves."""
 
     case_id: str
-    tier: Tier
+    tier: Tier | None  # None only while the case is opening
     owner: str | None
     status: Status
     severity: Severity
@@ -655,7 +658,7 @@ class Brief(Contract):
     tried: list[str]
     offers: list[OfferLine]
     granted_total: Decimal
-    currency: str
+    currency: str | None  # the policy's; None only while the case is opening
     notes: list[str]
     previous_owners: list[str]
     time_open_seconds: float

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
+from escalation.errors import Ending
 from escalation.models import Brief, Callback, CaseState, Clock, Offer, TimelineEntry
 from escalation.rules.durations import human
 from escalation.search import CaseSummary
@@ -66,15 +67,21 @@ def _clock(name: str, clock: Clock | None, now: datetime) -> str | None:
     return f"{name} due {when(clock.due_at, now)}"
 
 
-def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline: int = 10) -> str:
+def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline: int = 10,
+              ending: Ending | None = None) -> str:
+    """`ending`: how the case's workflow ended, if it has; one that ended without closing (terminated on the
+    server) is shown as such, its last state below."""
     c = state.input.customer
     owner = f"{state.owner.name} ({state.owner.id})" if state.owner else "unassigned"
+    stopped = ending is not None and ending.status not in ("completed", "continued as new")
+    status = f"{ending.status} (was {state.status.value})" if stopped else state.status.value
     lines = [
-        f"Case {state.case_id}: {state.status.value} at {state.tier.value}, owner {owner}",
+        f"Case {state.case_id}: {status} {_where(state)}, owner {owner}",
+        *([f"  ENDED      {ending}; no outcome, takes no more commands"] if stopped else []),
         f"  customer   {c.name} ({c.id}), {c.time_zone}, lifetime value {c.lifetime_value}"
-        f"{' ' + brief.currency if brief else ''}, prefers {c.preferred_channel.value}",
+        f"{' ' + brief.currency if brief and brief.currency else ''}, prefers {c.preferred_channel.value}",
         f"  severity   {state.input.severity.value}{', THREAT' if state.input.threat else ''}; sentiment {state.sentiment.value}; "
-        f"policy {state.policy_name} {state.policy_version}",
+        f"policy {state.policy_name} {state.policy_version or '(loading)'}",
         f"  opened     {when(state.opened_at, now)} by {state.input.opened_by} via {state.input.channel.value}",
     ]
     clocks = [t for t in (_clock("acknowledge", state.acknowledge_clock, now),
@@ -112,7 +119,12 @@ def status_line(state: CaseState, now: datetime) -> str:
     owner = state.owner.id if state.owner else "unassigned"
     due = f", SLA due {when(state.sla_due_at, now)}" if state.sla_due_at else ""
     waiting = ", waiting on the customer" if state.waiting else ""
-    return f"== {state.case_id}: {state.status.value} at {state.tier.value}, owner {owner}{waiting}{due}"
+    return f"== {state.case_id}: {state.status.value} {_where(state)}, owner {owner}{waiting}{due}"
+
+
+def _where(state: CaseState) -> str:
+    """'at team_lead', or while the case is opening (no tier yet) which policy it is loading."""
+    return f"at {state.tier.value}" if state.tier is not None else f"(loading policy '{state.policy_name}')"
 
 
 def cases_table(cases: list[CaseSummary], now: datetime) -> Table:

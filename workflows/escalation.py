@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.policy import Policy
     from escalation.rules import Assign, Effect, Routed, RuleViolation, Send
+    from escalation.rules.opening import opening_brief, opening_state
     from escalation.search import SEARCH_KEYS
 
 
@@ -325,6 +326,8 @@ class Escalation:
 
     @workflow.query
     def brief(self) -> Brief:
+        if self._state is None and self._open_error is None:
+            return opening_brief(self._opening(), workflow.now())
         return rules.build_brief(self._ready_state(), self._policy, self._asked_at())
 
     @staticmethod
@@ -348,10 +351,13 @@ class Escalation:
             raise ApplicationError(f"case {self._input.case_id} could not open: {self._open_error}",
                                    type=ERR_UNKNOWN_POLICY)
         if self._state is None:
-            raise ApplicationError(
-                f"case {self._input.case_id} is still opening (loading policy '{self._input.policy}'); "
-                "ask again in a moment", type=ERR_INVALID_STATE)
+            return self._opening()
         return self._state
+
+    def _opening(self) -> CaseState:
+        """The answer to a query asked while the policy loads (right after the start): the state the case has,
+        status `opening`, instead of an error another SDK would show as an unknown query."""
+        return opening_state(self._input, workflow.info().first_execution_run_id, workflow.now())
 
     def _dry_run(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> None:
         if self._state is None:
