@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -34,7 +34,7 @@ from escalation.errors import (
 )
 from escalation.models import (
     Callback, CallbackChannel, CallbackOutcome,
-    EscalationReason, FollowUpAnswer, OfferAnswer, OfferKind, Outcome, RootCause, Sentiment, Severity, Status,
+    MANUAL_REASONS, EscalationReason, FollowUpAnswer, OfferAnswer, OfferKind, Outcome, RootCause, Sentiment, Severity, Status,
     Tier, TimelineEntry, parse_duration,
 )
 
@@ -91,6 +91,10 @@ left them so, 1 anything else."""
 app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
                   epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+
+# The reasons a person may give, in the contract's order: the only choices `escalate --reason` lists and
+# completes (sla_breach, no_capacity and the other system reasons are refused by the case for API callers).
+ManualReason = StrEnum("ManualReason", {r.name: r.value for r in EscalationReason if r in MANUAL_REASONS})
 
 CaseId = Annotated[str, typer.Argument(help="The case id (the workflow id without 'escalation-').")]
 ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR",
@@ -214,13 +218,14 @@ def ack(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
 
 @app.command("escalate", epilog="Example: escalations escalate C-1001 -a ana --reason customer_request")
 def escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-             reason: Annotated[EscalationReason, typer.Option(help="Why (customer_request, threat, needs_authority, complexity).")],
+             reason: Annotated[ManualReason, typer.Option(help="Why (customer_request, threat, needs_authority, complexity).")],
              detail: Annotated[str | None, typer.Option(help="What the next tier should know.")] = None,
              to: Annotated[Tier | None, typer.Option("--to", help="Target tier (a skip needs a skip reason).")] = None,
              as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Move the case up the ladder (one tier, unless --to and the reason allow a skip)."""
     command(ctx, case_id, contract.ESCALATE,
-            {"actor": actor, "reason": reason, "detail": detail, "target_tier": to}, as_json, update_id)
+            {"actor": actor, "reason": EscalationReason(reason.value), "detail": detail, "target_tier": to}, as_json,
+            update_id)
 
 
 @app.command("de-escalate", epilog="Example: escalations de-escalate C-1001 -a tara --reason 'customer calm, agent follows up'")

@@ -21,6 +21,8 @@ SA_OWNER = "Owner"
 SA_CUSTOMER = "CustomerId"
 SA_SEVERITY = "Severity"
 SA_SLA_DUE = "SlaDueAt"
+# "unowned" / "owned" while a missed SLA target is still owed (SlaDueAt then holds the missed instant).
+SA_SLA_BREACH = "SlaBreach"
 SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_TIER: "Keyword",
     SA_STATUS: "Keyword",
@@ -28,6 +30,7 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_CUSTOMER: "Keyword",
     SA_SEVERITY: "Keyword",
     SA_SLA_DUE: "Datetime",
+    SA_SLA_BREACH: "Keyword",
 }
 
 # Error types carried by rejected updates and failed cases (ApplicationError.type).

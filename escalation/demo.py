@@ -214,6 +214,26 @@ async def nobody_touches(case: DemoCase) -> None:
                   "(see the outbox, kind top_breach)")
 
 
+async def accepted_never_acknowledged(case: DemoCase) -> None:
+    """The agent accepts the case but never acknowledges it: accepting makes them the owner, only
+    acknowledging stops the acknowledge clock, so at the demo policy's 20 s target the case climbs to the
+    team lead with reason sla_breach. The team lead acknowledges at once and resolves it."""
+    agent = await case.owner_at(Tier.AGENT)
+    await case.note(agent.id, "Checking the outage map before I call back", Sentiment.UPSET)
+
+    def climbed(s: CaseState) -> TimelineEntry | None:
+        return next((e for e in s.timeline if e.kind == "escalated"
+                     and e.detail.get("reason") == EscalationReason.SLA_BREACH.value), None)
+    entry = await case.until("the acknowledge target to be missed", climbed)
+    case.log.info("demo_step", step="climbed_on_breach", from_tier=entry.detail.get("from_tier"),
+                  to_tier=entry.detail.get("to_tier"), reason=entry.detail.get("reason"),
+                  detail=entry.detail.get("detail"))
+    lead = await case.owner_at(Tier.TEAM_LEAD)
+    await case.acknowledge(lead, "Picked up after the missed target; calling the customer now")
+    await case.resolve(lead.id, "Reset the SIM profile remotely; data works again", RootCause.PRODUCT_DEFECT,
+                       kb_article="KB-4120 Resetting a SIM profile")
+
+
 async def quick_fix(case: DemoCase) -> None:
     """The agent acknowledges and resolves at once; the customer answers the first check-in 'fixed'."""
     agent = await case.owner_at(Tier.AGENT)
@@ -364,6 +384,13 @@ SCENARIOS: list[Scenario] = [
         "summary": "[DEMO] Bill based on a wrong meter reading",
         "desired_outcome": "A corrected bill", "sentiment": "upset", "opened_by": "ana",
     }, waits_on_customer),
+    Scenario({
+        "case_id": "DEMO-7-SLA-BREACH",
+        "customer": _customer("demo-cust-7", "Chen Wei", "chen.wei@example.org"),
+        "channel": "call", "category": "mobile", "skills": ["mobile"], "severity": "high",
+        "summary": "[DEMO] No mobile data since the SIM swap",
+        "desired_outcome": "Mobile data working today", "sentiment": "upset", "opened_by": "ben",
+    }, accepted_never_acknowledged),
 ]
 
 

@@ -33,7 +33,8 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, _quit_quietly)
 
 import structlog  # noqa: E402
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest  # noqa: E402
+from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from escalation import logs  # noqa: E402
@@ -50,6 +51,10 @@ SERVER_PORT = 7233
 UI_PORT = 8233
 READY_TIMEOUT = 60.0  # seconds for the dev server to answer and have its search attributes registered
 STOP_TIMEOUT = 10.0  # seconds the dev server gets after SIGTERM before it is killed
+
+
+_INDEXED = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+            "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME}
 
 
 class DevRunError(Exception):
@@ -185,6 +190,13 @@ class DevServer:
                                  namespace=self.settings.namespace)
                         return client
                     last = f"search attributes not registered yet: {', '.join(missing)}"
+                    if not self.fresh:
+                        # A data directory from an earlier version: start-dev registers attributes only
+                        # when it creates the database, so add the ones this version introduced.
+                        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+                            namespace=self.settings.namespace,
+                            search_attributes={name: _INDEXED[SEARCH_ATTRIBUTES[name]] for name in missing}))
+                        log.info("search_attributes_added", names=missing)
                 except Exception as err:
                     last = f"{type(err).__name__}: {err}"
             if loop.time() > deadline:

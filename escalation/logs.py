@@ -1,5 +1,7 @@
-"""JSON logs with structlog for everything outside workflow code (workflows use workflow.logger), and one
-line per failing workflow run instead of the SDK's traceback on every retry."""
+"""JSON logs, one object per line: structlog for our own code, and the same JSON for every line of Python
+logging (workflow.logger in workflow code, temporalio's own loggers, core's lines forwarded to Python), with
+the case, workflow and activity they concern as fields. One line per failing workflow run instead of the
+SDK's traceback on every retry."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import structlog
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import (
     ExecuteWorkflowInput, Interceptor, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
@@ -33,7 +35,7 @@ def _redact(_logger, _name, event: dict) -> dict:
 
 
 def configure(level: str = "INFO") -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    _json_logging(level)
     # httpx logs every request URL at INFO; a gateway URL may carry a token in its query string.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
@@ -51,6 +53,84 @@ def configure(level: str = "INFO") -> None:
     )
     watch_task_failures()
     _forward_core_logs()
+
+
+# ----- Python logging as JSON
+#
+# workflow.logger, temporalio's loggers (worker shutdown, activity failures) and core's forwarded lines are
+# Python logging records: rendered by the same processors as structlog's lines, so the worker's stream is
+# JSON throughout. The SDK's context (workflow, run, activity, core's target and fields) becomes fields.
+
+_RECORD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+# What the SDK attaches to a record: kept as fields by `_record_fields`, never dumped whole.
+_TEMPORAL_EXTRAS = {"temporal_workflow", "temporal_activity", "temporal_log", "workflow_info", "activity_info",
+                    "__temporal_error_identifier"}
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def _record_fields(_logger, _name, event: dict) -> dict:
+    """A Python logging record's context as fields: the logger, the case and run a workflow or activity
+    line concerns, core's target and fields, and whatever the call passed in `extra`."""
+    record: logging.LogRecord | None = event.get("_record")
+    if record is None:
+        return event
+    event.setdefault("logger", record.name)
+    found: dict[str, Any] = {}
+    details = getattr(record, "temporal_workflow", None)
+    if isinstance(details, dict):
+        # (Not the update's id and name the SDK adds: work a handler started keeps them after it has returned.)
+        found |= {k: details[k] for k in ("workflow_id", "run_id", "workflow_type", "namespace", "task_queue",
+                                          "attempt") if k in details}
+    activity = getattr(record, "temporal_activity", None)
+    if isinstance(activity, dict):
+        found |= {k: activity[k] for k in ("activity_type", "activity_id", "workflow_id", "namespace",
+                                           "task_queue", "attempt") if k in activity}
+        if "workflow_run_id" in activity:
+            found["run_id"] = activity["workflow_run_id"]
+    core = getattr(record, "temporal_log", None)
+    if core is not None:
+        found["target"] = core.target
+        try:
+            found |= {k: _plain(v) for k, v in core.fields.items()}
+        except Exception:  # a field core could not convert: the message still goes
+            pass
+    if case := case_of(found.get("workflow_id")):
+        found["case_id"] = case
+    for key, value in vars(record).items():
+        if key not in _RECORD_ATTRS and key not in _TEMPORAL_EXTRAS and not key.startswith("_"):
+            found[key] = _plain(value)
+    for key, value in found.items():
+        event.setdefault(key, value)
+    return event
+
+
+class _JsonHandler(logging.StreamHandler):
+    """The root handler `configure` installs (found again and replaced when it runs twice)."""
+
+
+def _json_logging(level: str) -> None:
+    shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
+              _record_fields, _redact]
+    # The process's own stderr, beside structlog's lines: a stream swapped in for a while (a test capturing
+    # output, a CLI runner) would be closed or foreign by the time a worker logs to it.
+    handler = _JsonHandler(sys.__stderr__ or sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]))
+    root = logging.getLogger()
+    # Ours from an earlier call, and plain-text stream handlers (a basicConfig somewhere) go; others such
+    # as a test runner's capture handlers stay.
+    for old in [h for h in root.handlers if isinstance(h, _JsonHandler) or type(h) is logging.StreamHandler]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # The SDK appends its context to the message as a dict's repr; the fields above carry it instead.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
 
 
 # ----- failing workflow tasks
@@ -223,7 +303,9 @@ def watch_task_failures() -> TaskFailureFilter:
 def temporal_runtime() -> Runtime:
     """A Temporal runtime whose core logs go through Python logging (as `temporalio.core`), so its report of
     a failing workflow task reaches the filter, and its other warnings the same stream as ours."""
-    forwarding = LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER))
+    # Core's target and fields become JSON fields (escalation.logs._record_fields), not part of the message.
+    forwarding = LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER), prepend_target_on_message=False,
+                                     append_log_fields_to_message=False)
     return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)))
 

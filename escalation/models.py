@@ -212,6 +212,11 @@ class Customer(Contract):
         have = [c for c in ContactChannel if (self.email if c == ContactChannel.EMAIL else self.phone)]
         return [self.preferred_channel] + [c for c in have if c != self.preferred_channel]
 
+    def written_channel(self) -> ContactChannel:
+        """Where a written notice (an offer confirmation, a callback notice) goes first: the first channel in
+        `contact_channels` that carries text, so the preferred one when it is email or SMS."""
+        return next(c for c in self.contact_channels() if c != ContactChannel.CALL)
+
 
 class EscalationInput(Contract):
     """Everything the first agent knows when the case escalates. Start input of `Escalation`."""
@@ -366,13 +371,19 @@ class Clock(Contract):
     """One SLA target at the current tier (acknowledge or resolve)."""
 
     started_at: datetime
-    # While paused (waiting on the customer) `due_at` is stale: `remaining` holds the business time
-    # left, and resuming sets a new due instant from it.
-    due_at: datetime
+    # None while paused (waiting on the customer): no instant is due then; `remaining` holds the business
+    # time left, and resuming sets a new due instant from it.
+    due_at: datetime | None
     stopped_at: datetime | None = None
     breached_at: datetime | None = None
     paused_at: datetime | None = None
     remaining: timedelta | None = None
+
+    @model_validator(mode="after")
+    def _no_due_while_paused(self) -> Clock:
+        if self.paused_at is not None and self.live:
+            self.due_at = None  # states kept from before paused clocks dropped their old instant
+        return self
 
     @property
     def live(self) -> bool:
@@ -598,9 +609,13 @@ class CaseState(Contract):
     pauses: list[Pause] = Field(default_factory=list)
     # Wall-clock time spent waiting on the customer, over all pauses that ended.
     paused_total: timedelta = timedelta(0)
-    # The next SLA instant (earliest running clock's due); None while none runs. Also the SlaDueAt
-    # search attribute, so ops can list what breaches next.
+    # What breaches next: a missed SLA target the case still owes (at the top of the ladder, where nothing
+    # climbs), else the earliest running clock's due; None while none runs. Also the SlaDueAt search
+    # attribute, so ops can list what breaches next (a missed one first).
     sla_due_at: datetime | None = None
+    # While waiting on the customer: the business time the paused resolve clock has left (it has no due
+    # instant then, and nothing can breach); None when no clock is paused.
+    sla_paused_remaining: timedelta | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
     # Routing: every time the case was offered to a rep, and how many routing requests were made (an
     # answer to an older request is ignored).

@@ -11,7 +11,8 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
 from escalation.constants import (
-    SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS, SA_TIER, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE,
+    SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_BREACH, SA_SLA_DUE, SA_STATUS, SA_TIER, WORKFLOW_ID_PREFIX,
+    WORKFLOW_TYPE,
 )
 from escalation.models import Identifier, Severity, Status, Tier
 
@@ -21,10 +22,11 @@ OWNER = SearchAttributeKey.for_keyword(SA_OWNER)
 CUSTOMER = SearchAttributeKey.for_keyword(SA_CUSTOMER)
 SEVERITY = SearchAttributeKey.for_keyword(SA_SEVERITY)
 SLA_DUE = SearchAttributeKey.for_datetime(SA_SLA_DUE)
+SLA_BREACH = SearchAttributeKey.for_keyword(SA_SLA_BREACH)
 # The workflow upserts these; list queries read them.
 SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
     SA_TIER: TIER, SA_STATUS: STATUS, SA_OWNER: OWNER, SA_CUSTOMER: CUSTOMER, SA_SEVERITY: SEVERITY,
-    SA_SLA_DUE: SLA_DUE,
+    SA_SLA_DUE: SLA_DUE, SA_SLA_BREACH: SLA_BREACH,
 }
 
 
@@ -38,7 +40,8 @@ class CaseFilter(BaseModel):
     owner: Identifier | None = None
     customer: Identifier | None = None
     severity: Severity | None = None
-    # Cases whose next SLA instant (acknowledge or resolve target) is before this: what breaches next.
+    # Cases whose next SLA instant (acknowledge or resolve target) is before this: what breaches next. A
+    # target missed and still owed keeps its instant, so such cases are always found.
     due_before: datetime | None = None
     # Completed cases too. Without it only running cases are listed (unless `status` asks for closed ones).
     include_closed: bool = False
@@ -86,6 +89,8 @@ class CaseSummary(BaseModel):
     customer: str | None
     severity: Severity | None
     sla_due_at: datetime | None
+    # "unowned" / "owned": an SLA target was missed and is still owed (sla_due_at is the missed instant).
+    sla_breach: str | None = None
     opened_at: datetime  # start of the current run (later than the opening if the case continued as new)
     closed_at: datetime | None
     # The workflow's own status: running, completed, failed, terminated...
@@ -97,7 +102,7 @@ class CaseSummary(BaseModel):
         status = ex.status or WorkflowExecutionStatus.RUNNING
         values: dict[str, Any] = dict(
             tier=sa.get(TIER), status=sa.get(STATUS), owner=sa.get(OWNER), customer=sa.get(CUSTOMER),
-            severity=sa.get(SEVERITY), sla_due_at=sa.get(SLA_DUE),
+            severity=sa.get(SEVERITY), sla_due_at=sa.get(SLA_DUE), sla_breach=sa.get(SLA_BREACH),
         )
         return cls(case_id=ex.id.removeprefix(WORKFLOW_ID_PREFIX), workflow_id=ex.id, run_id=ex.run_id,
                    opened_at=ex.start_time, closed_at=ex.close_time, execution=status.name.lower(), **values)

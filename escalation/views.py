@@ -63,7 +63,8 @@ def _clock(name: str, clock: Clock | None, now: datetime) -> str | None:
     if clock.stopped_at:
         return f"{name} met {when(clock.stopped_at, now)}"
     if clock.paused_at:
-        return f"{name} paused (waiting on the customer)"
+        left = f", {span(clock.remaining)} of working time left" if clock.remaining is not None else ""
+        return f"{name} paused (waiting on the customer){left}"
     return f"{name} due {when(clock.due_at, now)}"
 
 
@@ -119,6 +120,8 @@ def status_line(state: CaseState, now: datetime) -> str:
     owner = state.owner.id if state.owner else "unassigned"
     due = f", SLA due {when(state.sla_due_at, now)}" if state.sla_due_at else ""
     waiting = ", waiting on the customer" if state.waiting else ""
+    if state.sla_paused_remaining is not None:
+        waiting += f" (resolve clock paused, {span(state.sla_paused_remaining)} of working time left)"
     return f"== {state.case_id}: {state.status.value} {_where(state)}, owner {owner}{waiting}{due}"
 
 
@@ -128,13 +131,16 @@ def _where(state: CaseState) -> str:
 
 
 def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
-    """Most urgent first: by SLA due instant, then the oldest."""
+    """Most urgent first: a missed SLA target nobody owns, then by SLA due instant (a missed one is in the
+    past), then the oldest."""
     table = Table("case", "tier", "status", "owner", "customer", "severity", "age", "SLA due",
                   title=f"{len(cases)} case(s)", title_justify="left")
     far = datetime.max.replace(tzinfo=now.tzinfo)
-    for c in sorted(cases, key=lambda c: (c.sla_due_at or far, c.opened_at)):
+    for c in sorted(cases, key=lambda c: (c.sla_breach != "unowned", c.sla_due_at or far, c.opened_at)):
         due = "-" if c.sla_due_at is None else (
             f"in {span(c.sla_due_at - now)}" if c.sla_due_at > now else f"{span(now - c.sla_due_at)} late")
+        if c.sla_breach is not None:
+            due = f"{due}, BREACHED" + (", unowned" if c.sla_breach == "unowned" else "")
         status = c.status.value if c.status else "-"
         if c.execution != "running":
             status = f"{status} ({c.execution})"

@@ -8,20 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 import structlog
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.worker import Replayer
+from typer._completion_classes import BashComplete
+from typer.main import get_command
 from typer.testing import CliRunner
 
+from escalation import views
 from escalation.cli import app
 from escalation.client import EscalationClient
+from escalation.constants import workflow_id
+from escalation.converter import data_converter
+from escalation.errors import InvalidArgument
 from escalation.models import CaseState
+from escalation.rules.durations import human
 from tests.cases import case_input, eventually
+from workflows import Escalation
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "case.json"
 
@@ -158,7 +170,8 @@ async def test_refusals_print_the_validators_words_and_exit_non_zero(cli, tmp_pa
     table = [  # (arguments, exit code, words on stderr)
         (["ack", case_id, "-a", agent], 4, f"actor: already acknowledged at agent by {agent}"),
         (["ack", "C-nobody", "-a", agent], 5, "case C-nobody not found"),
-        (["escalate", case_id, "-a", agent, "--reason", "sla_breach"], 3, "reason: 'sla_breach' is set by the system"),
+        (["escalate", case_id, "-a", agent, "--reason", "sla_breach"], 2,
+         "'sla_breach' is not one of 'customer_request', 'threat', 'needs_authority', 'complexity'"),
         (["escalate", case_id, "-a", agent, "--reason", "bored"], 2, "bored"),
         (["de-escalate", case_id, "-a", agent, "--reason", "calm"], 3, "target_tier: the case is already at the first tier"),
         (["note", case_id, "", "-a", agent], 3, "NoteInput: text: String should have at least 1 character"),
@@ -278,3 +291,105 @@ async def test_accept_reassign_and_watch(cli, tmp_path):
 
 async def _is(awaitable, expected):
     return await awaitable == expected
+
+
+# ----- what a command prints, a paused clock, a missed target nobody owns, the reasons a person may give
+
+
+async def test_ack_of_the_case_offered_to_you_prints_the_acknowledgement(cli, tmp_path):
+    case_id, path = case_file(tmp_path, policy="routing")
+    await cli("open", str(path))
+
+    async def offered():
+        s = await state(cli, case_id)
+        return s.pending_assignment.rep.id if s.pending_assignment else None
+    rep = await eventually(offered)
+    printed = (await cli("ack", case_id, "-a", rep, "--note", "calling back now")).stdout.strip()
+    timeline = (await state(cli, case_id)).timeline
+    # Acknowledging accepts the offer first; the command prints its own entry, not the acceptance.
+    assert [e.kind for e in timeline[-2:]] == ["assignment_accepted", "acknowledged"]
+    assert re.fullmatch(rf"#{timeline[-1].seq} \S+ \S+ acknowledged at agent by {rep}: note=calling back now",
+                        printed), printed
+
+
+async def test_escalate_offers_only_the_reasons_a_person_may_give(cli, env, tmp_path):
+    manual = ["customer_request", "threat", "needs_authority", "complexity"]
+    shown = CliRunner().invoke(app, ["escalate", "--help"]).stdout
+    assert f"--reason <{'|'.join(manual)}>" in shown and "sla_breach" not in shown
+    completions = BashComplete(get_command(app), {}, "escalations", "_ESCALATIONS_COMPLETE")
+    assert [c.value for c in completions.get_completions(["escalate", "C-1", "--reason"], "")] == manual
+    case_id, path = case_file(tmp_path)
+    await cli("open", str(path))
+    agent = await owner(cli, case_id, "agent")
+    refused = await cli("escalate", case_id, "-a", agent, "--reason", "sla_breach", code=2)
+    assert ("Invalid value for '--reason': Value error, 'sla_breach' is not one of 'customer_request', 'threat', "
+            "'needs_authority', 'complexity'.") in refused.stderr
+    # A caller of the API still gets the case's own refusal.
+    with pytest.raises(InvalidArgument) as caught:
+        await EscalationClient(env.client).case(case_id).escalate({"actor": agent, "reason": "sla_breach"})
+    assert str(caught.value) == ("reason: 'sla_breach' is set by the system; give one of complexity, "
+                                 "customer_request, needs_authority, threat")
+
+
+async def test_a_paused_clock_shows_its_remaining_time(cli, env, tmp_path):
+    case_id, path = case_file(tmp_path)  # standard: the agent acknowledges within 5m, resolves within 1h
+    await cli("open", str(path))
+    agent = await owner(cli, case_id, "agent")
+    await cli("wait", case_id, "-a", agent, "--reason", "photo of the meter")
+    s = await state(cli, case_id)
+    left = s.resolve_clock.remaining
+    assert timedelta(minutes=59) < left < timedelta(hours=1)
+    # No stale instant: the paused clock has none; the case says how much working time it has left.
+    raw = json.loads((await cli("show", case_id, "--json")).stdout)["state"]
+    assert raw["resolve_clock"]["due_at"] is None and raw["resolve_clock"]["paused_at"] is not None
+    assert s.sla_paused_remaining == left and s.sla_due_at == s.acknowledge_clock.due_at
+    shown = (await cli("show", case_id)).stdout
+    assert f"resolve paused (waiting on the customer), {views.span(left)} of working time left" in shown
+    details = (await EscalationClient(env.client).case(case_id).handle.query(
+        "__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+    assert details.endswith(f", resolve clock paused with {human(left)} of working time left"), details
+    await cli("replied", case_id, "-a", agent, "--channel", "email")
+    resumed = await state(cli, case_id)
+    assert resumed.sla_paused_remaining is None and resumed.resolve_clock.remaining is None
+    assert resumed.resolve_clock.due_at is not None
+
+
+async def test_a_missed_target_nobody_owns_stays_first_in_what_breaches_next(cli, env, tmp_path):
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    person = {"id": customer, "name": "Dana Doe", "email": "dana@example.org"}
+    # The top (only) tier acknowledges within 2s and no manager speaks French: missed, and nobody owns it.
+    missed, missed_path = case_file(tmp_path, policy="overdue", customer=person | {"language": "fr"})
+    due_soon, due_soon_path = case_file(tmp_path, customer=person)  # acknowledge within 5m, owned
+    await cli("open", str(missed_path))
+    await cli("open", str(due_soon_path))
+    await owner(cli, due_soon, "agent")
+
+    async def breached():
+        s = await state(cli, missed)
+        return s if s.acknowledge_clock.breached_at else None
+    s = await eventually(breached)
+    assert s.owner is None and s.resolve_clock.due_at > s.acknowledge_clock.due_at
+    assert s.sla_due_at == s.acknowledge_clock.due_at  # the missed instant, not the resolve target an hour away
+
+    async def both_due():
+        rows = json.loads((await cli("list", "--customer", customer, "--due-before", "10m", "--json")).stdout)
+        return rows if {r["case_id"] for r in rows} == {missed, due_soon} and any(r["sla_breach"] for r in rows) else None
+    rows = {r["case_id"]: r for r in await eventually(both_due)}
+    assert rows[missed]["sla_breach"] == "unowned" and rows[due_soon]["sla_breach"] is None
+    assert datetime.fromisoformat(rows[missed]["sla_due_at"]) == s.sla_due_at
+    table = (await cli("list", "--customer", customer, "--due-before", "10m")).stdout.splitlines()
+    listed = [line for line in table if missed in line or due_soon in line]
+    assert missed in listed[0] and re.search(r"\d+s late, BREACHED, unowned", listed[0]), table
+    # The Temporal UI finds it with the same search attributes.
+    query = f'CustomerId = "{customer}" AND SlaBreach = "unowned" AND ExecutionStatus = "Running"'
+    assert [w.id async for w in env.client.list_workflows(query)] == [workflow_id(missed)]
+    # Closed: the marker goes with the case, and its history (the overdue-marker patch) replays.
+    await cli("close", missed, "-a", "maya", "--outcome", "customer_lost", "--reason", "nobody speaks French")
+    handle = EscalationClient(env.client).case(missed).handle
+    await handle.result()
+    described = await handle.describe()
+    assert "SlaBreach" not in described.search_attributes and "SlaDueAt" not in described.search_attributes
+    replayed = await Replayer(workflows=[Escalation], data_converter=data_converter).replay_workflow(
+        await handle.fetch_history())
+    assert replayed.replay_failure is None
+

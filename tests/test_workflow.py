@@ -13,8 +13,8 @@ from temporalio.service import RPCError
 from escalation.client import CaseAlreadyOpen, case_handle, case_state, open_case
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.models import (
-    AcknowledgeInput, Brief, CloseInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer, OfferInput,
-    OfferResponseInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
+    AcknowledgeInput, Brief, Callback, CloseInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer,
+    OfferInput, OfferResponseInput, ResolveInput, ScheduleCallbackInput, TimelineEntry, WaitOnCustomerInput,
 )
 from tests.cases import case_input, eventually, owned
 from worker import build_worker
@@ -278,3 +278,28 @@ async def test_closed_case_id_can_be_opened_again_and_its_news_is_not_dropped(en
     await eventually(second_opening_recorded)
     opened = [e for e in outbox(settings, "events.jsonl") if e["type"] == "escalation.opened"]
     assert len(opened) == 2 and opened[0]["id"] != opened[1]["id"]
+
+
+async def test_written_notices_go_by_the_preferred_channel_first(env, worker, settings):
+    """Offer confirmations and callback notices go by SMS to a customer who prefers SMS, although they
+    have an email address too (a customer who prefers calls hears in writing by email, as before)."""
+    texter = {"id": "cust-sms", "name": "Sam Texter", "email": "sam@example.org", "phone": "+49 30 7654321",
+              "preferred_channel": "sms"}
+    caller = texter | {"id": "cust-call", "preferred_channel": "call"}
+    for customer, written in ((texter, "sms"), (caller, "email")):
+        handle = await open_case(env.client, case_input(customer=customer), task_queue_name=settings.task_queue)
+        agent = (await owned(handle)).owner.id
+        await update(handle, "propose_offer", OfferInput(actor=agent, kind="goodwill", amount=Decimal("10"),
+                                                         description="Voucher"), Offer)
+        await update(handle, "record_offer_response", OfferResponseInput(actor=agent, offer_id="offer-1",
+                                                                         answer="accepted"), Offer)
+        await update(handle, "schedule_callback", ScheduleCallbackInput(actor=agent, at="earliest"), Callback)
+
+        async def told():
+            sent = {m["kind"]: m for m in outbox(settings) if m["case_id"] == handle.id.removeprefix("escalation-")
+                    and m["to"]["kind"] == "customer"}
+            return sent if {"offer_confirmation", "callback_scheduled"} <= set(sent) else None
+        sent = await eventually(told)
+        for kind in ("offer_confirmation", "callback_scheduled"):
+            assert (sent[kind]["channel"], sent[kind]["to"]["id"]) == (written, customer["id"]), kind
+

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from escalation import rules
     from escalation.constants import (
         ERR_DELIVERY_REJECTED, ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
-        SA_TIER, WORKFLOW_TYPE,
+        SA_SLA_BREACH, SA_TIER, WORKFLOW_TYPE,
     )
     from escalation.carry import CarriedCase
     from escalation.models import (
@@ -34,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.policy import Policy
     from escalation.rules import Assign, Effect, Routed, RuleViolation, Send
+    from escalation.rules.durations import human
+    from escalation.rules.sla import breach_flag, running_due
     from escalation.rules.opening import opening_brief, opening_state
     from escalation.search import SEARCH_KEYS
 
@@ -66,6 +68,16 @@ CALLBACK_MOVES_PATCH = "callback-moves-announced"
 CALLBACK_NOT_EARLY_PATCH = "callback-outcome-not-early"
 # Reassigning `to` a named rep looks them up in the roster and refuses one at another tier.
 REASSIGN_TO_TIER_PATCH = "reassign-to-same-tier"
+# A missed SLA target at the top of the ladder stays in SlaDueAt, with SlaBreach unowned/owned (older
+# histories unset SlaDueAt when it was missed).
+SLA_OVERDUE_PATCH = "sla-overdue-marker"
+# The timeline entry each update returns, by the rule it runs: the command's own entry.
+OWN_ENTRY = {
+    "acknowledge": "acknowledged", "escalate": "escalated", "de_escalate": "de_escalated", "add_note": "note",
+    "wait_on_customer": "waiting_on_customer", "customer_replied": "customer_replied", "resolve": "resolved",
+    "close": "closed", "followup_response": "followup_answered", "accept": "assignment_accepted",
+    "reassign": "reassigned",
+}
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -373,7 +385,11 @@ class Escalation:
         recorded = len(self._current.timeline)
         self._apply(*rule(self._current, self._policy, cmd, workflow.now()))
         self._changed = True
-        return self._current.timeline[recorded]  # the entry this command made (more may follow it)
+        made = self._current.timeline[recorded:]
+        # The entry this command made, even when another comes first (acknowledging the case offered to you
+        # records assignment_accepted, then acknowledged); entries that follow from it come after it.
+        own = OWN_ENTRY.get(getattr(rule, "__name__", None) or getattr(getattr(rule, "func", None), "__name__", ""))
+        return next((e for e in made if e.kind == own), made[0])
 
     def _apply(self, state: CaseState, effects: list[Effect | EventBatch]) -> None:
         """Adopt the new state, start its effects, publish its new timeline entries, refresh search."""
@@ -420,7 +436,7 @@ class Escalation:
                 summary=f"find {effect.tier.value}" + (f" for {effect.callback_id}" if effect.callback_id else ""),
                 **ASSIGN_OPTS)
         except ActivityError as err:
-            workflow.logger.warning("routing failed for %s: %s", effect.case_id, err)
+            workflow.logger.warning("routing_failed", extra={"tier": effect.tier.value, "error": str(err.cause or err)})
             routed = Routed(stint=effect.stint, request=effect.request, callback_id=effect.callback_id,
                             failed=True, reason=f"routing failed: {err.cause or err}")
         # Cases routed before rep calendars counted told an owner assigned at once in the tier's hours.
@@ -437,7 +453,7 @@ class Escalation:
                 "assign_owner", effect, result_type=Owner | None,  # type: ignore[arg-type]
                 summary=f"find {effect.tier.value}", **ASSIGN_OPTS)
         except ActivityError as err:
-            workflow.logger.warning("routing failed for %s: %s", effect.case_id, err)
+            workflow.logger.warning("routing_failed", extra={"tier": effect.tier.value, "error": str(err.cause or err)})
             owner = None
         self._apply(*rules.owner_assigned(self._current, self._policy, effect.stint, owner, workflow.now()))
         self._changed = True
@@ -461,7 +477,8 @@ class Escalation:
                 except asyncio.TimeoutError:
                     pass
                 if obsolete():
-                    workflow.logger.info("held message %s dropped: the case moved on", m.key)
+                    workflow.logger.info("held_message_dropped", extra={"key": m.key, "kind": m.kind.value,
+                                                                        "reason": "the case moved on"})
                     return
         try:
             await workflow.execute_activity("send_message", m, result_type=str,
@@ -469,7 +486,8 @@ class Escalation:
         except ActivityError as err:
             # Refused for good (HTTP 4xx, SMTP 5xx) or a day of outage: say so in the timeline, and the
             # rules send it again by the next route (the customer's next channel, the owner's team).
-            workflow.logger.error("message %s not delivered: %s", m.key, err)
+            workflow.logger.error("message_not_delivered", extra={
+                "key": m.key, "kind": m.kind.value, "channel": m.channel.value, "error": str(err.cause or err)})
             cause = err.cause
             reason = str(cause) if cause else str(err)
             permanent = isinstance(cause, ApplicationError) and cause.non_retryable
@@ -483,7 +501,8 @@ class Escalation:
         try:
             await workflow.execute_activity("record_events", events, summary=f"{len(events)} event(s)", **RECORD_OPTS)
         except ActivityError as err:
-            workflow.logger.error("events %s..%s not recorded: %s", events[0].id, events[-1].id, err)
+            workflow.logger.error("events_not_recorded", extra={"first": events[0].id, "last": events[-1].id,
+                                                                "error": str(err.cause or err)})
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == ERR_DELIVERY_REJECTED
             # Refused events were dead-lettered one by one already; a batch that ran out of retries is
             # kept whole (receivers dedupe the ones that did arrive) so nothing is lost.
@@ -499,12 +518,16 @@ class Escalation:
         )
 
     def _refresh_search(self, state: CaseState) -> None:
-        due = state.sla_due_at
+        due, breach = state.sla_due_at, breach_flag(state)
+        if breach is not None and not workflow.patched(SLA_OVERDUE_PATCH):
+            due, breach = running_due(state), None  # a history from before the overdue marker
         wanted: dict[str, Any] = {
             SA_TIER: state.tier.value, SA_STATUS: state.status.value,
             SA_OWNER: rules.holder(state), SA_CUSTOMER: state.input.customer.id,
             SA_SEVERITY: state.input.severity.value, SA_SLA_DUE: due,
         }
+        if breach is not None or SA_SLA_BREACH in self._search:  # never upserted until a target is missed
+            wanted[SA_SLA_BREACH] = breach
         if wanted != self._search:
             updates = [SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()
                        for k, v in wanted.items() if self._search.get(k, "unset") != v]
@@ -512,8 +535,14 @@ class Escalation:
             self._search = wanted
         owner = state.owner.name if state.owner else "unassigned"
         waiting = f", waiting on the customer ({state.waiting.reason})" if state.waiting else ""
-        details = (f"**{state.status.value}** at **{state.tier.value}** ({owner}){waiting}"
-                   + (f", SLA due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""))
+        if breach is not None:
+            sla = f", **SLA target missed** at {due:%Y-%m-%d %H:%M:%S} UTC" + (
+                ", nobody owns the case" if breach == "unowned" else "")
+        else:
+            sla = f", SLA due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""
+        if (left := state.sla_paused_remaining) is not None:
+            sla += f", resolve clock paused with {human(left)} of working time left"
+        details = f"**{state.status.value}** at **{state.tier.value}** ({owner}){waiting}{sla}"
         if details != self._details:
             workflow.set_current_details(details)
             self._details = details

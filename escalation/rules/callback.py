@@ -138,11 +138,12 @@ def _tell_owner(step: Step, entry: TimelineEntry, cb: Callback, kind: MessageKin
 
 def _tell_customer(step: Step, entry: TimelineEntry, kind: MessageKind, subject: str, body: str,
                    announcing: Callback | None = None) -> None:
-    """In writing (email, else SMS); held until the customer's contact window opens. A confirmation
-    (`announcing`) still held when its callback is cancelled or moved is dropped."""
+    """In writing (the preferred channel when it is email or SMS, else email, else SMS); held until the
+    customer's contact window opens. A confirmation (`announcing`) still held when its callback is cancelled
+    or moved is dropped."""
     s = step.state
     cust = s.input.customer
-    channel = ContactChannel.EMAIL if cust.email else ContactChannel.SMS
+    channel = cust.written_channel()
     step.send(entry, kind, step.customer(), channel, f"{subject} (case {s.case_id})",
               f"Hello {cust.name},\n\n{body}\n\nReference: case {s.case_id}.",
               about=announcing.id if announcing else None, announces=announcing.due_at if announcing else None)

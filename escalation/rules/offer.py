@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from escalation.constants import ERR_INVALID_STATE
-from escalation.models import (ContactChannel, Offer, OfferAnswer, OfferInput, OfferKind,
+from escalation.models import (Offer, OfferAnswer, OfferInput, OfferKind,
                                OfferResponseInput, OfferStatus)
 from escalation.rules.brief import committed_total
 from escalation.rules.step import MessageKind, RuleViolation, Step
@@ -78,7 +78,7 @@ def respond(step: Step, cmd: OfferResponseInput) -> Offer:
                      currency=offer.currency, note=cmd.note)
     if cmd.answer == OfferAnswer.ACCEPTED:
         c = s.input.customer
-        channel = ContactChannel.EMAIL if c.email else c.preferred_channel
+        channel = c.written_channel()  # the preferred channel first (email or SMS)
         step.send(
             entry, MessageKind.OFFER_CONFIRMATION,
             step.customer(), channel,

@@ -11,7 +11,7 @@ from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
 from escalation.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
 from escalation.calendar import ALWAYS, WorkingCalendar
 from escalation.policy import Policy
-from escalation.rules.sla import sla_due
+from escalation.rules.sla import paused_remaining, sla_due
 
 SYSTEM = "system"
 
@@ -184,4 +184,5 @@ class Step:
 
     def result(self) -> tuple[CaseState, list[Effect]]:
         self.state.sla_due_at = sla_due(self.state)
+        self.state.sla_paused_remaining = paused_remaining(self.state)
         return self.state, self.effects
