@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import BaseModel
@@ -353,20 +355,59 @@ callback_app = typer.Typer(help="Book, move, cancel callbacks to the customer an
 app.add_typer(callback_app, name="callback")
 CallbackId = Annotated[str, typer.Argument(help="The callback (callback-N, see `show`).")]
 AtOpt = Annotated[str, typer.Option(
-    "--at", help="'earliest' (the customer's contact window next opens), a time with its zone "
-                 "(2026-11-24T15:00:00+01:00), or a time without one, read on the customer's clock (2026-11-24T15:00).")]
+    "--at", help="'earliest' (the customer's contact window next opens); a day and time on the customer's clock: "
+                 "'today 15:00', 'tomorrow 15:00', 'mon 15:00' (the next Monday; today if 15:00 is still ahead for "
+                 "them); a time with its zone (2026-11-24T15:00:00+01:00); or a time without one, read on the "
+                 "customer's clock (2026-11-24T15:00).")]
 WindowOpt = Annotated[str | None, typer.Option(help="How long after --at the call may start (e.g. 30m); policy default.")]
 CallerOpt = Annotated[str | None, typer.Option("--owner", help="Rep id of who calls (default: the case owner).")]
 NotesOpt = Annotated[str | None, typer.Option(help="What the caller should know.")]
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_AND_TIME = re.compile(r"(today|tomorrow|mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|fri(?:day)?|"
+                           r"sat(?:urday)?|sun(?:day)?)\s+(\d{1,2}):(\d{2})", re.IGNORECASE)
 
-@callback_app.command("schedule", epilog="Example: escalations callback schedule C-1001 -a sam --at 2026-11-24T15:00 --owner sol")
+
+def customer_day(at: str, zone: str, now: datetime) -> str | None:
+    """A day and time on the customer's clock as the wall-clock time the case reads there: 'tomorrow 15:00' ->
+    '2026-11-25T15:00'. 'today', 'tomorrow', or a weekday ('mon 15:00': the next Monday for the customer, today
+    if that time is still ahead for them). None when `at` is not of this form."""
+    found = _DAY_AND_TIME.fullmatch(at.strip())
+    if found is None:
+        return None
+    day, hour, minute = found.group(1).lower(), int(found.group(2)), int(found.group(3))
+    day = day if day in ("today", "tomorrow") else day[:3]
+    if hour > 23 or minute > 59:
+        return None
+    local = now.astimezone(ZoneInfo(zone))
+    date = local.date()
+    if day == "tomorrow":
+        date += timedelta(days=1)
+    elif day != "today":
+        ahead = (_WEEKDAYS.index(day) - date.weekday()) % 7
+        if ahead == 0 and (hour, minute) <= (local.hour, local.minute):
+            ahead = 7
+        date += timedelta(days=ahead)
+    return f"{date.isoformat()}T{hour:02d}:{minute:02d}"
+
+
+def on_customer_clock(ctx: typer.Context, case_id: str, at: str) -> str:
+    """`--at` as the case takes it: a day and time ('tomorrow 15:00') becomes that date on the customer's clock
+    (their time zone is read from the case); anything else is sent as given."""
+    if _DAY_AND_TIME.fullmatch(at.strip()) is None:
+        return at
+    state = run(ctx, lambda esc: esc.case(case_id).state())
+    return customer_day(at, state.input.customer.time_zone, _now()) or at
+
+
+@callback_app.command("schedule", epilog="Example: escalations callback schedule C-1001 -a sam --at 'tomorrow 15:00' --owner sol")
 def callback_schedule(ctx: typer.Context, case_id: CaseId, actor: ActorOpt, at: AtOpt, window: WindowOpt = None,
                       owner: CallerOpt = None,
                       channel: Annotated[CallbackChannel, typer.Option(help="call or video.")] = CallbackChannel.CALL,
                       phone: Annotated[str | None, typer.Option(help="Number to call if not the customer's.")] = None,
                       notes: NotesOpt = None, as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Book a callback: shown on the customer's clock and the caller's; reminder, then due, then retries."""
+    at = on_customer_clock(ctx, case_id, at)
     command(ctx, case_id, contract.SCHEDULE_CALLBACK, {"actor": actor, "at": at, "window": window, "owner": owner,
                                                        "channel": channel, "phone": phone, "notes": notes}, as_json,
             update_id)
@@ -388,6 +429,7 @@ def callback_reschedule(ctx: typer.Context, case_id: CaseId, callback_id: Callba
                         window: WindowOpt = None, owner: CallerOpt = None, notes: NotesOpt = None,
                         as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
     """Move a callback (and optionally hand it to another rep)."""
+    at = on_customer_clock(ctx, case_id, at)
     command(ctx, case_id, contract.RESCHEDULE_CALLBACK, {"actor": actor, "callback_id": callback_id, "at": at,
                                                          "window": window, "owner": owner, "notes": notes}, as_json,
             update_id)
