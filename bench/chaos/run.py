@@ -47,7 +47,7 @@ from escalation.constants import SEARCH_ATTRIBUTES, workflow_id
 from escalation.converter import data_converter
 from escalation.models import (
     AcknowledgeInput, CallbackOutcomeInput, CaseState, EscalationInput, FollowUpResponseInput, NoteInput,
-    ResolveInput, ScheduleCallbackInput, Status,
+    ResolveInput, ScheduleCallbackInput, Status, Tier,
 )
 from escalation.rules.step import Message
 from workflows import Escalation
@@ -203,7 +203,7 @@ class Driver:
             if check(s):
                 return s
             if time.monotonic() > self.until:
-                raise TimeoutError(f"{case_id}: not reached (tier {s.tier.value}, status {s.status.value})")
+                raise TimeoutError(f"{case_id}: not reached (tier {s.tier}, status {s.status.value})")
             await asyncio.sleep(interval)
 
     async def update(self, case_id: str, step: str, name: str, arg: Any, result_type: type = dict) -> Any:
@@ -235,7 +235,7 @@ class Driver:
         # long the storm keeps the driver from acknowledging.
         await self.open(case_id, "chaos" if kind == "breach" else "chaos-patient")
         if kind == "breach":
-            s = await self.wait_for(case_id, lambda s: s.tier.value == "team_lead" and s.owner is not None)
+            s = await self.wait_for(case_id, lambda s: s.tier == Tier.TEAM_LEAD and s.owner is not None)
         else:
             s = await self.wait_for(case_id, lambda s: s.owner is not None)
         owner = s.owner.id
@@ -424,9 +424,8 @@ async def run_phase(name: str, cfg: Config, workdir: Path, *, kills: bool, inspe
         phase.seconds = time.monotonic() - started
         await finals(client, phase)
         await check(client, procs, phase)
-        for case_id, result in phase.finished.items():
-            if result != "ok":
-                phase.problems.append(f"{case_id} ({phase.journeys[case_id]}): {result}")
+        failed = [f"{c} ({phase.journeys[c]}): {result}" for c, result in phase.finished.items() if result != "ok"]
+        phase.problems[:0] = failed  # first: they explain the rest
         if inspect is not None:
             await inspect(client, phase)
     finally:
