@@ -274,8 +274,7 @@ async def test_accept_reassign_and_watch(cli, tmp_path):
     await cli("open", str(path))
 
     async def offered():
-        s = await state(cli, case_id)
-        return s.pending_assignment.rep.id if s.pending_assignment else None
+        return await offered_to(cli, case_id)
     rep = await eventually(offered)
     other = "ben" if rep == "ana" else "ana"
     refused = await cli("accept", case_id, "-a", other, code=3)
@@ -289,6 +288,12 @@ async def test_accept_reassign_and_watch(cli, tmp_path):
     assert "case C-nobody not found" in (await cli("watch", "C-nobody", "--timeout", "0", code=5)).stderr
 
 
+async def offered_to(cli, case_id: str) -> str | None:
+    """The rep the case is offered to, if any."""
+    s = await state(cli, case_id)
+    return s.pending_assignment.rep.id if s.pending_assignment else None
+
+
 async def _is(awaitable, expected):
     return await awaitable == expected
 
@@ -299,11 +304,7 @@ async def _is(awaitable, expected):
 async def test_ack_of_the_case_offered_to_you_prints_the_acknowledgement(cli, tmp_path):
     case_id, path = case_file(tmp_path, policy="routing")
     await cli("open", str(path))
-
-    async def offered():
-        s = await state(cli, case_id)
-        return s.pending_assignment.rep.id if s.pending_assignment else None
-    rep = await eventually(offered)
+    rep = await eventually(lambda: offered_to(cli, case_id))
     printed = (await cli("ack", case_id, "-a", rep, "--note", "calling back now")).stdout.strip()
     timeline = (await state(cli, case_id)).timeline
     # Acknowledging accepts the offer first; the command prints its own entry, not the acceptance.
