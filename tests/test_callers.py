@@ -185,3 +185,32 @@ async def test_a_completed_case_still_says_completed(env, worker, settings):
     assert str(refused.value) == (f"case {case.case_id} has completed; it takes no more commands (its state and "
                                   "outcome can still be read)")
     assert (await case.ending()).status == "completed"
+
+
+async def test_a_case_opens_when_it_was_started_however_long_its_policy_takes(env, settings):
+    """The SLA clocks start at the workflow's start, an instant history records, not when the policy's answer
+    reached the workflow (after a crash that answer can come with an earlier task's time)."""
+    real = PolicyActivities(PolicyStore(settings.policy_dir))
+    loaded = asyncio.Event()
+
+    @activity.defn(name="load_policy")
+    async def slow_policy(name: str) -> Policy:
+        await loaded.wait()
+        return await real.load_policy(name)
+
+    activities = [a for a in build_activities(settings) if _Definition.must_from_callable(a).name != "load_policy"]
+    async with Worker(env.client, task_queue=settings.task_queue, workflows=[Escalation],
+                      activities=[slow_policy, *activities], interceptors=[OneArgument()]):
+        case_id = await start(env, settings.task_queue, policy="standard")
+        handle = env.client.get_workflow_handle(f"escalation-{case_id}")
+        started = (await handle.describe()).start_time
+        await asyncio.sleep(1.0)  # the policy answers a second after the start
+        loaded.set()
+
+        async def opened() -> CaseState | None:
+            s = await handle.query("state", result_type=CaseState)
+            return s if s.status == "open" else None
+        state = await eventually(opened)
+        assert state.opened_at == started == state.timeline[0].at
+        assert state.acknowledge_clock is not None and state.acknowledge_clock.started_at == started
+        await handle.terminate("test")

@@ -78,6 +78,8 @@ OWN_ENTRY = {
     "close": "closed", "followup_response": "followup_answered", "accept": "assignment_accepted",
     "reassign": "reassigned",
 }
+# A case opens at its workflow's start (older histories: when the policy had loaded).
+OPENED_AT_START_PATCH = "opened-at-start"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -118,7 +120,11 @@ class Escalation:
         else:
             self._policy = await self._load_policy(inp.policy)
             opening = workflow.info().first_execution_run_id  # same for every run of this opening
-            self._apply(*rules.open_case(inp, self._policy, workflow.now(), opening))
+            # The case opens when it was started, a recorded instant: the policy's answer can reach the workflow
+            # with an earlier task's time after a crash, and opening at that time wrote histories that did not
+            # replay. Cases started before this keep opening at the policy's answer when they replay.
+            opened = workflow.info().workflow_start_time if workflow.patched(OPENED_AT_START_PATCH) else workflow.now()
+            self._apply(*rules.open_case(inp, self._policy, opened, opening))
 
         while True:
             state = self._current
