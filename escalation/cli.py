@@ -133,7 +133,7 @@ def main(
     profile: Annotated[str | None, typer.Option(help="Client config profile (else TEMPORAL_PROFILE, 'default').")] = None,
     config_file: Annotated[Path | None, typer.Option(help="Client config TOML (else TEMPORAL_CONFIG_FILE or the default location).")] = None,
     task_queue: Annotated[str | None, typer.Option(help="Task queue new cases start on (else ESCALATIONS_TASK_QUEUE, 'escalations').")] = None,
-    retry_timeout: Annotated[float | None, typer.Option(min=0, help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).")] = None,
+    retry_timeout: Annotated[float | None, typer.Option(min=0, max=3600, help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).")] = None,
 ) -> None:
     ctx.obj = Options(address=address, namespace=namespace, profile=profile, config_file=config_file,
                       task_queue=task_queue, retry_timeout=retry_timeout)

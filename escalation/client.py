@@ -55,6 +55,8 @@ from escalation.search import CaseFilter, CaseSummary
 __all__ = ["Case", "CaseAlreadyOpen", "EscalationClient", "case_handle", "case_state", "connect",
            "execute_update", "open_case"]
 
+# An idempotency key is a caller's label, not data: long enough for any uuid or composite key.
+MAX_UPDATE_ID = 200
 log = logging.getLogger(__name__)
 
 # Backoff between resends of an update the case could not take: first delay, growth, cap (seconds).
@@ -174,6 +176,9 @@ class Case:
         backing off, for up to `retry_timeout` seconds; then it is raised, with `update_id` set on it, so the
         caller can send the command again later with that id."""
         arg = _model(op.arg, cmd)
+        if update_id is not None and not (0 < len(update_id) <= MAX_UPDATE_ID and update_id.isprintable()):
+            raise InvalidArgument(f"update_id: 1 to {MAX_UPDATE_ID} printable characters (got {len(update_id)} "
+                                  "characters); use the id a refusal printed, or leave it out", field="update_id")
         update_id = update_id or str(uuid.uuid4())
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_timeout

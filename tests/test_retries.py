@@ -28,7 +28,8 @@ from escalation.cli import Code, app
 from escalation.client import EscalationClient
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.errors import (
-    CaseUnavailable, CredentialsRefused, EscalationError, InvalidState, NamespaceNotFound, NoWorker, Unreachable,
+    CaseUnavailable, CredentialsRefused, EscalationError, InvalidArgument, InvalidState, NamespaceNotFound,
+    NoWorker, Unreachable,
 )
 from escalation.models import EscalationInput, NoteInput, TimelineEntry
 from tests.cases import case_input, eventually
@@ -233,3 +234,11 @@ async def test_cli_update_id_makes_a_repeated_command_safe(env, esc, settings):
     assert first.exit_code == second.exit_code == 0, first.output + second.output
     assert first.stdout == second.stdout
     assert [e.kind for e in (await case.state()).timeline].count("note") == 1
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 201, "line\nbreak"])
+async def test_an_update_id_out_of_bounds_is_refused_before_sending(env, bad):
+    case = EscalationClient(env.client).case("C-never-sent")
+    with pytest.raises(InvalidArgument) as refused:
+        await case.add_note({"actor": "ana", "text": "hello"}, update_id=bad)
+    assert refused.value.field == "update_id" and "1 to 200 printable characters" in refused.value.message
