@@ -8,6 +8,8 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -58,20 +60,27 @@ async def query(env, case_id: str, name: str) -> dict:
     return json.loads(answered.stdout)["queryResult"][0]
 
 
-async def test_a_query_right_after_the_start_answers_with_the_opening_case(env, settings):
-    """While the policy loads the case has no tier yet; the `state` and `brief` queries say it is opening
-    (other SDKs showed the error a query raised as QueryNotRegisteredError)."""
+@asynccontextmanager
+async def policy_held(env, settings) -> AsyncIterator[asyncio.Event]:
+    """A worker whose policy answers only once the test sets the event it yields: the case stays `opening`."""
     real = PolicyActivities(PolicyStore(settings.policy_dir))
     loaded = asyncio.Event()
 
     @activity.defn(name="load_policy")
-    async def slow_policy(name: str) -> Policy:  # holds the case in `opening` until the test lets it go
+    async def slow_policy(name: str) -> Policy:
         await loaded.wait()
         return await real.load_policy(name)
 
     activities = [a for a in build_activities(settings) if _Definition.must_from_callable(a).name != "load_policy"]
     async with Worker(env.client, task_queue=settings.task_queue, workflows=[Escalation],
                       activities=[slow_policy, *activities], interceptors=[OneArgument()]):
+        yield loaded
+
+
+async def test_a_query_right_after_the_start_answers_with_the_opening_case(env, settings):
+    """While the policy loads the case has no tier yet; the `state` and `brief` queries say it is opening
+    (other SDKs showed the error a query raised as QueryNotRegisteredError)."""
+    async with policy_held(env, settings) as loaded:
         case_id = await start(env, settings.task_queue, policy="standard")
         state = await query(env, case_id, "state")
         assert (state["status"], state["tier"], state["policy_name"], state["policy_version"]) == (
@@ -190,17 +199,7 @@ async def test_a_completed_case_still_says_completed(env, worker, settings):
 async def test_a_case_opens_when_it_was_started_however_long_its_policy_takes(env, settings):
     """The SLA clocks start at the workflow's start, an instant history records, not when the policy's answer
     reached the workflow (after a crash that answer can come with an earlier task's time)."""
-    real = PolicyActivities(PolicyStore(settings.policy_dir))
-    loaded = asyncio.Event()
-
-    @activity.defn(name="load_policy")
-    async def slow_policy(name: str) -> Policy:
-        await loaded.wait()
-        return await real.load_policy(name)
-
-    activities = [a for a in build_activities(settings) if _Definition.must_from_callable(a).name != "load_policy"]
-    async with Worker(env.client, task_queue=settings.task_queue, workflows=[Escalation],
-                      activities=[slow_policy, *activities], interceptors=[OneArgument()]):
+    async with policy_held(env, settings) as loaded:
         case_id = await start(env, settings.task_queue, policy="standard")
         handle = env.client.get_workflow_handle(f"escalation-{case_id}")
         started = (await handle.describe()).start_time
