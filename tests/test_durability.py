@@ -6,54 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
-from temporalio.client import Client
 
+from bench.chaos.run import connect, free_port, start_sqlite_server
 from escalation.client import case_state, execute_update, open_case
-from escalation.constants import SEARCH_ATTRIBUTES
-from escalation.converter import data_converter
 from escalation.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
-from tests.conftest import _binary
 from worker import build_worker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: Path, port: int) -> subprocess.Popen:
-    args = [_binary("temporal"), "server", "start-dev", "--db-filename", str(db), "--port", str(port),
-            "--headless", "--log-level", "error", "--ip", "127.0.0.1",
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        args += ["--search-attribute", f"{name}={kind}"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def connect(port: int, timeout: float = 20.0) -> Client:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter)
-        except RuntimeError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 @asynccontextmanager
 async def sqlite_server(db: Path, port: int) -> AsyncIterator[subprocess.Popen]:
-    proc = start_server(db, port)
+    proc = start_sqlite_server(db, port)
     try:
         yield proc
     finally:

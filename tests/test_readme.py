@@ -17,7 +17,6 @@ typing the next command is slower than that), never for a fixed time.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import subprocess

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from escalation import rules as R
-from escalation.client import case_state, open_case
+from escalation.client import open_case
 from escalation.models import (
     AcknowledgeInput, Brief, Callback, EscalateInput, Offer, OfferInput, OfferResponseInput, Owner,
     ReassignInput, ScheduleCallbackInput, Tier, TimelineEntry, WaitOnCustomerInput,

@@ -27,7 +27,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -95,6 +94,16 @@ def temporal_binary() -> str:
     return str(found) if found.exists() else "temporal"
 
 
+def start_sqlite_server(db: Path, port: int) -> subprocess.Popen:
+    """A dev server on SQLite file `db` (kept across restarts), with the search attributes registered."""
+    args = [temporal_binary(), "server", "start-dev", "--db-filename", str(db), "--port", str(port),
+            "--headless", "--log-level", "error", "--ip", "127.0.0.1",
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Processes:
     """The dev server and the worker as separate processes that can be killed and restarted."""
 
@@ -107,12 +116,7 @@ class Processes:
         self.worker_log = open(workdir / "worker.log", "ab")
 
     def start_server(self) -> None:
-        args = [temporal_binary(), "server", "start-dev", "--db-filename", str(self.workdir / "temporal.db"),
-                "--port", str(self.port), "--headless", "--log-level", "error", "--ip", "127.0.0.1",
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            args += ["--search-attribute", f"{name}={kind}"]
-        self.server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.server = start_sqlite_server(self.workdir / "temporal.db", self.port)
 
     def start_worker(self) -> None:
         env = os.environ | {
