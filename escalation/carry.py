@@ -12,7 +12,7 @@ from escalation.rules.step import Assign, Send
 class CarriedCase(Contract):
     state: CaseState
     policy: dict[str, Any]
-    published: int  # timeline entries already handed to the record activity
+    published: int  # number (seq) of the last timeline entry handed to the record activity
     # Side effects still in flight when the run ended; the next run starts them again (their keys
     # are stable, so a receiver that already got one drops the repeat).
     pending: list[Assign | Send | EventBatch] = []

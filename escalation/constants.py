@@ -37,6 +37,8 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 ERR_INVALID_ARGUMENT = "InvalidArgument"
 ERR_INVALID_STATE = "InvalidState"
 ERR_UNKNOWN_POLICY = "UnknownPolicy"
+# The case takes no command for a moment (it is handing over to a new run): send the same command again.
+ERR_CASE_UNAVAILABLE = "CaseUnavailable"
 
 
 def workflow_id(case_id: str) -> str:

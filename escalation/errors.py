@@ -170,7 +170,7 @@ class NamespaceNotFound(Unreachable):
 
 
 _BY_TYPE: dict[str, type[EscalationError]] = {
-    cls.type: cls for cls in (InvalidArgument, InvalidState, UnknownPolicy)
+    cls.type: cls for cls in (InvalidArgument, InvalidState, UnknownPolicy, CaseUnavailable)
 }
 
 

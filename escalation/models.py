@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,16 +23,44 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
 
 
+# The longest duration anyone may give (a wait on the customer, a callback window, a policy's target):
+# longer ones are typos, and a huge one would overflow date arithmetic.
+LONGEST_DURATION = timedelta(days=366)
+
+
 def parse_duration(value: object) -> object:
-    """'90s', '15m', '4h', '1d12h', '2w' or a number of seconds; ISO 8601 ('PT15M') falls through to pydantic."""
+    """'90s', '15m', '4h', '1d12h', '2w' or a number of seconds; ISO 8601 ('PT15M') falls through to pydantic.
+    A negative or longer-than-a-year duration is refused here with its own words, before any arithmetic
+    ('99999999999999d' would overflow, '-5m' would get the ISO parser's puzzling message)."""
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
-        if _DURATION.fullmatch(text):
-            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
+        if "-" in text:  # '-5m', 'PT-5M': a negative duration
+            raise ValueError(f"must be positive (got '{value[:40]}')")
+        if len(text) <= 40 and _DURATION.fullmatch(text):
+            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+            return _bounded(seconds, value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _bounded(float(value), value)
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _bounded(seconds: float, given: object) -> timedelta:
+    if seconds != seconds or seconds < 0:  # NaN compares unequal to itself
+        raise ValueError(f"must be positive (got {str(given)[:40]})")
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise ValueError(f"must be at most {LONGEST_DURATION.days} days (got {str(given)[:40]})")
+    return timedelta(seconds=seconds)
+
+
+def _within_limit(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must be positive")
+    if value > LONGEST_DURATION:
+        raise ValueError(f"must be at most {LONGEST_DURATION.days} days")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_within_limit)]
 
 
 class Contract(BaseModel):
@@ -154,6 +183,7 @@ def _valid_zone(value: str) -> str:
 
 
 def _money(value: Decimal) -> Decimal:
+    # Digits are bounded before this runs (MONEY_DIGITS), so quantize cannot overflow the decimal context.
     if not value.is_finite():
         raise ValueError("must be a finite amount")
     if value < 0:
@@ -163,14 +193,54 @@ def _money(value: Decimal) -> Decimal:
     return value
 
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Bounds on what callers send (README "Limits"). Text is counted in characters; a start input or an update
+# also has a total size (escalation.converter), well under Temporal's payload limit.
+NAME_CHARS = 200  # a person's name, an actor, a rep id as typed
+LINE_CHARS = 500  # a one-line reason, an offer's description, an article reference
+TEXT_CHARS = 4000  # a note, the customer's problem, a resolution: a few paragraphs
+MONEY_DIGITS = 12  # up to 9,999,999,999.99
+MAX_SKILLS = 20
+
+# Control characters drive terminals and forge lines in briefs and emails; bidirectional overrides make text
+# read differently from what it says. Multi-line text keeps its line breaks and tabs, and nothing else.
+_LINE_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _refuse_control(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if (bad := pattern.search(value)) is not None:
+            raise ValueError(f"contains a control character (U+{ord(bad.group()):04X}) at character {bad.start() + 1}; "
+                             f"{what}")
+        return value
+    return check
+
+
+def _newlines(value: object) -> object:
+    """Windows and old Mac line breaks become plain newlines."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
+_one_line = _refuse_control(_LINE_CONTROL, "a one-line field takes no line breaks or control characters")
+_multi_line = _refuse_control(_TEXT_CONTROL, "only line breaks and tabs are kept")
+
+NonEmpty = Annotated[str, BeforeValidator(_newlines),
+                     StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_CHARS),
+                     AfterValidator(_multi_line)]
+Text = Annotated[str, BeforeValidator(_newlines), StringConstraints(strip_whitespace=True, max_length=TEXT_CHARS),
+                 AfterValidator(_multi_line)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_CHARS),
+                 AfterValidator(_one_line)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_CHARS),
+                 AfterValidator(_one_line)]
+Actor = Name
 Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 ]
-TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
-Money = Annotated[Decimal, AfterValidator(_money),
-                  Field(description='An amount as a string ("19.99"): not negative, at most 2 decimal places')]
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_valid_zone)]
+Money = Annotated[Decimal, Field(max_digits=MONEY_DIGITS, decimal_places=2), AfterValidator(_money),
+                  Field(description='An amount as a string ("19.99"): not negative, at most 2 decimal places, '
+                                    f'at most {MONEY_DIGITS} digits')]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,24}$")
 
@@ -187,11 +257,15 @@ def _phone(value: str | None) -> str | None:
     return value
 
 
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+Phone = Annotated[str, StringConstraints(max_length=24), AfterValidator(_phone)]
+
+
 class Customer(Contract):
     id: Identifier
-    name: NonEmpty
-    email: Annotated[str | None, AfterValidator(_email)] = None
-    phone: Annotated[str | None, AfterValidator(_phone)] = None
+    name: Name
+    email: Email | None = None
+    phone: Phone | None = None
     time_zone: TimeZoneName = "UTC"
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")] = "en"
     lifetime_value: Money = Decimal("0")
@@ -225,7 +299,7 @@ class EscalationInput(Contract):
     customer: Customer
     channel: Channel
     category: Identifier
-    skills: list[Identifier] = Field(default_factory=list)
+    skills: list[Identifier] = Field(default_factory=list, max_length=MAX_SKILLS)
     severity: Severity = Severity.MEDIUM
     summary: NonEmpty
     desired_outcome: NonEmpty
@@ -244,7 +318,7 @@ class EscalationInput(Contract):
 
 class AcknowledgeInput(Contract):
     actor: Actor
-    note: str | None = None
+    note: Text | None = None
 
 
 class EscalateInput(Contract):
@@ -280,7 +354,7 @@ class CustomerRepliedInput(Contract):
 
     actor: Actor
     channel: ContactChannel | Literal["chat"] | None = None
-    note: str | None = None
+    note: Text | None = None
 
 
 class OfferInput(Contract):
@@ -288,14 +362,14 @@ class OfferInput(Contract):
     kind: OfferKind
     amount: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    description: NonEmpty
+    description: Line
 
 
 class OfferResponseInput(Contract):
     actor: Actor
     offer_id: Identifier
     answer: OfferAnswer
-    note: str | None = Field(default=None, description="The customer's reason with their answer (why they declined); "
+    note: Text | None = Field(default=None, description="The customer's reason with their answer (why they declined); "
                              "kept with the offer and shown in every brief")
 
 
@@ -303,7 +377,7 @@ class ResolveInput(Contract):
     actor: Actor
     resolution: NonEmpty
     root_cause: RootCause
-    kb_article: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] | None = None
+    kb_article: Line | None = None
     kb_missing: bool = False
 
     @model_validator(mode="after")
@@ -326,9 +400,9 @@ class CloseInput(Contract):
 
 class FollowUpResponseInput(Contract):
     answer: FollowUpAnswer
-    comment: str | None = None
+    comment: Text | None = None
     channel: ContactChannel | None = None
-    checkin: int | None = Field(default=None, ge=1, description="Which check-in this answers (1-based); latest if omitted")
+    checkin: int | None = Field(default=None, ge=1, le=100, description="Which check-in this answers (1-based); latest if omitted")
 
 
 # ----- state (query results and the outcome)
@@ -488,7 +562,14 @@ class CallbackStatus(StrEnum):
 
 # "earliest": the first moment the customer's contact window is open. A time without a UTC offset is
 # read on the customer's own wall clock ("10:00" means 10:00 where they are, whatever the DST).
-CallbackTime = datetime | Literal["earliest"]
+def _plausible(value: datetime) -> datetime:
+    # Far-off years overflow date arithmetic (a window added to year 9999); no callback is booked there.
+    if not 2000 <= value.year <= 2999:
+        raise ValueError(f"must be a time in the years 2000 to 2999 (got year {value.year})")
+    return value
+
+
+CallbackTime = Annotated[datetime, AfterValidator(_plausible)] | Literal["earliest"]
 
 
 class ScheduleCallbackInput(Contract):
@@ -497,8 +578,8 @@ class ScheduleCallbackInput(Contract):
     window: Duration | None = None  # how long after `at` the call may start; policy default
     owner: Identifier | None = None  # who calls; the case owner when left out
     channel: CallbackChannel = CallbackChannel.CALL
-    phone: Annotated[str | None, AfterValidator(_phone)] = None  # another number than the customer's
-    notes: str | None = None
+    phone: Phone | None = None  # another number than the customer's
+    notes: Text | None = None
 
 
 class RescheduleCallbackInput(Contract):
@@ -507,7 +588,7 @@ class RescheduleCallbackInput(Contract):
     at: CallbackTime
     window: Duration | None = None
     owner: Identifier | None = None  # hand it to another rep; unchanged when left out
-    notes: str | None = None
+    notes: Text | None = None
 
 
 class CancelCallbackInput(Contract):
@@ -520,14 +601,14 @@ class CallbackOutcomeInput(Contract):
     actor: Actor
     callback_id: Identifier
     outcome: CallbackOutcome
-    note: str | None = None
+    note: Text | None = None
 
 
 class AcceptInput(Contract):
     """The rep the case is offered to takes it."""
 
     actor: Actor
-    note: str | None = None
+    note: Text | None = None
 
 
 class ReassignInput(Contract):
@@ -545,7 +626,7 @@ class CallbackAttempt(Contract):
     outcome: CallbackOutcome
     by: str
     recorded_at: datetime
-    note: str | None = None
+    note: Text | None = None
 
 
 class Callback(Contract):
@@ -617,6 +698,9 @@ class CaseState(Contract):
     # instant then, and nothing can breach); None when no clock is paused.
     sla_paused_remaining: timedelta | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # Older timeline entries no longer kept in the state (escalation.rules.retention); every one went out as
+    # an event.
+    timeline_earlier: int = 0
     # Routing: every time the case was offered to a rep, and how many routing requests were made (an
     # answer to an older request is ignored).
     assignments: list[Assignment] = Field(default_factory=list)

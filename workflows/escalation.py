@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from escalation import rules
     from escalation.constants import (
         ERR_DELIVERY_REJECTED, ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
-        SA_SLA_BREACH, SA_TIER, WORKFLOW_TYPE,
+        SA_SLA_BREACH, SA_TIER, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, ERR_CASE_UNAVAILABLE, workflow_id,
     )
     from escalation.carry import CarriedCase
     from escalation.models import (
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from escalation.rules.durations import human
     from escalation.rules.sla import breach_flag, running_due
     from escalation.rules.opening import opening_brief, opening_state
+    from escalation.rules.retention import require_room
     from escalation.search import SEARCH_KEYS
 
 
@@ -80,8 +81,14 @@ OWN_ENTRY = {
 }
 # A case opens at its workflow's start (older histories: when the policy had loaded).
 OPENED_AT_START_PATCH = "opened-at-start"
+# A case's workflow id must be `escalation-<case_id>` (older histories were not checked).
+WORKFLOW_ID_PATCH = "workflow-id-checked"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
+
+def _last_seq(state: CaseState) -> int:
+    return state.timeline[-1].seq if state.timeline else 0
+
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -103,12 +110,21 @@ class Escalation:
         self._pending: dict[int, Assign | Send | EventBatch] = {}  # side effects in flight
         self._next_effect = 0
         self._search: dict[str, Any] = {}
+        # Handing over to a fresh run: new updates are refused (retryable) until it has, so a constant stream
+        # of commands cannot keep a case from continuing as new while its history grows past the limits.
+        self._moving = False
         self._details = ""
 
     # ----- main loop
 
     @workflow.run
     async def run(self, inp: EscalationInput) -> EscalationOutcome:
+        expected = workflow_id(inp.case_id)
+        if workflow.info().workflow_id != expected and workflow.patched(WORKFLOW_ID_PATCH):
+            # Clients find a case by its id alone; a case under another workflow id would be lost to them.
+            raise ApplicationError(f"workflow id: a case's workflow id must be '{expected}' (its case_id with the "
+                                   f"prefix '{WORKFLOW_ID_PREFIX}'), not '{workflow.info().workflow_id[:200]}'",
+                                   {"field": "workflow_id"}, type=ERR_INVALID_ARGUMENT, non_retryable=True)
         if inp.carried is not None:
             if workflow.info().continued_run_id is None:
                 raise ApplicationError("carried: set only by the workflow itself when it continues as new; "
@@ -143,9 +159,11 @@ class Escalation:
             self._changed = False
             self._apply(*rules.advance(self._current, self._policy, self._decision_time(deadline if fired else None)))
             if workflow.info().is_continue_as_new_suggested() and self._current.status != Status.CLOSED:
+                self._moving = True
                 await self._continue_as_new()
 
         # Closed: the last messages and events are handed over (or given up on) before completing.
+        self._moving = False  # a command now hears that the case is closed, not to try again
         await workflow.wait_condition(lambda: not self._pending and workflow.all_handlers_finished())
         return rules.outcome(self._current, self._policy)
 
@@ -377,21 +395,27 @@ class Escalation:
         status `opening`, instead of an error another SDK would show as an unknown query."""
         return opening_state(self._input, workflow.info().first_execution_run_id, workflow.now())
 
-    def _dry_run(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> None:
+    def _dry_run(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C, *,
+                 validating: bool = True) -> None:
+        if validating and self._moving:  # validators only: they are not replayed, and what they took is applied
+            raise ApplicationError("case: handing over to a fresh run of its history (a moment); nothing was "
+                                   "applied, send it again", {"field": "case"}, type=ERR_CASE_UNAVAILABLE)
         if self._state is None:
             return  # still opening: the handler waits for the state and checks then
         try:
-            rule(self._state, self._policy, cmd, workflow.now())
+            after, _ = rule(self._state, self._policy, cmd, workflow.now())
+            if not isinstance(cmd, FollowUpResponseInput):  # a customer's answer is always taken
+                require_room(self._state, after)
         except RuleViolation as err:
             raise ApplicationError(str(err), {"field": err.field}, type=err.type, non_retryable=True) from None
 
     async def _handle(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> TimelineEntry:
         await workflow.wait_condition(lambda: self._state is not None)
-        self._dry_run(rule, cmd)  # the state may have moved on since validation
-        recorded = len(self._current.timeline)
+        self._dry_run(rule, cmd, validating=False)  # the state may have moved on since validation
+        recorded = _last_seq(self._current)
         self._apply(*rule(self._current, self._policy, cmd, workflow.now()))
         self._changed = True
-        made = self._current.timeline[recorded:]
+        made = [e for e in self._current.timeline if e.seq > recorded]
         # The entry this command made, even when another comes first (acknowledging the case offered to you
         # records assignment_accepted, then acknowledged); entries that follow from it come after it.
         own = OWN_ENTRY.get(getattr(rule, "__name__", None) or getattr(getattr(rule, "func", None), "__name__", ""))
@@ -400,9 +424,11 @@ class Escalation:
     def _apply(self, state: CaseState, effects: list[Effect | EventBatch]) -> None:
         """Adopt the new state, start its effects, publish its new timeline entries, refresh search."""
         self._state = state
-        new = state.timeline[self._published:]
+        # By number: the timeline keeps only its recent entries (rules.retention); until it first drops one,
+        # an entry's number is its position, as older runs counted.
+        new = [e for e in state.timeline if e.seq > self._published]
         if new:
-            self._published = len(state.timeline)
+            self._published = new[-1].seq
             effects = [*effects, EventBatch(events=[self._event(e, state) for e in new])]
         for effect in effects:
             self._start(effect)

@@ -32,9 +32,16 @@ def committed_total(state: CaseState) -> Decimal:
 
 
 def is_threat(state: CaseState) -> bool:
-    return state.input.threat or any(
+    # Stints too: the timeline keeps only recent entries (rules.retention).
+    return state.input.threat or any(st.reason == EscalationReason.THREAT.value for st in state.stints) or any(
         e.kind == "escalated" and e.detail.get("reason") == EscalationReason.THREAT.value for e in state.timeline
     )
+
+
+def _indented(text: object) -> str:
+    """Multi-line text inside one item of the brief: its later lines are indented under the item, so a note can
+    never pass for a line of the brief itself."""
+    return str(text).replace("\n", "\n      ")
 
 
 def time_by_tier(state: CaseState, now: datetime) -> dict[str, float]:
@@ -77,7 +84,7 @@ def _story_line(e) -> str:
 def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
     inp = state.input
     tried = [_story_line(e) for e in state.timeline if e.kind in _STORY]
-    notes = [f"{n.at.strftime('%Y-%m-%d %H:%M')} {n.actor}: {n.detail.get('text')}" for n in state.notes]
+    notes = [f"{n.at.strftime('%Y-%m-%d %H:%M')} {n.actor}: {_indented(n.detail.get('text'))}" for n in state.notes]
     previous = []
     for stint in state.stints:
         for owner in stint.owners:
@@ -95,19 +102,21 @@ def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
         f"Customer: {inp.customer.name} ({inp.customer.id}), lifetime value {inp.customer.lifetime_value} {currency}, "
         f"prefers {inp.customer.preferred_channel.value}, time zone {inp.customer.time_zone}",
         f"Came in by {inp.channel.value}; sentiment now: {state.sentiment.value}",
-        f"Problem: {inp.summary}",
-        f"Wants: {inp.desired_outcome}",
+        f"Problem: {_indented(inp.summary)}",
+        f"Wants: {_indented(inp.desired_outcome)}",
         f"Open for {human(open_for)}"
         + ("; by tier: " + ", ".join(f"{t} {human(v)}" for t, v in spent.items()) if spent else ""),
     ]
     if offers:
         lines.append("Offers:")
         lines += [f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
-                  + (f"; customer said: {o.answer_note}" if o.answer_note else "") for o in offers]
+                  + (f"; customer said: {_indented(o.answer_note)}" if o.answer_note else "") for o in offers]
         lines.append(f"  granted so far: {granted_total(state)} {currency}")
-    if tried:
+    if tried or state.timeline_earlier:
         lines.append("What happened so far:")
-        lines += [f"  - {t}" for t in tried]
+        if state.timeline_earlier:
+            lines.append(f"  - ({state.timeline_earlier} earlier entries are in the case's events)")
+        lines += [f"  - {_indented(t)}" for t in tried]
     if notes:
         lines.append("Notes:")
         lines += [f"  - {n}" for n in notes]

@@ -11,19 +11,11 @@ from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
 from escalation.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
 from escalation.calendar import ALWAYS, WorkingCalendar
 from escalation.policy import Policy
+from escalation.rules.retention import trim
+from escalation.rules.violation import RuleViolation
 from escalation.rules.sla import paused_remaining, sla_due
 
 SYSTEM = "system"
-
-
-class RuleViolation(Exception):
-    """A command the rules refuse. `field` names the offending input; the message says why and what to do."""
-
-    def __init__(self, field: str, reason: str, *, type: str = ERR_INVALID_ARGUMENT) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.type = type
 
 
 class MessageKind(StrEnum):
@@ -106,7 +98,7 @@ class Step:
 
     def log(self, kind: str, actor: str, /, **detail: Any) -> TimelineEntry:
         entry = TimelineEntry(
-            seq=len(self.state.timeline) + 1,
+            seq=(self.state.timeline[-1].seq if self.state.timeline else 0) + 1,  # older entries may be trimmed
             at=self.now,
             kind=kind,
             actor=actor,
@@ -183,6 +175,7 @@ class Step:
             self.require_open(field)
 
     def result(self) -> tuple[CaseState, list[Effect]]:
+        trim(self.state)
         self.state.sla_due_at = sla_due(self.state)
         self.state.sla_paused_remaining = paused_remaining(self.state)
         return self.state, self.effects
