@@ -2,7 +2,8 @@
 
 The Message-ID is derived from the message key, and the key itself travels in the Escalation-Key
 header: a retried activity sends the same ids, so mail systems and people can spot the repeat.
-SMTP 4xx and connection trouble are retried by the activity; 5xx is a permanent refusal.
+SMTP 4xx and connection trouble are retried by the activity; 5xx is a permanent refusal. What the
+server answered is kept in the error (at most 200 characters, credentials redacted: escalation/redact.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from activities.delivery import address_of, rejected, unavailable
 from activities.render import Templates
 from escalation.constants import MESSAGE_KEY_HEADER
 from escalation.delivery_settings import SmtpSecurity, SmtpSettings
+from escalation.redact import excerpt
 from escalation.rules.step import Message
 
 
@@ -74,10 +76,10 @@ class SmtpEmail:
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
             codes = [r.code for r in err.recipients]
-            detail = "; ".join(f"{r.code} {r.message}" for r in err.recipients)
+            detail = excerpt("; ".join(f"{r.code} {r.message}" for r in err.recipients))
             raise (rejected if any(c >= 500 for c in codes) else unavailable)(what, detail) from None
         except aiosmtplib.SMTPResponseException as err:
-            raise (rejected if err.code >= 500 else unavailable)(what, f"{err.code} {err.message}") from None
+            raise (rejected if err.code >= 500 else unavailable)(what, excerpt(f"{err.code} {err.message}")) from None
         except (aiosmtplib.SMTPException, OSError) as err:  # refused connection, timeout, TLS failure
-            raise unavailable(what, f"{type(err).__name__}: {err}") from None
+            raise unavailable(what, excerpt(f"{type(err).__name__}: {err}")) from None
         return f"smtp:{mail['Message-ID']}"

@@ -111,10 +111,12 @@ class Request:
 
 @dataclass
 class HttpServer:
-    """Records every request, then answers with the status `respond` returns for it (200 by default).
+    """Records every request, then answers with the status `respond` returns for it (200 by default) and,
+    when `reply` is set, the text it returns as the body (as a receiver's error page or echo does).
     `delivered` is what a receiver that dedupes by Idempotency-Key would act on, in order."""
 
     respond: Callable[[Request, int], int] = lambda request, number: 200
+    reply: Callable[[Request, int], str] | None = None
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -134,6 +136,8 @@ class HttpServer:
         recorded = Request(request.path, dict(request.headers), await request.read())
         self.requests.append(recorded)
         status = self.respond(recorded, len(self.requests))
+        if self.reply is not None:
+            return web.Response(text=self.reply(recorded, len(self.requests)), status=status)
         return web.json_response({"status": status}, status=status)
 
     async def start(self) -> HttpServer:
