@@ -31,6 +31,7 @@ from escalation.roster import RosterError, RosterStore
 from escalation.roster_watch import watch_roster
 from workflows import Escalation
 from workflows.arguments import OneArgument
+from workflows.once import AnsweredOnce
 
 log = structlog.get_logger()
 
@@ -63,8 +64,9 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         workflows=[Escalation],
         activities=build_activities(settings, delivery),
         # Names the case of a failing workflow task that core reports by run id alone (escalation.logs); refuses
-        # an update sent without its one argument as InvalidArgument (workflows.arguments).
-        **({"interceptors": [logs.RunNames(), OneArgument()]} | settings.worker.worker_kwargs() | options),
+        # an update sent without its one argument as InvalidArgument (workflows.arguments); answers an update resent
+        # to a later run of the case with its first answer (workflows.once).
+        **({"interceptors": [logs.RunNames(), OneArgument(), AnsweredOnce()]} | settings.worker.worker_kwargs() | options),
     )
 
 

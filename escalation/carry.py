@@ -16,3 +16,5 @@ class CarriedCase(Contract):
     # Side effects still in flight when the run ended; the next run starts them again (their keys
     # are stable, so a receiver that already got one drops the repeat).
     pending: list[Assign | Send | EventBatch] = []
+    # Update id -> compact answer of the case's most recent updates (workflows.once).
+    answered: dict[str, dict[str, Any]] = {}

@@ -8,6 +8,7 @@ workflow task forever); raised while decoding an update argument it rejects the 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import temporalio.api.common.v1
@@ -60,6 +61,8 @@ def _reason(e: Any) -> str:
         unit = "characters" if isinstance(given, str) else "items"
         size = f"{len(given):,} {unit}, over" if hasattr(given, "__len__") else "over"
         return f"is {size} the limit of {ctx['max_length']:,}"
+    if kind in ("string_too_short", "too_short") and "min_length" in ctx:
+        return "must not be empty" if ctx["min_length"] == 1 else f"must have at least {ctx['min_length']}"
     if kind == "decimal_max_digits":
         return f"has more than {ctx['max_digits']} digits (at most {'9' * (ctx['max_digits'] - 2)}.99)"
     if kind == "decimal_whole_digits":
@@ -88,14 +91,26 @@ class ContractJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
         name = model.__name__ if model is not None else "payload"
         if model is not None and model in _CALLER_INPUTS and len(payload.data) > MAX_INPUT_BYTES:
             if model is not EscalationInput or b'"carried"' not in payload.data:  # a continued run's own state
-                raise _invalid(f"{name}: is {len(payload.data):,} bytes, over the limit of {MAX_INPUT_BYTES:,} "
-                               "bytes for one input")
+                raise _invalid(f"{name}: {_heaviest(payload.data)}is {len(payload.data):,} bytes, over the limit "
+                               f"of {MAX_INPUT_BYTES:,} bytes for one input")
         try:
             return super().from_payload(payload, type_hint)
         except ValidationError as err:
             raise _invalid(describe(err, model)) from None
         except Exception as err:  # noqa: BLE001 - anything else a decoder or validator raised
             raise _invalid(f"{name}: could not be decoded ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def _heaviest(data: bytes) -> str:
+    """'note: ' when one field makes up most of an oversized object, to say which one to shorten."""
+    try:
+        fields = json.loads(data)
+    except ValueError:
+        return ""
+    if not isinstance(fields, dict) or not fields:
+        return ""
+    name, value = max(fields.items(), key=lambda kv: len(json.dumps(kv[1])))
+    return f"{name}: the input with it " if len(json.dumps(value)) > len(data) // 2 else ""
 
 
 def _invalid(message: str) -> ApplicationError:

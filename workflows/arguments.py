@@ -22,6 +22,16 @@ from escalation.converter import shape
 _INPUTS = {u.name: u.arg for u in UPDATES}
 
 
+def wrong_kind(update: str, arg: object) -> str | None:
+    """The refusal for `update` sent with something that is not its input model (null arrives as None: the
+    SDK decodes a binary/null payload without asking the contract), or None when it is."""
+    model = _INPUTS.get(update)
+    if model is None or isinstance(arg, model):
+        return None
+    got = "null" if arg is None else type(arg).__name__
+    return f"{model.__name__}: must be an object {shape(model)}, not {got}"
+
+
 def wrong_count(update: str, given: int) -> str | None:
     """The refusal for `update` sent with `given` arguments, or None when the count is right."""
     model = _INPUTS.get(update)
@@ -33,7 +43,7 @@ def wrong_count(update: str, given: int) -> str | None:
 
 
 class OneArgument(Interceptor):
-    """Worker interceptor: an update of the contract sent with no argument or several is refused as
+    """Worker interceptor: an update of the contract sent with no argument, several, or null is refused as
     InvalidArgument (non-retryable), naming the input model."""
 
     def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
@@ -42,7 +52,7 @@ class OneArgument(Interceptor):
 
 class _OneArgument(WorkflowInboundInterceptor):
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
-        refusal = wrong_count(input.update, len(input.args))
+        refusal = wrong_count(input.update, len(input.args)) or wrong_kind(input.update, input.args[0])
         if refusal is not None:
             raise ApplicationError(refusal, type=ERR_INVALID_ARGUMENT, non_retryable=True)
         super().handle_update_validator(input)

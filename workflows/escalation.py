@@ -83,6 +83,9 @@ OWN_ENTRY = {
 OPENED_AT_START_PATCH = "opened-at-start"
 # A case's workflow id must be `escalation-<case_id>` (older histories were not checked).
 WORKFLOW_ID_PATCH = "workflow-id-checked"
+# Update ids whose answers a case keeps (and carries to its next run), about 100 bytes each: a client resends
+# for up to its retry timeout, while a busy case takes hundreds of other commands.
+ANSWERS_KEPT = 1000
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -113,6 +116,10 @@ class Escalation:
         # Handing over to a fresh run: new updates are refused (retryable) until it has, so a constant stream
         # of commands cannot keep a case from continuing as new while its history grows past the limits.
         self._moving = False
+        # Update id -> a compact answer, for the last ANSWERS_KEPT updates, carried across continue-as-new
+        # (workflows.once: a command resent to the next run is answered, not applied twice).
+        # Known from the start: a resend can reach the next run in its very first task, before `run` begins.
+        self._answered: dict[str, dict[str, Any]] = dict((inp.carried or {}).get("answered") or {})
         self._details = ""
 
     # ----- main loop
@@ -331,6 +338,35 @@ class Escalation:
     @record_callback_outcome.validator
     def _validate_record_callback_outcome(self, cmd: CallbackOutcomeInput) -> None:
         self._dry_run(rules.record_callback_outcome, cmd)
+
+    # ----- answers to updates, kept so a repeat in a later run gets the first answer (workflows.once)
+
+    def knows(self, update_id: str) -> bool:
+        return update_id in self._answered
+
+    async def answer(self, update_id: str) -> TimelineEntry | Offer | Callback | None:
+        await workflow.wait_condition(lambda: self._state is not None)
+        ref = self._answered[update_id]
+        if "offer" in ref:
+            return next((o for o in self._current.offers if o.id == ref["offer"]), None)
+        if "callback" in ref:
+            return next((c for c in self._current.callbacks if c.id == ref["callback"]), None)
+        seq, kind, at, actor, tier = ref["entry"]
+        kept = next((e for e in self._current.timeline if e.seq == seq), None)
+        return kept or TimelineEntry(seq=seq, kind=kind, at=at, actor=actor, tier=tier)
+
+    def remember(self, update_id: str, result: object) -> None:
+        if isinstance(result, Offer):
+            ref: dict[str, Any] = {"offer": result.id}
+        elif isinstance(result, Callback):
+            ref = {"callback": result.id}
+        elif isinstance(result, TimelineEntry):  # without its text: the timeline has it while it keeps it
+            ref = {"entry": [result.seq, result.kind, result.at.isoformat(), result.actor, result.tier.value]}
+        else:
+            return
+        self._answered[update_id] = ref
+        while len(self._answered) > ANSWERS_KEPT:
+            del self._answered[next(iter(self._answered))]
 
     def _callback(self, callback_id: str) -> Callback:
         return next(c for c in self._current.callbacks if c.id == callback_id)
@@ -595,5 +631,6 @@ class Escalation:
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"),
-                              published=self._published, pending=list(self._pending.values()))
+                              published=self._published, pending=list(self._pending.values()),
+                              answered=self._answered)
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried.model_dump(mode="json")}))
