@@ -8,32 +8,45 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+import structlog.testing
 from aiohttp import web
 
 from escalation.client import case_state, open_case
 from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
-from escalation.inbound import build_app
+from escalation.inbound import MAX_BODY, build_app
 from escalation.models import ResolveInput, TimelineEntry
 from escalation.signature import sign
 from tests.cases import case_input, eventually, owned
 from tests.servers import LOOPBACK, free_port
 
-SECRET = "inbound-test-secret"
+SECRET = "inbound-test-secret-4f0c9d2a7b1e8635"  # at least 32 characters, or the endpoint refuses to start
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on loopback; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture
 async def inbound(env):
     """The endpoint served on loopback, talking to the dev server; yields its base URL."""
-    runner = web.AppRunner(build_app(env.client, SECRET, tolerance=300))
-    await runner.setup()
-    await web.TCPSite(runner, LOOPBACK, 0).start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    async with serving(build_app(env.client, SECRET, tolerance=300)) as url:
+        yield url
 
 
 async def post(url: str, payload: dict | bytes, *, secret: str = SECRET, at: float | None = None,
@@ -126,7 +139,7 @@ async def test_answers_that_do_not_fit_are_refused_with_the_reason(env, worker, 
     assert ok.status_code == 200
     await handle.result()  # "fixed" closes the case under this policy
     closed = await post(inbound, {"case_id": state.case_id, "answer": "not_fixed"})
-    assert closed.status_code == 409 and "closed" in closed.json()["error"]
+    assert closed.status_code == 409 and "has completed; it takes no more commands" in closed.json()["error"]
 
 
 async def test_health(inbound):
@@ -152,3 +165,85 @@ async def test_the_endpoint_connects_with_the_workers_connection_settings(env, t
     missing_ca = await asyncio.to_thread(_inbound, {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(tmp_path / "ca.pem")})
     assert missing_ca.returncode == 1 and "Traceback" not in missing_ca.stderr
     assert "tls_server_ca_cert: server CA certificate file not found" in missing_ca.stderr
+
+
+# ----- secrets, deadlines and failures: no answer may hang the gateway or show it a traceback
+
+
+@pytest.mark.parametrize("secret, reason", [
+    ("", "ESCALATIONS_INBOUND__SECRET is not set"),
+    ("x" * 31, "ESCALATIONS_INBOUND__SECRET is too short (31 characters): use at least 32"),
+])
+async def test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret(secret, reason):
+    started = await asyncio.to_thread(_inbound, {"ESCALATIONS_INBOUND__SECRET": secret})
+    assert started.returncode == 1, started.stderr
+    [line] = started.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"escalations-inbound: {reason}"), started.stderr
+    with pytest.raises(ValueError, match="ESCALATIONS_INBOUND__SECRET"):
+        build_app(None, secret, tolerance=300)  # type: ignore[arg-type]
+
+
+async def test_an_answer_no_worker_takes_is_a_quick_503_with_retry_after(env):
+    # A case on a task queue no worker polls: its first workflow task is never picked up.
+    handle = await open_case(env.client, case_input("fast"), task_queue_name=f"nobody-polls-{uuid.uuid4().hex[:8]}")
+    try:
+        async with serving(build_app(env.client, SECRET, tolerance=300, timeout=2)) as url:
+            started = time.monotonic()
+            response = await post(url, {"case_id": handle.id.removeprefix("escalation-"), "answer": "fixed"},
+                                  key="gw-msg-503")
+            took = time.monotonic() - started
+    finally:
+        await handle.terminate("test finished")
+    assert response.status_code == 503 and took < 4, (response.text, took)
+    assert int(response.headers["Retry-After"]) > 0 and response.headers["Content-Type"].startswith("application/json")
+    assert "no worker took 'followup_response'" in response.json()["error"]
+
+
+async def test_an_answer_for_a_case_whose_workflow_task_fails_is_a_503_not_a_500(env, settings):
+    from tests.test_retries import open_stuck
+
+    inp = case_input()
+    handle = await open_stuck(env, f"{settings.task_queue}-stuck", inp, task_timeout=1)
+    try:
+        async with serving(build_app(env.client, SECRET, tolerance=300, timeout=2)) as url:
+            started = time.monotonic()
+            response = await post(url, {"case_id": inp.case_id, "answer": "not_fixed"})
+            took = time.monotonic() - started
+    finally:
+        await handle.terminate("test finished")
+    assert response.status_code == 503 and took < 4, (response.text, took)
+    assert "Retry-After" in response.headers and "its workflow task is failing" in response.json()["error"]
+    assert "Traceback" not in response.text
+
+
+async def test_a_failure_of_the_endpoint_is_a_json_500_with_one_log_line_and_no_traceback(env):
+    def broken_clock() -> float:
+        raise RuntimeError("clock source gone: /dev/rtc0 for dana@example.org")
+
+    with structlog.testing.capture_logs() as logged:
+        async with serving(build_app(env.client, SECRET, tolerance=300, clock=broken_clock)) as url:
+            response = await post(url, {"case_id": "C-1", "answer": "fixed", "comment": "Dana, still broken"})
+    assert response.status_code == 500 and response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert "failed" in error and "Idempotency-Key" in error
+    for leaked in ("Traceback", "RuntimeError", "clock source", "dana@example.org", "inbound.py"):
+        assert leaked not in response.text
+    [line] = [e for e in logged if e["event"] == "inbound_failed"]
+    assert line["error"] == "RuntimeError" and line["path"] == "/followups" and line["at"].startswith("test_inbound.py:")
+    assert "dana" not in json.dumps(line, default=str).lower()
+
+
+async def test_refusals_of_the_http_layer_are_json_too(inbound):
+    async with httpx.AsyncClient(timeout=10) as client:
+        unknown = await client.get(f"{inbound}/nowhere")
+        wrong_method = await client.get(f"{inbound}/followups")
+        too_large = await client.post(f"{inbound}/followups", content=b"x" * (MAX_BODY + 1))
+    assert unknown.status_code == 404 and unknown.json() == {"error": "Not Found"}
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
+    assert wrong_method.json() == {"error": "Method Not Allowed"}
+    assert too_large.status_code == 413 and "Maximum request body size" in too_large.json()["error"]
+
+
+async def test_an_idempotency_key_out_of_bounds_is_refused(inbound):
+    response = await post(inbound, {"case_id": "C-1", "answer": "fixed"}, key="k" * 193)
+    assert response.status_code == 400 and response.json()["error"].startswith("Idempotency-Key: 1 to 192")
