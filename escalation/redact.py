@@ -96,6 +96,10 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     """What is kept of a receiver's answer: redacted first (so no credential is cut in half and missed),
     then on one line (a reply's line breaks must not forge lines in a brief or a log), at most `limit`
     characters."""
-    # Redacting shortens text by little, so a window many times the limit is enough; it bounds the work.
-    kept = redact(text[: limit * 50])
+    # A window many times the limit bounds the work and leaves enough after redaction. Where it cuts the
+    # text, it ends before the last whitespace, so no credential is cut short of looking like one.
+    window = text[: limit * 50]
+    if len(text) > len(window):
+        window = window[: max(window.rfind(" "), window.rfind("\n"), window.rfind("\t"), 0)] or window
+    kept = redact(window)
     return " ".join(_CONTROL.sub(" ", kept).split())[:limit]

@@ -89,6 +89,10 @@ def test_an_excerpt_is_redacted_before_it_is_cut_and_kept_on_one_line():
     assert SECRET[:5] not in kept and len(kept) <= EXCERPT
     assert excerpt("line one\r\nforged: line\x1b[31m two\t\x00") == "line one forged: line [31m two"
     assert excerpt("word " * 10_000) == ("word " * 40)[:EXCERPT]
+    # A reply so long that the excerpt's window cuts a key in two: its first 19 characters, too short to
+    # look like one, are not kept either.
+    key = "0123456789abcdef" * 4
+    assert excerpt(f"{'0f' * 4_990} {key}") == REDACTED
 
 
 def test_work_stays_linear_on_hostile_text():
