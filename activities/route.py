@@ -41,10 +41,12 @@ async def open_cases(client: Client, rep_ids: list[str]) -> dict[str, int] | Non
 class RouteActivities:
     def __init__(self, roster: RosterStore) -> None:
         self.roster = roster
+        # The roster valid now stays in force should its file break later (RosterStore.in_force).
+        self.roster.warm()
 
     @activity.defn(name="find_owner")
     async def find_owner(self, req: Assign) -> Routed:
-        roster = self.roster.get()
+        roster = self.roster.in_force()
         candidates = [r.id for r in roster.qualified(req.tier, req.skills, req.language) if r.id not in req.exclude]
         loads = await open_cases(activity.client(), candidates) if candidates else {}
         routed = choose(roster, req, loads, req.at or datetime.now(UTC))
@@ -55,7 +57,7 @@ class RouteActivities:
     @activity.defn(name="find_rep")
     async def find_rep(self, rep_id: str) -> Owner | None:
         """An active rep by id (who calls back), or None."""
-        roster = self.roster.get()
+        roster = self.roster.in_force()
         rep = roster.rep(rep_id)
         return roster.owner(rep) if rep is not None and rep.active else None
 

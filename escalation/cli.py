@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum, StrEnum
@@ -21,7 +24,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.live import Live
 
@@ -32,7 +35,7 @@ from escalation.config import ConfigError, Settings
 from escalation.contract import Update
 from escalation.errors import (
     CaseAlreadyOpen, CaseNotFound, CaseUnavailable, Ending, EscalationError, InvalidArgument, InvalidState,
-    UnknownPolicy, Unreachable,
+    UnknownPolicy, Unreachable, from_validation_error,
 )
 from escalation.models import (
     Callback, CallbackChannel, CallbackOutcome,
@@ -41,6 +44,9 @@ from escalation.models import (
 )
 
 T = TypeVar("T")
+
+# Set (to anything but empty or 0) to see the traceback behind an unexpected error instead of its one line.
+DEBUG_ENV = "ESCALATIONS_DEBUG"
 
 
 class Code(IntEnum):
@@ -88,7 +94,7 @@ Exit codes: 0 done, 2 bad options, 3 refused (fix the input), 4 refused (the cas
 that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect, bad
 connection settings or no worker answering, 9 the case cannot take commands for now (its workflow task is
 failing; send the same command again with the --update-id printed), 10 doctor found stuck cases and
-left them so, 1 anything else."""
+left them so, 1 anything else (ESCALATIONS_DEBUG=1 shows the traceback of an unexpected error)."""
 
 app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
                   epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -119,10 +125,18 @@ class Options(BaseModel):
     config_file: Path | None = None
     task_queue: str | None = None
     retry_timeout: float | None = None
+    policy_dir: Path | None = None
 
     def settings(self) -> Settings:
         return Settings.from_env(profile=self.profile, config_file=self.config_file, address=self.address,
-                                 namespace=self.namespace, task_queue=self.task_queue)
+                                 namespace=self.namespace, task_queue=self.task_queue, policy_dir=self.policy_dir)
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: a number of seconds must be a finite number ('nan' and 'inf' parse as floats)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number of seconds (got {value})")
+    return value
 
 
 @app.callback()
@@ -133,15 +147,31 @@ def main(
     profile: Annotated[str | None, typer.Option(help="Client config profile (else TEMPORAL_PROFILE, 'default').")] = None,
     config_file: Annotated[Path | None, typer.Option(help="Client config TOML (else TEMPORAL_CONFIG_FILE or the default location).")] = None,
     task_queue: Annotated[str | None, typer.Option(help="Task queue new cases start on (else ESCALATIONS_TASK_QUEUE, 'escalations').")] = None,
-    retry_timeout: Annotated[float | None, typer.Option(min=0, max=3600, help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).")] = None,
+    retry_timeout: Annotated[float | None, typer.Option(min=0, max=3600, callback=finite, help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).")] = None,
+    policy_dir: Annotated[Path | None, typer.Option(help="The workers' policies folder (else ESCALATIONS_POLICY_DIR): `open` refuses a policy it has no file for before starting anything.")] = None,
 ) -> None:
     ctx.obj = Options(address=address, namespace=namespace, profile=profile, config_file=config_file,
-                      task_queue=task_queue, retry_timeout=retry_timeout)
+                      task_queue=task_queue, retry_timeout=retry_timeout, policy_dir=policy_dir)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print text that may carry what people typed (notes, names, a refusal quoting them): control characters
+    are shown escaped, never sent to the terminal."""
+    typer.echo(views.printable(text), err=err)
 
 
 def fail(message: str, code: Code) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(int(code))
+
+
+def unexpected(err: BaseException) -> NoReturn:
+    """Any error nobody foresaw: one line and exit 1; the traceback only when ESCALATIONS_DEBUG is set."""
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        traceback.print_exception(err)
+    text = " ".join(str(err).split())[:500]
+    fail(f"unexpected {type(err).__name__}" + (f": {text}" if text else "")
+         + f" (set {DEBUG_ENV}=1 to see the traceback)", Code.ERROR)
 
 
 def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) -> T:
@@ -159,15 +189,21 @@ def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) ->
                          "(the case applies it once)" if retry_with else ""), code)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
+    except ValidationError as err:  # input checked outside the client's own checks
+        fail(str(from_validation_error(err)), Code.INVALID_ARGUMENT)
+    except Exception as err:
+        unexpected(err)
 
 
 def emit(result: BaseModel | list[BaseModel] | Mapping[str, Any], as_json: bool, human: str) -> None:
     if not as_json:
-        typer.echo(human)
+        say(human)
     elif isinstance(result, BaseModel):
-        typer.echo(result.model_dump_json(indent=2))
+        typer.echo(views.json_printable(result.model_dump_json(indent=2)))
     elif isinstance(result, list):
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in result], indent=2))
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in result], indent=2))  # ensure_ascii: all escaped
     else:
         typer.echo(json.dumps(result, indent=2, default=str))
 
@@ -191,20 +227,39 @@ def open_case(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="JSON file with the case (EscalationInput), or - for stdin.")],
     fail_if_open: Annotated[bool, typer.Option(help="Exit 6 if the case is already open instead of reusing it.")] = False,
+    wait: Annotated[float, typer.Option(min=0, max=300, callback=finite, help="Seconds to wait for a worker to open the case (load its policy): a case the workers refuse at once (unknown policy, bad input) is reported with its exit code; 0: do not wait.")] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Open a case from its JSON description. Opening an open case again changes nothing."""
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text()
-        payload = json.loads(text)
-    except OSError as err:
-        fail(f"{file}: cannot read: {err.strerror}", Code.INVALID_ARGUMENT)
-    except json.JSONDecodeError as err:
-        fail(f"{file}: not valid JSON: {err}", Code.INVALID_ARGUMENT)
-    case = run(ctx, lambda esc: esc.open(payload, if_open="fail" if fail_if_open else "return"))
+    payload = read_case_file(file)
+    case = run(ctx, lambda esc: esc.open(payload, if_open="fail" if fail_if_open else "return", wait=wait))
     human = (f"opened case {case.case_id} (workflow {case.workflow_id})" if case.opened else
              f"case {case.case_id} is already open (workflow {case.workflow_id}); nothing started")
-    emit({"case_id": case.case_id, "workflow_id": case.workflow_id, "opened": case.opened}, as_json, human)
+    if case.still_opening:
+        human += f"; no worker has opened it yet (within {wait:g}s): it opens when a worker on its task queue runs"
+    emit({"case_id": case.case_id, "workflow_id": case.workflow_id, "opened": case.opened}
+         | ({"still_opening": True} if case.still_opening else {}), as_json, human)
+
+
+def read_case_file(file: str) -> Any:
+    """The JSON a case file (or stdin, '-') holds; anything unreadable is refused naming the file and why."""
+    name = "stdin" if file == "-" else file
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as err:
+        fail(f"{name}: cannot read: {err.strerror or err}", Code.INVALID_ARGUMENT)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        fail(f"{name}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8",
+             Code.INVALID_ARGUMENT)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"{name}: not valid JSON: {err}", Code.INVALID_ARGUMENT)
+    except RecursionError:
+        fail(f"{name}: not valid JSON: nested too deeply", Code.INVALID_ARGUMENT)
 
 
 # ----- commands on a case (one update each)
@@ -471,13 +526,19 @@ def due_before(value: str | None) -> datetime | None:
     """'30m' (from now) or an ISO instant with its zone ('2026-11-24T09:00:00Z')."""
     if value is None:
         return None
-    span = parse_duration(value)
-    if isinstance(span, timedelta):
-        return _now() + span
+    shown = value[:40]
+    if re.match(r"\s*\d{4}-", value):  # a date: '2026-11-24T09:00:00Z'
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"'{shown}' is not an ISO time (2026-11-24T09:00:00Z)") from None
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"'{value}' is neither a duration (30m, 4h, 1d) nor an ISO time") from None
+        span = parse_duration(value)
+        if isinstance(span, timedelta):
+            return _now() + span
+    except (ValueError, OverflowError) as err:
+        raise typer.BadParameter(f"a span from now {str(err).removeprefix('Value error, ')}") from None
+    raise typer.BadParameter(f"'{shown}' is neither a duration (30m, 4h, 1d) nor an ISO time") from None
 
 
 TierOpt = Annotated[Tier | None, typer.Option(help="Only cases at this tier.")]
@@ -498,7 +559,7 @@ def _filter(**fields: Any) -> dict[str, Any]:
 def list_cases(ctx: typer.Context, tier: TierOpt = None, status: StatusOpt = None, owner: OwnerOpt = None,
                customer: CustomerOpt = None, severity: SeverityOpt = None, due: DueOpt = None,
                include_closed: AllOpt = False,
-               limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+               limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
                count: Annotated[bool, typer.Option("--count", help="Only print how many cases match.")] = False,
                as_json: JsonOpt = False) -> None:
     """The queue: running cases (filtered), most urgent SLA first, with tier, owner, age and SLA due."""
@@ -525,8 +586,8 @@ def watch(ctx: typer.Context,
           case_id: Annotated[str | None, typer.Argument(help="A case to follow; without it, the queue.")] = None,
           tier: TierOpt = None, status: StatusOpt = None, owner: OwnerOpt = None, customer: CustomerOpt = None,
           severity: SeverityOpt = None, due: DueOpt = None,
-          interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 2.0,
-          timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None) -> None:
+          interval: Annotated[float, typer.Option(min=0.1, max=3600, callback=finite, help="Seconds between looks.")] = 2.0,
+          timeout: Annotated[float | None, typer.Option(min=0, callback=finite, help="Stop after this many seconds.")] = None) -> None:
     """Live view of one case (its new timeline entries as they happen, until it closes) or of the queue."""
     stop_at = None if timeout is None else time.monotonic() + timeout
 
@@ -548,18 +609,18 @@ async def _follow_case(case: Case, interval: float, stop_at: float | None) -> No
     while True:
         state = await case.state()
         for entry in state.timeline[shown:]:
-            typer.echo(views.entry_line(entry))
+            say(views.entry_line(entry))
         shown = len(state.timeline)
         now = (state.status, state.tier, state.owner, state.waiting, state.sla_due_at)
         if now != last:
-            typer.echo(views.status_line(state, _now()))
+            say(views.status_line(state, _now()))
             last = now
         if state.status == Status.CLOSED:
             typer.echo(f"closed: {state.outcome.value if state.outcome else '-'}")
             return
         ending = await case.ending()
         if ending is not None and ending.status not in ("completed", "continued as new"):
-            typer.echo(f"ended: {ending}")  # terminated on the server: nothing more will happen
+            say(f"ended: {ending}")  # terminated on the server: nothing more will happen
             return
         if not _more_time(stop_at):
             return
@@ -620,14 +681,14 @@ def doctor_command(
         if not as_json:
             _console().print(views.doctor_table(report, _now()))
             if report.cases:
-                typer.echo(views.doctor_commands(report))
+                say(views.doctor_commands(report))
         if repair:
             for finding in report.cases:
                 await _repair(esc, finding, yes, as_json)
         return report
     report = run(ctx, work)
     if as_json:
-        typer.echo(report.model_dump_json(indent=2))
+        typer.echo(views.json_printable(report.model_dump_json(indent=2)))
     left = [f for f in report.cases if f.new_run_id is None]
     raise typer.Exit(int(Code.STUCK if left else Code.OK))
 
@@ -645,7 +706,7 @@ async def _repair(esc: EscalationClient, finding: doctor.Finding, yes: bool, as_
     try:
         new_run = await doctor.repair(esc.temporal, finding)
     except EscalationError as err:  # no longer stuck, or the server refused: the others still get their turn
-        typer.echo(f"error: {err}", err=True)
+        say(f"error: {err}", err=True)
         return
     # With --json the report (new_run_id) goes to stdout; this line to stderr.
     typer.echo(f"reset case {finding.case_id} to event {finding.reset_event_id}: new run {new_run}", err=as_json)
@@ -658,6 +719,11 @@ def entrypoint() -> None:
         app()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception as err:  # whatever escaped a command: one line, never a traceback (unless asked for)
+        try:
+            unexpected(err)
+        except typer.Exit as done:
+            code = done.exit_code
     leave(code)
 
 

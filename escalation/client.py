@@ -17,13 +17,15 @@ handles and raise the SDK's errors.
 from __future__ import annotations
 
 import asyncio
+import decimal
 import logging
 import random
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import (
     Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistoryEventFilterType,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -41,7 +43,7 @@ from escalation.contract import Update
 from escalation.converter import data_converter
 from escalation.errors import (
     WORKFLOW_TASK_FAILING, CaseAlreadyOpen, CaseClosed, CaseEnded, CaseTerminated, CredentialsRefused, Ending,
-    EscalationError, InvalidArgument, NoWorker, Unreachable, ended, from_validation_error, translate,
+    EscalationError, InvalidArgument, NoWorker, UnknownPolicy, Unreachable, ended, from_validation_error, translate,
 )
 from escalation.models import (
     AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
@@ -50,6 +52,7 @@ from escalation.models import (
     EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
     ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
 )
+from escalation.policy import policy_names, unknown_policy
 from escalation.search import CaseFilter, CaseSummary
 
 __all__ = ["Case", "CaseAlreadyOpen", "EscalationClient", "case_handle", "case_state", "connect",
@@ -58,6 +61,10 @@ __all__ = ["Case", "CaseAlreadyOpen", "EscalationClient", "case_handle", "case_s
 # An idempotency key is a caller's label, not data: long enough for any uuid or composite key.
 MAX_UPDATE_ID = 200
 log = logging.getLogger(__name__)
+
+# How long `open` watches a case it started until a worker has opened it (loaded its policy), and how often.
+OPEN_WAIT = 10.0
+OPEN_POLL = 0.1
 
 # Backoff between resends of an update the case could not take: first delay, growth, cap (seconds).
 RETRY_FIRST_DELAY = 0.25
@@ -88,15 +95,50 @@ def _model(model: type[M], value: M | Mapping[str, Any]) -> M:
         return model.model_validate(value)
     except ValidationError as err:
         raise from_validation_error(err) from None
+    except (ValueError, ArithmeticError, RecursionError) as err:
+        # A validator that failed outside pydantic's own errors (an overflow, a decimal it cannot hold, input
+        # nested too deep): still a refusal of the input, naming the field when one alone fails.
+        field = _blame(model, value)
+        where = f"{model.__name__}: {field}" if field else model.__name__
+        raise InvalidArgument(f"{where}: {_unreadable(err)}", field=field) from None
+
+
+def _unreadable(err: BaseException) -> str:
+    if isinstance(err, decimal.DecimalException):
+        return "is not a number that can be held (too many digits, or not a finite number)"
+    if isinstance(err, OverflowError):
+        return f"is out of range ({err})"
+    if isinstance(err, RecursionError):
+        return "is nested too deeply"
+    return str(err)[:300] or type(err).__name__
+
+
+def _blame(model: type[BaseModel], value: Any) -> str | None:
+    """The first field of `value` that fails on its own, for an error that did not say which."""
+    if not isinstance(value, Mapping):
+        return None
+    for name, info in model.model_fields.items():
+        if name not in value:
+            continue
+        try:
+            kind = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+            TypeAdapter(kind).validate_python(value[name])
+        except Exception:
+            return name
+    return None
 
 
 class EscalationClient:
     """Cases on one Temporal namespace. `task_queue` is where new cases are started."""
 
     def __init__(self, client: Client, *, task_queue: str | None = None,
-                 update_timeout: float | None = UPDATE_TIMEOUT, retry_timeout: float = RETRY_TIMEOUT) -> None:
+                 update_timeout: float | None = UPDATE_TIMEOUT, retry_timeout: float = RETRY_TIMEOUT,
+                 policy_dir: Path | None = None) -> None:
         self.temporal = client
         self.task_queue = task_queue or constants.task_queue()
+        # The workers' policies folder, when this client can see it: `open` refuses a policy name it has no
+        # file for before anything is started. None: the workers alone decide (see `open`).
+        self.policy_dir = policy_dir
         # How long an update may wait for a worker to take it; None waits for ever.
         self.update_timeout = update_timeout
         # How long an update the case could not take for the moment (a retryable error) is resent, with the
@@ -105,20 +147,34 @@ class EscalationClient:
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, **options: Any) -> EscalationClient:
-        """Connect with `settings` (default: from the environment); `options` are `update_timeout` and
-        `retry_timeout`."""
+        """Connect with `settings` (default: from the environment); `options` are `update_timeout`,
+        `retry_timeout` and `policy_dir`. Settings that name the policies folder (ESCALATIONS_POLICY_DIR)
+        give it to the client, so unknown policy names are refused before a start."""
         settings = settings or Settings.from_env()
+        if "policy_dir" in settings.model_fields_set:
+            options.setdefault("policy_dir", settings.policy_dir)
         return cls(await connect(settings), task_queue=settings.task_queue, **options)
 
     async def open(self, case: EscalationInput | Mapping[str, Any], *,
-                   if_open: Literal["return", "fail"] = "return") -> Case:
+                   if_open: Literal["return", "fail"] = "return", wait: float = OPEN_WAIT) -> Case:
         """Open a case. Opening is idempotent by case id: if the case is open already its handle is returned
         (`Case.opened` is False) unless `if_open="fail"`, which raises CaseAlreadyOpen. A closed case's id
-        opens a new case. Bad input raises InvalidArgument before anything is started."""
+        opens a new case. Bad input raises InvalidArgument before anything is started, and so does a policy
+        name the client's policies folder has no file for (UnknownPolicy; only when the client was given the
+        folder, since a client may run where the workers' folder is not).
+
+        A started case is then watched for up to `wait` seconds until it has opened (its policy loaded): a
+        start the workers refuse at once (a policy they do not have, input they refuse) raises that failure,
+        UnknownPolicy or InvalidArgument, instead of returning a case that is already gone. When no worker
+        took the case within `wait`, the case is returned with `still_opening` set (it opens when a worker
+        runs). `wait=0` returns right after the start."""
         inp = _model(EscalationInput, case)
         if inp.carried is not None:
             raise InvalidArgument("carried: internal to the workflow; leave it out when opening a case",
                                   field="carried")
+        if self.policy_dir is not None and policy_names(self.policy_dir):
+            if (unknown := unknown_policy(self.policy_dir, inp.policy)) is not None:
+                raise UnknownPolicy(str(unknown), field="policy")
         try:
             handle = await open_case(self.temporal, inp, task_queue_name=self.task_queue)
         except CaseAlreadyOpen:
@@ -127,8 +183,11 @@ class EscalationClient:
             return self.case(inp.case_id)
         except RPCError as err:
             raise translate(err, inp.case_id) from None
-        return Case(handle, inp.case_id, opened=True, update_timeout=self.update_timeout,
-                    retry_timeout=self.retry_timeout)
+        opened = Case(handle, inp.case_id, opened=True, update_timeout=self.update_timeout,
+                      retry_timeout=self.retry_timeout)
+        if wait > 0:
+            opened.still_opening = not await opened._until_open(wait)
+        return opened
 
     def case(self, case_id: str) -> Case:
         """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used)."""
@@ -162,6 +221,8 @@ class Case:
         self.handle = handle
         self.case_id = case_id
         self.opened = opened  # True when this call started the case
+        # Set by `EscalationClient.open` when no worker had opened the case (loaded its policy) in its wait.
+        self.still_opening = False
         self.update_timeout = update_timeout
         self.retry_timeout = retry_timeout
 
@@ -319,6 +380,36 @@ class Case:
                 pass  # the history could not be read (archived, no permission): say what describe knows
         return Ending(status=_ENDINGS.get(desc.status, desc.status.name.lower()), at=desc.close_time, by=by,
                       reason=reason)
+
+    async def _until_open(self, wait: float) -> bool:
+        """Watch a case just started until it has opened (True) or `wait` seconds passed (False); raise how its
+        start failed when it failed at once (UnknownPolicy, InvalidArgument)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                desc = await self.handle.describe()
+            except RPCError as err:
+                raise translate(err, self.case_id) from None
+            if desc.status not in (None, WorkflowExecutionStatus.RUNNING):
+                try:
+                    await self.handle.result()
+                except Exception as err:
+                    raise await self._ended(translate(err, self.case_id)) from None
+                return True  # it opened and completed already
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                # A query waits for a worker to answer it: never longer than what is left of `wait`.
+                state = await asyncio.wait_for(self.handle.query("state", result_type=CaseState), left)
+                if state.status != Status.OPENING:
+                    return True
+            except TimeoutError:
+                return False
+            except Exception:
+                pass  # no task yet, or it failed meanwhile: describe says which on the next look
+            await asyncio.sleep(min(OPEN_POLL, max(deadline - loop.time(), 0)))
 
     async def _ended(self, err: BaseException) -> BaseException:
         """`err`, or for a case whose workflow has closed, the error that says how it ended (terminated by whom

@@ -21,6 +21,7 @@ from temporalio.service import TLSConfig
 from escalation.constants import DEFAULT_TASK_QUEUE
 from escalation.converter import describe
 from escalation.delivery_settings import CONFIG_ENV, DeliverySettings
+from escalation.files import FileProblem
 from escalation.models import Duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ class Settings(BaseModel):
         values |= {"worker": worker} | {k: v for k, v in overrides.items() if v is not None}
         try:
             values["delivery"] = DeliverySettings.load(env)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, FileProblem) as err:
             raise ConfigError(str(err)) from None
         except ValidationError as err:
             raise ConfigError(f"delivery settings ({CONFIG_ENV} file or ESCALATIONS_<SECTION>__<FIELD>): "

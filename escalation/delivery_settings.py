@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
+from escalation.files import read_toml
 from escalation.models import ContactChannel, Tier
 
 CONFIG_ENV = "ESCALATIONS_DELIVERY_CONFIG"
@@ -153,7 +153,8 @@ class DeliverySettings(Section):
         if path := env.get(CONFIG_ENV):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{CONFIG_ENV}: no delivery config file at '{path}'")
-            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            # Unreadable, not UTF-8 or not TOML: FileProblem (a ValueError) naming the file and the line.
+            values = read_toml(Path(path), f"{CONFIG_ENV} file {path}")
         for name, value in env.items():
             section, sep, field = name.removeprefix(ENV_PREFIX).lower().partition("__")
             if name.startswith(ENV_PREFIX) and sep and section in SECTIONS:

@@ -8,21 +8,24 @@ version it started with: editing a policy changes new cases only.
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
+import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from escalation.calendar import ALWAYS, CalendarError, WorkingCalendar
+from escalation.converter import describe
+from escalation.files import FileProblem, read_toml
 from escalation.models import Contract, Duration, EscalationReason, Money, Outcome, Severity, Tier, parse_duration
 
 # Years of public holidays resolved ahead when a policy loads; a case reloading after continue-as-new
 # keeps its copy, so this bounds how long a case may run with exact holidays.
 HOLIDAY_YEARS_AHEAD = 3
 
+log = structlog.get_logger()
 
 
 class TierPolicy(Contract):
@@ -272,21 +275,49 @@ class Policy(Contract):
 
 
 class PolicyError(ValueError):
-    """A policy that cannot be found or does not validate."""
+    """A policy that cannot be found or does not validate. `summary` is the reason in one line without any of
+    the file's values (fit for logs)."""
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
+
+
+class UnknownPolicyName(PolicyError):
+    """No policy file by that name in the policies folder (retrying cannot help, unlike a file being rewritten)."""
+
+
+# A policy's name is its file's name without `.toml`: no paths, no hidden files.
+POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def policy_names(folder: Path) -> list[str]:
+    """The policies in `folder` (its `*.toml` files), by name."""
+    return sorted(p.stem for p in Path(folder).glob("*.toml") if POLICY_NAME.fullmatch(p.stem))
+
+
+def unknown_policy(folder: Path, name: str) -> UnknownPolicyName | None:
+    """The refusal for a policy name `folder` has no file for; None when it has one."""
+    if POLICY_NAME.fullmatch(name) and (Path(folder) / f"{name}.toml").is_file():
+        return None
+    known = ", ".join(policy_names(folder)) or "none"
+    return UnknownPolicyName(f"policy: unknown policy '{name[:100]}' (known: {known})")
 
 
 def load_policy_file(path: Path) -> Policy:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise PolicyError(f"policy file {path.name}: {err}") from err
+        data = read_toml(path, f"policy file {path.name}")
+    except FileProblem as err:
+        raise PolicyError(str(err)) from None
     data.setdefault("name", path.stem)
     if data["name"] != path.stem:
-        raise PolicyError(f"policy file {path.name}: name '{data['name']}' must match the file name")
+        raise PolicyError(f"policy file {path.name}: name '{data['name']}' must match the file name",
+                          summary=f"policy file {path.name}: name must match the file name")
     try:
         policy = Policy.model_validate(data)
     except ValidationError as err:
-        raise PolicyError(f"policy file {path.name} is invalid:\n{err}") from err
+        raise PolicyError(f"policy file {path.name} is invalid:\n{err}",
+                          summary=f"policy file {path.name} is invalid: {describe(err)}") from err
     # Holidays become plain dates here, outside any workflow, from last year to a few years ahead.
     try:
         return policy.with_holidays(holiday_years())
@@ -300,29 +331,82 @@ def holiday_years() -> range:
     return range(this_year - 1, this_year + HOLIDAY_YEARS_AHEAD + 1)
 
 
+def file_version(path: Path) -> tuple[int, int]:
+    """What tells one version of a file from the next: modification time and size."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
 class PolicyStore:
-    """The policies folder. Re-reads a file when it changes so edits reach new cases without a restart."""
+    """The policies folder. Re-reads a file when it changes so edits reach new cases without a restart.
+
+    `get` is strict: a file that is invalid now is an error. `in_force` is what a new case gets: while a file
+    is invalid (being rewritten, half-written, a broken edit), the last valid version read since the store
+    was made stays in force, and the store logs that once per broken version of the file."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
+        # Per policy: the last valid version read, with the version of the file it came from.
         self._cache: dict[str, tuple[tuple[int, int], Policy]] = {}
+        # Per policy: the version of its file last found invalid (logged once).
+        self._broken: dict[str, tuple[int, int] | None] = {}
 
     def names(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.toml"))
+        return policy_names(self.folder)
 
     def get(self, name: str) -> Policy:
+        if (unknown := unknown_policy(self.folder, name)) is not None:
+            raise unknown
         path = self.folder / f"{name}.toml"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not path.is_file():
-            known = ", ".join(self.names()) or "none"
-            raise PolicyError(f"policy: unknown policy '{name}' (known: {known})")
-        stat = path.stat()
-        mtime = (stat.st_mtime_ns, stat.st_size)
+        try:
+            version = file_version(path)
+        except OSError as err:  # removed or replaced between the two looks
+            raise PolicyError(f"policy file {path.name}: cannot read: {err.strerror or err}") from None
         cached = self._cache.get(name)
-        if cached and cached[0] == mtime:
+        if cached and cached[0] == version:
             return cached[1]
         policy = load_policy_file(path)
-        self._cache[name] = (mtime, policy)
+        self._cache[name] = (version, policy)
+        self._broken.pop(name, None)
         return policy
+
+    def in_force(self, name: str) -> Policy:
+        """The policy a case opening now gets: the file as it is, or while it is invalid the last valid version
+        this store read (logged: which policy, which file, why). Raises UnknownPolicyName when there is no such
+        file, PolicyError when the file is invalid and has not been valid since the store was made."""
+        try:
+            return self.get(name)
+        except UnknownPolicyName:
+            raise
+        except PolicyError as err:
+            cached = self._cache.get(name)
+            if cached is None:
+                raise
+            path = self.folder / f"{name}.toml"
+            try:
+                version: tuple[int, int] | None = file_version(path)
+            except OSError:
+                version = None
+            if name not in self._broken or self._broken[name] != version:
+                self._broken[name] = version
+                log.warning("policy_invalid_kept_last_valid", policy=name, file=str(path), error=err.summary,
+                            version_in_force=cached[1].version)
+            return cached[1]
+
+    def seen(self, name: str) -> bool:
+        """Whether a valid version of `name` was read since the store was made."""
+        return name in self._cache
+
+    def warm(self) -> list[str]:
+        """Read every policy that is valid now, so its version stays in force should its file break later;
+        returns the names that are not valid now (the worker's start-up check reports them)."""
+        broken = []
+        for name in self.names():
+            try:
+                self.get(name)
+            except PolicyError:
+                broken.append(name)
+        return broken
 
     def validate_all(self) -> list[Policy]:
         return [self.get(n) for n in self.names()]

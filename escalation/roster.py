@@ -3,14 +3,19 @@ contact details and optional own authority limit. Pure data; routing (escalation
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+import structlog
 from pydantic import Field, ValidationError, model_validator
 
 from escalation.calendar import ALWAYS, CalendarError, WorkingCalendar
 from escalation.models import Contract, Identifier, Money, Owner, Tier, TimeZoneName
-from escalation.policy import holiday_years
+from escalation.converter import describe
+from escalation.files import FileProblem, read_toml
+from escalation.policy import file_version, holiday_years
+
+log = structlog.get_logger()
+
 
 class Rep(Contract):
     id: Identifier
@@ -82,33 +87,71 @@ class Roster(Contract):
 
 
 class RosterError(ValueError):
-    pass
+    """A roster file that cannot be read or does not validate. `summary`: the reason without the file's values."""
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 def load_roster(path: Path) -> Roster:
+    label = f"roster {Path(path).name}"
     try:
-        roster = Roster.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, tomllib.TOMLDecodeError, ValidationError) as err:
-        raise RosterError(f"roster {Path(path).name}: {err}") from err
+        data = read_toml(Path(path), label)
+    except FileProblem as err:
+        raise RosterError(str(err)) from None
+    try:
+        roster = Roster.model_validate(data)
+    except ValidationError as err:
+        raise RosterError(f"{label}: {err}", summary=f"{label}: {describe(err)}") from err
     try:
         return roster.with_holidays(holiday_years())
     except RosterError as err:
-        raise RosterError(f"roster {Path(path).name}: {err}") from None
+        raise RosterError(f"{label}: {err}") from None
 
 
 class RosterStore:
-    """The roster file, re-read when it changes."""
+    """The roster file, re-read when it changes. `get` is strict; `in_force` keeps the last valid roster while
+    the file is invalid (being rewritten, a broken edit), and logs that once per broken version of the file."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._cached: tuple[tuple[int, int], Roster] | None = None
+        self._broken: tuple[int, int] | None = None
 
     def get(self) -> Roster:
-        stat = self.path.stat()
-        mtime = (stat.st_mtime_ns, stat.st_size)
-        if self._cached is None or self._cached[0] != mtime:
-            self._cached = (mtime, load_roster(self.path))
+        try:
+            version = file_version(self.path)
+        except OSError as err:
+            raise RosterError(f"roster {self.path.name}: cannot read: {err.strerror or err}") from None
+        if self._cached is None or self._cached[0] != version:
+            self._cached = (version, load_roster(self.path))
         return self._cached[1]
+
+    def in_force(self) -> Roster:
+        """The roster routing uses now: the file as it is, or while it is invalid the last valid roster this store
+        read (logged: which file, why). Raises RosterError when the file has not been valid since."""
+        try:
+            return self.get()
+        except RosterError as err:
+            if self._cached is None:
+                raise
+            try:
+                version: tuple[int, int] | None = file_version(self.path)
+            except OSError:
+                version = None
+            if self._broken != version:
+                self._broken = version
+                log.warning("roster_invalid_kept_last_valid", file=str(self.path), error=err.summary,
+                            reps_in_force=len(self._cached[1].reps))
+            return self._cached[1]
+
+    def warm(self) -> None:
+        """Read the roster if it is valid now, so it stays in force should the file break later."""
+        try:
+            self.get()
+        except RosterError:
+            pass  # the worker's start-up check reports it
 
 
 __all__ = ["Rep", "Roster", "RosterError", "RosterStore", "load_roster"]

@@ -54,7 +54,7 @@ async def watch_roster(client: Client, store: RosterStore, stop: asyncio.Event,
     tick = min(interval, timedelta(seconds=5))
     while not stop.is_set():
         try:
-            roster = store.get()  # the same object while the file is unchanged
+            roster = store.in_force()  # the same object while the file is unchanged (or broken)
             if roster is not seen or waited >= interval:
                 await reassign_inactive(client, roster)
                 seen, waited = roster, timedelta(0)

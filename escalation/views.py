@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,35 @@ from escalation.search import CaseSummary
 
 if TYPE_CHECKING:
     from escalation.doctor import Report
+
+
+# What must never reach a terminal as it is, from text people typed (or old cases stored before input was
+# checked): C0 controls but newline and tab (ESC starts a terminal sequence; CR overwrites the line), DEL, the
+# C1 controls (U+009B is a one-character CSI), the line and paragraph separators and the bidirectional
+# overrides and isolates (which reorder what is shown).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every control character but newline and tab shown as its escape
+    ('\\x1b[2J' prints as the six characters, it does not clear the screen)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def json_printable(text: str) -> str:
+    """JSON safe for a terminal, meaning the same: the characters `printable` escapes may stand raw only inside
+    JSON strings (JSON itself escapes the C0 ones), where a \\u escape is the same character."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _cell(value: object) -> Text:
+    """A table cell: printable, and never read as rich markup ('[link=...]' stays text)."""
+    return Text(printable(str(value)))
 
 
 def span(delta: timedelta) -> str:
@@ -144,8 +174,9 @@ def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
         status = c.status.value if c.status else "-"
         if c.execution != "running":
             status = f"{status} ({c.execution})"
-        table.add_row(c.case_id, c.tier.value if c.tier else "-", status, c.owner or "-", c.customer or "-",
-                      c.severity.value if c.severity else "-", span(now - c.opened_at), due)
+        table.add_row(*map(_cell, (c.case_id, c.tier.value if c.tier else "-", status, c.owner or "-",
+                                   c.customer or "-", c.severity.value if c.severity else "-",
+                                   span(now - c.opened_at), due)))
     return table
 
 
@@ -159,9 +190,9 @@ def doctor_table(report: Report, now: datetime) -> Table | Text:
     table = Table("case", "state", "cause", "message", "failing for", "attempt", "reset to event",
                   title=f"{counts}, of {report.checked} running case(s){deep}", title_justify="left")
     for f in report.cases:
-        table.add_row(f.case_id, f.state if f.state == "stuck" else "latent (would fail replay)", f.cause, f.message,
-                      span(now - f.failing_since) if f.failing_since else "-", str(f.attempt or "-"),
-                      str(f.reset_event_id) if f.reset_event_id else "none")
+        table.add_row(*map(_cell, (f.case_id, f.state if f.state == "stuck" else "latent (would fail replay)",
+                                   f.cause, f.message, span(now - f.failing_since) if f.failing_since else "-",
+                                   str(f.attempt or "-"), str(f.reset_event_id) if f.reset_event_id else "none")))
     return table
 
 

@@ -137,9 +137,12 @@ async def test_unknown_case_and_unknown_policy(esc):
         await missing.acknowledge({"actor": "ana"})
     with pytest.raises(CaseNotFound):
         await missing.brief()
-    case = await esc.open(case_input("no-such-policy"))
+    # The workers refuse the policy in the case's first task: `open` reports that instead of a case already gone.
     with pytest.raises(UnknownPolicy, match="unknown policy 'no-such-policy'"):
-        await case.outcome()
+        await esc.open(case_input("no-such-policy"))
+    started = await esc.open(case_input("no-such-policy"), wait=0)  # not waiting: the outcome says it
+    with pytest.raises(UnknownPolicy, match="unknown policy 'no-such-policy'"):
+        await started.outcome()
 
 
 async def test_list_and_count_filter_through_visibility(esc):
@@ -229,7 +232,8 @@ def test_a_case_no_worker_answers_for_is_said_so(status, message):
 async def test_an_update_no_worker_takes_gives_up_with_a_typed_error(env, settings):
     """No worker polls the case's task queue: the server admits the update and would wait for ever."""
     lonely = EscalationClient(env.client, task_queue=f"{settings.task_queue}-nobody", update_timeout=1.0)
-    case = await lonely.open(case_input("fast"))
+    case = await lonely.open(case_input("fast"), wait=0.5)
+    assert case.opened and case.still_opening  # no worker has loaded its policy
     try:
         with pytest.raises(NoWorker) as caught:
             await case.acknowledge(AcknowledgeInput(actor="ana"))
