@@ -174,7 +174,7 @@ async def test_refusals_print_the_validators_words_and_exit_non_zero(cli, tmp_pa
          "'sla_breach' is not one of 'customer_request', 'threat', 'needs_authority', 'complexity'"),
         (["escalate", case_id, "-a", agent, "--reason", "bored"], 2, "bored"),
         (["de-escalate", case_id, "-a", agent, "--reason", "calm"], 3, "target_tier: the case is already at the first tier"),
-        (["note", case_id, "", "-a", agent], 3, "NoteInput: text: String should have at least 1 character"),
+        (["note", case_id, "", "-a", agent], 3, "NoteInput: text: must not be empty"),
         (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "1.234", "--description", "x"], 3,
          "amount: has more than 2 decimal places"),
         (["offer-response", case_id, "offer-9", "accepted", "-a", agent], 3, "offer_id: no offer 'offer-9'"),
