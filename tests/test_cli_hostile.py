@@ -29,9 +29,9 @@ from escalation import views
 from escalation.cli import app
 from escalation.client import Case, EscalationClient
 from escalation.config import Settings
-from escalation.constants import workflow_id
+from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.delivery_settings import CONFIG_ENV
-from escalation.errors import UnknownPolicy
+from escalation.errors import InvalidArgument, UnknownPolicy
 from escalation.models import CaseState
 from escalation.policy import PolicyError, PolicyStore, load_policy_file
 from escalation.roster import RosterError, RosterStore
@@ -248,6 +248,16 @@ async def test_an_unknown_policy_the_workers_refuse_is_reported_not_opened(live,
     # The library client: the same refusal, typed.
     with pytest.raises(UnknownPolicy, match="unknown policy 'gold'"):
         await live.client.open(case_input("gold"))
+
+
+async def test_a_start_the_workers_refuse_as_input_is_reported_as_invalid_argument(live):
+    """Input the worker refuses in the first task (here a workflow id that is not escalation-<case_id>, as a
+    caller of another SDK may send) is what the client's wait after a start reports, typed."""
+    inp = case_input("fast")
+    handle = await live.env.client.start_workflow(WORKFLOW_TYPE, inp, id=f"elsewhere-{inp.case_id}",
+                                                  task_queue=live.settings.task_queue)
+    with pytest.raises(InvalidArgument, match="workflow id: a case's workflow id must be"):
+        await Case(handle, inp.case_id, opened=True)._until_open(10)
 
 
 @pytest.mark.parametrize(("label", "content"), BROKEN_POLICIES, ids=[b[0] for b in BROKEN_POLICIES])
