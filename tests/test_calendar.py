@@ -492,7 +492,7 @@ def test_unknown_holiday_source(source: dict[str, str], field: str, tmp_path: Pa
                  id="contact-weekday"),
     pytest.param({"contact_hours": {}}, ["contact_hours", "no working time at all"], id="contact-empty"),
     pytest.param({"pause": {"limit": "0m"}}, ["pause", "limit must be longer than zero"], id="pause-zero"),
-    pytest.param({"pause": {"limit": -60}}, ["pause", "limit must be longer than zero"], id="pause-negative"),
+    pytest.param({"pause": {"limit": -60}}, ["pause", "limit", "must be positive"], id="pause-negative"),
     pytest.param({"pause": {"on_limit": "forget"}}, ["pause.on_limit", "'resume' or 'close'"], id="pause-on-limit"),
 ])
 def test_bad_policy_calendar_settings_name_field_and_reason(extra: dict[str, Any], fragments: list[str]) -> None:
