@@ -608,9 +608,10 @@ async def _follow_case(case: Case, interval: float, stop_at: float | None) -> No
     shown, last = 0, None
     while True:
         state = await case.state()
-        for entry in state.timeline[shown:]:
-            say(views.entry_line(entry))
-        shown = len(state.timeline)
+        for entry in state.timeline:
+            if entry.seq > shown:  # by number: the state keeps only the recent entries
+                say(views.entry_line(entry))
+                shown = entry.seq
         now = (state.status, state.tier, state.owner, state.waiting, state.sla_due_at)
         if now != last:
             say(views.status_line(state, _now()))

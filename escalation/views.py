@@ -137,8 +137,9 @@ def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline:
                   + (f", answered {ch.answer.value}" if ch.answer else "") for ch in state.checkins]
     shown = state.timeline[-timeline:] if timeline > 0 else []
     if shown:
-        more = len(state.timeline) - len(shown)
-        lines.append("Timeline" + (f" (last {len(shown)} of {len(state.timeline)})" if more else ""))
+        total = state.timeline_earlier + len(state.timeline)  # older entries left the state as events
+        more = total - len(shown)
+        lines.append("Timeline" + (f" (last {len(shown)} of {total})" if more else ""))
         lines += [f"  {entry_line(e)}" for e in shown]
     if brief is not None:
         lines += ["Brief", *(f"  {line}" if line else "" for line in brief.text.splitlines())]
