@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import sys
 import uuid
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,6 +17,7 @@ from escalation.client import case_state
 from escalation.models import CaseState, EscalationInput
 
 T = TypeVar("T")
+TESTS = Path(__file__).parent
 
 
 def case_input(policy: str = "standard", **overrides: Any) -> EscalationInput:
@@ -67,3 +72,23 @@ async def owned(handle: WorkflowHandle) -> CaseState:
         s = await case_state(handle)
         return s if s.timeline[-1].kind in ("assigned", "unassigned") or s.owner else None
     return await eventually(check)
+
+
+async def worker_process(env: Any, tmp_path: Path, name: str, **extra: str) -> tuple[asyncio.subprocess.Process, str, Path]:
+    """`escalations-worker` as a process of its own, on a task queue and with reps of its own (the roster
+    watcher reassigns every open case an inactive rep holds on the server, other tests' cases included).
+    Returns the process, its task queue and its data folder; `extra` adds settings."""
+    suffix = uuid.uuid4().hex[:6]
+    roster = tmp_path / "roster.toml"
+    roster.write_text(re.sub(r'^id = "([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(),
+                             flags=re.M))
+    queue, data = f"{name}-{suffix}", tmp_path / "data"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", cwd=TESTS.parent, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=clean | {"TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                     "TEMPORAL_NAMESPACE": env.client.namespace, "ESCALATIONS_TASK_QUEUE": queue,
+                     "ESCALATIONS_POLICY_DIR": str(TESTS / "policies"), "ESCALATIONS_ROSTER": str(roster),
+                     "ESCALATIONS_DATA_DIR": str(data), "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s"} | extra)
+    return process, queue, data

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
-import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from escalation.client import EscalationClient, case_state, open_case
 from escalation.models import Callback, CallbackStatus
-from tests.cases import case_input, eventually
+from tests.cases import case_input, eventually, worker_process
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
 
 
 def _night_zone() -> str:
@@ -32,18 +27,7 @@ def _night_zone() -> str:
 async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
     # Reps of their own: the roster watcher reassigns every open case an inactive rep holds on the server,
     # and other tests' cases (their workers gone) are held by reps of the usual names.
-    suffix = uuid.uuid4().hex[:6]
-    roster = tmp_path / "roster.toml"
-    roster.write_text(re.sub(r'^id = "([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(),
-                             flags=re.M))
-    queue = f"logs-{suffix}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=clean | {"TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-                     "TEMPORAL_NAMESPACE": env.client.namespace, "ESCALATIONS_TASK_QUEUE": queue,
-                     "ESCALATIONS_POLICY_DIR": str(TESTS / "policies"), "ESCALATIONS_ROSTER": str(roster),
-                     "ESCALATIONS_DATA_DIR": str(tmp_path / "data"), "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s"})
+    worker, queue, _ = await worker_process(env, tmp_path, "logs")
     try:
         customer = {"id": "cust-night", "name": "Dana Doe", "email": "dana@example.org", "phone": "+49 30 1234567",
                     "time_zone": _night_zone()}
@@ -61,6 +45,7 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
         await case.cancel_callback({"actor": rep, "callback_id": booked.id, "reason": "customer called us"})
         assert (await case.state()).callbacks[0].status == CallbackStatus.CANCELLED
         # The roster watcher reassigns the case of a rep the roster marks inactive (its own log line).
+        roster = tmp_path / "roster.toml"  # the worker's own (tests.cases.worker_process)
         roster.write_text(roster.read_text().replace(f'id = "{rep}"\n', f'id = "{rep}"\nactive = false\n'))
 
         async def reassigned():

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import re
 import signal
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +23,10 @@ from escalation.delivery_settings import SmtpSecurity, SmtpSettings, WebhookSett
 from escalation.models import CaseEvent, ContactChannel, ResolveInput, TimelineEntry
 from escalation.redact import EXCERPT, REDACTED, excerpt, redact
 from escalation.rules.step import Message, MessageKind, Recipient
-from tests.cases import case_input, eventually, owned
+from tests.cases import case_input, eventually, owned, worker_process
 from tests.servers import LOOPBACK, HttpServer, MailHandler, Request, smtp_server
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
 
 SECRET = "s3cr3t-T0ken_value"
 
@@ -209,21 +205,8 @@ async def test_a_token_a_gateway_echoes_reaches_no_timeline_event_history_or_log
     nowhere: not in the case's state, its history, the events file or the worker's log."""
     token = f"s3cr3t-token-{uuid.uuid4().hex}"
     gateway = await HttpServer(respond=lambda request, number: 500 if number == 1 else 401, reply=echo).start()
-    suffix = uuid.uuid4().hex[:6]
-    # Reps of its own, so the worker's roster watcher leaves other tests' cases alone.
-    roster = tmp_path / "roster.toml"
-    roster.write_text(re.sub(r'^id = "([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(),
-                             flags=re.M))
-    queue, data = f"redact-{suffix}", tmp_path / "data"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=clean | {"TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-                     "TEMPORAL_NAMESPACE": env.client.namespace, "ESCALATIONS_TASK_QUEUE": queue,
-                     "ESCALATIONS_POLICY_DIR": str(TESTS / "policies"), "ESCALATIONS_ROSTER": str(roster),
-                     "ESCALATIONS_DATA_DIR": str(data), "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s",
-                     "ESCALATIONS_GATEWAY__URL": f"{gateway.url}/sms",
-                     "ESCALATIONS_GATEWAY__AUTH": f"Bearer {token}"})
+    worker, queue, data = await worker_process(env, tmp_path, "redact", ESCALATIONS_GATEWAY__URL=f"{gateway.url}/sms",
+                                               ESCALATIONS_GATEWAY__AUTH=f"Bearer {token}")
     try:
         customer = {**case_input().customer.model_dump(mode="json"), "preferred_channel": "sms"}
         handle = await open_case(env.client, case_input("fast", customer=customer), task_queue_name=queue)
