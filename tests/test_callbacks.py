@@ -788,7 +788,7 @@ offsets = ["1d"]
 async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(short_history_env, settings, tmp_path):
     """Waiting on the customer, an offer not yet accepted and a callback not yet due, when the case continues
     as new: the new run keeps all three, and each deadline fires at its instant in the new run."""
-    from escalation.client import execute_update
+    from escalation.client import Case, execute_update
     from escalation.models import CustomerRepliedInput, NoteInput, WaitOnCustomerInput
     from worker import build_worker
 
@@ -807,8 +807,9 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
             actor="tara", at=at, owner=other, notes="explain the refund"), result_type=Callback)
         before = await case_state(handle)
         first_run = (await handle.describe()).run_id
+        case = Case(handle, handle.id.removeprefix("escalation-"))  # resends a note refused while the case moves
         for i in range(60):
-            await execute_update(handle, "add_note", NoteInput(actor="tara", text=f"note {i}"), result_type=TimelineEntry)
+            await case.add_note(NoteInput(actor="tara", text=f"note {i}"))
             if (await handle.describe()).run_id != first_run:
                 break
         assert (await handle.describe()).run_id != first_run, "the case did not continue as new"
@@ -830,8 +831,7 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
         assert await eventually(lambda: _is_holder(handle, other))  # routing answers after the expiry
 
         # The customer replies: the resolve clock runs again with exactly the time it had left.
-        entry = await execute_update(handle, "customer_replied", CustomerRepliedInput(actor="tara"),
-                                     result_type=TimelineEntry)
+        entry = await case.customer_replied(CustomerRepliedInput(actor="tara"))
         resumed = await case_state(handle)
         assert resumed.resolve_clock.due_at == entry.at + before.resolve_clock.remaining
         assert resumed.waiting is None and resumed.sla_due_at == min(resumed.acknowledge_clock.due_at,

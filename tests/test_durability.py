@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from bench.chaos.run import connect, free_port, start_sqlite_server
-from escalation.client import case_state, execute_update, open_case
+from escalation.client import Case, case_state, open_case
 from escalation.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 from worker import build_worker
@@ -61,7 +61,7 @@ async def test_long_case_continues_as_new_with_all_its_state(short_history_env, 
         handle = await open_case(client, case_input(), task_queue_name=settings.task_queue)
         first_run = (await owned(handle)).case_id and (await handle.describe()).run_id
         for i in range(40):
-            await execute_update(handle, "add_note", NoteInput(actor="ana", text=f"call {i}"), result_type=TimelineEntry)
+            await Case(handle, handle.id.removeprefix("escalation-")).add_note(NoteInput(actor="ana", text=f"call {i}"))
 
         async def continued():
             return (await handle.describe()).run_id != first_run
@@ -69,10 +69,10 @@ async def test_long_case_continues_as_new_with_all_its_state(short_history_env, 
         state = await case_state(handle)
         assert [n.detail["text"] for n in state.notes] == [f"call {i}" for i in range(40)]
         assert [e.seq for e in state.timeline] == list(range(1, len(state.timeline) + 1))
-        await execute_update(handle, "escalate", {"actor": "ana", "reason": "threat"}, result_type=TimelineEntry)
-        await execute_update(handle, "escalate", {"actor": "sam", "reason": "complexity"}, result_type=TimelineEntry)
-        await execute_update(handle, "close", CloseInput(actor="maya", outcome="customer_lost", reason="cancelled"),
-                             result_type=TimelineEntry)
+        case = Case(handle, handle.id.removeprefix("escalation-"))  # resends a command refused while the case moves
+        await case.escalate({"actor": "ana", "reason": "threat"})
+        await case.escalate({"actor": "sam", "reason": "complexity"})
+        await case.close(CloseInput(actor="maya", outcome="customer_lost", reason="cancelled"))
         result = await handle.result()
     assert result.outcome == "customer_lost" and result.escalations == 2
     events = [json.loads(line) for line in (settings.data_dir / "events.jsonl").read_text().splitlines()]
@@ -89,8 +89,8 @@ async def test_a_stuck_channel_never_holds_up_a_breach_around_continue_as_new(sh
         handle = await open_case(client, case_input("brisk"), task_queue_name=settings.task_queue)
         await owned(handle)
         for i in range(40):  # past the history size at which the server suggests continuing as new
-            await execute_update(handle, "add_note", NoteInput(actor="ana", text=f"call {i}"), result_type=TimelineEntry)
-        await execute_update(handle, "escalate", {"actor": "ana", "reason": "complexity"}, result_type=TimelineEntry)
+            await Case(handle, handle.id.removeprefix("escalation-")).add_note(NoteInput(actor="ana", text=f"call {i}"))
+        await Case(handle, handle.id.removeprefix("escalation-")).escalate({"actor": "ana", "reason": "complexity"})
 
         async def breached_at_team_lead():
             s = await case_state(handle)

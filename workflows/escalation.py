@@ -86,6 +86,9 @@ WORKFLOW_ID_PATCH = "workflow-id-checked"
 # Update ids whose answers a case keeps (and carries to its next run), about 100 bytes each: a client resends
 # for up to its retry timeout, while a busy case takes hundreds of other commands.
 ANSWERS_KEPT = 1000
+# Continue-as-new drains effects while commands keep coming, then refuses new ones for the instant it takes
+# (older histories put it off whenever a command came).
+CAN_THROUGH_UPDATES_PATCH = "continue-as-new-through-updates"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -166,7 +169,6 @@ class Escalation:
             self._changed = False
             self._apply(*rules.advance(self._current, self._policy, self._decision_time(deadline if fired else None)))
             if workflow.info().is_continue_as_new_suggested() and self._current.status != Status.CLOSED:
-                self._moving = True
                 await self._continue_as_new()
 
         # Closed: the last messages and events are handed over (or given up on) before completing.
@@ -622,14 +624,38 @@ class Escalation:
         deadline = rules.next_deadline(self._current)
         budget = CAN_DRAIN if deadline is None else min(CAN_DRAIN, max(deadline - workflow.now(), timedelta(0)))
         fired = None
-        try:
-            await workflow.wait_condition(
-                lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget)
-        except asyncio.TimeoutError:
-            fired = deadline if budget < CAN_DRAIN else None  # the wait ended on the deadline itself
-        if self._changed or (deadline is not None and self._decision_time(fired) >= deadline):
-            return
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        if not workflow.patched(CAN_THROUGH_UPDATES_PATCH):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget)
+            except asyncio.TimeoutError:
+                fired = deadline if budget < CAN_DRAIN else None  # the wait ended on the deadline itself
+            if self._changed or (deadline is not None and self._decision_time(fired) >= deadline):
+                return
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        else:
+            # Commands keep coming while effects drain (a steady stream used to put this off for ever); a
+            # deadline that comes, or that a command brought forward, is handled first.
+            drain_until = workflow.now() + CAN_DRAIN
+            while self._pending:
+                self._changed = False
+                left = max(drain_until - workflow.now(), timedelta(0))
+                budget = left if deadline is None else min(left, max(deadline - workflow.now(), timedelta(0)))
+                try:
+                    await workflow.wait_condition(lambda: not self._pending or self._changed, timeout=budget)
+                except asyncio.TimeoutError:
+                    fired = deadline if budget < left else None  # the wait ended on the deadline itself
+                if deadline is not None and self._decision_time(fired) >= deadline:
+                    return
+                if fired is None and budget == left and not self._changed:
+                    break  # drained as long as it may: what still runs travels along
+                deadline = rules.next_deadline(self._current)  # a command may have moved it
+                if deadline is not None and deadline <= workflow.now():
+                    return
+            self._changed = True  # the loop re-evaluates what the commands taken meanwhile changed
+            # Only for the instant the commands already taken need to finish: new ones are refused (retryable).
+            self._moving = True
+            await workflow.wait_condition(workflow.all_handlers_finished)
         carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"),
                               published=self._published, pending=list(self._pending.values()),
                               answered=self._answered)
