@@ -719,6 +719,12 @@ class CaseState(Contract):
         return self.pauses[-1] if self.pauses and self.pauses[-1].ended_at is None else None
 
     @property
+    def last_seq(self) -> int:
+        """The number of the latest timeline entry (0 before the first): entries are numbered on from it, and
+        older ones may have left the state (escalation.rules.retention)."""
+        return self.timeline[-1].seq if self.timeline else 0
+
+    @property
     def notes(self) -> list[TimelineEntry]:
         """Notes are timeline entries of kind 'note' (kept once, so a long case's state stays small)."""
         return [e for e in self.timeline if e.kind == "note"]

@@ -92,10 +92,6 @@ CAN_THROUGH_UPDATES_PATCH = "continue-as-new-through-updates"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
-def _last_seq(state: CaseState) -> int:
-    return state.timeline[-1].seq if state.timeline else 0
-
-
 C = TypeVar("C")
 R = TypeVar("R")
 
@@ -434,24 +430,28 @@ class Escalation:
         return opening_state(self._input, workflow.info().first_execution_run_id, workflow.now())
 
     def _dry_run(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C, *,
-                 validating: bool = True) -> None:
+                 validating: bool = True) -> rules.Result | None:
+        """The rule's result for `cmd` (None while the case is opening), or the refusal. The rules are pure, so the
+        handler adopts this very result."""
         if validating and self._moving:  # validators only: they are not replayed, and what they took is applied
             raise ApplicationError("case: handing over to a fresh run of its history (a moment); nothing was "
                                    "applied, send it again", {"field": "case"}, type=ERR_CASE_UNAVAILABLE)
         if self._state is None:
-            return  # still opening: the handler waits for the state and checks then
+            return None  # still opening: the handler waits for the state and checks then
         try:
-            after, _ = rule(self._state, self._policy, cmd, workflow.now())
+            result = rule(self._state, self._policy, cmd, workflow.now())
             if not isinstance(cmd, FollowUpResponseInput):  # a customer's answer is always taken
-                require_room(self._state, after)
+                require_room(self._state, result[0])
         except RuleViolation as err:
             raise ApplicationError(str(err), {"field": err.field}, type=err.type, non_retryable=True) from None
+        return result
 
     async def _handle(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> TimelineEntry:
         await workflow.wait_condition(lambda: self._state is not None)
-        self._dry_run(rule, cmd, validating=False)  # the state may have moved on since validation
-        recorded = _last_seq(self._current)
-        self._apply(*rule(self._current, self._policy, cmd, workflow.now()))
+        result = self._dry_run(rule, cmd, validating=False)  # the state may have moved on since validation
+        assert result is not None
+        recorded = self._current.last_seq
+        self._apply(*result)
         self._changed = True
         made = [e for e in self._current.timeline if e.seq > recorded]
         # The entry this command made, even when another comes first (acknowledging the case offered to you

@@ -98,7 +98,7 @@ class Step:
 
     def log(self, kind: str, actor: str, /, **detail: Any) -> TimelineEntry:
         entry = TimelineEntry(
-            seq=(self.state.timeline[-1].seq if self.state.timeline else 0) + 1,  # older entries may be trimmed
+            seq=self.state.last_seq + 1,
             at=self.now,
             kind=kind,
             actor=actor,
