@@ -95,14 +95,19 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def make_settings(folder: Path, name: str = "test") -> Settings:
+    """A worker of the tests: a task queue of its own, data under `folder`, the test policies and roster."""
     return Settings(
-        task_queue=f"escalations-test-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path / "data",
+        task_queue=f"escalations-{name}-{uuid.uuid4().hex[:8]}",
+        data_dir=folder / "data",
         policy_dir=TESTS / "policies",
         roster_path=TESTS / "roster.toml",
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
 
 
 @pytest_asyncio.fixture

@@ -97,12 +97,9 @@ BAD_UPDATES: list[tuple[str, Any, tuple[str, ...]]] = [
 
 @pytest.fixture(scope="module")
 def hostile_settings(tmp_path_factory):
-    from tests.conftest import TESTS
-    from escalation.config import Settings
+    from tests.conftest import make_settings
 
-    return Settings(task_queue=f"escalations-hostile-{uuid.uuid4().hex[:8]}",
-                    data_dir=tmp_path_factory.mktemp("hostile") / "data", policy_dir=TESTS / "policies",
-                    roster_path=TESTS / "roster.toml")
+    return make_settings(tmp_path_factory.mktemp("hostile"), "hostile")
 
 
 @pytest.fixture(scope="module")
