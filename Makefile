@@ -21,11 +21,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e '.[dev,test]'
 	@touch $@
 
 run: $(INSTALLED)
-	$(BIN)/python -m escalation.devrun
+	$(BIN)/python -m escalation.dev.devrun
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
@@ -37,7 +37,7 @@ chaos: $(INSTALLED)
 	$(BIN)/python -m bench.chaos
 
 schemas: $(INSTALLED)
-	$(BIN)/python -m escalation.schemas
+	$(BIN)/python -m escalation.client.schemas
 
 clean-data:
 	rm -rf data

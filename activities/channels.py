@@ -14,9 +14,9 @@ from activities.email import SmtpEmail
 from activities.gateway import HttpGateway
 from activities.render import Templates
 from activities.webhooks import WebhookEvents
-from escalation.delivery_settings import DeliverySettings
-from escalation.models import ContactChannel
-from escalation.rules.step import Message
+from escalation.delivery.settings import DeliverySettings
+from escalation.domain.models import ContactChannel
+from escalation.domain.rules.step import Message
 
 
 class ChannelDelivery:

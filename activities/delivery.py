@@ -20,8 +20,8 @@ from typing import Protocol
 from temporalio.exceptions import ApplicationError
 
 from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE
-from escalation.models import CaseEvent, ContactChannel
-from escalation.rules.step import Message
+from escalation.domain.models import CaseEvent, ContactChannel
+from escalation.domain.rules.step import Message
 
 
 def rejected(what: str, reason: str) -> ApplicationError:

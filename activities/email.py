@@ -3,7 +3,7 @@
 The Message-ID is derived from the message key, and the key itself travels in the Escalation-Key
 header: a retried activity sends the same ids, so mail systems and people can spot the repeat.
 SMTP 4xx and connection trouble are retried by the activity; 5xx is a permanent refusal. What the
-server answered is kept in the error (at most 200 characters, credentials redacted: escalation/redact.py).
+server answered is kept in the error (at most 200 characters, credentials redacted: escalation/delivery/redact.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import aiosmtplib
 from activities.delivery import address_of, rejected, unavailable
 from activities.render import Templates
 from escalation.constants import MESSAGE_KEY_HEADER
-from escalation.delivery_settings import SmtpSecurity, SmtpSettings
-from escalation.redact import excerpt
-from escalation.rules.step import Message
+from escalation.delivery.settings import SmtpSecurity, SmtpSettings
+from escalation.delivery.redact import excerpt
+from escalation.domain.rules.step import Message
 
 
 def message_id(key: str, sender: str) -> str:

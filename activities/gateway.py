@@ -17,8 +17,8 @@ from activities.delivery import address_of
 from activities.http import post
 from activities.render import Templates
 from escalation.constants import IDEMPOTENCY_HEADER
-from escalation.delivery_settings import GatewaySettings
-from escalation.rules.step import Message
+from escalation.delivery.settings import GatewaySettings
+from escalation.domain.rules.step import Message
 
 
 class HttpGateway:

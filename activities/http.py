@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from activities.delivery import rejected, unavailable
-from escalation.redact import excerpt
+from escalation.delivery.redact import excerpt
 
 # 4xx answers that mean "later", not "never".
 RETRY_LATER = {408, 425, 429}

@@ -6,7 +6,7 @@ import structlog
 from temporalio import activity
 
 from activities.delivery import MessageDelivery
-from escalation.rules.step import Message
+from escalation.domain.rules.step import Message
 
 log = structlog.get_logger()
 

@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from escalation.constants import ERR_UNKNOWN_POLICY
-from escalation.policy import Policy, PolicyError, PolicyStore, UnknownPolicyName
+from escalation.domain.policy import Policy, PolicyError, PolicyStore, UnknownPolicyName
 
 # A policy file that cannot be used when a case opens may be in the middle of being rewritten: the activity
 # tries this many times (the workflow's retry policy spaces them 1 s, then 2 s apart) before the case fails.

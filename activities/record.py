@@ -8,7 +8,7 @@ import structlog
 from temporalio import activity
 
 from activities.delivery import EventSink, JsonLinesOutbox
-from escalation.models import CaseEvent
+from escalation.domain.models import CaseEvent
 
 log = structlog.get_logger()
 

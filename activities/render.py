@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 
-from escalation.rules.step import Message
+from escalation.domain.rules.step import Message
 
 GENERIC = "message"
 

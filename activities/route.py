@@ -10,10 +10,10 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from escalation.models import Owner
-from escalation.roster import RosterStore
-from escalation.rules.routing import Routed, choose
-from escalation.rules.step import Assign
+from escalation.domain.models import Owner
+from escalation.domain.roster import RosterStore
+from escalation.domain.rules.routing import Routed, choose
+from escalation.domain.rules.step import Assign
 from escalation.search import OWNER, holding_query
 
 log = structlog.get_logger()

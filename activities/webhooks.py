@@ -1,7 +1,7 @@
 """Case events POSTed to another system (CRM, data warehouse) as signed JSON, one request per event.
 
 Each request carries the event id as Idempotency-Key and an HMAC-SHA256 signature over timestamp and
-body (escalation/signature.py). Events of a batch go in order; a retried batch sends them again and the
+body (escalation/delivery/signature.py). Events of a batch go in order; a retried batch sends them again and the
 receiver drops ids it has seen. An event the receiver refuses for good (4xx) is kept in a dead-letter
 file, so it is never lost, and the activity fails without retrying.
 """
@@ -18,10 +18,10 @@ from temporalio.exceptions import ApplicationError
 from activities.delivery import JsonLinesOutbox, Progress, rejected
 from activities.http import post
 from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
-from escalation.delivery_settings import WebhookSettings
-from escalation.events import WebhookEvent
-from escalation.models import CaseEvent
-from escalation.signature import sign
+from escalation.delivery.settings import WebhookSettings
+from escalation.domain.events import WebhookEvent
+from escalation.domain.models import CaseEvent
+from escalation.delivery.signature import sign
 
 log = structlog.get_logger()
 

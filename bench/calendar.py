@@ -16,14 +16,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from escalation import rules
-from escalation.calendar import WorkingCalendar
-from escalation.models import CustomerRepliedInput, NoteInput, WaitOnCustomerInput
-from escalation.policy import load_policy_file
-from tests.cases import case_input
+from escalation.domain import rules
+from escalation.domain.calendar import WorkingCalendar
+from escalation.domain.models import CustomerRepliedInput, EscalationInput, NoteInput, WaitOnCustomerInput
+from escalation.domain.policy import load_policy_file
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 6, 21, 55, tzinfo=UTC)  # a Friday evening in New York, two days before DST
+
+
+def case_input(policy: str) -> EscalationInput:
+    """A case as the first agent opens it (the benchmark imports no test code)."""
+    return EscalationInput.model_validate({
+        "case_id": "BENCH-1", "channel": "call", "category": "billing", "skills": ["billing"], "severity": "high",
+        "customer": {"id": "cust-42", "name": "Dana Doe", "email": "dana@example.org", "time_zone": "Europe/Berlin"},
+        "summary": "Charged twice", "desired_outcome": "Refund", "opened_by": "ana", "policy": policy,
+    })
 
 
 def best(fn: Callable[[], object], rounds: int, inner: int) -> float:

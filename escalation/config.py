@@ -19,10 +19,10 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
 from escalation.constants import DEFAULT_TASK_QUEUE
-from escalation.converter import describe
-from escalation.delivery_settings import CONFIG_ENV, DeliverySettings
+from escalation.domain.refusal import describe
+from escalation.delivery.settings import CONFIG_ENV, DeliverySettings
 from escalation.files import FileProblem
-from escalation.models import Duration
+from escalation.domain.models import Duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

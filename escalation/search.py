@@ -14,7 +14,7 @@ from escalation.constants import (
     SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_BREACH, SA_SLA_DUE, SA_STATUS, SA_TIER, WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
 )
-from escalation.models import Identifier, Severity, Status, Tier
+from escalation.domain.models import Identifier, Severity, Status, Tier
 
 TIER = SearchAttributeKey.for_keyword(SA_TIER)
 STATUS = SearchAttributeKey.for_keyword(SA_STATUS)

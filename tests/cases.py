@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from temporalio.client import WorkflowHandle
 
 from escalation.client import case_state
-from escalation.models import CaseState, EscalationInput
+from escalation.domain.models import CaseState, EscalationInput
 
 T = TypeVar("T")
 TESTS = Path(__file__).parent

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from escalation.client import case_state, open_case
 from escalation.constants import SA_SLA_DUE
-from escalation.models import (
+from escalation.domain.models import (
     AcknowledgeInput, CustomerRepliedInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
 )
 from tests.cases import case_input, eventually, owned

@@ -1,4 +1,4 @@
-"""Business calendars (escalation.calendar): pure date arithmetic, no Temporal.
+"""Business calendars (escalation.domain.calendar): pure date arithmetic, no Temporal.
 
 Unit tests pin the behaviour people feel on the wall clock: DST changes in New York and Berlin, holidays,
 weekends, closed days, overnight shifts, boundaries. Validation tests check that each bad input names its
@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from escalation.calendar import ALWAYS, WEEKDAYS, CalendarError, WorkingCalendar, parse_interval
-from escalation.models import Severity, Tier
-from escalation.policy import Policy, PolicyError, load_policy_file
-from escalation.rules.sla import pause_clock, resume_clock, start_clock
+from escalation.domain.calendar import ALWAYS, WEEKDAYS, CalendarError, WorkingCalendar, parse_interval
+from escalation.domain.models import Severity, Tier
+from escalation.domain.policy import Policy, PolicyError, load_policy_file
+from escalation.domain.rules.sla import pause_clock, resume_clock, start_clock
 
 NEW_YORK, BERLIN, KOLKATA, LORD_HOWE = "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"
 MICRO = timedelta(microseconds=1)

@@ -20,18 +20,18 @@ from hypothesis import strategies as st
 from temporalio.client import WorkflowUpdateFailedError
 from typer.testing import CliRunner
 
-from escalation import rules as R
+from escalation.domain import rules as R
 from escalation.cli import app
 from escalation.client import case_state, open_case
 from escalation.constants import ERR_INVALID_STATE
-from escalation.models import (
+from escalation.domain.models import (
     AcknowledgeInput, Callback, CallbackOutcomeInput, CallbackStatus, CancelCallbackInput, CaseState, CloseInput, Owner,
     RescheduleCallbackInput, ResolveInput, ScheduleCallbackInput, Tier, TimelineEntry,
 )
-from escalation.policy import Policy
-from escalation.rules import Routed, RuleViolation
-from escalation.rules.callback import deadlines as callback_deadlines, local
-from escalation.rules.step import Assign, MessageKind
+from escalation.domain.policy import Policy
+from escalation.domain.rules import Routed, RuleViolation
+from escalation.domain.rules.callback import deadlines as callback_deadlines, local
+from escalation.domain.rules.step import Assign, MessageKind
 from tests.cases import case_input, eventually
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
 from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
@@ -789,7 +789,7 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
     """Waiting on the customer, an offer not yet accepted and a callback not yet due, when the case continues
     as new: the new run keeps all three, and each deadline fires at its instant in the new run."""
     from escalation.client import Case, execute_update
-    from escalation.models import CustomerRepliedInput, NoteInput, WaitOnCustomerInput
+    from escalation.domain.models import CustomerRepliedInput, NoteInput, WaitOnCustomerInput
     from worker import build_worker
 
     (tmp_path / "policies").mkdir()

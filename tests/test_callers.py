@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 from activities.policy import PolicyActivities
 from escalation.cli import app
 from escalation.client import EscalationClient
-from escalation.contract import UPDATES
-from escalation.converter import shape
-from escalation.errors import CaseClosed, CaseEnded, CaseTerminated
-from escalation.models import CaseState
-from escalation.policy import Policy, PolicyStore
+from escalation.client.contract import UPDATES
+from escalation.domain.refusal import shape
+from escalation.client.errors import CaseClosed, CaseEnded, CaseTerminated
+from escalation.domain.models import CaseState
+from escalation.domain.policy import Policy, PolicyStore
 from tests.cases import case_input, eventually
 from worker import build_activities
 from workflows import Escalation

@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from bench.chaos.run import Config, Phase, run_phase
-from escalation import doctor
+from escalation.cli import doctor
 from escalation.constants import workflow_id
 
 

@@ -24,14 +24,14 @@ from typer._completion_classes import BashComplete
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from escalation import views
+from escalation.cli import views
 from escalation.cli import app
 from escalation.client import EscalationClient
 from escalation.constants import workflow_id
-from escalation.converter import data_converter
-from escalation.errors import InvalidArgument
-from escalation.models import CaseState
-from escalation.rules.durations import human
+from escalation.client.converter import data_converter
+from escalation.client.errors import InvalidArgument
+from escalation.domain.models import CaseState
+from escalation.domain.rules.durations import human
 from tests.cases import case_input, eventually
 from workflows import Escalation
 

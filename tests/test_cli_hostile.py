@@ -25,16 +25,16 @@ import structlog
 from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
-from escalation import views
+from escalation.cli import views
 from escalation.cli import app
 from escalation.client import Case, EscalationClient
 from escalation.config import Settings
 from escalation.constants import WORKFLOW_TYPE, workflow_id
-from escalation.delivery_settings import CONFIG_ENV
-from escalation.errors import InvalidArgument, UnknownPolicy
-from escalation.models import CaseState
-from escalation.policy import PolicyError, PolicyStore, load_policy_file
-from escalation.roster import RosterError, RosterStore
+from escalation.delivery.settings import CONFIG_ENV
+from escalation.client.errors import InvalidArgument, UnknownPolicy
+from escalation.domain.models import CaseState
+from escalation.domain.policy import PolicyError, PolicyStore, load_policy_file
+from escalation.domain.roster import RosterError, RosterStore
 from escalation.search import CaseSummary
 from tests.cases import case_input, eventually
 from worker import build_worker

@@ -13,11 +13,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import Case, EscalationClient
 from escalation.config import Settings
-from escalation.errors import (
+from escalation.client.errors import (
     CaseAlreadyOpen, CaseClosed, CaseNotFound, InvalidArgument, InvalidState, NamespaceNotFound, NoWorker,
     UnknownPolicy, Unreachable, translate,
 )
-from escalation.models import (
+from escalation.domain.models import (
     AcknowledgeInput, Brief, CaseState, EscalateInput, Offer, OfferInput, TimelineEntry,
 )
 from escalation.search import CaseFilter

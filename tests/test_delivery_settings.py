@@ -16,9 +16,9 @@ from activities.gateway import HttpGateway
 from activities.webhooks import WebhookEvents
 from escalation import logs
 from escalation.config import PROJECT_ROOT, Settings
-from escalation.delivery_settings import CONFIG_ENV, DeliverySettings, SmtpSecurity
-from escalation.models import ContactChannel, Tier
-from escalation.rules.step import Message, MessageKind, Recipient
+from escalation.delivery.settings import CONFIG_ENV, DeliverySettings, SmtpSecurity
+from escalation.domain.models import ContactChannel, Tier
+from escalation.domain.rules.step import Message, MessageKind, Recipient
 
 CONFIG = """
 [smtp]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from escalation import demo
+from escalation.dev import demo
 from escalation.client import case_handle, case_state
 from escalation.config import Settings
 from worker import build_worker

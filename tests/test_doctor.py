@@ -23,12 +23,12 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
-from escalation import doctor as doctor_module
+from escalation.cli import doctor as doctor_module
 from escalation import logs
 from escalation.cli import app
 from escalation.client import case_state, open_case
 from escalation.constants import WORKFLOW_TYPE
-from escalation.converter import data_converter
+from escalation.client.converter import data_converter
 from tests.cases import case_input, eventually, owned
 from tests.test_replay import HISTORIES
 from worker import build_worker

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.chaos.run import connect, free_port, start_sqlite_server
 from escalation.client import Case, case_state, open_case
-from escalation.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
+from escalation.domain.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 from worker import build_worker
 

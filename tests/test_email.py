@@ -10,9 +10,9 @@ from activities.email import SmtpEmail, message_id
 from activities.render import Templates
 from escalation.client import case_state, open_case
 from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE, MESSAGE_KEY_HEADER
-from escalation.delivery_settings import DeliverySettings, SmtpSecurity, SmtpSettings
-from escalation.models import ContactChannel
-from escalation.rules.step import Message, MessageKind, Recipient
+from escalation.delivery.settings import DeliverySettings, SmtpSecurity, SmtpSettings
+from escalation.domain.models import ContactChannel
+from escalation.domain.rules.step import Message, MessageKind, Recipient
 from tests.cases import case_input, eventually, owned
 from tests.servers import LOOPBACK, Accounts, MailHandler, free_port, server_tls, smtp_server
 from worker import build_worker

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from escalation import rules as R
-from escalation.models import ContactChannel, Tier
-from escalation.rules.step import Message, MessageKind, Recipient
+from escalation.domain import rules as R
+from escalation.domain.models import ContactChannel, Tier
+from escalation.domain.rules.step import Message, MessageKind, Recipient
 from tests.test_rules import NOW, STANDARD, owner, opened, resolved_case, sends
 
 EMAIL, SMS, CALL = ContactChannel.EMAIL, ContactChannel.SMS, ContactChannel.CALL

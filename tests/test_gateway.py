@@ -11,9 +11,9 @@ from activities.gateway import HttpGateway
 from activities.render import Templates
 from escalation.client import case_state, open_case
 from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE, IDEMPOTENCY_HEADER
-from escalation.delivery_settings import GATEWAY_FIELDS, DeliverySettings, GatewaySettings
-from escalation.models import ContactChannel, ResolveInput, TimelineEntry
-from escalation.rules.step import Message, MessageKind, Recipient
+from escalation.delivery.settings import GATEWAY_FIELDS, DeliverySettings, GatewaySettings
+from escalation.domain.models import ContactChannel, ResolveInput, TimelineEntry
+from escalation.domain.rules.step import Message, MessageKind, Recipient
 from tests.cases import case_input, eventually, owned
 from tests.servers import HttpServer, free_port
 from worker import build_worker

@@ -19,9 +19,9 @@ from temporalio.exceptions import ApplicationError
 
 from escalation.client import Case, case_state, open_case
 from escalation.constants import WORKFLOW_TYPE, workflow_id
-from escalation.converter import MAX_INPUT_BYTES
-from escalation.errors import InvalidState
-from escalation.models import EscalateInput, NoteInput, TimelineEntry
+from escalation.client.converter import MAX_INPUT_BYTES
+from escalation.client.errors import InvalidState
+from escalation.domain.models import EscalateInput, NoteInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 
 BIG = "x" * 1_500_000
@@ -208,7 +208,7 @@ async def test_a_case_under_another_workflow_id_fails_at_once(env, worker, setti
 async def test_maximal_notes_keep_the_state_under_its_bound(env, worker, settings):
     """Maximal notes past the timeline's budget: the state stays under its bound, the older notes leave the
     state (they went out as events), and the case still takes commands."""
-    from escalation.rules.retention import STATE_BYTES
+    from escalation.domain.rules.retention import STATE_BYTES
 
     handle = await open_case(env.client, case_input("standard"), task_queue_name=settings.task_queue)
     await owned(handle)

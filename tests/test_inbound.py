@@ -20,9 +20,9 @@ from aiohttp import web
 
 from escalation.client import case_state, open_case
 from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
-from escalation.inbound import MAX_BODY, build_app
-from escalation.models import ResolveInput, TimelineEntry
-from escalation.signature import sign
+from escalation.delivery.inbound import MAX_BODY, build_app
+from escalation.domain.models import ResolveInput, TimelineEntry
+from escalation.delivery.signature import sign
 from tests.cases import case_input, eventually, owned
 from tests.servers import LOOPBACK, free_port
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from escalation.client import EscalationClient, case_state, open_case
-from escalation.models import Callback, CallbackStatus
+from escalation.domain.models import Callback, CallbackStatus
 from tests.cases import case_input, eventually, worker_process
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from escalation import rules as R
+from escalation.domain import rules as R
 from escalation.constants import ERR_INVALID_STATE
-from escalation.models import CustomerRepliedInput, Status, WaitOnCustomerInput
-from escalation.policy import Policy, PolicyError, load_policy_file
-from escalation.rules import Send
+from escalation.domain.models import CustomerRepliedInput, Status, WaitOnCustomerInput
+from escalation.domain.policy import Policy, PolicyError, load_policy_file
+from escalation.domain.rules import Send
 from tests.cases import case_input
 from tests.test_rules import (
     MIN, OPENING, STANDARD, ack, answer, closing, esc, make_input, offer, owner, refused, resolution, sends,
@@ -240,8 +240,8 @@ def test_check_ins_in_one_closed_stretch_collapse_into_one():
 def test_an_owner_with_their_own_hours_hears_in_those_hours_not_the_tiers():
     """Auto-assign: a rep the roster gives a calendar hears when it has them working (a weekend shift hears
     on Saturday, an off-shift rep not before they start); a rep without one, when the tier's calendar opens."""
-    from escalation.roster import Roster
-    from escalation.rules.routing import choose
+    from escalation.domain.roster import Roster
+    from escalation.domain.rules.routing import choose
 
     roster = Roster.model_validate({
         "calendars": {"weekend": {"time_zone": "America/New_York", "hours": {"sat": ["08:00-20:00"]}},

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from escalation.models import Customer, EscalationInput, EscalationReason, Outcome, Tier
-from escalation.policy import Policy, PolicyError, PolicyStore, load_policy_file, parse_duration
-from escalation.roster import Rep, Roster, RosterError, RosterStore, load_roster
-from escalation.rules import routing
-from escalation.rules.step import Assign
+from escalation.domain.models import Customer, EscalationInput, EscalationReason, Outcome, Tier
+from escalation.domain.policy import Policy, PolicyError, PolicyStore, load_policy_file, parse_duration
+from escalation.domain.roster import Rep, Roster, RosterError, RosterStore, load_roster
+from escalation.domain.rules import routing
+from escalation.domain.rules.step import Assign
 
 ROOT = Path(__file__).parent.parent
 CONFIG_POLICIES = ROOT / "config" / "policies"

@@ -33,8 +33,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalation.config import Settings
 from escalation.constants import workflow_id
-from escalation.converter import data_converter
-from escalation.models import EscalationInput
+from escalation.client.converter import data_converter
+from escalation.domain.models import EscalationInput
 from tests.conftest import _binary, _keys
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Credentials are stripped from receivers' error text before it is kept (escalation/redact.py)."""
+"""Credentials are stripped from receivers' error text before it is kept (escalation/delivery/redact.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from activities.render import Templates
 from activities.webhooks import WebhookEvents
 from escalation.client import case_state, open_case
 from escalation.constants import SIGNATURE_HEADER
-from escalation.delivery_settings import SmtpSecurity, SmtpSettings, WebhookSettings
-from escalation.models import CaseEvent, ContactChannel, ResolveInput, TimelineEntry
-from escalation.redact import EXCERPT, REDACTED, excerpt, redact
-from escalation.rules.step import Message, MessageKind, Recipient
+from escalation.delivery.settings import SmtpSecurity, SmtpSettings, WebhookSettings
+from escalation.domain.models import CaseEvent, ContactChannel, ResolveInput, TimelineEntry
+from escalation.delivery.redact import EXCERPT, REDACTED, excerpt, redact
+from escalation.domain.rules.step import Message, MessageKind, Recipient
 from tests.cases import case_input, eventually, owned, worker_process
 from tests.servers import LOOPBACK, HttpServer, MailHandler, Request, smtp_server
 

@@ -11,11 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
-from escalation.converter import data_converter
+from escalation.client.converter import data_converter
 from temporalio.worker import Replayer
 
 from escalation.client import case_state, open_case
-from escalation.models import (
+from escalation.domain.models import (
     AcceptInput, Callback, CallbackOutcomeInput, ReassignInput, ScheduleCallbackInput,
     AcknowledgeInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
     ResolveInput, TimelineEntry,
@@ -23,7 +23,7 @@ from escalation.models import (
 from temporalio.client import WorkflowHistory
 import pytest
 
-from escalation.rules import holder
+from escalation.domain.rules import holder
 from tests.cases import case_input, eventually, owned
 from workflows import Escalation
 

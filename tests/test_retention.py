@@ -1,4 +1,4 @@
-"""The state a case carries has a fixed upper size, whatever callers send (escalation.rules.retention).
+"""The state a case carries has a fixed upper size, whatever callers send (escalation.domain.rules.retention).
 
 Pure rules, as the workflow runs them: a command is dry-run, refused if the rules or `require_room` say so,
 and adopted otherwise. Every argument is as large as the contract allows, in the widest characters there
@@ -13,15 +13,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation import rules as R
-from escalation.carry import CarriedCase
-from escalation.converter import MAX_INPUT_BYTES
-from escalation.models import (
+from escalation.domain import rules as R
+from escalation.domain.carry import CarriedCase
+from escalation.client.converter import MAX_INPUT_BYTES
+from escalation.domain.models import (
     TEXT_CHARS, CaseState, CustomerRepliedInput, DeEscalateInput, EscalateInput, NoteInput, OfferInput,
     OfferResponseInput, WaitOnCustomerInput,
 )
-from escalation.rules import RuleViolation
-from escalation.rules.retention import STATE_BYTES, TIMELINE_KEPT, require_room, size
+from escalation.domain.rules import RuleViolation
+from escalation.domain.rules.retention import STATE_BYTES, TIMELINE_KEPT, require_room, size
 from tests.cases import case_input
 from tests.test_rules_properties import NOW, OPENING, STANDARD
 

@@ -27,11 +27,11 @@ from typer.testing import CliRunner
 from escalation.cli import Code, app
 from escalation.client import EscalationClient
 from escalation.constants import WORKFLOW_TYPE, workflow_id
-from escalation.errors import (
+from escalation.client.errors import (
     CaseUnavailable, CredentialsRefused, EscalationError, InvalidArgument, InvalidState, NamespaceNotFound,
     NoWorker, Unreachable,
 )
-from escalation.models import EscalationInput, NoteInput, TimelineEntry
+from escalation.domain.models import EscalationInput, NoteInput, TimelineEntry
 from tests.cases import case_input, eventually
 from tests.test_cli import connection, worker_logs_stay_out_of_cli_output  # noqa: F401 (an autouse fixture)
 from worker import build_worker

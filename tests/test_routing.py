@@ -16,19 +16,19 @@ from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 from temporalio.client import WorkflowUpdateFailedError
 
-from escalation import rules as R
+from escalation.domain import rules as R
 from escalation.client import case_state, open_case
 from escalation.search import holding_query
 from escalation.constants import ERR_INVALID_STATE, SA_OWNER
-from escalation.models import (
+from escalation.domain.models import (
     AcceptInput, AcknowledgeInput, AssignmentStatus, EscalateInput, CaseState, ReassignInput, ResolveInput, Tier, TimelineEntry,
 )
-from escalation.policy import Policy, load_policy_file
-from escalation.roster import Roster, RosterError, load_roster
-from escalation.roster_watch import reassign_inactive
-from escalation.rules import Routed
-from escalation.rules.routing import choose
-from escalation.rules.step import Assign, MessageKind
+from escalation.domain.policy import Policy, load_policy_file
+from escalation.domain.roster import Roster, RosterError, load_roster
+from escalation.service.roster_watch import reassign_inactive
+from escalation.domain.rules import Routed
+from escalation.domain.rules.routing import choose
+from escalation.domain.rules.step import Assign, MessageKind
 from tests.cases import case_input, eventually
 from tests.test_rules import OPENING, STANDARD, assigns, kinds, refused, sends
 

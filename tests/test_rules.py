@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from escalation import rules as R
+from escalation.domain import rules as R
 from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
-from escalation.models import (
+from escalation.domain.models import (
     AcknowledgeInput,
     CaseState,
     CloseInput,
@@ -39,9 +39,9 @@ from escalation.models import (
     Status,
     Tier,
 )
-from escalation.policy import Policy, load_policy_file
-from escalation.rules import Assign, RuleViolation, Send
-from escalation.rules.step import MessageKind
+from escalation.domain.policy import Policy, load_policy_file
+from escalation.domain.rules import Assign, RuleViolation, Send
+from escalation.domain.rules.step import MessageKind
 from tests.cases import case_input
 
 TESTS = Path(__file__).parent

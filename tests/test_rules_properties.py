@@ -21,8 +21,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from escalation import rules as R
-from escalation.models import (
+from escalation.domain import rules as R
+from escalation.domain.models import (
     MANUAL_REASONS,
     AcceptInput,
     AcknowledgeInput,
@@ -48,10 +48,10 @@ from escalation.models import (
     Status,
     Tier,
 )
-from escalation.policy import Policy, load_policy_file
-from escalation.rules import Routed, RuleViolation
-from escalation.rules.sla import sla_due
-from escalation.rules.brief import committed_total
+from escalation.domain.policy import Policy, load_policy_file
+from escalation.domain.rules import Routed, RuleViolation
+from escalation.domain.rules.sla import sla_due
+from escalation.domain.rules.brief import committed_total
 
 TESTS = Path(__file__).parent
 STANDARD = load_policy_file(TESTS / "policies" / "standard.toml")

@@ -9,10 +9,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from escalation import contract, schemas
-from escalation.models import CaseEvent, CaseState, EscalationInput
-from escalation.policy import PolicyStore
-from escalation.rules import open_case
+from escalation.client import schemas
+from escalation.client import contract
+from escalation.domain.models import CaseEvent, CaseState, EscalationInput
+from escalation.domain.policy import PolicyStore
+from escalation.domain.rules import open_case
 from tests.cases import case_input
 from workflows import Escalation
 

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 from escalation.client import case_state
-from escalation.models import AcknowledgeInput, FollowUpResponseInput, ResolveInput, TimelineEntry
+from escalation.domain.models import AcknowledgeInput, FollowUpResponseInput, ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 
 

@@ -16,12 +16,12 @@ from escalation.client import open_case
 from escalation.constants import (
     ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, WORKFLOW_ID_PREFIX,
 )
-from escalation.delivery_settings import DeliverySettings, WebhookSettings
-from escalation.events import EVENT_TYPES, WebhookEvent
-from escalation.models import (
+from escalation.delivery.settings import DeliverySettings, WebhookSettings
+from escalation.domain.events import EVENT_TYPES, WebhookEvent
+from escalation.domain.models import (
     AcknowledgeInput, CaseEvent, FollowUpResponseInput, NoteInput, ResolveInput, TimelineEntry,
 )
-from escalation.signature import SignatureError, sign, verify
+from escalation.delivery.signature import SignatureError, sign, verify
 from tests.cases import case_input, eventually, owned
 from tests.servers import HttpServer
 from worker import build_worker
@@ -78,13 +78,13 @@ def test_every_timeline_kind_the_rules_write_is_in_the_event_catalogue():
     kinds |= {f"offer_{answer}" for answer in ("accepted", "declined")}  # step.log(f"offer_{answer}")
     assert kinds, "found no timeline kinds: the scan is broken"
     missing = {f"escalation.{k}" for k in kinds} - set(EVENT_TYPES)
-    assert not missing, f"add to escalation.events.EVENT_TYPES: {sorted(missing)}"
+    assert not missing, f"add to escalation.domain.events.EVENT_TYPES: {sorted(missing)}"
 
 
 def test_the_readme_documents_every_event_type_with_a_valid_example_payload():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     table = dict(re.findall(r"^\| `(escalation\.\w+)` \| (.*) \|$", readme, re.M))
-    assert table == EVENT_TYPES, "the README's event catalogue differs from escalation.events.EVENT_TYPES"
+    assert table == EVENT_TYPES, "the README's event catalogue differs from escalation.domain.events.EVENT_TYPES"
     examples = [WebhookEvent.model_validate_json(line) for line in readme.splitlines()
                 if line.startswith('{"id":"escalation-') and not line.endswith(",...}")]  # (an abridged one)
     missing = set(EVENT_TYPES) - {e.type for e in examples}

@@ -9,18 +9,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from escalation import rules as R
+from escalation.domain import rules as R
 from escalation.client import open_case
-from escalation.models import (
+from escalation.domain.models import (
     AcknowledgeInput, Brief, Callback, EscalateInput, Offer, OfferInput, OfferResponseInput, Owner,
     ReassignInput, ScheduleCallbackInput, Tier, TimelineEntry, WaitOnCustomerInput,
 )
-from escalation.policy import Policy
-from escalation.rules import Routed
-from escalation.rules.callback import local
-from escalation.rules.durations import days_or_less, human
-from escalation.rules.step import MessageKind
-from escalation.views import span
+from escalation.domain.policy import Policy
+from escalation.domain.rules import Routed
+from escalation.domain.rules.callback import local
+from escalation.domain.rules.durations import days_or_less, human
+from escalation.domain.rules.step import MessageKind
+from escalation.cli.views import span
 from tests.cases import case_input, eventually, owned
 from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_callbacks import SAM, book, supervised

@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from escalation.client import CaseAlreadyOpen, case_handle, case_state, open_case
 from escalation.constants import WORKFLOW_TYPE, workflow_id
-from escalation.models import (
+from escalation.domain.models import (
     AcknowledgeInput, Brief, Callback, CloseInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer,
     OfferInput, OfferResponseInput, ResolveInput, ScheduleCallbackInput, TimelineEntry, WaitOnCustomerInput,
 )

@@ -16,8 +16,8 @@ from temporalio.worker import (
 )
 
 from escalation.constants import ERR_INVALID_ARGUMENT
-from escalation.contract import UPDATES
-from escalation.converter import shape
+from escalation.client.contract import UPDATES
+from escalation.domain.refusal import shape
 
 _INPUTS = {u.name: u.arg for u in UPDATES}
 

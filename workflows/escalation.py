@@ -1,6 +1,6 @@
 """The `Escalation` workflow: one durable workflow per customer case.
 
-The workflow is the imperative shell around `escalation.rules`: handlers validate by dry-running a rule
+The workflow is the imperative shell around `escalation.domain.rules`: handlers validate by dry-running a rule
 and then apply it; one loop in `run` waits for the next event or the next deadline, whichever comes
 first, and turns the rules' effects into activities. A deadline is a value in the state, not a timer
 object, so acknowledging, escalating or resolving simply changes what the loop waits for.
@@ -19,25 +19,25 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from escalation import rules
+    from escalation.domain import rules
     from escalation.constants import (
         ERR_DELIVERY_REJECTED, ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
         SA_SLA_BREACH, SA_TIER, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, ERR_CASE_UNAVAILABLE, workflow_id,
     )
-    from escalation.carry import CarriedCase
-    from escalation.models import (
+    from escalation.domain.carry import CarriedCase
+    from escalation.domain.models import (
         AcceptInput, AcknowledgeInput, Brief, Callback, CallbackOutcomeInput, CancelCallbackInput, CaseEvent,
         CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, EscalateInput, EscalationInput,
         EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
         Owner, ReassignInput, RescheduleCallbackInput, ResolveInput, ScheduleCallbackInput, Status, TimelineEntry,
         WaitOnCustomerInput,
     )
-    from escalation.policy import Policy
-    from escalation.rules import Assign, Effect, Routed, RuleViolation, Send
-    from escalation.rules.durations import human
-    from escalation.rules.sla import breach_flag, running_due
-    from escalation.rules.opening import opening_brief, opening_state
-    from escalation.rules.retention import require_room
+    from escalation.domain.policy import Policy
+    from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send
+    from escalation.domain.rules.durations import human
+    from escalation.domain.rules.sla import breach_flag, running_due
+    from escalation.domain.rules.opening import opening_brief, opening_state
+    from escalation.domain.rules.retention import require_room
     from escalation.search import SEARCH_KEYS
 
 
@@ -99,7 +99,7 @@ R = TypeVar("R")
 @workflow.defn(name=WORKFLOW_TYPE)
 class Escalation:
     """One customer case. Inputs that break the contract never reach this code: the data converter
-    (escalation.converter) fails the case or rejects the update with the fields named."""
+    (escalation.client.converter) fails the case or rejects the update with the fields named."""
 
     @workflow.init
     def __init__(self, inp: EscalationInput) -> None:

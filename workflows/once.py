@@ -4,7 +4,7 @@ Temporal drops a repeated update id within one run of a workflow. A case continu
 grows long, and a caller that resends a command (with the same update id, as the client does after a
 refusal it may retry) can reach the next run, which knew nothing of the first: the note was written twice.
 This worker interceptor answers a repeat from the case's record of recent update ids, which travels with the
-case across continue-as-new (escalation.carry.CarriedCase.answered), with the first answer; the command is
+case across continue-as-new (escalation.domain.carry.CarriedCase.answered), with the first answer; the command is
 neither validated nor applied again.
 """
 

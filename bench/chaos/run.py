@@ -43,12 +43,12 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from escalation.constants import SEARCH_ATTRIBUTES, workflow_id
-from escalation.converter import data_converter
-from escalation.models import (
+from escalation.client.converter import data_converter
+from escalation.domain.models import (
     AcknowledgeInput, CallbackOutcomeInput, CaseState, EscalationInput, FollowUpResponseInput, NoteInput,
     ResolveInput, ScheduleCallbackInput, Status, Tier,
 )
-from escalation.rules.step import Message
+from escalation.domain.rules.step import Message
 from workflows import Escalation
 
 HERE = Path(__file__).resolve().parent

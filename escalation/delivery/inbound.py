@@ -1,0 +1,192 @@
+"""The inbound endpoint: a gateway relays a customer's answer to a follow-up check-in.
+
+    POST /followups   {"case_id": "C-1001", "answer": "fixed" | "not_fixed", "comment"?, "channel"?, "checkin"?}
+    Escalation-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the inbound secret>
+    Idempotency-Key: <the gateway's id for this answer>   (optional; a repeat returns the first result)
+
+The signature is checked before anything else; then the answer drives the case's `followup_response`
+update (an update, not a signal, so the gateway learns whether it was taken). Answers: 200 with the
+timeline entry; 401 bad or stale signature; 400 a body that breaks the contract; 404 no such case;
+409 the case is not in a state to take it (not in follow-up, already answered, completed);
+422 the answer does not fit the case (an unknown check-in number); 503 with Retry-After when the case
+cannot take it now (no worker answered within the endpoint's deadline, or its workflow task is failing):
+send it again later with the same Idempotency-Key. Every answer, errors included, is JSON
+(`{"error": "..."}`); a failure of the endpoint itself is a 500 without details and one log line.
+Run it with `escalations-inbound`; it refuses to start without a secret of at least 32 characters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from temporalio.client import Client
+
+from escalation import logs
+from escalation.client import MAX_UPDATE_ID, Case, case_handle, connect
+from escalation.config import ConfigError, Settings
+from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
+from escalation.domain.refusal import describe
+from escalation.client.errors import (
+    CaseEnded, CaseNotFound, EscalationError, InvalidArgument, InvalidState, UnknownPolicy, Unreachable,
+)
+from escalation.domain.models import FollowUpResponseInput, Identifier
+from escalation.delivery.signature import SignatureError, verify
+
+log = structlog.get_logger()
+
+MAX_BODY = 64 * 1024
+# The secret signs every answer: a short one can be guessed (and an empty one signs for anybody).
+MIN_SECRET = 32
+SECRET_SETTING = "ESCALATIONS_INBOUND__SECRET"
+# How long an answer may take in all, every Temporal call included: a gateway waits on it, so an answer the
+# case cannot take now (no worker, a failing workflow task) is a quick 503 with Retry-After, not a hang.
+TIMEOUT = 5.0
+# What a 503 tells the gateway to wait before it sends the answer again (seconds).
+RETRY_AFTER = 5
+IDEMPOTENCY_PREFIX = "inbound-"
+
+
+class FollowUpAnswerRequest(FollowUpResponseInput):
+    """Body of POST /followups: the follow-up answer plus the case it belongs to."""
+
+    case_id: Identifier
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def _unavailable(message: str) -> web.Response:
+    return _error(503, message, **{"Retry-After": str(RETRY_AFTER)})
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Why `secret` cannot sign answers, or None when it can."""
+    if not secret:
+        return f"{SECRET_SETTING} is not set: the endpoint verifies every answer with it (at least {MIN_SECRET} characters)"
+    if len(secret) < MIN_SECRET:
+        return (f"{SECRET_SETTING} is too short ({len(secret)} characters): use at least {MIN_SECRET}, "
+                "e.g. from `openssl rand -hex 32`")
+    return None
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+    """Every answer is JSON: aiohttp's own refusals (unknown path, wrong method, body too large) as well as a
+    failure of the endpoint, which answers 500 and logs one line (where it failed, never the request)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        text = exc.text or ""
+        message = exc.reason if not text or text.startswith(f"{exc.status}: ") else text
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        return _error(exc.status, message, **allow)
+    except Exception as err:
+        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        log.error("inbound_failed", method=request.method, path=request.path, error=type(err).__name__,
+                  at=f"{Path(frame.filename).name}:{frame.lineno}" if frame else None)
+        return _error(500, "the endpoint failed to handle this answer; it may not have been taken: send it again "
+                           "later with the same Idempotency-Key")
+
+
+def build_app(client: Client, secret: str, *, tolerance: float, clock: Callable[[], float] = time.time,
+              timeout: float = TIMEOUT) -> web.Application:
+    """The endpoint. `timeout` bounds each answer's Temporal calls in all (seconds)."""
+    if (problem := secret_problem(secret)) is not None:
+        raise ValueError(problem)
+
+    async def followups(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            verify(secret, request.headers.get(SIGNATURE_HEADER), body, now=clock(), tolerance=tolerance)
+        except SignatureError as err:
+            log.warning("inbound_refused", reason=str(err), remote=request.remote)
+            return _error(401, str(err))
+        try:
+            answer = FollowUpAnswerRequest.model_validate_json(body)
+        except ValidationError as err:
+            return _error(400, describe(err))
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not (0 < len(key) <= MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX) and key.isprintable()):
+            return _error(400, f"{IDEMPOTENCY_HEADER}: 1 to {MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX)} printable "
+                               f"characters (got {len(key)})")
+        case_id = answer.case_id
+        # The update waits for a worker for most of the deadline; a case briefly not ready (handing over to a
+        # new run, a failing task) is asked again for half of it; the deadline bounds everything else.
+        case = Case(case_handle(client, case_id), case_id, update_timeout=timeout * 0.8, retry_timeout=timeout * 0.5)
+        try:
+            entry = await asyncio.wait_for(
+                case.followup_response(FollowUpResponseInput.model_validate(answer.model_dump(exclude={"case_id"})),
+                                       update_id=f"{IDEMPOTENCY_PREFIX}{key}" if key else None),
+                timeout)
+        except TimeoutError:
+            return _unavailable(f"case {case_id} did not answer within {timeout:g}s (no worker took the answer); "
+                                "send it again later with the same Idempotency-Key")
+        except EscalationError as err:
+            return _refusal(case_id, err)
+        log.info("followup_answer_taken", case_id=case_id, answer=answer.answer.value, seq=entry.seq)
+        return web.json_response(entry.model_dump(mode="json"))
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    app.router.add_post("/followups", followups)
+    app.router.add_get("/healthz", health)
+    return app
+
+
+def _refusal(case_id: str, err: EscalationError) -> web.Response:
+    """The HTTP answer for a typed refusal of the update."""
+    if err.retryable:  # no worker, a failing workflow task, the server did not answer: nothing was taken
+        log.warning("followup_answer_deferred", case_id=case_id, error=err.type)
+        return _unavailable(err.message)
+    if isinstance(err, CaseNotFound):
+        return _error(404, f"no case {case_id}")
+    if isinstance(err, InvalidArgument):
+        return _error(422, err.message)
+    if isinstance(err, (InvalidState, CaseEnded, UnknownPolicy)):  # closed, terminated, not in follow-up
+        return _error(409, err.message)
+    # The server refused for a reason of its own (credentials, namespace): ours to fix, not the gateway's.
+    log.error("inbound_failed", case_id=case_id, error=err.type, reason=err.message)
+    return _error(500, "the endpoint cannot use the Temporal server now; the answer was not taken")
+
+
+def main() -> None:
+    logs.configure()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        raise SystemExit(f"escalations-inbound: {err}") from None
+    inbound = settings.delivery.inbound if settings.delivery else None
+    secret = inbound.secret.get_secret_value() if inbound and inbound.secret else None
+    if (problem := secret_problem(secret)) is not None:
+        raise SystemExit(f"escalations-inbound: {problem}")
+    assert inbound is not None and secret is not None
+
+    async def app() -> web.Application:
+        # The worker's connection settings: profile, TLS, API key, gRPC headers.
+        client = await connect(settings)
+        log.info("inbound_started", host=inbound.host, port=inbound.port, address=settings.address)
+        return build_app(client, secret, tolerance=inbound.tolerance)
+
+    try:
+        web.run_app(app(), host=inbound.host, port=inbound.port, print=None)
+    except Unreachable as err:
+        print(f"escalations-inbound: {err}", file=sys.stderr, flush=True)
+        logs.leave(1)
+
+
+if __name__ == "__main__":
+    main()

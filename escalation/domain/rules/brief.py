@@ -1,0 +1,150 @@
+"""The hand-off brief: what the next owner reads so the customer never has to repeat themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from escalation.domain.models import Brief, CaseState, EscalationReason, OfferLine, OfferStatus, Offer
+from escalation.domain.policy import Policy
+from escalation.domain.rules.durations import human
+
+# Timeline kinds that tell the story of what was tried.
+_STORY = {
+    "opened", "acknowledged", "escalated", "de_escalated", "breached", "offer_proposed",
+    "offer_accepted", "offer_declined", "resolved", "reopened", "followup_answered", "unassigned",
+    "reassigned", "callback_scheduled", "callback_outcome", "callback_missed",
+}
+
+
+def offer_line(o: Offer) -> OfferLine:
+    return OfferLine(kind=o.kind, amount=o.amount, currency=o.currency, description=o.description,
+                     status=o.status, tier=o.tier, proposed_by=o.proposed_by, answer_note=o.answer_note)
+
+
+def granted_total(state: CaseState) -> Decimal:
+    return sum((o.amount for o in state.offers if o.status == OfferStatus.ACCEPTED), Decimal("0"))
+
+
+def committed_total(state: CaseState) -> Decimal:
+    """Granted plus still awaiting an answer: what the case would cost if every open offer is taken."""
+    return sum((o.amount for o in state.offers if o.status != OfferStatus.DECLINED), Decimal("0"))
+
+
+def is_threat(state: CaseState) -> bool:
+    # Stints too: the timeline keeps only recent entries (rules.retention).
+    return state.input.threat or any(st.reason == EscalationReason.THREAT.value for st in state.stints) or any(
+        e.kind == "escalated" and e.detail.get("reason") == EscalationReason.THREAT.value for e in state.timeline
+    )
+
+
+def _indented(text: object) -> str:
+    """Multi-line text inside one item of the brief: its later lines are indented under the item, so a note can
+    never pass for a line of the brief itself."""
+    return str(text).replace("\n", "\n      ")
+
+
+def time_by_tier(state: CaseState, now: datetime) -> dict[str, float]:
+    spent: dict[str, float] = {}
+    for stint in state.stints:
+        end = stint.left_at or (state.closed_at or now)
+        spent[stint.tier.value] = spent.get(stint.tier.value, 0.0) + (end - stint.entered_at).total_seconds()
+    return spent
+
+
+def _story_line(e) -> str:
+    d = e.detail
+    when = e.at.strftime("%Y-%m-%d %H:%M UTC")
+    match e.kind:
+        case "escalated" | "de_escalated" | "reopened":
+            extra = f" ({d['detail']})" if d.get("detail") else ""
+            return f"{when} {e.kind.replace('_', '-')} {d.get('from_tier')} -> {d.get('to_tier')} by {e.actor}: {d.get('reason')}{extra}"
+        case "breached":
+            return f"{when} {d.get('clock')} SLA breached at {e.tier.value} (due {d.get('due_at')})"
+        case "offer_proposed":
+            return f"{when} {e.actor} offered {d.get('kind')} {d.get('amount')} {d.get('currency')}: {d.get('description')}"
+        case "offer_accepted" | "offer_declined":
+            # The customer's reason travels with the answer: the next tier must not ask again.
+            why = f": {d['note']}" if d.get("note") else ""
+            return f"{when} customer {e.kind.split('_')[1]} {d.get('offer_id')}{why}"
+        case "resolved":
+            return f"{when} resolved by {e.actor}: {d.get('resolution')} (root cause {d.get('root_cause')})"
+        case "reassigned":
+            return f"{when} reassigned from {d.get('from_owner') or 'nobody'} by {e.actor}: {d.get('reason')}"
+        case "callback_scheduled":
+            return f"{when} {e.actor} booked {d.get('callback_id')} with {d.get('owner')} for {d.get('customer_time')} (customer's time)"
+        case "callback_outcome":
+            return f"{when} {d.get('callback_id')} attempt {d.get('attempt')} by {e.actor}: {d.get('outcome')}"
+        case "followup_answered":
+            return f"{when} follow-up {d.get('checkin')}: customer says {d.get('answer')} {d.get('comment') or ''}".rstrip()
+        case _:
+            return f"{when} {e.kind.replace('_', ' ')} by {e.actor}"
+
+
+def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
+    inp = state.input
+    tried = [_story_line(e) for e in state.timeline if e.kind in _STORY]
+    notes = [f"{n.at.strftime('%Y-%m-%d %H:%M')} {n.actor}: {_indented(n.detail.get('text'))}" for n in state.notes]
+    previous = []
+    for stint in state.stints:
+        for owner in stint.owners:
+            if owner not in previous and (state.owner is None or owner != state.owner.id):
+                previous.append(owner)
+    offers = [offer_line(o) for o in state.offers]
+    spent = time_by_tier(state, now)
+    open_for = ((state.closed_at or now) - state.opened_at).total_seconds()
+    threat = is_threat(state)
+    currency = policy.currency
+    lines = [
+        f"Case {state.case_id} - {inp.severity.value} {inp.category}"
+        + (" - THREAT" if threat else "")
+        + f" - now at {state.tier.value}",
+        f"Customer: {inp.customer.name} ({inp.customer.id}), lifetime value {inp.customer.lifetime_value} {currency}, "
+        f"prefers {inp.customer.preferred_channel.value}, time zone {inp.customer.time_zone}",
+        f"Came in by {inp.channel.value}; sentiment now: {state.sentiment.value}",
+        f"Problem: {_indented(inp.summary)}",
+        f"Wants: {_indented(inp.desired_outcome)}",
+        f"Open for {human(open_for)}"
+        + ("; by tier: " + ", ".join(f"{t} {human(v)}" for t, v in spent.items()) if spent else ""),
+    ]
+    if offers:
+        lines.append("Offers:")
+        lines += [f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
+                  + (f"; customer said: {_indented(o.answer_note)}" if o.answer_note else "") for o in offers]
+        lines.append(f"  granted so far: {granted_total(state)} {currency}")
+    if tried or state.timeline_earlier:
+        lines.append("What happened so far:")
+        if state.timeline_earlier:
+            lines.append(f"  - ({state.timeline_earlier} earlier entries are in the case's events)")
+        lines += [f"  - {_indented(t)}" for t in tried]
+    if notes:
+        lines.append("Notes:")
+        lines += [f"  - {n}" for n in notes]
+    if previous:
+        lines.append("Previous owners: " + ", ".join(previous))
+    return Brief(
+        case_id=state.case_id,
+        tier=state.tier,
+        owner=state.owner.id if state.owner else None,
+        status=state.status,
+        severity=inp.severity,
+        threat=threat,
+        customer=inp.customer.name,
+        customer_value=inp.customer.lifetime_value,
+        customer_time_zone=inp.customer.time_zone,
+        preferred_channel=inp.customer.preferred_channel,
+        problem=inp.summary,
+        wants=inp.desired_outcome,
+        category=inp.category,
+        sentiment=state.sentiment,
+        tried=tried,
+        offers=offers,
+        granted_total=granted_total(state),
+        currency=currency,
+        notes=notes,
+        previous_owners=previous,
+        time_open_seconds=open_for,
+        time_by_tier_seconds=spent,
+        text="\n".join(lines),
+    )
+

@@ -1,0 +1,111 @@
+"""The escalation worker behind `escalations-worker` (and `python worker.py`).
+
+Connects with the settings of escalation.config (client config profile, TEMPORAL_* variables for
+address, namespace, TLS and API key), polls the task queue and runs the Escalation workflow and its
+activities, tuned by ESCALATIONS_MAX_* and ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT. SIGINT/SIGTERM
+shut it down gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.channels import build_delivery, build_events
+from activities.delivery import MessageDelivery
+from activities.notify import NotifyActivities
+from activities.policy import PolicyActivities
+from activities.record import RecordActivities
+from activities.route import RouteActivities
+from escalation import logs
+from escalation.client import connect
+from escalation.config import ConfigError, Settings
+from escalation.client.errors import Unreachable
+from escalation.domain.policy import PolicyError, PolicyStore
+from escalation.domain.roster import RosterError, RosterStore
+from escalation.service.roster_watch import watch_roster
+from workflows import Escalation
+from workflows.arguments import OneArgument
+from workflows.once import AnsweredOnce
+
+log = structlog.get_logger()
+
+
+def build_activities(settings: Settings, delivery: MessageDelivery | None = None) -> list:
+    """All activities, wired to the backends the settings name (or the delivery given)."""
+    policies = PolicyActivities(PolicyStore(settings.policy_dir))
+    route = RouteActivities(RosterStore(settings.roster_path))
+    notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
+    record = RecordActivities(build_events(settings.delivery, settings.events_path),
+                              settings.events_path.with_name("events-dead-letters.jsonl"))
+    return [policies.load_policy, route.find_owner, route.find_rep, route.assign_owner, notify.send_message,
+            record.record_events, record.dead_letter_events]
+
+
+def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,
+                 **options) -> Worker:
+    """The worker for `settings`; `options` override the settings' worker options (Worker keyword arguments)."""
+    # Fail fast on missing or broken policy or roster files rather than at the first case.
+    policies = PolicyStore(settings.policy_dir)
+    if not policies.names():
+        raise ConfigError(f"policy_dir: no policies (*.toml) in {settings.policy_dir} (set by ESCALATIONS_POLICY_DIR)")
+    if not settings.roster_path.is_file():
+        raise ConfigError(f"roster_path: roster file not found: {settings.roster_path} (set by ESCALATIONS_ROSTER)")
+    policies.validate_all()
+    RosterStore(settings.roster_path).get()
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[Escalation],
+        activities=build_activities(settings, delivery),
+        # Names the case of a failing workflow task that core reports by run id alone (escalation.logs); refuses
+        # an update sent without its one argument as InvalidArgument (workflows.arguments); answers an update resent
+        # to a later run of the case with its first answer (workflows.once).
+        **({"interceptors": [logs.RunNames(), OneArgument(), AnsweredOnce()]} | settings.worker.worker_kwargs() | options),
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    log.info("worker_started", address=settings.address, namespace=settings.namespace,
+             task_queue=settings.task_queue, tls=settings.uses_tls, **settings.worker.model_dump(mode="json"),
+             **(settings.delivery.describe() if settings.delivery else {}))
+    async with worker:
+        # Cases of reps the roster marks inactive are reassigned from here.
+        await watch_roster(client, RosterStore(settings.roster_path), stop)
+    log.info("worker_stopped")
+
+
+def main() -> None:
+    logs.configure()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        log.error("worker_config_invalid", error=str(err))
+        sys.exit(f"escalations-worker: {err}")
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    code = 0
+    try:
+        asyncio.run(_main())
+    except (ConfigError, Unreachable, PolicyError, RosterError) as err:
+        log.error("worker_cannot_start", error=str(err))
+        print(f"escalations-worker: {err}", file=sys.stderr)
+        code = 1
+    logs.leave(code)
+
+
+if __name__ == "__main__":
+    main()
