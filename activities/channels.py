@@ -20,8 +20,9 @@ from escalation.domain.rules.step import Message
 
 
 class ChannelDelivery:
-    def __init__(self, backends: dict[ContactChannel, MessageDelivery], outbox: MessageDelivery,
-                 settings: DeliverySettings) -> None:
+    def __init__(
+        self, backends: dict[ContactChannel, MessageDelivery], outbox: MessageDelivery, settings: DeliverySettings
+    ) -> None:
         self.backends = backends
         self.outbox = outbox
         self.settings = settings

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-from email.headerregistry import Address
 from email.errors import MessageError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
@@ -20,8 +20,8 @@ import aiosmtplib
 from activities.delivery import address_of, rejected, unavailable
 from activities.render import Templates
 from escalation.constants import MESSAGE_KEY_HEADER
-from escalation.delivery.settings import SmtpSecurity, SmtpSettings
 from escalation.delivery.redact import excerpt
+from escalation.delivery.settings import SmtpSecurity, SmtpSettings
 from escalation.domain.rules.step import Message
 
 
@@ -67,11 +67,14 @@ class SmtpEmail:
             raise rejected(what, f"'{address}' is not a usable email address: {err}") from None
         try:
             await aiosmtplib.send(
-                mail, hostname=s.host, port=s.effective_port,
+                mail,
+                hostname=s.host,
+                port=s.effective_port,
                 use_tls=s.security == SmtpSecurity.TLS,
                 start_tls=True if s.security == SmtpSecurity.STARTTLS else False,
                 tls_context=self._tls_context(),
-                username=s.username, password=s.password.get_secret_value() if s.password else None,
+                username=s.username,
+                password=s.password.get_secret_value() if s.password else None,
                 timeout=s.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:

@@ -28,9 +28,16 @@ class HttpGateway:
         self._jinja = SandboxedEnvironment(autoescape=False)  # values end up JSON-encoded, not in markup
 
     def body(self, message: Message, phone: str) -> dict[str, Any]:
-        fields = dict(to=phone, channel=message.channel.value, text=self.templates.render(message).text.strip(),
-                      subject=message.subject, key=message.key, case_id=message.case_id, kind=message.kind.value,
-                      recipient=message.to.name)
+        fields = dict(
+            to=phone,
+            channel=message.channel.value,
+            text=self.templates.render(message).text.strip(),
+            subject=message.subject,
+            key=message.key,
+            case_id=message.case_id,
+            kind=message.kind.value,
+            recipient=message.to.name,
+        )
         return self._fill(self.settings.body, fields)
 
     def _fill(self, value: Any, fields: dict[str, str]) -> Any:

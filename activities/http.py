@@ -11,8 +11,9 @@ from escalation.delivery.redact import excerpt
 RETRY_LATER = {408, 425, 429}
 
 
-async def post(client: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str],
-               what: str) -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str], what: str
+) -> httpx.Response:
     """POST; return a 2xx response. Raise `unavailable` (retried) on timeouts, connection errors, 5xx and
     408/425/429, `rejected` (not retried) on any other answer (4xx, or a redirect nobody follows). The error
     keeps an excerpt of the answer with anything like a credential redacted: receivers echo headers."""

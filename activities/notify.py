@@ -18,6 +18,12 @@ class NotifyActivities:
     @activity.defn(name="send_message")
     async def send_message(self, message: Message) -> str:
         receipt = await self.delivery.deliver(message)
-        log.info("message_sent", key=message.key, kind=message.kind.value, to=message.to.id,
-                 channel=message.channel.value, attempt=activity.info().attempt)
+        log.info(
+            "message_sent",
+            key=message.key,
+            kind=message.kind.value,
+            to=message.to.id,
+            channel=message.channel.value,
+            attempt=activity.info().attempt,
+        )
         return receipt

@@ -31,5 +31,10 @@ class RecordActivities:
         """Events the receiver never took within the retry budget: kept on the worker's disk, keyed by
         event id, for ops to replay (receivers dedupe on the id)."""
         await self.dead_letters.append([e.model_dump(mode="json") for e in events])
-        log.error("events_dead_lettered", first=events[0].id, last=events[-1].id, count=len(events),
-                  file=self.dead_letters.path.name)
+        log.error(
+            "events_dead_lettered",
+            first=events[0].id,
+            last=events[-1].id,
+            count=len(events),
+            file=self.dead_letters.path.name,
+        )

@@ -35,8 +35,13 @@ class Templates:
 
     def render(self, message: Message) -> Rendered:
         context = dict(
-            message=message, to=message.to, case_id=message.case_id, key=message.key, kind=message.kind.value,
-            subject=message.subject, body=message.body,
+            message=message,
+            to=message.to,
+            case_id=message.case_id,
+            key=message.key,
+            kind=message.kind.value,
+            subject=message.subject,
+            body=message.body,
             paragraphs=[p.strip() for p in message.body.split("\n\n") if p.strip()],
         )
         kind = message.kind.value

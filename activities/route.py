@@ -50,8 +50,16 @@ class RouteActivities:
         candidates = [r.id for r in roster.qualified(req.tier, req.skills, req.language) if r.id not in req.exclude]
         loads = await open_cases(activity.client(), candidates) if candidates else {}
         routed = choose(roster, req, loads, req.at or datetime.now(UTC))
-        log.info("owner_chosen", case_id=req.case_id, tier=req.tier.value, callback_id=req.callback_id,
-                 owner=routed.owner.id if routed.owner else None, load=routed.load, loads=loads, reason=routed.reason)
+        log.info(
+            "owner_chosen",
+            case_id=req.case_id,
+            tier=req.tier.value,
+            callback_id=req.callback_id,
+            owner=routed.owner.id if routed.owner else None,
+            load=routed.load,
+            loads=loads,
+            reason=routed.reason,
+        )
         return routed
 
     @activity.defn(name="find_rep")

@@ -19,9 +19,9 @@ from activities.delivery import JsonLinesOutbox, Progress, rejected
 from activities.http import post
 from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
 from escalation.delivery.settings import WebhookSettings
+from escalation.delivery.signature import sign
 from escalation.domain.events import WebhookEvent
 from escalation.domain.models import CaseEvent
-from escalation.delivery.signature import sign
 
 log = structlog.get_logger()
 
@@ -56,5 +56,6 @@ class WebhookEvents:
                 if progress is not None:
                     progress(done)
         if refused:
-            raise rejected(f"{len(refused)} event(s) refused", f"kept in {self.dead_letters.path.name}: "
-                           + ", ".join(refused))
+            raise rejected(
+                f"{len(refused)} event(s) refused", f"kept in {self.dead_letters.path.name}: " + ", ".join(refused)
+            )

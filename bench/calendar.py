@@ -27,11 +27,25 @@ START = datetime(2026, 3, 6, 21, 55, tzinfo=UTC)  # a Friday evening in New York
 
 def case_input(policy: str) -> EscalationInput:
     """A case as the first agent opens it (the benchmark imports no test code)."""
-    return EscalationInput.model_validate({
-        "case_id": "BENCH-1", "channel": "call", "category": "billing", "skills": ["billing"], "severity": "high",
-        "customer": {"id": "cust-42", "name": "Dana Doe", "email": "dana@example.org", "time_zone": "Europe/Berlin"},
-        "summary": "Charged twice", "desired_outcome": "Refund", "opened_by": "ana", "policy": policy,
-    })
+    return EscalationInput.model_validate(
+        {
+            "case_id": "BENCH-1",
+            "channel": "call",
+            "category": "billing",
+            "skills": ["billing"],
+            "severity": "high",
+            "customer": {
+                "id": "cust-42",
+                "name": "Dana Doe",
+                "email": "dana@example.org",
+                "time_zone": "Europe/Berlin",
+            },
+            "summary": "Charged twice",
+            "desired_outcome": "Refund",
+            "opened_by": "ana",
+            "policy": policy,
+        }
+    )
 
 
 def best(fn: Callable[[], object], rounds: int, inner: int) -> float:
@@ -50,11 +64,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
-    office = WorkingCalendar.model_validate({
-        "time_zone": "America/New_York",
-        "hours": {d: ["09:00-12:00", "13:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
-        "holidays": {"country": "US", "subdivision": "NY"},
-    }).with_holidays(range(2025, 2029))
+    office = WorkingCalendar.model_validate(
+        {
+            "time_zone": "America/New_York",
+            "hours": {d: ["09:00-12:00", "13:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "holidays": {"country": "US", "subdivision": "NY"},
+        }
+    ).with_holidays(range(2025, 2029))
     rows: list[tuple[str, float, float]] = []
     for label, duration in (("10m", timedelta(minutes=10)), ("8h", timedelta(hours=8)), ("5d", timedelta(days=5))):
         base = best(lambda: START + duration, args.rounds, 2000)

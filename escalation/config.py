@@ -19,10 +19,10 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
 from escalation.constants import DEFAULT_TASK_QUEUE
-from escalation.domain.refusal import describe
 from escalation.delivery.settings import CONFIG_ENV, DeliverySettings
-from escalation.files import FileProblem
 from escalation.domain.models import Duration
+from escalation.domain.refusal import describe
+from escalation.files import FileProblem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,10 @@ WORKER_ENV_VARS: dict[str, str] = {
 }
 # TLS material: field -> (what it is, where it is set), so a missing file names its setting.
 TLS_FILES: dict[str, tuple[str, str]] = {
-    "tls_server_ca_cert": ("server CA certificate", "TEMPORAL_TLS_SERVER_CA_CERT_PATH / profile tls.server_ca_cert_path"),
+    "tls_server_ca_cert": (
+        "server CA certificate",
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH / profile tls.server_ca_cert_path",
+    ),
     "tls_client_cert": ("client certificate", "TEMPORAL_TLS_CLIENT_CERT_PATH / profile tls.client_cert_path"),
     "tls_client_key": ("client private key", "TEMPORAL_TLS_CLIENT_KEY_PATH / profile tls.client_key_path"),
 }
@@ -110,28 +113,41 @@ class Settings(BaseModel):
     delivery: DeliverySettings | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, profile: str | None = None,
-                 config_file: Path | None = None, **overrides: Any) -> Settings:
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        profile: str | None = None,
+        config_file: Path | None = None,
+        **overrides: Any,
+    ) -> Settings:
         """Settings from a client config profile, TEMPORAL_* and ESCALATIONS_* variables, then `overrides`
         (command-line options; None values are ignored). Raises ConfigError naming the bad setting."""
         env = os.environ if env is None else env
         config_file = config_file or (Path(env["TEMPORAL_CONFIG_FILE"]) if env.get("TEMPORAL_CONFIG_FILE") else None)
         if config_file is not None and not config_file.is_file():
-            raise ConfigError(f"Temporal client config file (TEMPORAL_CONFIG_FILE / --config-file) "
-                              f"not found: {config_file}")
+            raise ConfigError(
+                f"Temporal client config file (TEMPORAL_CONFIG_FILE / --config-file) not found: {config_file}"
+            )
         try:
             conn = ClientConfigProfile.load(profile, config_source=config_file, override_env_vars=dict(env))
         except Exception as err:  # the SDK's ConfigError: unknown profile, bad TOML
             raise ConfigError(f"Temporal client config: {err}") from None
         values: dict[str, Any] = {
-            "address": conn.address, "namespace": conn.namespace,
-            "api_key": conn.api_key, "rpc_metadata": dict(conn.grpc_meta),
+            "address": conn.address,
+            "namespace": conn.namespace,
+            "api_key": conn.api_key,
+            "rpc_metadata": dict(conn.grpc_meta),
             "profile": profile or env.get("TEMPORAL_PROFILE"),
         }
         if conn.tls is not None:
-            values.update(tls=None if conn.tls.disabled is None else not conn.tls.disabled,
-                          tls_server_name=conn.tls.server_name, tls_server_ca_cert=conn.tls.server_root_ca_cert,
-                          tls_client_cert=conn.tls.client_cert, tls_client_key=conn.tls.client_private_key)
+            values.update(
+                tls=None if conn.tls.disabled is None else not conn.tls.disabled,
+                tls_server_name=conn.tls.server_name,
+                tls_server_ca_cert=conn.tls.server_root_ca_cert,
+                tls_client_cert=conn.tls.client_cert,
+                tls_client_key=conn.tls.client_private_key,
+            )
         values |= {field: env[var] for field, var in ENV_VARS.items() if env.get(var)}
         worker = {field: env[var] for field, var in WORKER_ENV_VARS.items() if env.get(var)}
         values |= {"worker": worker} | {k: v for k, v in overrides.items() if v is not None}
@@ -140,8 +156,9 @@ class Settings(BaseModel):
         except (FileNotFoundError, FileProblem) as err:
             raise ConfigError(str(err)) from None
         except ValidationError as err:
-            raise ConfigError(f"delivery settings ({CONFIG_ENV} file or ESCALATIONS_<SECTION>__<FIELD>): "
-                              + describe(err)) from None
+            raise ConfigError(
+                f"delivery settings ({CONFIG_ENV} file or ESCALATIONS_<SECTION>__<FIELD>): " + describe(err)
+            ) from None
         try:
             settings = cls.model_validate({k: v for k, v in values.items() if v is not None})
         except ValidationError as err:
@@ -157,8 +174,9 @@ class Settings(BaseModel):
                 raise ConfigError(f"{field}: {what} file not found: {source} (set by {where})")
         if (self.tls_client_cert is None) != (self.tls_client_key is None):
             missing = "tls_client_key" if self.tls_client_key is None else "tls_client_cert"
-            raise ConfigError(f"{missing}: mTLS needs both a client certificate and its private key; "
-                              f"set {TLS_FILES[missing][1]}")
+            raise ConfigError(
+                f"{missing}: mTLS needs both a client certificate and its private key; set {TLS_FILES[missing][1]}"
+            )
 
     @property
     def uses_tls(self) -> bool:
@@ -179,8 +197,9 @@ class Settings(BaseModel):
         elif self.tls_server_name is None and all(getattr(self, f) is None for f in TLS_FILES):
             kwargs["tls"] = True  # system roots, no client certificate
         else:
-            kwargs["tls"] = TLSConfig(domain=self.tls_server_name,
-                                      **{arg: self._pem(f) for arg, f in _TLS_ARGS.items()})
+            kwargs["tls"] = TLSConfig(
+                domain=self.tls_server_name, **{arg: self._pem(f) for arg, f in _TLS_ARGS.items()}
+            )
         return kwargs
 
     def _pem(self, field: str) -> bytes | None:
@@ -190,7 +209,9 @@ class Settings(BaseModel):
                 return source.read_bytes()
             except OSError as err:
                 what, where = TLS_FILES[field]
-                raise ConfigError(f"{field}: cannot read the {what} {source}: {err.strerror} (set by {where})") from None
+                raise ConfigError(
+                    f"{field}: cannot read the {what} {source}: {err.strerror} (set by {where})"
+                ) from None
         return source
 
     @property
@@ -202,8 +223,11 @@ class Settings(BaseModel):
         return self.data_dir / "events.jsonl"
 
 
-_TLS_ARGS = {"server_root_ca_cert": "tls_server_ca_cert", "client_cert": "tls_client_cert",
-             "client_private_key": "tls_client_key"}
+_TLS_ARGS = {
+    "server_root_ca_cert": "tls_server_ca_cert",
+    "client_cert": "tls_client_cert",
+    "client_private_key": "tls_client_key",
+}
 
 
 def _describe(err: ValidationError) -> str:

@@ -48,6 +48,7 @@ def workflow_id(case_id: str) -> str:
 def task_queue() -> str:
     return os.environ.get("ESCALATIONS_TASK_QUEUE", DEFAULT_TASK_QUEUE)
 
+
 # Delivery (messages, webhooks, inbound answers). Header names are part of the public contract.
 ERR_DELIVERY_REJECTED = "DeliveryRejected"  # a permanent refusal (HTTP 4xx, SMTP 5xx): not retried
 ERR_DELIVERY_UNAVAILABLE = "DeliveryUnavailable"  # down, timed out, 5xx, SMTP 4xx: retried with backoff

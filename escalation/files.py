@@ -23,9 +23,10 @@ def read_toml(path: Path, label: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise FileProblem(f"{label}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
-                          "save the file as UTF-8") from None
+        line = raw[: err.start].count(b"\n") + 1
+        raise FileProblem(
+            f"{label}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -19,7 +19,10 @@ import structlog
 from temporalio import activity, workflow
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import (
-    ExecuteWorkflowInput, Interceptor, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
 )
 
 from escalation.constants import WORKFLOW_ID_PREFIX
@@ -63,8 +66,14 @@ def configure(level: str = "INFO") -> None:
 
 _RECORD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 # What the SDK attaches to a record: kept as fields by `_record_fields`, never dumped whole.
-_TEMPORAL_EXTRAS = {"temporal_workflow", "temporal_activity", "temporal_log", "workflow_info", "activity_info",
-                    "__temporal_error_identifier"}
+_TEMPORAL_EXTRAS = {
+    "temporal_workflow",
+    "temporal_activity",
+    "temporal_log",
+    "workflow_info",
+    "activity_info",
+    "__temporal_error_identifier",
+}
 
 
 def _plain(value: Any) -> Any:
@@ -82,12 +91,18 @@ def _record_fields(_logger, _name, event: dict) -> dict:
     details = getattr(record, "temporal_workflow", None)
     if isinstance(details, dict):
         # (Not the update's id and name the SDK adds: work a handler started keeps them after it has returned.)
-        found |= {k: details[k] for k in ("workflow_id", "run_id", "workflow_type", "namespace", "task_queue",
-                                          "attempt") if k in details}
+        found |= {
+            k: details[k]
+            for k in ("workflow_id", "run_id", "workflow_type", "namespace", "task_queue", "attempt")
+            if k in details
+        }
     activity = getattr(record, "temporal_activity", None)
     if isinstance(activity, dict):
-        found |= {k: activity[k] for k in ("activity_type", "activity_id", "workflow_id", "namespace",
-                                           "task_queue", "attempt") if k in activity}
+        found |= {
+            k: activity[k]
+            for k in ("activity_type", "activity_id", "workflow_id", "namespace", "task_queue", "attempt")
+            if k in activity
+        }
         if "workflow_run_id" in activity:
             found["run_id"] = activity["workflow_run_id"]
     core = getattr(record, "temporal_log", None)
@@ -112,15 +127,25 @@ class _JsonHandler(logging.StreamHandler):
 
 
 def _json_logging(level: str) -> None:
-    shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
-              _record_fields, _redact]
+    shared = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _record_fields,
+        _redact,
+    ]
     # The process's own stderr, beside structlog's lines: a stream swapped in for a while (a test capturing
     # output, a CLI runner) would be closed or foreign by the time a worker logs to it.
     handler = _JsonHandler(sys.__stderr__ or sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
     root = logging.getLogger()
     # Ours from an earlier call, and plain-text stream handlers (a basicConfig somewhere) go; others such
     # as a test runner's capture handlers stay.
@@ -165,7 +190,7 @@ def core_failure_message(text: str) -> str:
 
 def case_of(workflow_id: str | None) -> str | None:
     if workflow_id and workflow_id.startswith(WORKFLOW_ID_PREFIX):
-        return workflow_id[len(WORKFLOW_ID_PREFIX):]
+        return workflow_id[len(WORKFLOW_ID_PREFIX) :]
     return None
 
 
@@ -219,16 +244,24 @@ def _task_failure(record: logging.LogRecord) -> _TaskFailure | None:
         if details.get("namespace") == REPLAY_NAMESPACE:
             return None
         err = record.exc_info[1] if record.exc_info else None
-        return _TaskFailure(run_id=str(details.get("run_id")), workflow_id=details.get("workflow_id"),
-                            error=type(err).__name__ if err else "WorkflowTaskFailure",
-                            message=first_line(str(err) if err else record.getMessage()), exc_info=record.exc_info)
+        return _TaskFailure(
+            run_id=str(details.get("run_id")),
+            workflow_id=details.get("workflow_id"),
+            error=type(err).__name__ if err else "WorkflowTaskFailure",
+            message=first_line(str(err) if err else record.getMessage()),
+            exc_info=record.exc_info,
+        )
     core = getattr(record, "temporal_log", None)
     if core is not None and core.message == "Failing workflow task":
         fields = core.fields
         run_id = str(fields.get("run_id", ""))
         text = str(fields.get("failure", ""))
         message = core_failure_message(text)
-        error = "NondeterminismError" if "NonDeterministic" in text or "Nondeterminism" in message else "WorkflowTaskFailure"
+        error = (
+            "NondeterminismError"
+            if "NonDeterministic" in text or "Nondeterminism" in message
+            else "WorkflowTaskFailure"
+        )
         return _TaskFailure(run_id=run_id, workflow_id=_workflow_of(run_id), error=error, message=first_line(message))
     return None
 
@@ -269,9 +302,16 @@ class TaskFailureFilter(logging.Filter):
             failures = int(seen[1])
         if due:
             structlog.get_logger("escalation.worker").warning(
-                "workflow_task_failed", case_id=case_of(failure.workflow_id), workflow_id=failure.workflow_id,
-                run_id=failure.run_id, error=failure.error, message=failure.message, failures=failures,
-                hint=TASK_FAILED_HINT, **({"exc_info": failure.exc_info} if first and failure.exc_info else {}))
+                "workflow_task_failed",
+                case_id=case_of(failure.workflow_id),
+                workflow_id=failure.workflow_id,
+                run_id=failure.run_id,
+                error=failure.error,
+                message=failure.message,
+                failures=failures,
+                hint=TASK_FAILED_HINT,
+                **({"exc_info": failure.exc_info} if first and failure.exc_info else {}),
+            )
         return False
 
 
@@ -304,10 +344,14 @@ def temporal_runtime() -> Runtime:
     """A Temporal runtime whose core logs go through Python logging (as `temporalio.core`), so its report of
     a failing workflow task reaches the filter, and its other warnings the same stream as ours."""
     # Core's target and fields become JSON fields (escalation.logs._record_fields), not part of the message.
-    forwarding = LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER), prepend_target_on_message=False,
-                                     append_log_fields_to_message=False)
-    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)))
+    forwarding = LogForwardingConfig(
+        logger=logging.getLogger(CORE_LOGGER), prepend_target_on_message=False, append_log_fields_to_message=False
+    )
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+        )
+    )
 
 
 def _forward_core_logs() -> None:

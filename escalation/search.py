@@ -3,7 +3,7 @@ attributes, and each execution found becomes a `CaseSummary` (no query to the wo
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -11,7 +11,14 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
 from escalation.constants import (
-    SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_BREACH, SA_SLA_DUE, SA_STATUS, SA_TIER, WORKFLOW_ID_PREFIX,
+    SA_CUSTOMER,
+    SA_OWNER,
+    SA_SEVERITY,
+    SA_SLA_BREACH,
+    SA_SLA_DUE,
+    SA_STATUS,
+    SA_TIER,
+    WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
 )
 from escalation.domain.models import Identifier, Severity, Status, Tier
@@ -25,8 +32,13 @@ SLA_DUE = SearchAttributeKey.for_datetime(SA_SLA_DUE)
 SLA_BREACH = SearchAttributeKey.for_keyword(SA_SLA_BREACH)
 # The workflow upserts these; list queries read them.
 SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
-    SA_TIER: TIER, SA_STATUS: STATUS, SA_OWNER: OWNER, SA_CUSTOMER: CUSTOMER, SA_SEVERITY: SEVERITY,
-    SA_SLA_DUE: SLA_DUE, SA_SLA_BREACH: SLA_BREACH,
+    SA_TIER: TIER,
+    SA_STATUS: STATUS,
+    SA_OWNER: OWNER,
+    SA_CUSTOMER: CUSTOMER,
+    SA_SEVERITY: SEVERITY,
+    SA_SLA_DUE: SLA_DUE,
+    SA_SLA_BREACH: SLA_BREACH,
 }
 
 
@@ -55,12 +67,17 @@ class CaseFilter(BaseModel):
 
     def query(self) -> str:
         terms = [f'WorkflowType = "{WORKFLOW_TYPE}"']
-        for key, value in ((TIER, self.tier), (STATUS, self.status), (OWNER, self.owner),
-                           (CUSTOMER, self.customer), (SEVERITY, self.severity)):
+        for key, value in (
+            (TIER, self.tier),
+            (STATUS, self.status),
+            (OWNER, self.owner),
+            (CUSTOMER, self.customer),
+            (SEVERITY, self.severity),
+        ):
             if value is not None:
                 terms.append(f'{key.name} = "{value}"')
         if self.due_before is not None:
-            due = self.due_before.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            due = self.due_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             terms.append(f'{SLA_DUE.name} < "{due}"')
         if not self.include_closed and self.status is None:
             terms.append('ExecutionStatus = "Running"')
@@ -73,8 +90,10 @@ def holding_query(rep_ids: list[str]) -> str:
     """Open cases these reps hold, as owner or as the rep a case is offered to: what routing counts as
     their load (running executions only; a terminated case keeps its last attributes)."""
     reps = ", ".join(f'"{r}"' for r in rep_ids)
-    return (f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
-            f'AND {STATUS.name} = "{Status.OPEN.value}" AND {OWNER.name} IN ({reps})')
+    return (
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
+        f'AND {STATUS.name} = "{Status.OPEN.value}" AND {OWNER.name} IN ({reps})'
+    )
 
 
 class CaseSummary(BaseModel):
@@ -101,8 +120,20 @@ class CaseSummary(BaseModel):
         sa = ex.typed_search_attributes
         status = ex.status or WorkflowExecutionStatus.RUNNING
         values: dict[str, Any] = dict(
-            tier=sa.get(TIER), status=sa.get(STATUS), owner=sa.get(OWNER), customer=sa.get(CUSTOMER),
-            severity=sa.get(SEVERITY), sla_due_at=sa.get(SLA_DUE), sla_breach=sa.get(SLA_BREACH),
+            tier=sa.get(TIER),
+            status=sa.get(STATUS),
+            owner=sa.get(OWNER),
+            customer=sa.get(CUSTOMER),
+            severity=sa.get(SEVERITY),
+            sla_due_at=sa.get(SLA_DUE),
+            sla_breach=sa.get(SLA_BREACH),
         )
-        return cls(case_id=ex.id.removeprefix(WORKFLOW_ID_PREFIX), workflow_id=ex.id, run_id=ex.run_id,
-                   opened_at=ex.start_time, closed_at=ex.close_time, execution=status.name.lower(), **values)
+        return cls(
+            case_id=ex.id.removeprefix(WORKFLOW_ID_PREFIX),
+            workflow_id=ex.id,
+            run_id=ex.run_id,
+            opened_at=ex.start_time,
+            closed_at=ex.close_time,
+            execution=status.name.lower(),
+            **values,
+        )

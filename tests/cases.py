@@ -7,8 +7,8 @@ import os
 import re
 import sys
 import uuid
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import WorkflowHandle
@@ -68,27 +68,44 @@ async def state_of(handle: WorkflowHandle) -> CaseState:
 
 async def owned(handle: WorkflowHandle) -> CaseState:
     """Wait until routing has given the current tier an owner (or said nobody is available)."""
+
     async def check() -> CaseState | None:
         s = await case_state(handle)
         return s if s.timeline[-1].kind in ("assigned", "unassigned") or s.owner else None
+
     return await eventually(check)
 
 
-async def worker_process(env: Any, tmp_path: Path, name: str, **extra: str) -> tuple[asyncio.subprocess.Process, str, Path]:
+async def worker_process(
+    env: Any, tmp_path: Path, name: str, **extra: str
+) -> tuple[asyncio.subprocess.Process, str, Path]:
     """`escalations-worker` as a process of its own, on a task queue and with reps of its own (the roster
     watcher reassigns every open case an inactive rep holds on the server, other tests' cases included).
     Returns the process, its task queue and its data folder; `extra` adds settings."""
     suffix = uuid.uuid4().hex[:6]
     roster = tmp_path / "roster.toml"
-    roster.write_text(re.sub(r'^id = "([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(),
-                             flags=re.M))
+    roster.write_text(
+        re.sub(r'^id = "([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(), flags=re.M)
+    )
     queue, data = f"{name}-{suffix}", tmp_path / "data"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", cwd=TESTS.parent, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "worker",
+        cwd=TESTS.parent,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=clean | {"TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-                     "TEMPORAL_NAMESPACE": env.client.namespace, "ESCALATIONS_TASK_QUEUE": queue,
-                     "ESCALATIONS_POLICY_DIR": str(TESTS / "policies"), "ESCALATIONS_ROSTER": str(roster),
-                     "ESCALATIONS_DATA_DIR": str(data), "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s"} | extra)
+        env=clean
+        | {
+            "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": env.client.namespace,
+            "ESCALATIONS_TASK_QUEUE": queue,
+            "ESCALATIONS_POLICY_DIR": str(TESTS / "policies"),
+            "ESCALATIONS_ROSTER": str(roster),
+            "ESCALATIONS_DATA_DIR": str(data),
+            "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s",
+        }
+        | extra,
+    )
     return process, queue, data

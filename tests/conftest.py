@@ -8,8 +8,8 @@ from __future__ import annotations
 import shutil
 import sys
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,12 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from escalation.client.converter import data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from escalation.config import Settings
 from escalation.client import open_case
+from escalation.client.converter import data_converter
+from escalation.config import Settings
 from escalation.constants import SEARCH_ATTRIBUTES
 from worker import build_worker
 
@@ -46,8 +46,9 @@ def _keys() -> list[SearchAttributeKey]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--temporal-address", default=None,
-                     help="run against this Temporal server instead of starting a dev server")
+    parser.addoption(
+        "--temporal-address", default=None, help="run against this Temporal server instead of starting a dev server"
+    )
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -71,7 +72,9 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server of its own that suggests continuing as new after 60 history events."""
     environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=data_converter,
+        search_attributes=_keys(),
         dev_server_log_level="error",
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
     )
@@ -85,12 +88,16 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=_binary("temporal-test-server"),
         data_converter=data_converter,
     )
-    kinds = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-             "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME}
-    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=environment.client.namespace,
-        search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
-    ))
+    kinds = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    }
+    await environment.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=environment.client.namespace,
+            search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
+        )
+    )
     yield environment
     await environment.shutdown()
 

@@ -60,8 +60,15 @@ class MailHandler:
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
-        self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), message,
-                               tls=server.transport.get_extra_info("ssl_object") is not None, login=login))
+        self.mails.append(
+            Mail(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                message,
+                tls=server.transport.get_extra_info("ssl_object") is not None,
+                login=login,
+            )
+        )
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[Mail]:
@@ -75,8 +82,10 @@ class Accounts:
         self.accounts = accounts
 
     def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and \
-            self.accounts.get(auth_data.login.decode()) == auth_data.password.decode()
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and self.accounts.get(auth_data.login.decode()) == auth_data.password.decode()
+        )
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
@@ -106,6 +115,7 @@ class Request:
 
     def json(self) -> Any:
         import json
+
         return json.loads(self.body)
 
 

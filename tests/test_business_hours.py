@@ -13,7 +13,11 @@ from zoneinfo import ZoneInfo
 from escalation.client import case_state, open_case
 from escalation.constants import SA_SLA_DUE
 from escalation.domain.models import (
-    AcknowledgeInput, CustomerRepliedInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
+    AcknowledgeInput,
+    CustomerRepliedInput,
+    ResolveInput,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 from tests.cases import case_input, eventually, owned
 
@@ -84,8 +88,10 @@ async def test_waiting_on_the_customer_in_the_final_minutes_prevents_the_breach(
 
     await skip_until(skip_env, due - timedelta(minutes=5))
     entry = await handle.execute_update(
-        "wait_on_customer", WaitOnCustomerInput(actor="ana", reason="needs a photo of the invoice"),
-        result_type=TimelineEntry)
+        "wait_on_customer",
+        WaitOnCustomerInput(actor="ana", reason="needs a photo of the invoice"),
+        result_type=TimelineEntry,
+    )
     assert entry.kind == "waiting_on_customer"
     state = await case_state(handle)
     assert state.waiting is not None and state.resolve_clock.paused_at is not None
@@ -97,8 +103,10 @@ async def test_waiting_on_the_customer_in_the_final_minutes_prevents_the_breach(
     assert state.breaches == 0 and state.tier == "agent"
 
     replied = await handle.execute_update(
-        "customer_replied", CustomerRepliedInput(actor="ana", channel="email", note="photo attached"),
-        result_type=TimelineEntry)
+        "customer_replied",
+        CustomerRepliedInput(actor="ana", channel="email", note="photo attached"),
+        result_type=TimelineEntry,
+    )
     state = await case_state(handle)
     assert state.waiting is None and state.pauses[0].ended_by == "ana"
     pause = state.pauses[0]
@@ -122,8 +130,11 @@ async def test_wait_without_a_reply_resumes_at_the_policy_limit(skip_env, skip_c
     handle = await skip_cases(case_input("office"))
     await owned(handle)
     await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
-    await handle.execute_update("wait_on_customer", WaitOnCustomerInput(actor="ana", reason="awaiting bank details",
-                                                                        limit="4h"), result_type=TimelineEntry)
+    await handle.execute_update(
+        "wait_on_customer",
+        WaitOnCustomerInput(actor="ana", reason="awaiting bank details", limit="4h"),
+        result_type=TimelineEntry,
+    )
     state = await case_state(handle)
     until = state.waiting.until
     assert until - state.waiting.started_at == timedelta(hours=4)
@@ -132,6 +143,7 @@ async def test_wait_without_a_reply_resumes_at_the_policy_limit(skip_env, skip_c
     async def expired():
         s = await case_state(handle)
         return s if s.waiting is None else None
+
     state = await eventually(expired)
     entry = next(e for e in state.timeline if e.kind == "wait_expired")
     assert entry.detail["then"] == "resume" and close_to(entry.at, until)
@@ -142,9 +154,11 @@ async def test_a_check_in_due_at_night_goes_out_when_the_customers_window_opens(
     await skip_to(skip_env, 0, time(15, 0))  # Monday 15:00 New York = 21:00 in Berlin
     handle = await skip_cases(case_input("office"))
     await owned(handle)
-    await handle.execute_update("resolve", ResolveInput(actor="ana", resolution="Refund issued",
-                                                        root_cause="billing_error", kb_article="KB-7"),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor="ana", resolution="Refund issued", root_cause="billing_error", kb_article="KB-7"),
+        result_type=TimelineEntry,
+    )
     state = await case_state(handle)
     resolved_at = state.resolutions[0].resolved_at
     # 10 hours after resolving is about 07:00 in Berlin, before the 08:00 window opens.
@@ -160,6 +174,7 @@ async def test_a_check_in_due_at_night_goes_out_when_the_customers_window_opens(
 
     async def delivered():
         return sent(settings, "followup_checkin")
+
     message = (await eventually(delivered))[0]
     assert message["to"]["email"] == "dana@example.org"
     state = await case_state(handle)
@@ -174,8 +189,10 @@ async def test_owners_hear_of_a_weekend_case_on_monday_unless_it_is_critical(ski
 
     # Critical: 24x7 clock and the owner is told at once.
     assert urgent_state.acknowledge_clock.due_at - urgent_state.opened_at == timedelta(minutes=10)
+
     async def urgent_told():
         return [m for m in sent(settings, "owner_assigned") if m["case_id"] == urgent_state.case_id]
+
     await eventually(urgent_told)
 
     # High: the clock waits for Monday 09:00 and so does the owner's notification.
@@ -188,6 +205,7 @@ async def test_owners_hear_of_a_weekend_case_on_monday_unless_it_is_critical(ski
 
     async def quiet_told():
         return [m for m in sent(settings, "owner_assigned") if m["case_id"] == quiet_state.case_id]
+
     await eventually(quiet_told)
 
 
@@ -198,13 +216,18 @@ async def test_ops_list_what_breaches_next_and_waiting_cases_drop_out(env, worke
     states = [await owned(h) for h in handles]
     waiting = handles[1]
     await waiting.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
-    await waiting.execute_update("wait_on_customer", WaitOnCustomerInput(actor="ana", reason="meter photo"),
-                                 result_type=TimelineEntry)
+    await waiting.execute_update(
+        "wait_on_customer", WaitOnCustomerInput(actor="ana", reason="meter photo"), result_type=TimelineEntry
+    )
     horizon = (max(s.opened_at for s in states) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def listed():
-        due = [w.id async for w in env.client.list_workflows(f'SlaDueAt < "{horizon}" AND TaskQueue = "{settings.task_queue}"')]
+        due = [
+            w.id
+            async for w in env.client.list_workflows(f'SlaDueAt < "{horizon}" AND TaskQueue = "{settings.task_queue}"')
+        ]
         return due if len(due) == 1 else None
+
     due = await eventually(listed)
     assert due == [handles[0].id]
     first = await case_state(handles[0])
@@ -218,12 +241,16 @@ async def test_owner_notices_held_for_monday_are_dropped_when_the_case_closes_fi
     await skip_to(skip_env, 5, time(12, 0))  # Saturday noon
     handle = await skip_cases(case_input("office"))
     await owned(handle)
-    await handle.execute_update("escalate", {"actor": "ana", "reason": "needs_authority", "target_tier": "manager"},
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "escalate", {"actor": "ana", "reason": "needs_authority", "target_tier": "manager"}, result_type=TimelineEntry
+    )
     state = await owned(handle)
     assert state.tier == "manager" and state.owner is not None
-    await handle.execute_update("close", {"actor": state.owner.id, "outcome": "customer_lost",
-                                          "reason": "cancelled the contract"}, result_type=TimelineEntry)
+    await handle.execute_update(
+        "close",
+        {"actor": state.owner.id, "outcome": "customer_lost", "reason": "cancelled the contract"},
+        result_type=TimelineEntry,
+    )
     closed_at = (await case_state(handle)).closed_at
     result = await handle.result()
     assert result.outcome == "customer_lost"

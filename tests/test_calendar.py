@@ -84,7 +84,8 @@ NIGHT_SHIFTS = [
 
 @pytest.mark.parametrize(("zone", "saturday", "begins", "ends", "hours"), NIGHT_SHIFTS)
 def test_overnight_shift_across_a_dst_change_lasts_the_real_hours(
-        zone: str, saturday: date, begins: datetime, ends: datetime, hours: int) -> None:
+    zone: str, saturday: date, begins: datetime, ends: datetime, hours: int
+) -> None:
     cal = WorkingCalendar(time_zone=zone, hours={"sat": ["22:00-06:00+1"]})
     noon = local(zone, saturday.year, saturday.month, saturday.day, 12)
     assert first_periods(cal, noon, 1) == [(begins, ends)]
@@ -106,8 +107,9 @@ CHANGE_DAYS = [
 FULL_DAY_CALENDARS = {
     "always-open": lambda zone: WorkingCalendar(time_zone=zone, always_open=True),
     # With a closed date the calendar lays always_open out day by day instead of counting instants.
-    "always-open-with-a-closed-date": lambda zone: WorkingCalendar(time_zone=zone, always_open=True,
-                                                                   closed_dates=[date(2026, 1, 1)]),
+    "always-open-with-a-closed-date": lambda zone: WorkingCalendar(
+        time_zone=zone, always_open=True, closed_dates=[date(2026, 1, 1)]
+    ),
     "00:00-24:00": lambda zone: WorkingCalendar(time_zone=zone, hours=every("all", "00:00-24:00")),
     "00:00-00:00+1": lambda zone: WorkingCalendar(time_zone=zone, hours=every("all", "00:00-00:00+1")),
 }
@@ -127,21 +129,25 @@ def test_a_24h_day_across_a_dst_change_is_23_or_25_real_hours(zone: str, day: da
     assert cal.is_open(midnight) and cal.is_open(next_midnight - MICRO)
 
 
-@pytest.mark.parametrize(("start", "duration", "due"), [
-    # Saturday 23:00 EST + 4 real hours = Sunday 04:00 EDT (the wall clock skips 02:00-03:00).
-    pytest.param(local(NEW_YORK, 2026, 3, 7, 23), 4 * HOUR, z(2026, 3, 8, 8), id="new-york-spring-4h"),
-    # Saturday noon + 24 real hours = Sunday 13:00 EDT, not noon.
-    pytest.param(local(NEW_YORK, 2026, 3, 7, 12), DAY, z(2026, 3, 8, 17), id="new-york-spring-24h"),
-    # Saturday noon + 24 real hours = Sunday 11:00 EST.
-    pytest.param(local(NEW_YORK, 2026, 10, 31, 12), DAY, z(2026, 11, 1, 16), id="new-york-fall-24h"),
-    # Saturday 12:00 CET (11:00Z) + 24 real hours = Sunday 13:00 CEST (11:00Z).
-    pytest.param(local(BERLIN, 2026, 3, 28, 12), DAY, z(2026, 3, 29, 11), id="berlin-spring-24h"),
-    # Saturday 12:00 CEST (10:00Z) + 24 real hours = Sunday 11:00 CET (10:00Z).
-    pytest.param(local(BERLIN, 2026, 10, 24, 12), DAY, z(2026, 10, 25, 10), id="berlin-fall-24h"),
-])
+@pytest.mark.parametrize(
+    ("start", "duration", "due"),
+    [
+        # Saturday 23:00 EST + 4 real hours = Sunday 04:00 EDT (the wall clock skips 02:00-03:00).
+        pytest.param(local(NEW_YORK, 2026, 3, 7, 23), 4 * HOUR, z(2026, 3, 8, 8), id="new-york-spring-4h"),
+        # Saturday noon + 24 real hours = Sunday 13:00 EDT, not noon.
+        pytest.param(local(NEW_YORK, 2026, 3, 7, 12), DAY, z(2026, 3, 8, 17), id="new-york-spring-24h"),
+        # Saturday noon + 24 real hours = Sunday 11:00 EST.
+        pytest.param(local(NEW_YORK, 2026, 10, 31, 12), DAY, z(2026, 11, 1, 16), id="new-york-fall-24h"),
+        # Saturday 12:00 CET (11:00Z) + 24 real hours = Sunday 13:00 CEST (11:00Z).
+        pytest.param(local(BERLIN, 2026, 3, 28, 12), DAY, z(2026, 3, 29, 11), id="berlin-spring-24h"),
+        # Saturday 12:00 CEST (10:00Z) + 24 real hours = Sunday 11:00 CET (10:00Z).
+        pytest.param(local(BERLIN, 2026, 10, 24, 12), DAY, z(2026, 10, 25, 10), id="berlin-fall-24h"),
+    ],
+)
 @pytest.mark.parametrize("closed", [[], [date(2025, 12, 25)]], ids=["instants", "day-by-day"])
 def test_a_24x7_calendar_in_a_dst_zone_counts_real_elapsed_time(
-        start: datetime, duration: timedelta, due: datetime, closed: list[date]) -> None:
+    start: datetime, duration: timedelta, due: datetime, closed: list[date]
+) -> None:
     zone = str(start.tzinfo)  # a ZoneInfo prints as its key
     cal = WorkingCalendar(time_zone=zone, always_open=True, closed_dates=closed)
     assert cal.add(start, duration) == due
@@ -150,15 +156,19 @@ def test_a_24x7_calendar_in_a_dst_zone_counts_real_elapsed_time(
     assert cal.business_between(start, due.astimezone(start.tzinfo)) == duration
 
 
-@pytest.mark.parametrize(("cal", "start", "duration", "due"), [
-    # Friday 16:00 + 3 business hours: two on Friday (the office closes at 18:00), one on Monday.
-    pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 3, 6, 16), 3 * HOUR, z(2026, 3, 9, 14), id="new-york-spring"),
-    pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 10, 30, 16), 3 * HOUR, z(2026, 11, 2, 15), id="new-york-fall"),
-    pytest.param(OFFICE_BERLIN, local(BERLIN, 2026, 3, 27, 16), 2 * HOUR, z(2026, 3, 30, 8), id="berlin-spring"),
-    pytest.param(OFFICE_BERLIN, local(BERLIN, 2026, 10, 23, 16), 2 * HOUR, z(2026, 10, 26, 9), id="berlin-fall"),
-])
+@pytest.mark.parametrize(
+    ("cal", "start", "duration", "due"),
+    [
+        # Friday 16:00 + 3 business hours: two on Friday (the office closes at 18:00), one on Monday.
+        pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 3, 6, 16), 3 * HOUR, z(2026, 3, 9, 14), id="new-york-spring"),
+        pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 10, 30, 16), 3 * HOUR, z(2026, 11, 2, 15), id="new-york-fall"),
+        pytest.param(OFFICE_BERLIN, local(BERLIN, 2026, 3, 27, 16), 2 * HOUR, z(2026, 3, 30, 8), id="berlin-spring"),
+        pytest.param(OFFICE_BERLIN, local(BERLIN, 2026, 10, 23, 16), 2 * HOUR, z(2026, 10, 26, 9), id="berlin-fall"),
+    ],
+)
 def test_a_deadline_started_before_the_change_lands_on_the_same_wall_time_after_it(
-        cal: WorkingCalendar, start: datetime, duration: timedelta, due: datetime) -> None:
+    cal: WorkingCalendar, start: datetime, duration: timedelta, due: datetime
+) -> None:
     """Monday 10:00 local in every case: opening hours follow the wall clock, not UTC."""
     got = cal.add(start, duration)
     assert got == due
@@ -193,8 +203,10 @@ def test_periods_shifted_by_the_gap_never_count_twice() -> None:
     start, end = local(NEW_YORK, 2026, 3, 7, 22), local(NEW_YORK, 2026, 3, 8, 10)
     assert end.astimezone(UTC) - start.astimezone(UTC) == 11 * HOUR
     assert cal.business_between(start, end) == 11 * HOUR
-    assert first_periods(cal, start, 2) == [(z(2026, 3, 8, 3), z(2026, 3, 8, 7, 30)),
-                                            (z(2026, 3, 8, 7, 30), z(2026, 3, 8, 14))]
+    assert first_periods(cal, start, 2) == [
+        (z(2026, 3, 8, 3), z(2026, 3, 8, 7, 30)),
+        (z(2026, 3, 8, 7, 30), z(2026, 3, 8, 14)),
+    ]
     s = z(2026, 3, 8, 7, 10)
     assert cal.add(s, 40 * MIN) == cal.add(cal.add(s, 10 * MIN), 30 * MIN) == z(2026, 3, 8, 7, 50)
 
@@ -203,8 +215,10 @@ def test_periods_shifted_by_the_gap_come_in_order() -> None:
     """Regression: '02:30-02:45' (worked 03:30-03:45 EDT) came before '03:00-03:10', so 03:05 read as
     closed and next_open skipped the 03:00 period."""
     cal = WorkingCalendar(time_zone=NEW_YORK, hours={"sun": ["02:30-02:45", "03:00-03:10"]})
-    assert first_periods(cal, z(2026, 3, 8), 2) == [(z(2026, 3, 8, 7), z(2026, 3, 8, 7, 10)),
-                                                    (z(2026, 3, 8, 7, 30), z(2026, 3, 8, 7, 45))]
+    assert first_periods(cal, z(2026, 3, 8), 2) == [
+        (z(2026, 3, 8, 7), z(2026, 3, 8, 7, 10)),
+        (z(2026, 3, 8, 7, 30), z(2026, 3, 8, 7, 45)),
+    ]
     assert cal.is_open(z(2026, 3, 8, 7, 5))
     assert cal.next_open(z(2026, 3, 8, 6)) == z(2026, 3, 8, 7)
     assert cal.business_between(z(2026, 3, 8), z(2026, 3, 9)) == 25 * MIN
@@ -214,8 +228,9 @@ def test_periods_shifted_by_the_gap_come_in_order() -> None:
 
 
 def test_new_york_holidays_close_thanksgiving_and_christmas() -> None:
-    office = WorkingCalendar(time_zone=NEW_YORK, hours=every("weekdays", "09:00-18:00"),
-                             holidays={"country": "US", "subdivision": "NY"})
+    office = WorkingCalendar(
+        time_zone=NEW_YORK, hours=every("weekdays", "09:00-18:00"), holidays={"country": "US", "subdivision": "NY"}
+    )
     # Unresolved, the holidays are not known yet: Thanksgiving counts like any Thursday.
     assert office.holiday_dates == [] and office.is_open(local(NEW_YORK, 2026, 11, 26, 12))
     cal = office.with_holidays([2026])
@@ -235,16 +250,18 @@ def test_new_york_holidays_close_thanksgiving_and_christmas() -> None:
 
 
 def test_berlin_holidays_close_easter_and_christmas() -> None:
-    cal = WorkingCalendar(time_zone=BERLIN, hours=every("weekdays", "09:00-17:00"),
-                          holidays={"country": "DE", "subdivision": "BE"}).with_holidays([2026])
+    cal = WorkingCalendar(
+        time_zone=BERLIN, hours=every("weekdays", "09:00-17:00"), holidays={"country": "DE", "subdivision": "BE"}
+    ).with_holidays([2026])
     assert {date(2026, 4, 3), date(2026, 4, 6), date(2026, 12, 25), date(2026, 12, 26)} <= set(cal.holiday_dates)
     # Good Friday and Easter Monday: Thursday 16:00 CEST + 2h = Tuesday 10:00 CEST.
     assert cal.add(local(BERLIN, 2026, 4, 2, 16), 2 * HOUR) == z(2026, 4, 7, 8)
     # Christmas Friday (24 December is a working day in Germany): Thursday 16:30 + 1h = Monday 09:30.
     assert cal.add(local(BERLIN, 2026, 12, 24, 16, 30), HOUR) == z(2026, 12, 28, 8, 30)
     # 24x7 with holidays: the holiday closes the whole local day.
-    always = WorkingCalendar(time_zone=BERLIN, always_open=True,
-                             holidays={"country": "DE", "subdivision": "BE"}).with_holidays([2026])
+    always = WorkingCalendar(
+        time_zone=BERLIN, always_open=True, holidays={"country": "DE", "subdivision": "BE"}
+    ).with_holidays([2026])
     assert always.business_between(local(BERLIN, 2026, 12, 24), local(BERLIN, 2026, 12, 28)) == DAY + DAY
     assert always.next_open(local(BERLIN, 2026, 12, 25, 12)) == z(2026, 12, 26, 23)
 
@@ -253,14 +270,22 @@ def test_with_holidays_without_a_source_is_the_same_calendar() -> None:
     assert OFFICE_NY.with_holidays([2026]) is OFFICE_NY
 
 
-@pytest.mark.parametrize(("cal", "friday", "monday"), [
-    pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 6, 5, 17, 55), z(2026, 6, 8, 13, 5), id="new-york-june"),
-    pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 3, 6, 17, 55), z(2026, 3, 9, 13, 5), id="new-york-dst-weekend"),
-    pytest.param(WorkingCalendar(time_zone=BERLIN, hours=every("weekdays", "09:00-18:00")),
-                 local(BERLIN, 2026, 10, 23, 17, 55), z(2026, 10, 26, 8, 5), id="berlin-dst-weekend"),
-])
+@pytest.mark.parametrize(
+    ("cal", "friday", "monday"),
+    [
+        pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 6, 5, 17, 55), z(2026, 6, 8, 13, 5), id="new-york-june"),
+        pytest.param(OFFICE_NY, local(NEW_YORK, 2026, 3, 6, 17, 55), z(2026, 3, 9, 13, 5), id="new-york-dst-weekend"),
+        pytest.param(
+            WorkingCalendar(time_zone=BERLIN, hours=every("weekdays", "09:00-18:00")),
+            local(BERLIN, 2026, 10, 23, 17, 55),
+            z(2026, 10, 26, 8, 5),
+            id="berlin-dst-weekend",
+        ),
+    ],
+)
 def test_ten_business_minutes_from_friday_1755_is_monday_0905(
-        cal: WorkingCalendar, friday: datetime, monday: datetime) -> None:
+    cal: WorkingCalendar, friday: datetime, monday: datetime
+) -> None:
     due = cal.add(friday, 10 * MIN)
     assert due == monday
     assert due.astimezone(ZoneInfo(cal.time_zone)).time() == time(9, 5)
@@ -269,19 +294,21 @@ def test_ten_business_minutes_from_friday_1755_is_monday_0905(
 
 
 def test_closed_dates_close_the_whole_local_day() -> None:
-    cal = WorkingCalendar(time_zone=NEW_YORK, hours=every("weekdays", "09:00-18:00"),
-                          closed_dates=[date(2026, 6, 8)])
+    cal = WorkingCalendar(time_zone=NEW_YORK, hours=every("weekdays", "09:00-18:00"), closed_dates=[date(2026, 6, 8)])
     assert cal.add(local(NEW_YORK, 2026, 6, 5, 17, 55), 10 * MIN) == z(2026, 6, 9, 13, 5)
     assert not cal.is_open(local(NEW_YORK, 2026, 6, 8, 12))
     assert cal.business_between(local(NEW_YORK, 2026, 6, 8), local(NEW_YORK, 2026, 6, 9)) == timedelta(0)
 
 
-@pytest.mark.parametrize(("closed", "worked"), [
-    ([], 8 * HOUR),
-    ([date(2026, 6, 8)], 2 * HOUR),  # Monday closed: only Sunday 22:00-24:00 counts
-    ([date(2026, 6, 7)], 6 * HOUR),  # Sunday closed: only Monday 00:00-06:00 counts
-    ([date(2026, 6, 7), date(2026, 6, 8)], timedelta(0)),
-])
+@pytest.mark.parametrize(
+    ("closed", "worked"),
+    [
+        ([], 8 * HOUR),
+        ([date(2026, 6, 8)], 2 * HOUR),  # Monday closed: only Sunday 22:00-24:00 counts
+        ([date(2026, 6, 7)], 6 * HOUR),  # Sunday closed: only Monday 00:00-06:00 counts
+        ([date(2026, 6, 7), date(2026, 6, 8)], timedelta(0)),
+    ],
+)
 def test_a_closed_day_cuts_an_overnight_shift_at_midnight(closed: list[date], worked: timedelta) -> None:
     cal = WorkingCalendar(hours={"sun": ["22:00-06:00+1"]}, closed_dates=closed)
     assert cal.business_between(z(2026, 6, 7), z(2026, 6, 9)) == worked
@@ -292,8 +319,10 @@ def test_sunday_night_shift_runs_into_monday() -> None:
     monday = date(2026, 6, 8)
     assert monday.weekday() == 0
     # Starting on Monday, the shift that began on Sunday is still running.
-    assert first_periods(cal, z(2026, 6, 8), 2) == [(z(2026, 6, 8), z(2026, 6, 8, 6)),
-                                                    (z(2026, 6, 8, 9), z(2026, 6, 8, 17))]
+    assert first_periods(cal, z(2026, 6, 8), 2) == [
+        (z(2026, 6, 8), z(2026, 6, 8, 6)),
+        (z(2026, 6, 8, 9), z(2026, 6, 8, 17)),
+    ]
     assert cal.is_open(z(2026, 6, 8, 3)) and not cal.is_open(z(2026, 6, 8, 6))
     assert cal.next_open(z(2026, 6, 8, 6)) == z(2026, 6, 8, 9)
     assert cal.add(z(2026, 6, 7, 23), 8 * HOUR) == z(2026, 6, 8, 10)  # 7h of night shift, 1h on Monday
@@ -328,8 +357,10 @@ def test_several_intervals_a_day_lunch_break(order: list[str]) -> None:
     assert cal.add(z(2026, 6, 8, 11, 30), 30 * MIN) == z(2026, 6, 8, 12)  # due as lunch starts
     assert not cal.is_open(z(2026, 6, 8, 12)) and cal.is_open(z(2026, 6, 8, 13))
     assert cal.next_open(z(2026, 6, 8, 12, 30)) == z(2026, 6, 8, 13)
-    assert first_periods(cal, z(2026, 6, 8), 2) == [(z(2026, 6, 8, 9), z(2026, 6, 8, 12)),
-                                                    (z(2026, 6, 8, 13), z(2026, 6, 8, 17))]
+    assert first_periods(cal, z(2026, 6, 8), 2) == [
+        (z(2026, 6, 8, 9), z(2026, 6, 8, 12)),
+        (z(2026, 6, 8, 13), z(2026, 6, 8, 17)),
+    ]
 
 
 @pytest.mark.parametrize("fold", [0, 1])
@@ -338,8 +369,10 @@ def test_is_open_in_the_repeated_fall_back_hour_given_in_local_time(fold: int) -
     equals a time in another zone; 01:30 New York time on 2026-11-01, given in local time, read as
     closed at the very start of a period (and, with instants counted in UTC, anywhere in one)."""
     t = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo(NEW_YORK), fold=fold)
-    for cal in (WorkingCalendar(time_zone=NEW_YORK, always_open=True, closed_dates=[date(2026, 1, 1)]),
-                WorkingCalendar(time_zone=NEW_YORK, hours={"sun": ["01:30-24:00"]})):
+    for cal in (
+        WorkingCalendar(time_zone=NEW_YORK, always_open=True, closed_dates=[date(2026, 1, 1)]),
+        WorkingCalendar(time_zone=NEW_YORK, hours={"sun": ["01:30-24:00"]}),
+    ):
         assert cal.is_open(t)
         assert utc(cal.next_open(t)) == utc(t)
     # 01:30 EDT starts the period; 01:30 EST (an hour later) is inside it.
@@ -370,9 +403,11 @@ def test_is_open_includes_the_start_and_excludes_the_end() -> None:
     assert cal.add(six - HOUR, HOUR) == six  # due exactly as the office closes, not the next morning
 
 
-@pytest.mark.parametrize("cal", [ALWAYS, OFFICE_NY,
-                                 WorkingCalendar(always_open=True, closed_dates=[date(2026, 6, 9)])],
-                         ids=["24x7", "office", "24x7-closed-date"])
+@pytest.mark.parametrize(
+    "cal",
+    [ALWAYS, OFFICE_NY, WorkingCalendar(always_open=True, closed_dates=[date(2026, 6, 9)])],
+    ids=["24x7", "office", "24x7-closed-date"],
+)
 def test_zero_negative_and_naive(cal: WorkingCalendar) -> None:
     t = z(2026, 6, 9, 12)
     assert cal.business_between(t, t) == timedelta(0)
@@ -398,33 +433,60 @@ def test_a_calendar_closed_for_two_years_says_so() -> None:
 # ----- 4. Bad input: ValidationError naming the field and the reason
 
 
-@pytest.mark.parametrize(("data", "fragments"), [
-    pytest.param({"time_zone": "Mars/Olympus"}, ["time_zone", "'Mars/Olympus' is not an IANA time zone"], id="zone"),
-    pytest.param({"time_zone": "Europe"}, ["time_zone", "is not an IANA time zone"], id="zone-folder"),
-    pytest.param({"hours": {"mon": ["17:00-09:00"]}},
-                 ["hours", "mon: '17:00-09:00' ends before it starts", "'17:00-09:00+1'"], id="inverted"),
-    pytest.param({"hours": {"mon": ["09:00-10:00+1"]}}, ["hours", "longer than a day"], id="overnight-too-long"),
-    pytest.param({"hours": {"mon": ["09:00-12:00", "11:00-13:00"]}},
-                 ["hours", "'mon 09:00-12:00' and 'mon 11:00-13:00' overlap"], id="overlap-same-day"),
-    pytest.param({"hours": {"mon": ["09:00-12:00", "09:00-12:00"]}},
-                 ["hours", "'mon 09:00-12:00' and 'mon 09:00-12:00' overlap"], id="written-twice"),
-    pytest.param({"hours": {"mon": ["22:00-02:00+1"], "tue": ["01:00-09:00"]}},
-                 ["hours", "'mon 22:00-02:00+1' and 'tue 01:00-09:00' overlap"], id="overlap-across-midnight"),
-    pytest.param({"hours": {"sun": ["22:00-06:00+1"], "mon": ["05:00-09:00"]}},
-                 ["hours", "'sun 22:00-06:00+1' and 'mon 05:00-09:00' overlap"], id="overlap-week-wrap"),
-    pytest.param({"hours": {"monday": ["09:00-17:00"]}}, ["hours", "'monday' is not a weekday", "mon, tue"],
-                 id="weekday"),
-    pytest.param({"hours": {"mon": ["25:00-26:00"]}}, ["hours", "'25:00-26:00' has a time that does not exist"],
-                 id="hour-25"),
-    pytest.param({"hours": {"mon": ["09:00-24:30"]}}, ["hours", "does not exist"], id="after-24"),
-    pytest.param({"hours": {"mon": ["09:60-10:00"]}}, ["hours", "does not exist"], id="minute-60"),
-    pytest.param({"hours": {"mon": ["9-5"]}}, ["hours", "'9-5' is not an interval like '09:00-17:30'"], id="format"),
-    pytest.param({}, ["hours", "no working time at all", "always_open"], id="no-hours"),
-    pytest.param({"hours": {"mon": ["09:00-09:00"]}}, ["no working time at all"], id="only-zero-length"),
-    pytest.param({"holidays": {"country": "usa"}}, ["holidays.country", "pattern"], id="country-format"),
-    pytest.param({"timezone": "UTC", "always_open": True}, ["timezone", "Extra inputs are not permitted"],
-                 id="misspelt-field"),
-])
+@pytest.mark.parametrize(
+    ("data", "fragments"),
+    [
+        pytest.param(
+            {"time_zone": "Mars/Olympus"}, ["time_zone", "'Mars/Olympus' is not an IANA time zone"], id="zone"
+        ),
+        pytest.param({"time_zone": "Europe"}, ["time_zone", "is not an IANA time zone"], id="zone-folder"),
+        pytest.param(
+            {"hours": {"mon": ["17:00-09:00"]}},
+            ["hours", "mon: '17:00-09:00' ends before it starts", "'17:00-09:00+1'"],
+            id="inverted",
+        ),
+        pytest.param({"hours": {"mon": ["09:00-10:00+1"]}}, ["hours", "longer than a day"], id="overnight-too-long"),
+        pytest.param(
+            {"hours": {"mon": ["09:00-12:00", "11:00-13:00"]}},
+            ["hours", "'mon 09:00-12:00' and 'mon 11:00-13:00' overlap"],
+            id="overlap-same-day",
+        ),
+        pytest.param(
+            {"hours": {"mon": ["09:00-12:00", "09:00-12:00"]}},
+            ["hours", "'mon 09:00-12:00' and 'mon 09:00-12:00' overlap"],
+            id="written-twice",
+        ),
+        pytest.param(
+            {"hours": {"mon": ["22:00-02:00+1"], "tue": ["01:00-09:00"]}},
+            ["hours", "'mon 22:00-02:00+1' and 'tue 01:00-09:00' overlap"],
+            id="overlap-across-midnight",
+        ),
+        pytest.param(
+            {"hours": {"sun": ["22:00-06:00+1"], "mon": ["05:00-09:00"]}},
+            ["hours", "'sun 22:00-06:00+1' and 'mon 05:00-09:00' overlap"],
+            id="overlap-week-wrap",
+        ),
+        pytest.param(
+            {"hours": {"monday": ["09:00-17:00"]}}, ["hours", "'monday' is not a weekday", "mon, tue"], id="weekday"
+        ),
+        pytest.param(
+            {"hours": {"mon": ["25:00-26:00"]}}, ["hours", "'25:00-26:00' has a time that does not exist"], id="hour-25"
+        ),
+        pytest.param({"hours": {"mon": ["09:00-24:30"]}}, ["hours", "does not exist"], id="after-24"),
+        pytest.param({"hours": {"mon": ["09:60-10:00"]}}, ["hours", "does not exist"], id="minute-60"),
+        pytest.param(
+            {"hours": {"mon": ["9-5"]}}, ["hours", "'9-5' is not an interval like '09:00-17:30'"], id="format"
+        ),
+        pytest.param({}, ["hours", "no working time at all", "always_open"], id="no-hours"),
+        pytest.param({"hours": {"mon": ["09:00-09:00"]}}, ["no working time at all"], id="only-zero-length"),
+        pytest.param({"holidays": {"country": "usa"}}, ["holidays.country", "pattern"], id="country-format"),
+        pytest.param(
+            {"timezone": "UTC", "always_open": True},
+            ["timezone", "Extra inputs are not permitted"],
+            id="misspelt-field",
+        ),
+    ],
+)
 def test_bad_calendar_names_field_and_reason(data: dict[str, Any], fragments: list[str]) -> None:
     with pytest.raises(ValidationError) as err:
         WorkingCalendar.model_validate(data)
@@ -440,20 +502,25 @@ def test_always_open_needs_no_hours_and_parse_interval_reads_overnight() -> None
 
 
 POLICY: dict[str, Any] = {
-    "name": "gen", "version": "1",
-    "tiers": [{"name": "agent", "acknowledge_within": "10m", "resolve_within": "1h"},
-              {"name": "team_lead", "acknowledge_within": "10m", "resolve_within": "2h"}],
+    "name": "gen",
+    "version": "1",
+    "tiers": [
+        {"name": "agent", "acknowledge_within": "10m", "resolve_within": "1h"},
+        {"name": "team_lead", "acknowledge_within": "10m", "resolve_within": "2h"},
+    ],
 }
-TOML = ('name = "gen"\nversion = "1"\n'
-        '[[tiers]]\nname = "agent"\nacknowledge_within = "10m"\nresolve_within = "1h"\n\n')
+TOML = 'name = "gen"\nversion = "1"\n[[tiers]]\nname = "agent"\nacknowledge_within = "10m"\nresolve_within = "1h"\n\n'
 OFFICE = {"time_zone": NEW_YORK, "hours": every("weekdays", "09:00-18:00")}
 
 
-@pytest.mark.parametrize(("source", "field"), [
-    ({"country": "XX"}, "holidays.country"),
-    ({"country": "US", "subdivision": "ZZ"}, "holidays.subdivision"),
-    ({"country": "DE", "subdivision": "XX"}, "holidays.subdivision"),
-])
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ({"country": "XX"}, "holidays.country"),
+        ({"country": "US", "subdivision": "ZZ"}, "holidays.subdivision"),
+        ({"country": "DE", "subdivision": "XX"}, "holidays.subdivision"),
+    ],
+)
 def test_unknown_holiday_source(source: dict[str, str], field: str, tmp_path: Path) -> None:
     cal = WorkingCalendar(hours=every("weekdays", "09:00-17:00"), holidays=source)
     with pytest.raises(CalendarError, match=f"^{re.escape(field)}: .*see the `holidays` package"):
@@ -464,37 +531,65 @@ def test_unknown_holiday_source(source: dict[str, str], field: str, tmp_path: Pa
     # Loading the file reports it the same way, under the file's name.
     toml = tmp_path / "gen.toml"
     sub = f', subdivision = "{source["subdivision"]}"' if "subdivision" in source else ""
-    toml.write_text(TOML + f'calendar = "office"\n[calendars.office]\nhours = {{ mon = ["09:00-17:00"] }}\n'
-                           f'holidays = {{ country = "{source["country"]}"{sub} }}\n')
+    toml.write_text(
+        TOML + f'calendar = "office"\n[calendars.office]\nhours = {{ mon = ["09:00-17:00"] }}\n'
+        f'holidays = {{ country = "{source["country"]}"{sub} }}\n'
+    )
     expected = f"policy file gen.toml is invalid: calendars.office.{field}: "
     with pytest.raises(PolicyError, match=re.escape(expected)):
         load_policy_file(toml)
 
 
-@pytest.mark.parametrize(("extra", "fragments"), [
-    pytest.param({"calendar": "nowhere"}, ["calendar: no calendar named 'nowhere' in calendars (office)"],
-                 id="default"),
-    pytest.param({"tiers": [{**POLICY["tiers"][0], "calendar": "nowhere"}]},
-                 ["tiers.agent.calendar: no calendar named 'nowhere' in calendars (office)"], id="tier"),
-    pytest.param({"severity_calendars": {"critical": "nowhere"}},
-                 ["severity_calendars.critical: no calendar named 'nowhere'"], id="severity"),
-    pytest.param({"calendars": {}, "calendar": "office"}, ["calendar: no calendar named 'office' in calendars "
-                                                           "(none defined)"], id="none-defined"),
-    pytest.param({"calendars": {"office": {**OFFICE, "time_zone": "Mars/Base"}}},
-                 ["calendars.office.time_zone", "not an IANA time zone"], id="calendar-zone"),
-    pytest.param({"calendars": {"office": {"hours": {"mon": ["17:00-09:00"]}}}},
-                 ["calendars.office.hours", "'17:00-09:00+1'"], id="calendar-hours"),
-    pytest.param({"contact_hours": {"mon": ["20:00-08:00"]}},
-                 ["contact_hours", "ends before it starts", "'20:00-08:00+1'"], id="contact-inverted"),
-    pytest.param({"contact_hours": {"mon": ["08:00-12:00", "11:00-20:00"]}}, ["contact_hours", "overlap"],
-                 id="contact-overlap"),
-    pytest.param({"contact_hours": {"mo": ["08:00-20:00"]}}, ["contact_hours", "'mo' is not a weekday"],
-                 id="contact-weekday"),
-    pytest.param({"contact_hours": {}}, ["contact_hours", "no working time at all"], id="contact-empty"),
-    pytest.param({"pause": {"limit": "0m"}}, ["pause", "limit must be longer than zero"], id="pause-zero"),
-    pytest.param({"pause": {"limit": -60}}, ["pause", "limit", "must be positive"], id="pause-negative"),
-    pytest.param({"pause": {"on_limit": "forget"}}, ["pause.on_limit", "'resume' or 'close'"], id="pause-on-limit"),
-])
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        pytest.param(
+            {"calendar": "nowhere"}, ["calendar: no calendar named 'nowhere' in calendars (office)"], id="default"
+        ),
+        pytest.param(
+            {"tiers": [{**POLICY["tiers"][0], "calendar": "nowhere"}]},
+            ["tiers.agent.calendar: no calendar named 'nowhere' in calendars (office)"],
+            id="tier",
+        ),
+        pytest.param(
+            {"severity_calendars": {"critical": "nowhere"}},
+            ["severity_calendars.critical: no calendar named 'nowhere'"],
+            id="severity",
+        ),
+        pytest.param(
+            {"calendars": {}, "calendar": "office"},
+            ["calendar: no calendar named 'office' in calendars (none defined)"],
+            id="none-defined",
+        ),
+        pytest.param(
+            {"calendars": {"office": {**OFFICE, "time_zone": "Mars/Base"}}},
+            ["calendars.office.time_zone", "not an IANA time zone"],
+            id="calendar-zone",
+        ),
+        pytest.param(
+            {"calendars": {"office": {"hours": {"mon": ["17:00-09:00"]}}}},
+            ["calendars.office.hours", "'17:00-09:00+1'"],
+            id="calendar-hours",
+        ),
+        pytest.param(
+            {"contact_hours": {"mon": ["20:00-08:00"]}},
+            ["contact_hours", "ends before it starts", "'20:00-08:00+1'"],
+            id="contact-inverted",
+        ),
+        pytest.param(
+            {"contact_hours": {"mon": ["08:00-12:00", "11:00-20:00"]}},
+            ["contact_hours", "overlap"],
+            id="contact-overlap",
+        ),
+        pytest.param(
+            {"contact_hours": {"mo": ["08:00-20:00"]}}, ["contact_hours", "'mo' is not a weekday"], id="contact-weekday"
+        ),
+        pytest.param({"contact_hours": {}}, ["contact_hours", "no working time at all"], id="contact-empty"),
+        pytest.param({"pause": {"limit": "0m"}}, ["pause", "limit must be longer than zero"], id="pause-zero"),
+        pytest.param({"pause": {"limit": -60}}, ["pause", "limit", "must be positive"], id="pause-negative"),
+        pytest.param({"pause": {"on_limit": "forget"}}, ["pause.on_limit", "'resume' or 'close'"], id="pause-on-limit"),
+    ],
+)
 def test_bad_policy_calendar_settings_name_field_and_reason(extra: dict[str, Any], fragments: list[str]) -> None:
     data = {**POLICY, "calendars": {"office": OFFICE}, **extra}
     with pytest.raises(ValidationError) as err:
@@ -506,12 +601,15 @@ def test_bad_policy_calendar_settings_name_field_and_reason(extra: dict[str, Any
 
 def test_calendar_for_prefers_severity_then_tier_then_default() -> None:
     night = {"time_zone": BERLIN, "hours": every("all", "22:00-06:00+1")}
-    policy = Policy.model_validate({
-        **POLICY,
-        "tiers": [POLICY["tiers"][0], {**POLICY["tiers"][1], "calendar": "night"}],
-        "calendars": {"office": OFFICE, "night": night, "always": {"always_open": True}},
-        "calendar": "office", "severity_calendars": {"critical": "always"},
-    })
+    policy = Policy.model_validate(
+        {
+            **POLICY,
+            "tiers": [POLICY["tiers"][0], {**POLICY["tiers"][1], "calendar": "night"}],
+            "calendars": {"office": OFFICE, "night": night, "always": {"always_open": True}},
+            "calendar": "office",
+            "severity_calendars": {"critical": "always"},
+        }
+    )
     assert policy.calendar_for(Tier.AGENT, Severity.LOW) is policy.calendars["office"]
     assert policy.calendar_for(Tier.TEAM_LEAD, Severity.HIGH) is policy.calendars["night"]
     assert policy.calendar_for(Tier.TEAM_LEAD, Severity.CRITICAL) is policy.calendars["always"]
@@ -537,8 +635,13 @@ ZONES = [NEW_YORK, BERLIN, KOLKATA, "UTC", LORD_HOWE]
 # The 2026 DST changes (local dates, all Sundays) and each zone's spring-forward gap in minutes of the
 # day: New York and Berlin skip 02:00-03:00; Lord Howe (southern hemisphere, half-hour DST) skips
 # 02:00-02:30 on 4 October and repeats 01:30-02:00 on 5 April. Kolkata and UTC have none.
-CHANGES = {NEW_YORK: [date(2026, 3, 8), date(2026, 11, 1)], BERLIN: [date(2026, 3, 29), date(2026, 10, 25)],
-           LORD_HOWE: [date(2026, 10, 4), date(2026, 4, 5)], KOLKATA: [], "UTC": []}
+CHANGES = {
+    NEW_YORK: [date(2026, 3, 8), date(2026, 11, 1)],
+    BERLIN: [date(2026, 3, 29), date(2026, 10, 25)],
+    LORD_HOWE: [date(2026, 10, 4), date(2026, 4, 5)],
+    KOLKATA: [],
+    "UTC": [],
+}
 GAPS = {NEW_YORK: (120, 180), BERLIN: (120, 180), LORD_HOWE: (120, 150)}
 DST_DAYS = sorted(d for days in CHANGES.values() for d in days)
 JAN1 = z(2026, 1, 1)
@@ -553,8 +656,24 @@ def notable_minutes(zone: str) -> list[int]:
     """Minutes of the day worth hitting often: midnight, and in and around the zone's DST changes (a
     shift ending inside the gap, the next starting just after it)."""
     lo, hi = GAPS.get(zone, (120, 180))
-    return sorted({0, 1, DAY_MIN - 1, lo - 30, lo - 1, lo, lo + 1, (lo + hi) // 2, hi - 1, hi, hi + 1,
-                   hi + 15, hi + 30, 2 * hi - lo - 1})
+    return sorted(
+        {
+            0,
+            1,
+            DAY_MIN - 1,
+            lo - 30,
+            lo - 1,
+            lo,
+            lo + 1,
+            (lo + hi) // 2,
+            hi - 1,
+            hi,
+            hi + 1,
+            hi + 15,
+            hi + 30,
+            2 * hi - lo - 1,
+        }
+    )
 
 
 @st.composite
@@ -630,9 +749,12 @@ def durations(cal: WorkingCalendar, parts: int = 1) -> st.SearchStrategy[timedel
     """From a microsecond up to two weeks of working time, capped at (6 / parts) weeks' worth of this
     calendar's hours so a sparse calendar is not searched for years."""
     cap = max(1, weekly_minutes(cal) * 60 * 10**6 * 6 // parts)
-    raw = st.one_of(st.integers(1, 10**6), st.integers(10**6, 86_400 * 10**6),
-                    st.integers(86_400 * 10**6, 14 * 86_400 * 10**6),
-                    st.sampled_from([1, 60 * 10**6, 3600 * 10**6]))
+    raw = st.one_of(
+        st.integers(1, 10**6),
+        st.integers(10**6, 86_400 * 10**6),
+        st.integers(86_400 * 10**6, 14 * 86_400 * 10**6),
+        st.sampled_from([1, 60 * 10**6, 3600 * 10**6]),
+    )
     return raw.map(lambda us: timedelta(microseconds=1 + (us - 1) % cap))
 
 

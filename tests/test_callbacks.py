@@ -15,22 +15,35 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from temporalio.client import WorkflowUpdateFailedError
 from typer.testing import CliRunner
 
-from escalation.domain import rules as R
 from escalation.cli import app
 from escalation.client import case_state, open_case
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain import rules as R
 from escalation.domain.models import (
-    AcknowledgeInput, Callback, CallbackOutcomeInput, CallbackStatus, CancelCallbackInput, CaseState, CloseInput, Owner,
-    RescheduleCallbackInput, ResolveInput, ScheduleCallbackInput, Tier, TimelineEntry,
+    AcknowledgeInput,
+    Callback,
+    CallbackOutcomeInput,
+    CallbackStatus,
+    CancelCallbackInput,
+    CaseState,
+    CloseInput,
+    Owner,
+    RescheduleCallbackInput,
+    ResolveInput,
+    ScheduleCallbackInput,
+    Tier,
+    TimelineEntry,
 )
 from escalation.domain.policy import Policy
 from escalation.domain.rules import Routed, RuleViolation
-from escalation.domain.rules.callback import deadlines as callback_deadlines, local
+from escalation.domain.rules.callback import deadlines as callback_deadlines
+from escalation.domain.rules.callback import local
 from escalation.domain.rules.step import Assign, MessageKind
 from tests.cases import case_input, eventually
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
@@ -64,8 +77,14 @@ def book(at: Any = "earliest", **kw: Any) -> ScheduleCallbackInput:
     return ScheduleCallbackInput.model_validate({"actor": "sam", "at": at, **kw})
 
 
-def scheduled(state: CaseState, at: Any = "earliest", now: datetime = NOW, found: Owner | None = None,
-              policy: Policy = ROUTING, **kw: Any) -> tuple[CaseState, list]:
+def scheduled(
+    state: CaseState,
+    at: Any = "earliest",
+    now: datetime = NOW,
+    found: Owner | None = None,
+    policy: Policy = ROUTING,
+    **kw: Any,
+) -> tuple[CaseState, list]:
     return R.schedule_callback(state, policy, book(at, **kw), now, owner=found)
 
 
@@ -123,20 +142,36 @@ def no_phone_customer() -> dict[str, Any]:
     return {"id": "c9", "name": "Ines", "email": "ines@example.org", "time_zone": "Europe/Berlin"}
 
 
-@pytest.mark.parametrize(("make", "at", "kw", "found", "field", "words"), [
-    (supervised, berlin(3, 9), {}, None, "at", "is in the past"),
-    (supervised, datetime(2026, 3, 3, 8, 0, tzinfo=UTC), {}, None, "at", "is in the past"),
-    (supervised, berlin(3, 21), {}, None, "at", "outside the customer's contact window (daily 08:00-20:00, "
-                                                 "Europe/Berlin); the window next opens Wed 04 Mar 2026 08:00 CET"),
-    (supervised, berlin(31, 10) + timedelta(days=3), {}, None, "at", "more than 30 days ahead"),
-    (supervised, datetime(2026, 3, 29, 2, 30), {}, None, "at", "does not exist in Europe/Berlin"),
-    (supervised, "earliest", {"owner": "zed"}, None, "owner", "'zed' is not an active rep"),
-    (supervised, "earliest", {"window": "0s"}, None, "window", "longer than zero"),
-    (supervised, "earliest", {"window": "2d"}, None, "window", "at most"),
-    (lambda: supervised(customer=no_phone_customer()), "earliest", {}, None, "phone", "no phone number"),
-    (lambda: R.open_case(case_input("routing", case_id="C-8"), ROUTING, NOW, OPENING)[0], "earliest", {}, None,
-     "owner", "has no owner yet"),
-])
+@pytest.mark.parametrize(
+    ("make", "at", "kw", "found", "field", "words"),
+    [
+        (supervised, berlin(3, 9), {}, None, "at", "is in the past"),
+        (supervised, datetime(2026, 3, 3, 8, 0, tzinfo=UTC), {}, None, "at", "is in the past"),
+        (
+            supervised,
+            berlin(3, 21),
+            {},
+            None,
+            "at",
+            "outside the customer's contact window (daily 08:00-20:00, "
+            "Europe/Berlin); the window next opens Wed 04 Mar 2026 08:00 CET",
+        ),
+        (supervised, berlin(31, 10) + timedelta(days=3), {}, None, "at", "more than 30 days ahead"),
+        (supervised, datetime(2026, 3, 29, 2, 30), {}, None, "at", "does not exist in Europe/Berlin"),
+        (supervised, "earliest", {"owner": "zed"}, None, "owner", "'zed' is not an active rep"),
+        (supervised, "earliest", {"window": "0s"}, None, "window", "longer than zero"),
+        (supervised, "earliest", {"window": "2d"}, None, "window", "at most"),
+        (lambda: supervised(customer=no_phone_customer()), "earliest", {}, None, "phone", "no phone number"),
+        (
+            lambda: R.open_case(case_input("routing", case_id="C-8"), ROUTING, NOW, OPENING)[0],
+            "earliest",
+            {},
+            None,
+            "owner",
+            "has no owner yet",
+        ),
+    ],
+)
 def test_bad_callbacks_are_refused_with_the_field_and_change_nothing(make, at, kw, found, field, words):
     err = refused(R.schedule_callback, make(), ROUTING, book(at, **kw), NOW, found, field=field)
     assert words in str(err), str(err)
@@ -146,11 +181,14 @@ def test_outcome_reschedule_and_cancel_need_a_pending_callback():
     state, _ = scheduled(supervised(), berlin(3, 15))
     err = refused(R.record_callback_outcome, state, ROUTING, outcome("reached", "callback-9"), NOW, field="callback_id")
     assert "no callback 'callback-9' on case C-7 (callbacks: callback-1)" in str(err)
-    done, _ = R.cancel_callback(state, ROUTING, CancelCallbackInput(actor="sam", callback_id="callback-1",
-                                                                    reason="customer called in"), NOW)
-    for rule, cmd in ((R.record_callback_outcome, outcome("reached")),
-                      (R.reschedule_callback, RescheduleCallbackInput(actor="sam", callback_id="callback-1", at="earliest")),
-                      (R.cancel_callback, CancelCallbackInput(actor="sam", callback_id="callback-1", reason="again"))):
+    done, _ = R.cancel_callback(
+        state, ROUTING, CancelCallbackInput(actor="sam", callback_id="callback-1", reason="customer called in"), NOW
+    )
+    for rule, cmd in (
+        (R.record_callback_outcome, outcome("reached")),
+        (R.reschedule_callback, RescheduleCallbackInput(actor="sam", callback_id="callback-1", at="earliest")),
+        (R.cancel_callback, CancelCallbackInput(actor="sam", callback_id="callback-1", reason="again")),
+    ):
         err = refused(rule, done, ROUTING, cmd, NOW, field="callback_id", type=ERR_INVALID_STATE)
         assert "is cancelled" in str(err) and "customer called in" in str(err)
 
@@ -195,11 +233,14 @@ def test_no_answer_is_retried_inside_the_window_then_the_customer_hears_in_writi
 
 def test_an_outcome_before_the_callback_is_due_is_refused_naming_the_callback_its_due_time_and_now():
     state, _ = scheduled(supervised(), berlin(5, 15))  # booked on Tuesday for Thursday 15:00
-    err = refused(R.record_callback_outcome, state, ROUTING, outcome("reached"), NOW, field="callback_id",
-                  type=ERR_INVALID_STATE)
-    assert str(err) == ("callback_id: callback-1 is not due yet: attempt 1 is due 2026-03-05 14:00 UTC (Thu 05 Mar "
-                        "2026 15:00 CET for the customer) and it is 2026-03-03 09:00 UTC now; record the outcome once "
-                        "the call has been made, or move the callback with reschedule_callback")
+    err = refused(
+        R.record_callback_outcome, state, ROUTING, outcome("reached"), NOW, field="callback_id", type=ERR_INVALID_STATE
+    )
+    assert str(err) == (
+        "callback_id: callback-1 is not due yet: attempt 1 is due 2026-03-05 14:00 UTC (Thu 05 Mar "
+        "2026 15:00 CET for the customer) and it is 2026-03-03 09:00 UTC now; record the outcome once "
+        "the call has been made, or move the callback with reschedule_callback"
+    )
     due = state.callbacks[0].due_at
     refused(R.record_callback_outcome, state, ROUTING, outcome("no_answer"), due - SECOND, field="callback_id")
     state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), due)  # from its due time on
@@ -213,15 +254,23 @@ def test_an_outcome_before_the_callback_is_due_is_refused_naming_the_callback_it
 
 def test_an_early_unanswered_try_in_an_older_history_retries_after_the_booked_time_not_before_it():
     state, _ = scheduled(supervised(), berlin(3, 15))
-    state, _ = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), NOW,  # tried at 10:00
-                                         not_early=False)
+    state, _ = R.record_callback_outcome(
+        state,
+        ROUTING,
+        outcome("no_answer"),
+        NOW,  # tried at 10:00
+        not_early=False,
+    )
     assert state.callbacks[0].customer_time.isoformat() == "2026-03-03T16:00:00+01:00"
 
 
 def test_unreachable_customer_reassigns_the_case_when_the_policy_says_so():
-    policy = Policy.model_validate({**ROUTING.model_dump(), "callbacks": {**ROUTING.callbacks.model_dump(),
-                                                                          "on_unreachable": "reassign",
-                                                                          "max_attempts": 1}})
+    policy = Policy.model_validate(
+        {
+            **ROUTING.model_dump(),
+            "callbacks": {**ROUTING.callbacks.model_dump(), "on_unreachable": "reassign", "max_attempts": 1},
+        }
+    )
     state, _ = scheduled(supervised(policy), policy=policy)
     state, effects = R.record_callback_outcome(state, policy, outcome("no_answer"), NOW)
     assert state.tier == SV and state.owner is None and kinds(state)[-1] == "reassigned"
@@ -261,9 +310,11 @@ def test_a_missed_window_is_a_breach_and_the_next_rep_takes_the_callback_now():
     # The customer was promised 15:00: they hear of the new caller and time, in their window (open now).
     assert to_customer.message.to.kind == "customer" and to_customer.not_before is None
     assert to_customer.message.subject == "Your callback has moved (case C-7)"
-    assert to_customer.message.body == ("Hello Dana Doe,\n\nWe did not call you on Tue 03 Mar 2026 15:00 CET as "
-                                        "promised; we are sorry. Sol Serrano will now call you on Tue 03 Mar 2026 "
-                                        "15:30 CET.\n\nReference: case C-7.")
+    assert to_customer.message.body == (
+        "Hello Dana Doe,\n\nWe did not call you on Tue 03 Mar 2026 15:00 CET as "
+        "promised; we are sorry. Sol Serrano will now call you on Tue 03 Mar 2026 "
+        "15:30 CET.\n\nReference: case C-7."
+    )
     assert (to_customer.about, to_customer.announces) == ("callback-1", cb.due_at)
     assert R.next_deadline(state) == later + 30 * MIN
 
@@ -271,12 +322,17 @@ def test_a_missed_window_is_a_breach_and_the_next_rep_takes_the_callback_now():
     state, effects = R.advance(state, ROUTING, later + 30 * MIN)
     [req] = assigns(effects)
     assert req.exclude == ["sam", "sol"] and state.breaches == 2
-    state, effects = R.owner_found(state, ROUTING, callback_routed(req, None, "every qualified supervisor "
-                                                                       "(sam, sol) was asked already"), later + HOUR)
+    state, effects = R.owner_found(
+        state,
+        ROUTING,
+        callback_routed(req, None, "every qualified supervisor (sam, sol) was asked already"),
+        later + HOUR,
+    )
     assert state.callbacks[0].status == CallbackStatus.MISSED and kinds(state)[-1] == "callback_missed"
     assert {s.message.to.kind for s in sends(effects)} == {"team", "customer"}
-    state, _ = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other", kb_missing=True),
-                         later + HOUR)
+    state, _ = R.resolve(
+        state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other", kb_missing=True), later + HOUR
+    )
     state, _ = R.close(state, ROUTING, CloseInput(actor="sam", outcome="resolved", reason="done"), later + HOUR)
     result = R.outcome(state, ROUTING)
     assert result.breaches == 2 and result.callbacks_missed == 2
@@ -293,15 +349,18 @@ def test_a_retry_after_no_answer_tells_the_customer_the_new_time_on_their_clock(
     [told] = customer_notes(effects)
     assert told.message.kind == MessageKind.CALLBACK_SCHEDULED and told.not_before is None  # 15:02: window open
     assert told.message.subject == "Your callback has moved (case C-7)"
-    assert told.message.body == ("Hello Dana Doe,\n\nWe tried to call you but could not reach you. Sam Sato will "
-                                 "now call you on Tue 03 Mar 2026 16:02 CET.\n\nReference: case C-7.")
+    assert told.message.body == (
+        "Hello Dana Doe,\n\nWe tried to call you but could not reach you. Sam Sato will "
+        "now call you on Tue 03 Mar 2026 16:02 CET.\n\nReference: case C-7."
+    )
     assert (told.about, told.announces) == ("callback-1", state.callbacks[0].due_at)
     # The last attempt used up: no new time to announce (the customer hears they could not be reached).
     _, effects = R.record_callback_outcome(state, ROUTING, outcome("no_answer"), state.callbacks[0].due_at)
     assert [s.message.kind for s in customer_notes(effects)] == [MessageKind.CALLBACK_UNREACHABLE]
     # Histories recorded before retries were announced replay without the message.
-    _, effects = R.record_callback_outcome(scheduled(supervised(), berlin(3, 15))[0], ROUTING, outcome("no_answer"),
-                                           due, announce_moves=False)
+    _, effects = R.record_callback_outcome(
+        scheduled(supervised(), berlin(3, 15))[0], ROUTING, outcome("no_answer"), due, announce_moves=False
+    )
     assert customer_notes(effects) == []
 
 
@@ -316,27 +375,45 @@ def test_a_callback_handed_over_at_night_is_announced_when_the_customers_window_
     assert moved.customer_time.isoformat() == "2026-03-04T08:00:00+01:00"  # the next morning, their clock
     [told] = customer_notes(effects)
     assert told.not_before == moved.due_at  # held until their contact window opens, not sent at night
-    assert told.message.body == ("Hello Dana Doe,\n\nWe did not call you on Tue 03 Mar 2026 19:40 CET as "
-                                 "promised; we are sorry. Sol Serrano will now call you on Wed 04 Mar 2026 08:00 "
-                                 "CET.\n\nReference: case C-7.")
+    assert told.message.body == (
+        "Hello Dana Doe,\n\nWe did not call you on Tue 03 Mar 2026 19:40 CET as "
+        "promised; we are sorry. Sol Serrano will now call you on Wed 04 Mar 2026 08:00 "
+        "CET.\n\nReference: case C-7."
+    )
     # Moved again before it went: the held notice is dropped and only the latest time reaches them.
-    again, later = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
-        actor="sam", callback_id="callback-1", at=berlin(4, 9)), cb.closes_at + MIN, owner=None)
+    again, later = R.reschedule_callback(
+        state,
+        ROUTING,
+        RescheduleCallbackInput(actor="sam", callback_id="callback-1", at=berlin(4, 9)),
+        cb.closes_at + MIN,
+        owner=None,
+    )
     assert R.message_obsolete(again, told.message, about=told.about, announces=told.announces)
     [latest] = customer_notes(later)
     assert "Sol Serrano will now call you on Wed 04 Mar 2026 09:00 CET." in latest.message.body
     # Older histories handed over without a word to the customer.
-    _, effects = R.owner_found(R.advance(scheduled(supervised(at=evening), berlin(3, 19, 40), now=evening,
-                                                   window="30m")[0], ROUTING, cb.closes_at)[0],
-                               ROUTING, callback_routed(req, SOL), cb.closes_at + SECOND, announce_moves=False)
+    _, effects = R.owner_found(
+        R.advance(
+            scheduled(supervised(at=evening), berlin(3, 19, 40), now=evening, window="30m")[0], ROUTING, cb.closes_at
+        )[0],
+        ROUTING,
+        callback_routed(req, SOL),
+        cb.closes_at + SECOND,
+        announce_moves=False,
+    )
     assert customer_notes(effects) == []
 
 
 def test_moving_a_callback_the_customer_never_heard_of_just_tells_them_when_it_comes():
     late = utc(berlin(3, 21))
     state, _ = scheduled(supervised(at=late), berlin(4, 15), now=late)  # its confirmation waits for 08:00
-    state, effects = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
-        actor="sam", callback_id="callback-1", at=berlin(4, 16), owner="sol"), late + MIN, owner=SOL)
+    state, effects = R.reschedule_callback(
+        state,
+        ROUTING,
+        RescheduleCallbackInput(actor="sam", callback_id="callback-1", at=berlin(4, 16), owner="sol"),
+        late + MIN,
+        owner=SOL,
+    )
     [told] = customer_notes(effects)
     assert told.message.subject == "We will call you back (case C-7)"
     assert "Sol Serrano will call you on Wed 04 Mar 2026 16:00 CET." in told.message.body
@@ -348,25 +425,38 @@ def test_several_callbacks_each_keep_their_own_deadlines_and_reschedule_and_canc
         state, _ = scheduled(state, berlin(3, hour))
     assert [c.id for c in state.callbacks] == ["callback-1", "callback-2", "callback-3"]
     assert sorted(callback_deadlines(state)) == sorted(
-        utc(berlin(3, h)) + d for h in (15, 16, 17) for d in (-15 * MIN, timedelta(0), 30 * MIN))
-    state, effects = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
-        actor="sam", callback_id="callback-1", at=berlin(3, 18), owner="sol"), NOW, owner=SOL)
+        utc(berlin(3, h)) + d for h in (15, 16, 17) for d in (-15 * MIN, timedelta(0), 30 * MIN)
+    )
+    state, effects = R.reschedule_callback(
+        state,
+        ROUTING,
+        RescheduleCallbackInput(actor="sam", callback_id="callback-1", at=berlin(3, 18), owner="sol"),
+        NOW,
+        owner=SOL,
+    )
     moved = state.callbacks[0]
     assert moved.due_at == utc(berlin(3, 18)) and moved.owner.id == "sol" and moved.status == CallbackStatus.SCHEDULED
     assert state.timeline[-1].detail["from_owner"] == "sam"
     assert {s.message.to.id for s in sends(effects)} == {"sol", "cust-42"}
-    state, _ = R.cancel_callback(state, ROUTING, CancelCallbackInput(actor="sam", callback_id="callback-2",
-                                                                     reason="customer called us"), NOW)
+    state, _ = R.cancel_callback(
+        state, ROUTING, CancelCallbackInput(actor="sam", callback_id="callback-2", reason="customer called us"), NOW
+    )
     assert state.callbacks[1].status == CallbackStatus.CANCELLED
     assert R.next_deadline(state) == utc(berlin(3, 17)) - 15 * MIN  # callback-3's reminder comes first now
-    state, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
-                                                            kb_missing=True), NOW + MIN)
+    state, effects = R.resolve(
+        state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other", kb_missing=True), NOW + MIN
+    )
     assert [c.status for c in state.callbacks] == ["cancelled"] * 3
-    assert kinds(state)[-1] == "callbacks_cancelled" and state.timeline[-1].detail["callback_ids"] == ["callback-1",
-                                                                                                      "callback-3"]
+    assert kinds(state)[-1] == "callbacks_cancelled" and state.timeline[-1].detail["callback_ids"] == [
+        "callback-1",
+        "callback-3",
+    ]
     # Both callers, and the customer, who was promised those calls.
     assert {s.message.to.id for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED} == {
-        "sol", "sam", "cust-42"}
+        "sol",
+        "sam",
+        "cust-42",
+    }
     assert callback_deadlines(state) == []
 
 
@@ -374,10 +464,14 @@ def test_two_callbacks_of_one_caller_called_off_together_send_two_messages_with_
     state = supervised()
     for hour in (15, 16):
         state, _ = scheduled(state, berlin(3, hour))
-    _, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
-                                                       kb_missing=True), NOW + MIN)
-    told = [s.message for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_CANCELLED
-            and s.message.to.kind == "owner"]
+    _, effects = R.resolve(
+        state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other", kb_missing=True), NOW + MIN
+    )
+    told = [
+        s.message
+        for s in sends(effects)
+        if s.message.kind == MessageKind.CALLBACK_CANCELLED and s.message.to.kind == "owner"
+    ]
     assert [m.to.id for m in told] == ["sam", "sam"]
     assert "callback-1" in told[0].body + told[0].subject and "callback-2" in told[1].body + told[1].subject
     # Receivers dedupe on the key: the second message must not look like a repeat of the first.
@@ -386,10 +480,28 @@ def test_two_callbacks_of_one_caller_called_off_together_send_two_messages_with_
 
 # ----- properties over random command sequences
 
-COMMANDS = st.lists(st.tuples(
-    st.sampled_from(["schedule", "reached", "no_answer", "voicemail", "wrong_number", "cancel", "reschedule",
-                     "advance", "handover", "nobody"]),
-    st.integers(0, 4), st.integers(1, 300), st.integers(0, 26 * 60)), max_size=25)
+COMMANDS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "schedule",
+                "reached",
+                "no_answer",
+                "voicemail",
+                "wrong_number",
+                "cancel",
+                "reschedule",
+                "advance",
+                "handover",
+                "nobody",
+            ]
+        ),
+        st.integers(0, 4),
+        st.integers(1, 300),
+        st.integers(0, 26 * 60),
+    ),
+    max_size=25,
+)
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -408,8 +520,9 @@ def test_callback_invariants(commands):
             cmd = CancelCallbackInput(actor="sam", callback_id=callback_id, reason="changed plans")
         elif op == "reschedule":
             cmd = RescheduleCallbackInput(actor="sam", callback_id=callback_id, at=now + timedelta(minutes=offset))
-        rule = {"schedule": R.schedule_callback, "cancel": R.cancel_callback,
-                "reschedule": R.reschedule_callback}.get(op, R.record_callback_outcome)
+        rule = {"schedule": R.schedule_callback, "cancel": R.cancel_callback, "reschedule": R.reschedule_callback}.get(
+            op, R.record_callback_outcome
+        )
         before = state.model_dump()
         try:
             if op == "advance":
@@ -418,8 +531,13 @@ def test_callback_invariants(commands):
                 if last_request is None:
                     continue
                 owner = SOL if op == "handover" else None
-                answer = Routed(stint=last_request.stint, request=last_request.request,
-                                callback_id=last_request.callback_id, owner=owner, reason=None if owner else "nobody")
+                answer = Routed(
+                    stint=last_request.stint,
+                    request=last_request.request,
+                    callback_id=last_request.callback_id,
+                    owner=owner,
+                    reason=None if owner else "nobody",
+                )
                 state, effects = R.owner_found(state, ROUTING, answer, now)
             else:
                 state, effects = rule(state, ROUTING, cmd, now)
@@ -463,12 +581,17 @@ async def supervisor_case(open_, **overrides: Any):
 
 
 async def schedule(handle, **kw: Any) -> Callback:
-    return await handle.execute_update("schedule_callback", ScheduleCallbackInput.model_validate(kw), result_type=Callback)
+    return await handle.execute_update(
+        "schedule_callback", ScheduleCallbackInput.model_validate(kw), result_type=Callback
+    )
 
 
 async def record(handle, callback_id: str, result: str, actor: str) -> Callback:
-    return await handle.execute_update("record_callback_outcome", CallbackOutcomeInput(
-        actor=actor, callback_id=callback_id, outcome=result), result_type=Callback)
+    return await handle.execute_update(
+        "record_callback_outcome",
+        CallbackOutcomeInput(actor=actor, callback_id=callback_id, outcome=result),
+        result_type=Callback,
+    )
 
 
 def entries(state: CaseState, kind: str) -> list[TimelineEntry]:
@@ -514,7 +637,8 @@ async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases
     sup_name = {"sam": "Sam Sato", "sol": "Sol Serrano"}[sup]
     assert moved["channel"] == "email" and moved["body"] == (
         f"Hello Dana Doe,\n\nWe tried to call you but could not reach you. {sup_name} will now call you on "
-        f"{local(retry.due_at, 'Europe/Berlin')}.\n\nReference: case {moved['case_id']}.")
+        f"{local(retry.due_at, 'Europe/Berlin')}.\n\nReference: case {moved['case_id']}."
+    )
     await skip_until(skip_env, retry.due_at + SECOND)
     await eventually(lambda: _messages(settings, "callback_due", 2))
     failed = await record(handle, cb.id, "voicemail", sup)
@@ -527,8 +651,11 @@ async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases
 
 
 async def _to_customer(settings, subject: str) -> list[dict] | None:
-    return [m for m in sent(settings, "callback_scheduled")
-            if m["to"]["kind"] == "customer" and m["subject"].startswith(subject)] or None
+    return [
+        m
+        for m in sent(settings, "callback_scheduled")
+        if m["to"]["kind"] == "customer" and m["subject"].startswith(subject)
+    ] or None
 
 
 async def _is_holder(handle, rep_id: str) -> bool:
@@ -544,6 +671,7 @@ async def test_a_missed_window_goes_to_the_next_rep_and_counts_as_a_breach(skip_
     async def handed_over():
         s = await case_state(handle)
         return s if s.callbacks[0].owner.id == "sol" else None
+
     state = await eventually(handed_over)
     breach = entries(state, "breached")[0]
     assert breach.detail["clock"] == "callback" and close_to(breach.at, cb.due_at + 20 * MIN)
@@ -559,7 +687,8 @@ async def _to(settings, kind: str, rep_id: str) -> list[dict] | None:
 
 
 async def test_a_callback_missed_in_the_evening_moves_to_the_next_rep_and_the_customer_hears_in_the_morning(
-        skip_env, skip_cases, settings):
+    skip_env, skip_cases, settings
+):
     """The issue's case: a call promised for the evening, its window missed; the next supervisor takes it when
     the customer's contact window next opens, and the customer is told so then, not at night, nor never."""
     tuesday = await skip_to(skip_env, 1, time(19, 0), BERLIN)
@@ -572,6 +701,7 @@ async def test_a_callback_missed_in_the_evening_moves_to_the_next_rep_and_the_cu
     async def handed_over():
         s = await case_state(handle)
         return s if s.callbacks[0].owner.id == "sol" else None
+
     state = await eventually(handed_over)
     moved = state.callbacks[0]
     assert moved.customer_time.replace(tzinfo=None) == datetime.combine(tuesday.date() + timedelta(days=1), time(8))
@@ -580,9 +710,11 @@ async def test_a_callback_missed_in_the_evening_moves_to_the_next_rep_and_the_cu
     await skip_until(skip_env, moved.due_at + SECOND)  # 08:00 the next morning
     [told] = await eventually(lambda: _to_customer(settings, "Your callback has moved"))
     assert told["to"]["id"] == "cust-42" and told["channel"] == "email"
-    assert told["body"] == (f"Hello Dana Doe,\n\nWe did not call you on {local(cb.due_at, 'Europe/Berlin')} as "
-                            f"promised; we are sorry. Sol Serrano will now call you on "
-                            f"{local(moved.due_at, 'Europe/Berlin')}.\n\nReference: case {state.case_id}.")
+    assert told["body"] == (
+        f"Hello Dana Doe,\n\nWe did not call you on {local(cb.due_at, 'Europe/Berlin')} as "
+        f"promised; we are sorry. Sol Serrano will now call you on "
+        f"{local(moved.due_at, 'Europe/Berlin')}.\n\nReference: case {state.case_id}."
+    )
     assert entries(await case_state(handle), "callback_reassigned")[0].detail["owner"] == "sol"
 
 
@@ -599,8 +731,10 @@ async def test_an_outcome_for_a_callback_booked_two_days_ahead_is_refused(cli, t
     due = before.callbacks[0].due_at
     refused_ = await cli("callback", "outcome", inp.case_id, "callback-1", "reached", "-a", sup, code=4)
     message = " ".join(refused_.stderr.split())
-    assert (f"error: callback_id: callback-1 is not due yet: attempt 1 is due {due:%Y-%m-%d %H:%M} UTC "
-            f"({local(due, 'Europe/Berlin')} for the customer) and it is ") in message, message
+    assert (
+        f"error: callback_id: callback-1 is not due yet: attempt 1 is due {due:%Y-%m-%d %H:%M} UTC "
+        f"({local(due, 'Europe/Berlin')} for the customer) and it is "
+    ) in message, message
     assert " UTC now; record the outcome once the call has been made" in message
     after = await cli_state(cli, inp.case_id)
     assert after.callbacks == before.callbacks and after.timeline == before.timeline
@@ -613,19 +747,28 @@ async def test_reschedule_and_cancel_and_resolving_cancels_the_rest(skip_env, sk
     first = await schedule(handle, actor=sup, at=datetime.combine(day, time(12, 0)).isoformat())
     second = await schedule(handle, actor=sup, at=datetime.combine(day, time(13, 0)).isoformat())
     third = await schedule(handle, actor=sup, at=datetime.combine(day, time(14, 0)).isoformat())
-    moved = await handle.execute_update("reschedule_callback", RescheduleCallbackInput(
-        actor=sup, callback_id=first.id, at=datetime.combine(day, time(16, 0))), result_type=Callback)
+    moved = await handle.execute_update(
+        "reschedule_callback",
+        RescheduleCallbackInput(actor=sup, callback_id=first.id, at=datetime.combine(day, time(16, 0))),
+        result_type=Callback,
+    )
     assert moved.customer_time.hour == 16
-    cancelled = await handle.execute_update("cancel_callback", CancelCallbackInput(
-        actor=sup, callback_id=second.id, reason="customer rang us first"), result_type=Callback)
+    cancelled = await handle.execute_update(
+        "cancel_callback",
+        CancelCallbackInput(actor=sup, callback_id=second.id, reason="customer rang us first"),
+        result_type=Callback,
+    )
     assert cancelled.status == "cancelled"
 
     await skip_until(skip_env, third.due_at + SECOND)
     due = await eventually(lambda: _messages(settings, "callback_due", 1))
     case_id = (await case_state(handle)).case_id
     assert [m["subject"] for m in due] == [f"[{case_id}] call the customer now ({third.id})"]  # not the moved one
-    await handle.execute_update("resolve", ResolveInput(actor=sup, resolution="Refunded", root_cause="billing_error",
-                                                        kb_missing=True), result_type=TimelineEntry)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor=sup, resolution="Refunded", root_cause="billing_error", kb_missing=True),
+        result_type=TimelineEntry,
+    )
     state = await case_state(handle)
     assert [c.status for c in state.callbacks] == ["cancelled", "cancelled", "cancelled"]
     assert entries(state, "callbacks_cancelled")[0].detail["callback_ids"] == [first.id, third.id]
@@ -708,8 +851,14 @@ async def test_bad_callback_commands_are_refused_and_change_nothing(env, worker,
 def _zone_in_contact_hours(now: datetime) -> ZoneInfo:
     """A customer's zone where it is daytime now, well inside the routing policy's 08:00-20:00 window, so a
     callback booked 'earliest' is due at once and its outcome may be recorded straight away."""
-    for name in ("Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Auckland", "Asia/Tokyo",
-                 "Asia/Kolkata"):
+    for name in (
+        "Europe/Berlin",
+        "America/New_York",
+        "America/Los_Angeles",
+        "Pacific/Auckland",
+        "Asia/Tokyo",
+        "Asia/Kolkata",
+    ):
         if 9 <= now.astimezone(ZoneInfo(name)).hour < 19:
             return ZoneInfo(name)
     raise AssertionError(f"no zone with daytime at {now}")
@@ -725,22 +874,40 @@ async def test_callbacks_driven_from_the_cli(cli, tmp_path):
     sup = await eventually(lambda: _cli_holder(cli, inp.case_id))
     assert "assignment_accepted" in (await cli("accept", inp.case_id, "-a", sup)).stdout
 
-    booked = (await cli("callback", "schedule", inp.case_id, "-a", sup, "--at", "earliest", "--owner", "sol",
-                        "--notes", "explain the refund")).stdout
+    booked = (
+        await cli(
+            "callback",
+            "schedule",
+            inp.case_id,
+            "-a",
+            sup,
+            "--at",
+            "earliest",
+            "--owner",
+            "sol",
+            "--notes",
+            "explain the refund",
+        )
+    ).stdout
     assert booked.startswith("callback-1 scheduled: sol calls") and "customer's time" in booked
     retry = (await cli("callback", "outcome", inp.case_id, "callback-1", "no_answer", "-a", "sol")).stdout
     assert retry.startswith("callback-1 scheduled") and "attempt 2" in retry
     tomorrow = (datetime.now(zone) + timedelta(days=1)).date()
-    moved = (await cli("callback", "reschedule", inp.case_id, "callback-1", "-a", sup,
-                       "--at", f"{tomorrow}T10:00")).stdout
+    moved = (
+        await cli("callback", "reschedule", inp.case_id, "callback-1", "-a", sup, "--at", f"{tomorrow}T10:00")
+    ).stdout
     offset = datetime.combine(tomorrow, time(10, 0), zone).strftime("%z")
     assert f"{tomorrow} 10:00 {offset} customer's time" in moved  # 10:00 on the customer's clock
     refused_ = await cli("callback", "outcome", inp.case_id, "callback-9", "reached", "-a", "sol", code=3)
     assert "callback_id: no callback 'callback-9'" in refused_.output
     past = await cli("callback", "schedule", inp.case_id, "-a", sup, "--at", "2020-01-01T10:00:00Z", code=3)
     assert "at: " in past.output and "is in the past" in past.output
-    assert "cancelled" in (await cli("callback", "cancel", inp.case_id, "callback-1", "-a", sup,
-                                     "--reason", "customer called in")).stdout
+    assert (
+        "cancelled"
+        in (
+            await cli("callback", "cancel", inp.case_id, "callback-1", "-a", sup, "--reason", "customer called in")
+        ).stdout
+    )
     shown = (await cli("show", inp.case_id)).stdout
     assert "Callbacks\n  callback-1 cancelled: sol calls" in shown
     s = await cli_state(cli, inp.case_id)
@@ -753,8 +920,14 @@ async def _cli_holder(cli, case_id: str) -> str | None:
 
 def test_cli_help_covers_routing_and_callback_commands():
     runner = CliRunner()
-    for args in (["accept"], ["reassign"], ["callback", "schedule"], ["callback", "outcome"],
-                 ["callback", "reschedule"], ["callback", "cancel"]):
+    for args in (
+        ["accept"],
+        ["reassign"],
+        ["callback", "schedule"],
+        ["callback", "outcome"],
+        ["callback", "reschedule"],
+        ["callback", "cancel"],
+    ):
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0 and "Example" in result.stdout, args
 
@@ -800,11 +973,19 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
         handle = await open_case(client, case_input("carry", threat=True), task_queue_name=settings.task_queue)
         first = await eventually(lambda: held_by(handle))
         other = "sol" if first == "sam" else "sam"
-        await execute_update(handle, "wait_on_customer", WaitOnCustomerInput(actor="tara", reason="bank statement"),
-                             result_type=TimelineEntry)
+        await execute_update(
+            handle,
+            "wait_on_customer",
+            WaitOnCustomerInput(actor="tara", reason="bank statement"),
+            result_type=TimelineEntry,
+        )
         at = datetime.now(UTC) + 6 * SECOND
-        await execute_update(handle, "schedule_callback", ScheduleCallbackInput(
-            actor="tara", at=at, owner=other, notes="explain the refund"), result_type=Callback)
+        await execute_update(
+            handle,
+            "schedule_callback",
+            ScheduleCallbackInput(actor="tara", at=at, owner=other, notes="explain the refund"),
+            result_type=Callback,
+        )
         before = await case_state(handle)
         first_run = (await handle.describe()).run_id
         case = Case(handle, handle.id.removeprefix("escalation-"))  # resends a note refused while the case moves
@@ -834,8 +1015,9 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
         entry = await case.customer_replied(CustomerRepliedInput(actor="tara"))
         resumed = await case_state(handle)
         assert resumed.resolve_clock.due_at == entry.at + before.resolve_clock.remaining
-        assert resumed.waiting is None and resumed.sla_due_at == min(resumed.acknowledge_clock.due_at,
-                                                                   resumed.resolve_clock.due_at)
+        assert resumed.waiting is None and resumed.sla_due_at == min(
+            resumed.acknowledge_clock.due_at, resumed.resolve_clock.due_at
+        )
         await handle.terminate("test finished")
 
 
@@ -843,8 +1025,11 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
 
 
 def confirmation(effects: list) -> Any:
-    return next(s for s in sends(effects) if s.message.kind == MessageKind.CALLBACK_SCHEDULED
-                and s.message.to.kind == "customer")
+    return next(
+        s
+        for s in sends(effects)
+        if s.message.kind == MessageKind.CALLBACK_SCHEDULED and s.message.to.kind == "customer"
+    )
 
 
 def test_a_held_confirmation_is_dropped_when_its_callback_is_cancelled_or_moved_and_no_cancellation_follows():
@@ -856,14 +1041,23 @@ def test_a_held_confirmation_is_dropped_when_its_callback_is_cancelled_or_moved_
     assert held.about == "callback-1" and held.announces == state.callbacks[0].due_at
     assert not R.message_obsolete(state, held.message, about=held.about, announces=held.announces)
 
-    moved, moved_effects = R.reschedule_callback(state, ROUTING, RescheduleCallbackInput(
-        actor="sam", callback_id="callback-1", at=berlin(4, 16)), late, owner=SAM)
+    moved, moved_effects = R.reschedule_callback(
+        state,
+        ROUTING,
+        RescheduleCallbackInput(actor="sam", callback_id="callback-1", at=berlin(4, 16)),
+        late,
+        owner=SAM,
+    )
     assert R.message_obsolete(moved, held.message, about=held.about, announces=held.announces)  # the old time
     fresh = confirmation(moved_effects)
     assert not R.message_obsolete(moved, fresh.message, about=fresh.about, announces=fresh.announces)
 
-    called_off, effects = R.cancel_callback(state, ROUTING, CancelCallbackInput(
-        actor="sam", callback_id="callback-1", reason="customer emailed the answer"), late + MIN)
+    called_off, effects = R.cancel_callback(
+        state,
+        ROUTING,
+        CancelCallbackInput(actor="sam", callback_id="callback-1", reason="customer emailed the answer"),
+        late + MIN,
+    )
     assert R.message_obsolete(called_off, held.message, about=held.about, announces=held.announces)
     # The promise never reached the customer, so there is nothing to call off with them.
     assert [s.message.to.kind for s in sends(effects)] == ["owner"]
@@ -874,8 +1068,9 @@ def test_resolving_tells_the_customer_the_promised_calls_will_not_come():
     state, _ = scheduled(state, berlin(3, 15))  # booked at 10:00, inside the window: confirmed at once
     later = datetime(2026, 3, 3, 21, 0, tzinfo=BERLIN).astimezone(UTC)
     state, _ = scheduled(state, berlin(4, 15), now=later)  # booked at night: its confirmation is still held
-    state, effects = R.resolve(state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other",
-                                                            kb_missing=True), later + MIN)
+    state, effects = R.resolve(
+        state, ROUTING, ResolveInput(actor="sam", resolution="x", root_cause="other", kb_missing=True), later + MIN
+    )
     told = [s.message for s in sends(effects) if s.message.to.kind == "customer"]
     assert len(told) == 1 and told[0].kind == MessageKind.CALLBACK_CANCELLED
     assert "15:00" in told[0].body and "Wed" not in told[0].body  # only the call they were told about

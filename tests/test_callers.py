@@ -22,10 +22,10 @@ from activities.policy import PolicyActivities
 from escalation.cli import app
 from escalation.client import EscalationClient
 from escalation.client.contract import UPDATES
-from escalation.domain.refusal import shape
 from escalation.client.errors import CaseClosed, CaseEnded, CaseTerminated
 from escalation.domain.models import CaseState
 from escalation.domain.policy import Policy, PolicyStore
+from escalation.domain.refusal import shape
 from tests.cases import case_input, eventually
 from worker import build_activities
 from workflows import Escalation
@@ -46,16 +46,27 @@ async def run_temporal(env, *args: str) -> subprocess.CompletedProcess:
 
 async def start(env, task_queue: str, **overrides) -> str:
     inp = case_input(**overrides)
-    started = await run_temporal(env, "workflow", "start", "--type", "Escalation", "--task-queue", task_queue,
-                                 "--workflow-id", f"escalation-{inp.case_id}", "--input",
-                                 inp.model_dump_json(exclude_none=True))
+    started = await run_temporal(
+        env,
+        "workflow",
+        "start",
+        "--type",
+        "Escalation",
+        "--task-queue",
+        task_queue,
+        "--workflow-id",
+        f"escalation-{inp.case_id}",
+        "--input",
+        inp.model_dump_json(exclude_none=True),
+    )
     assert started.returncode == 0, started.stderr
     return inp.case_id
 
 
 async def query(env, case_id: str, name: str) -> dict:
-    answered = await run_temporal(env, "workflow", "query", "--workflow-id", f"escalation-{case_id}", "--type", name,
-                                  "-o", "json")
+    answered = await run_temporal(
+        env, "workflow", "query", "--workflow-id", f"escalation-{case_id}", "--type", name, "-o", "json"
+    )
     assert answered.returncode == 0, answered.stdout + answered.stderr
     return json.loads(answered.stdout)["queryResult"][0]
 
@@ -72,8 +83,13 @@ async def policy_held(env, settings) -> AsyncIterator[asyncio.Event]:
         return await real.load_policy(name)
 
     activities = [a for a in build_activities(settings) if _Definition.must_from_callable(a).name != "load_policy"]
-    async with Worker(env.client, task_queue=settings.task_queue, workflows=[Escalation],
-                      activities=[slow_policy, *activities], interceptors=[OneArgument()]):
+    async with Worker(
+        env.client,
+        task_queue=settings.task_queue,
+        workflows=[Escalation],
+        activities=[slow_policy, *activities],
+        interceptors=[OneArgument()],
+    ):
         yield loaded
 
 
@@ -84,12 +100,18 @@ async def test_a_query_right_after_the_start_answers_with_the_opening_case(env, 
         case_id = await start(env, settings.task_queue, policy="standard")
         state = await query(env, case_id, "state")
         assert (state["status"], state["tier"], state["policy_name"], state["policy_version"]) == (
-            "opening", None, "standard", None)
+            "opening",
+            None,
+            "standard",
+            None,
+        )
         assert state["case_id"] == case_id and state["input"]["summary"] == "Charged twice for the November invoice"
         brief = await query(env, case_id, "brief")
         assert (brief["status"], brief["tier"], brief["currency"]) == ("opening", None, None)
-        assert brief["text"].startswith(f"Case {case_id} - high billing - opening (loading policy 'standard'; tier "
-                                        "and owner follow in a moment)\nCustomer: Dana Doe (cust-42)")
+        assert brief["text"].startswith(
+            f"Case {case_id} - high billing - opening (loading policy 'standard'; tier "
+            "and owner follow in a moment)\nCustomer: Dana Doe (cust-42)"
+        )
         # The contract's model reads it too (the `temporal` CLI prints empty lists as null, so read it here).
         typed = await env.client.get_workflow_handle(f"escalation-{case_id}").query("state", result_type=CaseState)
         assert typed.status == "opening" and typed.tier is None and typed.timeline == []
@@ -99,6 +121,7 @@ async def test_a_query_right_after_the_start_answers_with_the_opening_case(env, 
         async def opened():
             s = await query(env, case_id, "state")
             return s if s["status"] == "open" else None
+
         state = await eventually(opened)
         assert state["tier"] == "agent" and state["policy_version"] and state["timeline"][0]["kind"] == "opened"
         await run_temporal(env, "workflow", "terminate", "--workflow-id", f"escalation-{case_id}", "--reason", "test")
@@ -109,35 +132,59 @@ async def test_an_update_without_its_argument_is_refused_naming_the_input_model(
     workflow_id = f"escalation-{case_id}"
 
     async def update(name: str, *inputs: str) -> str:
-        sent = await run_temporal(env, "workflow", "update", "execute", "--workflow-id", workflow_id, "--name", name,
-                                  *[arg for i in inputs for arg in ("--input", i)])
+        sent = await run_temporal(
+            env,
+            "workflow",
+            "update",
+            "execute",
+            "--workflow-id",
+            workflow_id,
+            "--name",
+            name,
+            *[arg for i in inputs for arg in ("--input", i)],
+        )
         assert sent.returncode == 1
         return (sent.stdout + sent.stderr).strip()
 
     assert await update("acknowledge") == (
         "Error: unable to update workflow: acknowledge takes one argument, an AcknowledgeInput object: "
-        "{actor, note?}; none was given (type: InvalidArgument, retryable: false)")
+        "{actor, note?}; none was given (type: InvalidArgument, retryable: false)"
+    )
     # Every update of the contract, each naming its own input model.
     for op in UPDATES:
         article = "an" if op.arg.__name__[0] in "AEIOU" else "a"
         assert await update(op.name) == (
             f"Error: unable to update workflow: {op.name} takes one argument, {article} {op.arg.__name__} object: "
-            f"{shape(op.arg)}; none was given (type: InvalidArgument, retryable: false)")
+            f"{shape(op.arg)}; none was given (type: InvalidArgument, retryable: false)"
+        )
     assert await update("schedule_callback") == (
         "Error: unable to update workflow: schedule_callback takes one argument, a ScheduleCallbackInput object: "
         "{actor, at, window?, owner?, channel?, phone?, notes?}; none was given (type: InvalidArgument, "
-        "retryable: false)")
+        "retryable: false)"
+    )
     assert await update("add_note", '{"actor": "ana", "text": "x"}', '"again"') == (
         "Error: unable to update workflow: add_note takes one argument, a NoteInput object: {actor, text, "
-        "sentiment?}; 2 were given (type: InvalidArgument, retryable: false)")
+        "sentiment?}; 2 were given (type: InvalidArgument, retryable: false)"
+    )
     assert await update("acknowledge", "null") == (
         "Error: unable to update workflow: AcknowledgeInput: must be an object {actor, note?}, not null "
-        "(type: InvalidArgument, retryable: false)")
+        "(type: InvalidArgument, retryable: false)"
+    )
     # Nothing was applied; the case still takes a proper command.
     state = await query(env, case_id, "state")
     assert [e["kind"] for e in state["timeline"]][:1] == ["opened"] and state["acknowledged_by"] is None
-    ok = await run_temporal(env, "workflow", "update", "execute", "--workflow-id", workflow_id, "--name",
-                            "acknowledge", "--input", '{"actor": "ana"}')
+    ok = await run_temporal(
+        env,
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        "acknowledge",
+        "--input",
+        '{"actor": "ana"}',
+    )
     assert ok.returncode == 0, ok.stderr
     await run_temporal(env, "workflow", "terminate", "--workflow-id", workflow_id, "--reason", "test")
 
@@ -146,13 +193,24 @@ async def test_a_terminated_case_says_by_whom_and_why(env, worker, settings):
     esc = EscalationClient(env.client, task_queue=settings.task_queue, retry_timeout=0)
     case = await esc.open(case_input())
     await case.state()
-    ended = await run_temporal(env, "workflow", "terminate", "--workflow-id", case.workflow_id, "--reason",
-                               "duplicate of C-1002", "--identity", "ops-console:kim")
+    ended = await run_temporal(
+        env,
+        "workflow",
+        "terminate",
+        "--workflow-id",
+        case.workflow_id,
+        "--reason",
+        "duplicate of C-1002",
+        "--identity",
+        "ops-console:kim",
+    )
     assert ended.returncode == 0, ended.stderr
     ending = await case.ending()
     assert (ending.status, ending.by, ending.reason) == ("terminated", "ops-console:kim", "duplicate of C-1002")
-    said = (f"case {case.case_id} was terminated by ops-console:kim at {ending.at:%Y-%m-%d %H:%M} UTC: duplicate of "
-            "C-1002; it has no outcome and takes no more commands (its last state can still be read)")
+    said = (
+        f"case {case.case_id} was terminated by ops-console:kim at {ending.at:%Y-%m-%d %H:%M} UTC: duplicate of "
+        "C-1002; it has no outcome and takes no more commands (its last state can still be read)"
+    )
 
     # The client: an update and the outcome both say so (a CaseClosed for commands, a CaseEnded for the outcome).
     with pytest.raises(CaseTerminated) as refused:
@@ -171,14 +229,21 @@ async def test_a_terminated_case_says_by_whom_and_why(env, worker, settings):
     shown = await asyncio.to_thread(runner.invoke, app, [*base, "show", case.case_id])
     lines = shown.stdout.splitlines()
     assert lines[0].startswith(f"Case {case.case_id}: terminated (was open) at agent, owner ")
-    assert lines[1] == (f"  ENDED      terminated by ops-console:kim at {ending.at:%Y-%m-%d %H:%M} UTC: duplicate of "
-                        "C-1002; no outcome, takes no more commands")
+    assert lines[1] == (
+        f"  ENDED      terminated by ops-console:kim at {ending.at:%Y-%m-%d %H:%M} UTC: duplicate of "
+        "C-1002; no outcome, takes no more commands"
+    )
     watched = await asyncio.to_thread(runner.invoke, app, [*base, "watch", case.case_id, "--timeout", "60"])
     assert watched.exit_code == 0 and watched.stdout.splitlines()[-1] == (
-        f"ended: terminated by ops-console:kim at {ending.at:%Y-%m-%d %H:%M} UTC: duplicate of C-1002")
+        f"ended: terminated by ops-console:kim at {ending.at:%Y-%m-%d %H:%M} UTC: duplicate of C-1002"
+    )
     as_json = json.loads((await asyncio.to_thread(runner.invoke, app, [*base, "show", case.case_id, "--json"])).stdout)
-    assert as_json["ended"] | {"at": None} == {"status": "terminated", "at": None, "by": "ops-console:kim",
-                                               "reason": "duplicate of C-1002"}
+    assert as_json["ended"] | {"at": None} == {
+        "status": "terminated",
+        "at": None,
+        "by": "ops-console:kim",
+        "reason": "duplicate of C-1002",
+    }
 
 
 async def test_a_completed_case_still_says_completed(env, worker, settings):
@@ -191,8 +256,9 @@ async def test_a_completed_case_still_says_completed(env, worker, settings):
     with pytest.raises(CaseClosed) as refused:
         await case.add_note({"actor": "ana", "text": "late"})
     assert type(refused.value) is CaseClosed
-    assert str(refused.value) == (f"case {case.case_id} has completed; it takes no more commands (its state and "
-                                  "outcome can still be read)")
+    assert str(refused.value) == (
+        f"case {case.case_id} has completed; it takes no more commands (its state and outcome can still be read)"
+    )
     assert (await case.ending()).status == "completed"
 
 
@@ -209,6 +275,7 @@ async def test_a_case_opens_when_it_was_started_however_long_its_policy_takes(en
         async def opened() -> CaseState | None:
             s = await handle.query("state", result_type=CaseState)
             return s if s.status == "open" else None
+
         state = await eventually(opened)
         assert state.opened_at == started == state.timeline[0].at
         assert state.acknowledge_clock is not None and state.acknowledge_clock.started_at == started

@@ -24,12 +24,11 @@ from typer._completion_classes import BashComplete
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from escalation.cli import views
-from escalation.cli import app
+from escalation.cli import app, views
 from escalation.client import EscalationClient
-from escalation.constants import workflow_id
 from escalation.client.converter import data_converter
 from escalation.client.errors import InvalidArgument
+from escalation.constants import workflow_id
 from escalation.domain.models import CaseState
 from escalation.domain.rules.durations import human
 from tests.cases import case_input, eventually
@@ -62,6 +61,7 @@ async def cli(env, worker, settings):
             raise result.exception
         assert result.exit_code == code, f"escalations {' '.join(args)} -> {result.exit_code}: {result.output}"
         return result
+
     return invoke
 
 
@@ -80,6 +80,7 @@ async def owner(cli, case_id: str, tier: str) -> str:
     async def check():
         s = await state(cli, case_id)
         return s.owner.id if s.tier == tier and s.owner and s.owner.id in s.stints[-1].owners else None
+
     return await eventually(check)
 
 
@@ -87,8 +88,23 @@ def test_help_lists_every_command_with_examples_and_exit_codes():
     runner = CliRunner()
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0
-    commands = ["open", "ack", "escalate", "de-escalate", "note", "offer", "offer-response", "wait", "replied",
-                "resolve", "followup", "close", "show", "list", "watch"]
+    commands = [
+        "open",
+        "ack",
+        "escalate",
+        "de-escalate",
+        "note",
+        "offer",
+        "offer-response",
+        "wait",
+        "replied",
+        "resolve",
+        "followup",
+        "close",
+        "show",
+        "list",
+        "watch",
+    ]
     for name in commands:
         assert f"  {name} " in top.stdout
         sub = runner.invoke(app, [name, "--help"])
@@ -102,45 +118,80 @@ async def test_a_case_from_open_to_follow_up(cli, tmp_path):
     # Idempotent: opening again reuses the open case; --fail-if-open refuses instead.
     assert "is already open" in (await cli("open", str(path))).stdout
     assert json.loads((await cli("open", str(path), "--json")).stdout) == {
-        "case_id": case_id, "workflow_id": f"escalation-{case_id}", "opened": False}
+        "case_id": case_id,
+        "workflow_id": f"escalation-{case_id}",
+        "opened": False,
+    }
     refused = await cli("open", str(path), "--fail-if-open", code=6)
     assert f"error: case {case_id} is already open" in refused.stderr
 
     agent = await owner(cli, case_id, "agent")
     assert "acknowledged at agent by" in (await cli("ack", case_id, "--actor", agent, "--note", "on it")).stdout
-    assert "note at agent" in (await cli("note", case_id, "Customer calmer", "-a", agent, "--sentiment", "upset")).stdout
-    over = await cli("offer", case_id, "-a", agent, "--kind", "compensation", "--amount", "80",
-                     "--description", "Refund", code=3)
+    assert (
+        "note at agent" in (await cli("note", case_id, "Customer calmer", "-a", agent, "--sentiment", "upset")).stdout
+    )
+    over = await cli(
+        "offer", case_id, "-a", agent, "--kind", "compensation", "--amount", "80", "--description", "Refund", code=3
+    )
     assert "error: amount: 80 EUR would bring the total" in over.stderr and "team_lead" in over.stderr
-    assert "to_tier=team_lead, reason=needs_authority" in (await cli("escalate", case_id, "-a", agent, "--reason", "needs_authority",
-                                                  "--detail", "refund above my limit")).stdout
+    assert (
+        "to_tier=team_lead, reason=needs_authority"
+        in (
+            await cli(
+                "escalate", case_id, "-a", agent, "--reason", "needs_authority", "--detail", "refund above my limit"
+            )
+        ).stdout
+    )
     lead = await owner(cli, case_id, "team_lead")
-    offered = json.loads((await cli("offer", case_id, "-a", lead, "--kind", "compensation", "--amount", "80",
-                                    "--description", "Refund", "--json")).stdout)
+    offered = json.loads(
+        (
+            await cli(
+                "offer",
+                case_id,
+                "-a",
+                lead,
+                "--kind",
+                "compensation",
+                "--amount",
+                "80",
+                "--description",
+                "Refund",
+                "--json",
+            )
+        ).stdout
+    )
     assert offered["id"] == "offer-1" and offered["amount"] == "80" and offered["status"] == "proposed"
-    assert "offer-1 80 EUR compensation" in (await cli("offer-response", case_id, "offer-1", "accepted", "-a", lead)).stdout
-    assert "waiting_on_customer" in (await cli("wait", case_id, "-a", lead, "--reason", "bank statement",
-                                               "--limit", "1d")).stdout
+    assert (
+        "offer-1 80 EUR compensation"
+        in (await cli("offer-response", case_id, "offer-1", "accepted", "-a", lead)).stdout
+    )
+    assert (
+        "waiting_on_customer"
+        in (await cli("wait", case_id, "-a", lead, "--reason", "bank statement", "--limit", "1d")).stdout
+    )
     assert "customer_replied" in (await cli("replied", case_id, "-a", lead, "--channel", "email")).stdout
     assert "to_tier=agent" in (await cli("de-escalate", case_id, "-a", lead, "--reason", "agent follows up")).stdout
 
     shown = (await cli("show", case_id)).stdout
     assert f"Case {case_id}: open at agent" in shown
-    assert "offer-1 80 EUR compensation \"Refund\" accepted" in shown
+    assert 'offer-1 80 EUR compensation "Refund" accepted' in shown
     assert "Timeline (last 10 of" in shown and "Brief" in shown and "escalations 1" in shown
 
-    resolved = await cli("resolve", case_id, "-a", agent, "--resolution", "Refunded", "--root-cause", "billing_error",
-                         "--kb-missing")
+    resolved = await cli(
+        "resolve", case_id, "-a", agent, "--resolution", "Refunded", "--root-cause", "billing_error", "--kb-missing"
+    )
     assert "resolved at agent" in resolved.stdout
 
     async def checkin_sent():
         s = await state(cli, case_id)
         return s.checkins and s.checkins[0].sent_at
+
     await eventually(checkin_sent)
     assert "followup_answered" in (await cli("followup", case_id, "fixed", "--comment", "all good")).stdout
 
     async def closed():
         return (await state(cli, case_id)).outcome == "resolved"
+
     await eventually(closed)
     late = await cli("note", case_id, "too late", "-a", agent, code=4)
     assert "error: case" in late.stderr and ("has completed" in late.stderr or "is closed" in late.stderr)
@@ -152,8 +203,9 @@ async def test_close_at_the_top_tier(cli, tmp_path):
     sup = await owner(cli, case_id, "supervisor")
     await cli("escalate", case_id, "-a", sup, "--reason", "complexity", "--to", "manager")
     manager = await owner(cli, case_id, "manager")
-    closed = await cli("close", case_id, "-a", manager, "--outcome", "customer_lost", "--reason", "contract cancelled",
-                       "--json")
+    closed = await cli(
+        "close", case_id, "-a", manager, "--outcome", "customer_lost", "--reason", "contract cancelled", "--json"
+    )
     assert json.loads(closed.stdout)["kind"] == "closed"
 
 
@@ -170,20 +222,33 @@ async def test_refusals_print_the_validators_words_and_exit_non_zero(cli, tmp_pa
     table = [  # (arguments, exit code, words on stderr)
         (["ack", case_id, "-a", agent], 4, f"actor: already acknowledged at agent by {agent}"),
         (["ack", "C-nobody", "-a", agent], 5, "case C-nobody not found"),
-        (["escalate", case_id, "-a", agent, "--reason", "sla_breach"], 2,
-         "'sla_breach' is not one of 'customer_request', 'threat', 'needs_authority', 'complexity'"),
+        (
+            ["escalate", case_id, "-a", agent, "--reason", "sla_breach"],
+            2,
+            "'sla_breach' is not one of 'customer_request', 'threat', 'needs_authority', 'complexity'",
+        ),
         (["escalate", case_id, "-a", agent, "--reason", "bored"], 2, "bored"),
-        (["de-escalate", case_id, "-a", agent, "--reason", "calm"], 3, "target_tier: the case is already at the first tier"),
+        (
+            ["de-escalate", case_id, "-a", agent, "--reason", "calm"],
+            3,
+            "target_tier: the case is already at the first tier",
+        ),
         (["note", case_id, "", "-a", agent], 3, "NoteInput: text: must not be empty"),
-        (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "1.234", "--description", "x"], 3,
-         "amount: has more than 2 decimal places"),
+        (
+            ["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "1.234", "--description", "x"],
+            3,
+            "amount: has more than 2 decimal places",
+        ),
         (["offer-response", case_id, "offer-9", "accepted", "-a", agent], 3, "offer_id: no offer 'offer-9'"),
         (["wait", case_id, "-a", agent, "--reason", "photo", "--limit", "0s"], 3, "limit: must be longer than zero"),
         (["replied", case_id, "-a", agent], 4, "not waiting on the customer"),
         (["resolve", case_id, "-a", agent, "--resolution", "x", "--root-cause", "other"], 3, "kb_article"),
         (["followup", case_id, "fixed"], 4, "follow-up answers are taken only"),
-        (["close", case_id, "-a", agent, "--outcome", "customer_lost", "--reason", "gone"], 3,
-         "outcome: only manager may close a case as customer_lost"),
+        (
+            ["close", case_id, "-a", agent, "--outcome", "customer_lost", "--reason", "gone"],
+            3,
+            "outcome: only manager may close a case as customer_lost",
+        ),
         (["show", "C-nobody"], 5, "case C-nobody not found"),
         (["list", "--tier", "boss"], 2, "boss"),
         (["list", "--due-before", "someday"], 2, "'someday' is neither a duration"),
@@ -211,6 +276,7 @@ async def test_list_count_and_filters(cli, tmp_path):
 
     async def both_listed():
         return (await cli("list", "--customer", customer, "--count")).stdout.strip() == "2"
+
     await eventually(both_listed)
     table = (await cli("list", "--customer", customer)).stdout
     assert "2 case(s)" in table and plain in table and threat in table and sam in table and "supervisor" in table
@@ -258,7 +324,9 @@ async def test_console_script_and_connection_errors(env, tmp_path):
     no_file = await asyncio.to_thread(run, "--config-file", str(tmp_path / "none.toml"), "show", "C-1")
     assert no_file.returncode == 8 and "none.toml" in no_file.stderr
     # "localhost" tries two addresses; the SDK's threads used to abort the process on the way out.
-    for nowhere in await asyncio.gather(*(asyncio.to_thread(run, "--address", "localhost:1", "list") for _ in range(3))):
+    for nowhere in await asyncio.gather(
+        *(asyncio.to_thread(run, "--address", "localhost:1", "list") for _ in range(3))
+    ):
         assert nowhere.returncode == 8, nowhere.stderr
         assert "cannot connect to Temporal at localhost:1" in nowhere.stderr
 
@@ -275,6 +343,7 @@ async def test_accept_reassign_and_watch(cli, tmp_path):
 
     async def offered():
         return await offered_to(cli, case_id)
+
     rep = await eventually(offered)
     other = "ben" if rep == "ana" else "ana"
     refused = await cli("accept", case_id, "-a", other, code=3)
@@ -309,8 +378,9 @@ async def test_ack_of_the_case_offered_to_you_prints_the_acknowledgement(cli, tm
     timeline = (await state(cli, case_id)).timeline
     # Acknowledging accepts the offer first; the command prints its own entry, not the acceptance.
     assert [e.kind for e in timeline[-2:]] == ["assignment_accepted", "acknowledged"]
-    assert re.fullmatch(rf"#{timeline[-1].seq} \S+ \S+ acknowledged at agent by {rep}: note=calling back now",
-                        printed), printed
+    assert re.fullmatch(
+        rf"#{timeline[-1].seq} \S+ \S+ acknowledged at agent by {rep}: note=calling back now", printed
+    ), printed
 
 
 async def test_escalate_offers_only_the_reasons_a_person_may_give(cli, env, tmp_path):
@@ -323,13 +393,16 @@ async def test_escalate_offers_only_the_reasons_a_person_may_give(cli, env, tmp_
     await cli("open", str(path))
     agent = await owner(cli, case_id, "agent")
     refused = await cli("escalate", case_id, "-a", agent, "--reason", "sla_breach", code=2)
-    assert ("Invalid value for '--reason': Value error, 'sla_breach' is not one of 'customer_request', 'threat', "
-            "'needs_authority', 'complexity'.") in refused.stderr
+    assert (
+        "Invalid value for '--reason': Value error, 'sla_breach' is not one of 'customer_request', 'threat', "
+        "'needs_authority', 'complexity'."
+    ) in refused.stderr
     # A caller of the API still gets the case's own refusal.
     with pytest.raises(InvalidArgument) as caught:
         await EscalationClient(env.client).case(case_id).escalate({"actor": agent, "reason": "sla_breach"})
-    assert str(caught.value) == ("reason: 'sla_breach' is set by the system; give one of complexity, "
-                                 "customer_request, needs_authority, threat")
+    assert str(caught.value) == (
+        "reason: 'sla_breach' is set by the system; give one of complexity, customer_request, needs_authority, threat"
+    )
 
 
 async def test_a_paused_clock_shows_its_remaining_time(cli, env, tmp_path):
@@ -346,8 +419,11 @@ async def test_a_paused_clock_shows_its_remaining_time(cli, env, tmp_path):
     assert s.sla_paused_remaining == left and s.sla_due_at == s.acknowledge_clock.due_at
     shown = (await cli("show", case_id)).stdout
     assert f"resolve paused (waiting on the customer), {views.span(left)} of working time left" in shown
-    details = (await EscalationClient(env.client).case(case_id).handle.query(
-        "__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+    details = (
+        await EscalationClient(env.client)
+        .case(case_id)
+        .handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    ).current_details
     assert details.endswith(f", resolve clock paused with {human(left)} of working time left"), details
     await cli("replied", case_id, "-a", agent, "--channel", "email")
     resumed = await state(cli, case_id)
@@ -368,13 +444,17 @@ async def test_a_missed_target_nobody_owns_stays_first_in_what_breaches_next(cli
     async def breached():
         s = await state(cli, missed)
         return s if s.acknowledge_clock.breached_at else None
+
     s = await eventually(breached)
     assert s.owner is None and s.resolve_clock.due_at > s.acknowledge_clock.due_at
     assert s.sla_due_at == s.acknowledge_clock.due_at  # the missed instant, not the resolve target an hour away
 
     async def both_due():
         rows = json.loads((await cli("list", "--customer", customer, "--due-before", "10m", "--json")).stdout)
-        return rows if {r["case_id"] for r in rows} == {missed, due_soon} and any(r["sla_breach"] for r in rows) else None
+        return (
+            rows if {r["case_id"] for r in rows} == {missed, due_soon} and any(r["sla_breach"] for r in rows) else None
+        )
+
     rows = {r["case_id"]: r for r in await eventually(both_due)}
     assert rows[missed]["sla_breach"] == "unowned" and rows[due_soon]["sla_breach"] is None
     assert datetime.fromisoformat(rows[missed]["sla_due_at"]) == s.sla_due_at
@@ -391,6 +471,6 @@ async def test_a_missed_target_nobody_owns_stays_first_in_what_breaches_next(cli
     described = await handle.describe()
     assert "SlaBreach" not in described.search_attributes and "SlaDueAt" not in described.search_attributes
     replayed = await Replayer(workflows=[Escalation], data_converter=data_converter).replay_workflow(
-        await handle.fetch_history())
+        await handle.fetch_history()
+    )
     assert replayed.replay_failure is None
-

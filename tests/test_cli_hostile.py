@@ -25,13 +25,12 @@ import structlog
 from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
-from escalation.cli import views
-from escalation.cli import app
+from escalation.cli import app, views
 from escalation.client import Case, EscalationClient
+from escalation.client.errors import InvalidArgument, UnknownPolicy
 from escalation.config import Settings
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.delivery.settings import CONFIG_ENV
-from escalation.client.errors import InvalidArgument, UnknownPolicy
 from escalation.domain.models import CaseState
 from escalation.domain.policy import PolicyError, PolicyStore, load_policy_file
 from escalation.domain.roster import RosterError, RosterStore
@@ -46,8 +45,11 @@ BIN = Path(sys.executable).parent
 BROKEN_POLICIES = [
     ("half-written", b'name = "fast"\nversion = "test-fast-2"\n[[tiers]]\nname = "agent"\nacknowledge_wi'),
     ("not UTF-8", b'name = "fast"\nversion = "\xff\xfe"\n'),
-    ("fails validation", b'name = "fast"\nversion = "test-fast-2"\n[[tiers]]\nname = "nobody"\n'
-                         b'acknowledge_within = "1h"\nresolve_within = "2h"\n'),
+    (
+        "fails validation",
+        b'name = "fast"\nversion = "test-fast-2"\n[[tiers]]\nname = "nobody"\n'
+        b'acknowledge_within = "1h"\nresolve_within = "2h"\n',
+    ),
     ("empty", b""),
 ]
 
@@ -61,12 +63,19 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def run(script: str, *args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-        timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(BIN / script), *args], input=input, capture_output=True, timeout=timeout,
-                          env=env if env is not None else clean_env())
-    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
-                                       done.stderr.decode(errors="replace"))
+def run(
+    script: str, *args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(BIN / script), *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env=env if env is not None else clean_env(),
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    )
 
 
 def assert_clear(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -96,11 +105,18 @@ class Live:
 
     @property
     def connection(self) -> list[str]:
-        return ["--address", self.env.client.service_client.config.target_host,
-                "--namespace", self.env.client.namespace, "--task-queue", self.settings.task_queue]
+        return [
+            "--address",
+            self.env.client.service_client.config.target_host,
+            "--namespace",
+            self.env.client.namespace,
+            "--task-queue",
+            self.settings.task_queue,
+        ]
 
-    async def cli(self, *args: str, env: dict[str, str] | None = None,
-                  input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    async def cli(
+        self, *args: str, env: dict[str, str] | None = None, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(run, "escalations", *self.connection, *args, env=env, input=input)
 
     def policy(self, name: str) -> Path:
@@ -110,6 +126,7 @@ class Live:
         async def opened() -> CaseState | None:
             s = await self.client.case(case_id).state()
             return s if s.timeline and s.timeline[-1].kind in ("assigned", "unassigned", "offered") else None
+
         return await eventually(opened)
 
 
@@ -119,8 +136,12 @@ async def live(env, tmp_path: Path) -> AsyncIterator[Live]:
     shutil.copytree(TESTS / "policies", policies)
     roster = tmp_path / "roster.toml"
     shutil.copy(TESTS / "roster.toml", roster)
-    settings = Settings(task_queue=f"escalations-hostile-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data",
-                        policy_dir=policies, roster_path=roster)
+    settings = Settings(
+        task_queue=f"escalations-hostile-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path / "data",
+        policy_dir=policies,
+        roster_path=roster,
+    )
     async with build_worker(env.client, settings):
         yield Live(env, settings)
 
@@ -152,15 +173,21 @@ def test_case_files_that_cannot_be_read_are_named_with_the_reason(tmp_path):
     for name, code, words in table:
         assert_clear(run("escalations", "--address", "localhost:1", "open", str(tmp_path / name)), code, *words)
     # stdin, as bytes that are not UTF-8
-    assert_clear(run("escalations", "--address", "localhost:1", "open", "-", input=b'{"a": "\xe9"}'), 3,
-                 "stdin: line 1: not UTF-8 text (byte 0xe9)")
+    assert_clear(
+        run("escalations", "--address", "localhost:1", "open", "-", input=b'{"a": "\xe9"}'),
+        3,
+        "stdin: line 1: not UTF-8 text (byte 0xe9)",
+    )
 
 
-@pytest.mark.parametrize(("label", "content", "words"), [
-    ("TOML syntax", b'[smtp]\nhost = "relay.local\n', ["not valid TOML", "(at line 2, column"]),
-    ("not UTF-8", b'[smtp]\nhost = "r\xe9lay"\n', ["line 2: not UTF-8 text (byte 0xe9)"]),
-    ("a folder", None, ["no delivery config file at"]),
-])
+@pytest.mark.parametrize(
+    ("label", "content", "words"),
+    [
+        ("TOML syntax", b'[smtp]\nhost = "relay.local\n', ["not valid TOML", "(at line 2, column"]),
+        ("not UTF-8", b'[smtp]\nhost = "r\xe9lay"\n', ["line 2: not UTF-8 text (byte 0xe9)"]),
+        ("a folder", None, ["no delivery config file at"]),
+    ],
+)
 def test_a_broken_delivery_file_is_one_line_for_every_entry_point(tmp_path, label, content, words):
     """The CLI, the worker and the inbound endpoint read the same settings: each names the file and the line."""
     path = tmp_path / "delivery.toml"
@@ -168,10 +195,14 @@ def test_a_broken_delivery_file_is_one_line_for_every_entry_point(tmp_path, labe
         path.mkdir()
     else:
         path.write_bytes(content)
-    env = clean_env(**{CONFIG_ENV: str(path), "TEMPORAL_ADDRESS": "localhost:1",
-                       "ESCALATIONS_INBOUND__SECRET": "s" * 40})
-    for script, args, code in (("escalations", ["list"], 8), ("escalations-worker", [], 1),
-                               ("escalations-inbound", [], 1)):
+    env = clean_env(
+        **{CONFIG_ENV: str(path), "TEMPORAL_ADDRESS": "localhost:1", "ESCALATIONS_INBOUND__SECRET": "s" * 40}
+    )
+    for script, args, code in (
+        ("escalations", ["list"], 8),
+        ("escalations-worker", [], 1),
+        ("escalations-inbound", [], 1),
+    ):
         done = run(script, *args, env=env)
         assert_clear(done, code, str(path), *words)
         plain = [line for line in done.stderr.splitlines() if not line.startswith("{")]  # the worker also logs JSON
@@ -187,17 +218,25 @@ async def test_bad_values_name_the_field_and_change_nothing(live, tmp_path):
     before = await live.state(case_id)
     agent = before.owner.id if before.owner else "ana"
     table = [  # (arguments, exit code, words on stderr)
-        (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "1e309", "--description", "x"], 3,
-         ["amount"]),
-        (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "9" * 30, "--description", "x"], 3,
-         ["amount"]),
-        (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "NaN", "--description", "x"], 3,
-         ["amount"]),
+        (
+            ["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "1e309", "--description", "x"],
+            3,
+            ["amount"],
+        ),
+        (
+            ["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "9" * 30, "--description", "x"],
+            3,
+            ["amount"],
+        ),
+        (["offer", case_id, "-a", agent, "--kind", "goodwill", "--amount", "NaN", "--description", "x"], 3, ["amount"]),
         (["wait", case_id, "-a", agent, "--reason", "photo", "--limit", "99999999999999d"], 3, ["limit"]),
         (["wait", case_id, "-a", agent, "--reason", "photo", "--limit", "-5m"], 3, ["limit", "must be positive"]),
         (["wait", case_id, "-a", agent, "--reason", "photo", "--limit", "P99999999999D"], 3, ["limit"]),
-        (["callback", "schedule", case_id, "-a", agent, "--at", "earliest", "--window", "-5m"], 3,
-         ["window", "must be positive"]),
+        (
+            ["callback", "schedule", case_id, "-a", agent, "--at", "earliest", "--window", "-5m"],
+            3,
+            ["window", "must be positive"],
+        ),
         (["note", case_id, "fine\x1b[2J\x1b[31mPAY NOW", "-a", agent], 3, ["text"]),
         (["followup", case_id, "fixed", "--checkin", "99999999999999999999999"], 3, ["checkin"]),
         (["list", "--due-before", "-5m"], 2, ["--due-before", "must be positive"]),
@@ -211,7 +250,7 @@ async def test_bad_values_name_the_field_and_change_nothing(live, tmp_path):
     results = await asyncio.gather(*(live.cli(*args) for args, _, _ in table))
     for (args, code, words), done in zip(table, results):
         assert_clear(done, code, *words)
-        assert "day\" identifier" not in done.stderr and "InvalidOperation" not in done.stderr, done.stderr
+        assert 'day" identifier' not in done.stderr and "InvalidOperation" not in done.stderr, done.stderr
     after = await live.client.case(case_id).state()
     assert [e.kind for e in after.timeline] == [e.kind for e in before.timeline]
 
@@ -254,8 +293,9 @@ async def test_a_start_the_workers_refuse_as_input_is_reported_as_invalid_argume
     """Input the worker refuses in the first task (here a workflow id that is not escalation-<case_id>, as a
     caller of another SDK may send) is what the client's wait after a start reports, typed."""
     inp = case_input("fast")
-    handle = await live.env.client.start_workflow(WORKFLOW_TYPE, inp, id=f"elsewhere-{inp.case_id}",
-                                                  task_queue=live.settings.task_queue)
+    handle = await live.env.client.start_workflow(
+        WORKFLOW_TYPE, inp, id=f"elsewhere-{inp.case_id}", task_queue=live.settings.task_queue
+    )
     with pytest.raises(InvalidArgument, match="workflow id: a case's workflow id must be"):
         await Case(handle, inp.case_id, opened=True)._until_open(10)
 
@@ -292,6 +332,7 @@ async def test_a_policy_file_that_vanishes_for_a_moment_is_waited_for(live):
     async def retrying() -> bool:
         pending = (await case.handle.describe()).raw_description.pending_activities
         return any(a.activity_type.name == "load_policy" and a.attempt >= 2 for a in pending)
+
     await eventually(retrying)
     live.policy("fast").write_bytes(saved)
     assert (await live.state(case.case_id)).policy_version == "test-fast-1"
@@ -342,23 +383,28 @@ def test_store_keeps_the_last_valid_version_and_logs_once_per_broken_file(tmp_pa
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
-    boom = ("import sys, escalation.cli as cli\n"
-            "def boom(file): raise RuntimeError('the disk\\nis on fire')\n"
-            "cli.read_case_file = boom\n"
-            "sys.argv = ['escalations', '--address', 'localhost:1', 'open', 'case.json']\n"
-            "cli.entrypoint()\n")
+    boom = (
+        "import sys, escalation.cli as cli\n"
+        "def boom(file): raise RuntimeError('the disk\\nis on fire')\n"
+        "cli.read_case_file = boom\n"
+        "sys.argv = ['escalations', '--address', 'localhost:1', 'open', 'case.json']\n"
+        "cli.entrypoint()\n"
+    )
     plain = subprocess.run([sys.executable, "-c", boom], capture_output=True, text=True, env=clean_env(), timeout=60)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
-    assert plain.stderr.strip() == ("error: unexpected RuntimeError: the disk is on fire "
-                                    "(set ESCALATIONS_DEBUG=1 to see the traceback)")
-    debug = subprocess.run([sys.executable, "-c", boom], capture_output=True, text=True, timeout=60,
-                           env=clean_env(ESCALATIONS_DEBUG="1"))
+    assert plain.stderr.strip() == (
+        "error: unexpected RuntimeError: the disk is on fire (set ESCALATIONS_DEBUG=1 to see the traceback)"
+    )
+    debug = subprocess.run(
+        [sys.executable, "-c", boom], capture_output=True, text=True, timeout=60, env=clean_env(ESCALATIONS_DEBUG="1")
+    )
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "RuntimeError" in debug.stderr
 
 
 def test_an_unexpected_error_inside_a_command_is_one_line(monkeypatch):
     async def broken(*_args, **_kwargs):
         raise KeyError("profile")
+
     monkeypatch.setattr(EscalationClient, "connect", broken)
     result = CliRunner().invoke(app, ["--address", "localhost:1", "list"])
     assert result.exit_code == 1 and not isinstance(result.exception, KeyError)
@@ -372,8 +418,10 @@ HOSTILE = "ok\x1b[2J\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\rFORGED\x9b
 
 def test_printable_escapes_controls_and_keeps_lines_and_tabs():
     shown = views.printable(HOSTILE + "\nnext\tcolumn")
-    assert shown == ("ok\\x1b[2J\\x1b]8;;http://evil.example\\x07click\\x1b]8;;\\x07\\x0dFORGED\\x9b31m"
-                     "\\u202egnp.exe\\x00\nnext\tcolumn")
+    assert shown == (
+        "ok\\x1b[2J\\x1b]8;;http://evil.example\\x07click\\x1b]8;;\\x07\\x0dFORGED\\x9b31m"
+        "\\u202egnp.exe\\x00\nnext\tcolumn"
+    )
     assert views.json_printable(json.dumps({"a": "\x9b\u2028"}, ensure_ascii=False)) == '{"a": "\\u009b\\u2028"}'
     assert json.loads(views.json_printable(json.dumps({"a": "x\x9by"}, ensure_ascii=False))) == {"a": "x\x9by"}
 
@@ -386,12 +434,24 @@ async def test_text_stored_in_old_cases_never_drives_the_terminal(live, monkeypa
     brief = await case.brief()
     entry = real.timeline[-1].model_copy(update={"actor": "ana\x1b[8m", "detail": {"note": HOSTILE}})
     customer = real.input.customer.model_copy(update={"name": "Dana\x1b]0;owned\x07"})
-    stored = real.model_copy(update={"timeline": [*real.timeline[:-1], entry],
-                                     "input": real.input.model_copy(update={"customer": customer})})
+    stored = real.model_copy(
+        update={"timeline": [*real.timeline[:-1], entry], "input": real.input.model_copy(update={"customer": customer})}
+    )
     summary = CaseSummary.model_construct(
-        case_id=case.case_id, workflow_id=case.workflow_id, run_id="r", tier=real.tier, status=real.status,
-        owner="[link=http://evil.example]ana[/link]\x1b[5m", customer="cust\x9b2J", severity=None,
-        sla_due_at=None, sla_breach=None, opened_at=real.opened_at, closed_at=None, execution="running")
+        case_id=case.case_id,
+        workflow_id=case.workflow_id,
+        run_id="r",
+        tier=real.tier,
+        status=real.status,
+        owner="[link=http://evil.example]ana[/link]\x1b[5m",
+        customer="cust\x9b2J",
+        severity=None,
+        sla_due_at=None,
+        sla_breach=None,
+        opened_at=real.opened_at,
+        closed_at=None,
+        execution="running",
+    )
 
     async def state(self, **_):
         return stored
@@ -404,6 +464,7 @@ async def test_text_stored_in_old_cases_never_drives_the_terminal(live, monkeypa
 
     async def listed(self, *_args, **_kwargs):
         return [summary]
+
     monkeypatch.setattr(Case, "state", state)
     monkeypatch.setattr(Case, "brief", brief_)
     monkeypatch.setattr(Case, "ending", ending)
@@ -411,8 +472,12 @@ async def test_text_stored_in_old_cases_never_drives_the_terminal(live, monkeypa
     runner = CliRunner()
     base = live.connection
     outputs = []
-    for args in (["show", case.case_id], ["show", case.case_id, "--json"], ["watch", case.case_id, "--timeout", "0"],
-                 ["list"]):
+    for args in (
+        ["show", case.case_id],
+        ["show", case.case_id, "--json"],
+        ["watch", case.case_id, "--timeout", "0"],
+        ["list"],
+    ):
         result = await asyncio.to_thread(runner.invoke, app, [*base, *args])
         assert result.exit_code == 0, result.output
         outputs.append(result.stdout)

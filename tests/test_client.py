@@ -5,20 +5,34 @@ from __future__ import annotations
 
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import Case, EscalationClient
-from escalation.config import Settings
 from escalation.client.errors import (
-    CaseAlreadyOpen, CaseClosed, CaseNotFound, InvalidArgument, InvalidState, NamespaceNotFound, NoWorker,
-    UnknownPolicy, Unreachable, translate,
+    CaseAlreadyOpen,
+    CaseClosed,
+    CaseNotFound,
+    InvalidArgument,
+    InvalidState,
+    NamespaceNotFound,
+    NoWorker,
+    UnknownPolicy,
+    Unreachable,
+    translate,
 )
+from escalation.config import Settings
 from escalation.domain.models import (
-    AcknowledgeInput, Brief, CaseState, EscalateInput, Offer, OfferInput, TimelineEntry,
+    AcknowledgeInput,
+    Brief,
+    CaseState,
+    EscalateInput,
+    Offer,
+    OfferInput,
+    TimelineEntry,
 )
 from escalation.search import CaseFilter
 from tests.cases import case_input, eventually
@@ -33,6 +47,7 @@ async def owned(case: Case) -> CaseState:
     async def check():
         s = await case.state()
         return s if s.owner is not None and s.owner.id in s.stints[-1].owners else None
+
     return await eventually(check)
 
 
@@ -67,6 +82,7 @@ async def test_drive_a_case_through_every_update_and_query(esc):
     async def checkin_sent():
         s = await case.state()
         return s.checkins and s.checkins[0].sent_at
+
     await eventually(checkin_sent)
     assert (await case.followup_response({"answer": "fixed", "comment": "all good"})).kind == "followup_answered"
     outcome = await case.outcome()
@@ -89,12 +105,17 @@ async def test_open_is_idempotent_by_case_id_unless_told_otherwise(esc):
     assert [e.kind for e in (await owned(again)).timeline].count("opened") == 1
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    ({"customer": {"id": "c", "name": "N", "email": "n@example.org", "time_zone": "Mars/Olympus"}},
-     r"EscalationInput: customer\.time_zone: 'Mars/Olympus' is not an IANA time zone"),
-    ({"currncy": "EUR"}, r"currncy: is not a known field \(check the spelling\)"),
-    ({"carried": {"state": {}}}, r"carried: internal to the workflow"),
-])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (
+            {"customer": {"id": "c", "name": "N", "email": "n@example.org", "time_zone": "Mars/Olympus"}},
+            r"EscalationInput: customer\.time_zone: 'Mars/Olympus' is not an IANA time zone",
+        ),
+        ({"currncy": "EUR"}, r"currncy: is not a known field \(check the spelling\)"),
+        ({"carried": {"state": {}}}, r"carried: internal to the workflow"),
+    ],
+)
 async def test_bad_input_is_refused_before_anything_starts(esc, payload, message):
     raw = case_input().model_dump(mode="json", exclude_none=True) | payload
     with pytest.raises(InvalidArgument, match=message):
@@ -162,7 +183,7 @@ async def test_list_and_count_filter_through_visibility(esc):
     assert await listed(owner=sam) == [threat.case_id]
     assert await listed(status="open") == both
     # SLA due: both cases' acknowledge targets are hours away in the standard policy.
-    soon = datetime.now(timezone.utc) + timedelta(minutes=1)
+    soon = datetime.now(UTC) + timedelta(minutes=1)
     assert await listed(due_before=soon) == []
     assert await listed(due_before=soon + timedelta(hours=1)) == both  # agent 5m, supervisor 15m
     assert await esc.count_cases(CaseFilter(customer=customer)) == 2
@@ -207,20 +228,29 @@ async def _eq(awaitable, expected):
 
 
 async def test_a_namespace_that_does_not_exist_is_a_connection_setting_not_a_missing_case(env):
-    other = await EscalationClient.connect(Settings(address=env.client.service_client.config.target_host,
-                                                    namespace=f"nope-{uuid.uuid4().hex[:6]}"))
-    calls = [other.open(case_input()), other.case("C-1").state(), other.case("C-1").acknowledge({"actor": "ana"}),
-             other.list_cases({"tier": "agent"}), other.count_cases()]
+    other = await EscalationClient.connect(
+        Settings(address=env.client.service_client.config.target_host, namespace=f"nope-{uuid.uuid4().hex[:6]}")
+    )
+    calls = [
+        other.open(case_input()),
+        other.case("C-1").state(),
+        other.case("C-1").acknowledge({"actor": "ana"}),
+        other.list_cases({"tier": "agent"}),
+        other.count_cases(),
+    ]
     for call in calls:
         with pytest.raises(NamespaceNotFound, match=r"Namespace nope-\w+ is not found: check the namespace") as caught:
             await call
         assert isinstance(caught.value, Unreachable)  # the CLI's "bad connection settings"
 
 
-@pytest.mark.parametrize(("status", "message"), [
-    (RPCStatusCode.CANCELLED, "query timed out before a worker could process it"),  # what the dev server says
-    (RPCStatusCode.DEADLINE_EXCEEDED, "Timeout expired"),
-])
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (RPCStatusCode.CANCELLED, "query timed out before a worker could process it"),  # what the dev server says
+        (RPCStatusCode.DEADLINE_EXCEEDED, "Timeout expired"),
+    ],
+)
 def test_a_case_no_worker_answers_for_is_said_so(status, message):
     """A query on a case whose task queue has no worker waits ~30 s on the server, then fails like this."""
     err = translate(RPCError(message, status, b""), "C-1")

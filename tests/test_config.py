@@ -38,17 +38,29 @@ def test_defaults_without_any_configuration(tmp_path):
 def test_environment_variables_for_connection_escalations_and_worker(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_bytes(PEM)
-    s = Settings.from_env({
-        "TEMPORAL_ADDRESS": "temporal.internal:7233", "TEMPORAL_NAMESPACE": "prod",
-        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(ca), "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
-        "ESCALATIONS_TASK_QUEUE": "esc-eu", "ESCALATIONS_POLICY_DIR": "/etc/escalations/policies",
-        "ESCALATIONS_MAX_CONCURRENT_ACTIVITIES": "20", "ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "8",
-        "ESCALATIONS_MAX_CACHED_WORKFLOWS": "500", "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "45s",
-    }, config_file=profile_file(tmp_path, ""))
+    s = Settings.from_env(
+        {
+            "TEMPORAL_ADDRESS": "temporal.internal:7233",
+            "TEMPORAL_NAMESPACE": "prod",
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(ca),
+            "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
+            "ESCALATIONS_TASK_QUEUE": "esc-eu",
+            "ESCALATIONS_POLICY_DIR": "/etc/escalations/policies",
+            "ESCALATIONS_MAX_CONCURRENT_ACTIVITIES": "20",
+            "ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "8",
+            "ESCALATIONS_MAX_CACHED_WORKFLOWS": "500",
+            "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "45s",
+        },
+        config_file=profile_file(tmp_path, ""),
+    )
     assert (s.address, s.namespace, s.task_queue) == ("temporal.internal:7233", "prod", "esc-eu")
     assert s.policy_dir == Path("/etc/escalations/policies")
-    assert s.worker.worker_kwargs() == {"max_concurrent_activities": 20, "max_concurrent_workflow_tasks": 8,
-                                        "max_cached_workflows": 500, "graceful_shutdown_timeout": timedelta(seconds=45)}
+    assert s.worker.worker_kwargs() == {
+        "max_concurrent_activities": 20,
+        "max_concurrent_workflow_tasks": 8,
+        "max_cached_workflows": 500,
+        "graceful_shutdown_timeout": timedelta(seconds=45),
+    }
     tls = s.connect_kwargs()["tls"]
     assert isinstance(tls, TLSConfig)
     assert tls.server_root_ca_cert == PEM and tls.domain == "temporal.internal" and tls.client_cert is None
@@ -57,7 +69,9 @@ def test_environment_variables_for_connection_escalations_and_worker(tmp_path):
 def test_profile_with_mtls_files_and_inline_key_then_env_and_options_override(tmp_path):
     cert = tmp_path / "client.pem"
     cert.write_bytes(PEM)
-    config = profile_file(tmp_path, f'''
+    config = profile_file(
+        tmp_path,
+        f'''
 [profile.prod]
 address = "prod.example.internal:7233"
 namespace = "escalations-prod"
@@ -66,51 +80,86 @@ client_cert_path = "{cert}"
 client_key_data = "KEY"
 [profile.prod.grpc_meta]
 x-team = "care"
-''')
-    s = Settings.from_env({"TEMPORAL_NAMESPACE": "from-env"}, profile="prod", config_file=config,
-                          address="override:7233")
+''',
+    )
+    s = Settings.from_env(
+        {"TEMPORAL_NAMESPACE": "from-env"}, profile="prod", config_file=config, address="override:7233"
+    )
     assert s.address == "override:7233" and s.namespace == "from-env" and s.profile == "prod"
     kwargs = s.connect_kwargs()
     assert kwargs["tls"].client_cert == PEM and kwargs["tls"].client_private_key == b"KEY"
     assert kwargs["rpc_metadata"] == {"x-team": "care"}
     # TEMPORAL_PROFILE picks the profile the same way.
-    assert Settings.from_env({"TEMPORAL_PROFILE": "prod", "TEMPORAL_CONFIG_FILE": str(config)}).namespace == "escalations-prod"
+    assert (
+        Settings.from_env({"TEMPORAL_PROFILE": "prod", "TEMPORAL_CONFIG_FILE": str(config)}).namespace
+        == "escalations-prod"
+    )
 
 
 def test_options_left_unset_keep_the_environment(tmp_path):
     """What the CLI passes when --address and friends are not given."""
-    s = Settings.from_env({"TEMPORAL_ADDRESS": "temporal.internal:7233", "ESCALATIONS_TASK_QUEUE": "esc-eu"},
-                          config_file=profile_file(tmp_path, ""), address=None, namespace=None, task_queue=None)
+    s = Settings.from_env(
+        {"TEMPORAL_ADDRESS": "temporal.internal:7233", "ESCALATIONS_TASK_QUEUE": "esc-eu"},
+        config_file=profile_file(tmp_path, ""),
+        address=None,
+        namespace=None,
+        task_queue=None,
+    )
     assert (s.address, s.namespace, s.task_queue) == ("temporal.internal:7233", "default", "esc-eu")
 
 
 def test_api_key_turns_tls_on_and_is_never_shown(tmp_path):
-    s = Settings.from_env({"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_API_KEY": "sekrit"},
-                          config_file=profile_file(tmp_path, ""))
-    assert s.connect_kwargs() == {"target_host": "ns.acct.tmprl.cloud:7233", "namespace": "default",
-                                  "api_key": "sekrit", "tls": True}
+    s = Settings.from_env(
+        {"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_API_KEY": "sekrit"},
+        config_file=profile_file(tmp_path, ""),
+    )
+    assert s.connect_kwargs() == {
+        "target_host": "ns.acct.tmprl.cloud:7233",
+        "namespace": "default",
+        "api_key": "sekrit",
+        "tls": True,
+    }
     assert "sekrit" not in repr(s) and "sekrit" not in s.model_dump_json()
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"TEMPORAL_TLS_SERVER_CA_CERT_PATH": "{tmp}/missing-ca.pem"},
-     r"tls_server_ca_cert: server CA certificate file not found: .*missing-ca\.pem \(set by TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
-    ({"TEMPORAL_TLS_CLIENT_CERT_PATH": "{tmp}/nope.pem", "TEMPORAL_TLS_CLIENT_KEY_DATA": "KEY"},
-     r"tls_client_cert: client certificate file not found: .*nope\.pem \(set by TEMPORAL_TLS_CLIENT_CERT_PATH"),
-    ({"TEMPORAL_TLS_CLIENT_KEY_PATH": "{tmp}/key.pem"},
-     r"tls_client_key: client private key file not found: .*key\.pem"),
-    ({"TEMPORAL_TLS_CLIENT_CERT_DATA": "CERT"},
-     r"tls_client_key: mTLS needs both a client certificate and its private key; set TEMPORAL_TLS_CLIENT_KEY_PATH"),
-    ({"ESCALATIONS_MAX_CACHED_WORKFLOWS": "lots"},
-     r"worker\.max_cached_workflows \(ESCALATIONS_MAX_CACHED_WORKFLOWS\): Input should be a valid integer.*'lots'"),
-    ({"ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "soon"},
-     r"worker\.graceful_shutdown_timeout \(ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT\)"),
-    ({"ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "1"},
-     r"max_concurrent_workflow_tasks must be at least 2 unless max_cached_workflows is 0"),
-    ({"TEMPORAL_PROFILE": "staging"}, r"Temporal client config: .*staging"),
-    ({"TEMPORAL_CONFIG_FILE": "{tmp}/no-such.toml"},
-     r"Temporal client config file \(TEMPORAL_CONFIG_FILE / --config-file\) not found: .*no-such\.toml"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": "{tmp}/missing-ca.pem"},
+            r"tls_server_ca_cert: server CA certificate file not found: .*missing-ca\.pem \(set by TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+        ),
+        (
+            {"TEMPORAL_TLS_CLIENT_CERT_PATH": "{tmp}/nope.pem", "TEMPORAL_TLS_CLIENT_KEY_DATA": "KEY"},
+            r"tls_client_cert: client certificate file not found: .*nope\.pem \(set by TEMPORAL_TLS_CLIENT_CERT_PATH",
+        ),
+        (
+            {"TEMPORAL_TLS_CLIENT_KEY_PATH": "{tmp}/key.pem"},
+            r"tls_client_key: client private key file not found: .*key\.pem",
+        ),
+        (
+            {"TEMPORAL_TLS_CLIENT_CERT_DATA": "CERT"},
+            r"tls_client_key: mTLS needs both a client certificate and its private key; set TEMPORAL_TLS_CLIENT_KEY_PATH",
+        ),
+        (
+            {"ESCALATIONS_MAX_CACHED_WORKFLOWS": "lots"},
+            r"worker\.max_cached_workflows \(ESCALATIONS_MAX_CACHED_WORKFLOWS\): Input should be a valid integer.*'lots'",
+        ),
+        (
+            {"ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "soon"},
+            r"worker\.graceful_shutdown_timeout \(ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT\)",
+        ),
+        (
+            {"ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "1"},
+            r"max_concurrent_workflow_tasks must be at least 2 unless max_cached_workflows is 0",
+        ),
+        ({"TEMPORAL_PROFILE": "staging"}, r"Temporal client config: .*staging"),
+        (
+            {"TEMPORAL_CONFIG_FILE": "{tmp}/no-such.toml"},
+            r"Temporal client config file \(TEMPORAL_CONFIG_FILE / --config-file\) not found: .*no-such\.toml",
+        ),
+    ],
+)
 def test_bad_settings_are_a_clear_error_naming_the_setting(tmp_path, env, message):
     env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
     config = None if "TEMPORAL_CONFIG_FILE" in env else profile_file(tmp_path, "")
@@ -128,10 +177,18 @@ def test_a_tls_file_removed_after_loading_is_named_when_connecting(tmp_path):
 
 
 async def test_worker_uses_the_worker_options(env, tmp_path):
-    s = Settings.from_env({"ESCALATIONS_MAX_CONCURRENT_ACTIVITIES": "3", "ESCALATIONS_MAX_CACHED_WORKFLOWS": "7",
-                           "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "2m", "ESCALATIONS_TASK_QUEUE": "opts-test"},
-                          config_file=profile_file(tmp_path, ""), policy_dir=TESTS / "policies",
-                          roster_path=TESTS / "roster.toml", data_dir=tmp_path)
+    s = Settings.from_env(
+        {
+            "ESCALATIONS_MAX_CONCURRENT_ACTIVITIES": "3",
+            "ESCALATIONS_MAX_CACHED_WORKFLOWS": "7",
+            "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "2m",
+            "ESCALATIONS_TASK_QUEUE": "opts-test",
+        },
+        config_file=profile_file(tmp_path, ""),
+        policy_dir=TESTS / "policies",
+        roster_path=TESTS / "roster.toml",
+        data_dir=tmp_path,
+    )
     w = build_worker(env.client, s)
     assert w.config()["max_concurrent_activities"] == 3
     assert w.config()["max_cached_workflows"] == 7
@@ -148,8 +205,10 @@ def test_worker_that_cannot_connect_says_so_and_exits_1(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    done = _run([sys.executable, "-m", "worker"], {"TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-                                                    "ESCALATIONS_DATA_DIR": str(tmp_path)})
+    done = _run(
+        [sys.executable, "-m", "worker"],
+        {"TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "ESCALATIONS_DATA_DIR": str(tmp_path)},
+    )
     assert done.returncode == 1, done.stderr
     assert f"escalations-worker: cannot connect to Temporal at 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and "Fatal Python error" not in done.stderr
@@ -157,7 +216,11 @@ def test_worker_that_cannot_connect_says_so_and_exits_1(tmp_path):
 
 async def test_worker_without_policies_or_roster_stops_naming_the_setting(env, tmp_path):
     base = Settings(policy_dir=TESTS / "policies", roster_path=TESTS / "roster.toml", data_dir=tmp_path)
-    with pytest.raises(ConfigError, match=r"policy_dir: no policies \(\*\.toml\) in .*nowhere \(set by ESCALATIONS_POLICY_DIR\)"):
+    with pytest.raises(
+        ConfigError, match=r"policy_dir: no policies \(\*\.toml\) in .*nowhere \(set by ESCALATIONS_POLICY_DIR\)"
+    ):
         build_worker(env.client, base.model_copy(update={"policy_dir": tmp_path / "nowhere"}))
-    with pytest.raises(ConfigError, match=r"roster_path: roster file not found: .*roster\.toml \(set by ESCALATIONS_ROSTER\)"):
+    with pytest.raises(
+        ConfigError, match=r"roster_path: roster file not found: .*roster\.toml \(set by ESCALATIONS_ROSTER\)"
+    ):
         build_worker(env.client, base.model_copy(update={"roster_path": tmp_path / "roster.toml"}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -47,8 +46,14 @@ agent = "agent-desk@example.com"
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("ESCALATIONS_DELIVERY_CONFIG", "ESCALATIONS_SMTP__HOST", "ESCALATIONS_SMTP__PASSWORD",
-                 "ESCALATIONS_SMTP__PORT", "ESCALATIONS_WEBHOOK__SECRET", "ESCALATIONS_INBOUND__SECRET"):
+    for name in (
+        "ESCALATIONS_DELIVERY_CONFIG",
+        "ESCALATIONS_SMTP__HOST",
+        "ESCALATIONS_SMTP__PASSWORD",
+        "ESCALATIONS_SMTP__PORT",
+        "ESCALATIONS_WEBHOOK__SECRET",
+        "ESCALATIONS_INBOUND__SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -75,9 +80,12 @@ def test_file_then_environment_and_the_environment_wins(clean_env, tmp_path):
     assert s.gateway.url_for(ContactChannel.CALL) == "https://voice.example.com/v1/call"
     assert s.gateway.body == {"To": "{{ to }}", "Body": "{{ text }}"}
     assert s.teams == {Tier.AGENT: "agent-desk@example.com"}
-    assert s.describe() == {"email": "smtp mail.internal:2465 (tls)", "sms": "gateway https://sms.example.com/v1/send",
-                            "call": "gateway https://voice.example.com/v1/call",
-                            "events": "webhook https://crm.example.com/hooks/escalations"}
+    assert s.describe() == {
+        "email": "smtp mail.internal:2465 (tls)",
+        "sms": "gateway https://sms.example.com/v1/send",
+        "call": "gateway https://voice.example.com/v1/call",
+        "events": "webhook https://crm.example.com/hooks/escalations",
+    }
     delivery = build_delivery(s, tmp_path / "o.jsonl")
     assert isinstance(delivery, ChannelDelivery)
     assert isinstance(delivery.backends[ContactChannel.EMAIL], SmtpEmail)
@@ -105,16 +113,21 @@ def test_a_missing_config_file_or_a_typo_is_an_error(clean_env, tmp_path):
 
 def test_tls_and_template_files_are_checked_at_start_up_naming_the_setting_and_the_path(tmp_path):
     from escalation.config import ConfigError
+
     no_profile = tmp_path / "temporal.toml"
     no_profile.write_text("")
     not_a_cert = tmp_path / "notes.txt"
     not_a_cert.write_text("hello")
     config = tmp_path / "delivery.toml"
     for env, message in [
-        ({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__CA_FILE": str(tmp_path / "relay-ca.pem")},
-         r"smtp\.ca_file: CA file not found: .*relay-ca\.pem"),
-        ({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__CA_FILE": str(not_a_cert)},
-         r"smtp\.ca_file: cannot load CA certificates from .*notes\.txt"),
+        (
+            {"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__CA_FILE": str(tmp_path / "relay-ca.pem")},
+            r"smtp\.ca_file: CA file not found: .*relay-ca\.pem",
+        ),
+        (
+            {"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__CA_FILE": str(not_a_cert)},
+            r"smtp\.ca_file: cannot load CA certificates from .*notes\.txt",
+        ),
         ({CONFIG_ENV: str(config)}, r"templates_dir: templates folder not found: .*my-templates"),
     ]:
         config.write_text(f'templates_dir = "{tmp_path / "my-templates"}"\n')
@@ -124,13 +137,17 @@ def test_tls_and_template_files_are_checked_at_start_up_naming_the_setting_and_t
     assert Settings.from_env({CONFIG_ENV: str(config)}, config_file=no_profile).delivery.templates_dir.is_dir()
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ('To = "{{ phone }}"', r"gateway\.body: To: unknown field phone; templates may use to, channel"),
-    ('meta = { refs = ["{{ key }}", "{{ kase }}"] }', r"gateway\.body: meta\.refs\[1\]: unknown field kase"),
-    ('To = "{{ to }"', r"gateway\.body: To: template error: unexpected '}'"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('To = "{{ phone }}"', r"gateway\.body: To: unknown field phone; templates may use to, channel"),
+        ('meta = { refs = ["{{ key }}", "{{ kase }}"] }', r"gateway\.body: meta\.refs\[1\]: unknown field kase"),
+        ('To = "{{ to }"', r"gateway\.body: To: template error: unexpected '}'"),
+    ],
+)
 def test_a_gateway_body_template_that_cannot_render_stops_start_up(tmp_path, body, message):
     from escalation.config import ConfigError
+
     no_profile = tmp_path / "temporal.toml"
     no_profile.write_text("")
     config = tmp_path / "delivery.toml"
@@ -150,8 +167,13 @@ def test_secrets_never_show_in_reprs_descriptions_or_logs(clean_env, tmp_path, c
     assert not [secret for secret in secrets if secret in shown]
     logs.configure()
     try:
-        structlog.get_logger().info("worker_started", **s.describe(), password="file-password",
-                                    webhook_secret="file-webhook-secret", auth_token="file-token")
+        structlog.get_logger().info(
+            "worker_started",
+            **s.describe(),
+            password="file-password",
+            webhook_secret="file-webhook-secret",
+            auth_token="file-token",
+        )
     finally:
         structlog.reset_defaults()
     logged = capsys.readouterr().err
@@ -170,12 +192,21 @@ async def test_team_messages_go_to_the_team_address_or_else_to_the_outbox(tmp_pa
             return "ok"
 
     email, outbox = Recorder(), Recorder()
-    delivery = ChannelDelivery({ContactChannel.EMAIL: email}, outbox, DeliverySettings(teams={"agent": "desk@example.com"}))
+    delivery = ChannelDelivery(
+        {ContactChannel.EMAIL: email}, outbox, DeliverySettings(teams={"agent": "desk@example.com"})
+    )
     for tier in (Tier.AGENT, Tier.MANAGER):
-        await delivery.deliver(Message(
-            key=f"C-1/run-1/3/unassigned/team-{tier.value}", case_id="C-1", kind=MessageKind.UNASSIGNED,
-            to=Recipient(kind="team", id=f"team-{tier.value}", name="queue", tier=tier), channel=ContactChannel.EMAIL,
-            subject="waiting", body="brief"))
+        await delivery.deliver(
+            Message(
+                key=f"C-1/run-1/3/unassigned/team-{tier.value}",
+                case_id="C-1",
+                kind=MessageKind.UNASSIGNED,
+                to=Recipient(kind="team", id=f"team-{tier.value}", name="queue", tier=tier),
+                channel=ContactChannel.EMAIL,
+                subject="waiting",
+                body="brief",
+            )
+        )
     [sent] = email.got
     assert sent.to.email == "desk@example.com" and sent.to.tier == Tier.AGENT
     [queued] = outbox.got
@@ -194,13 +225,15 @@ def test_the_example_config_file_loads_with_its_secrets_from_the_environment(cle
 
 def test_worker_settings_name_a_bad_delivery_setting_and_read_only_the_environment_given(tmp_path):
     from escalation.config import ConfigError
+
     no_profile = tmp_path / "temporal.toml"
     no_profile.write_text("")
     with pytest.raises(ConfigError, match="no delivery config file at"):
         Settings.from_env({CONFIG_ENV: str(tmp_path / "nope.toml")}, config_file=no_profile)
     with pytest.raises(ConfigError, match=r"smtp\.port: .*integer"):
         Settings.from_env({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_SMTP__PORT": "five"}, config_file=no_profile)
-    s = Settings.from_env({"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_TEAMS__MANAGER": "mgrs@example.com"},
-                          config_file=no_profile)
+    s = Settings.from_env(
+        {"ESCALATIONS_SMTP__HOST": "relay", "ESCALATIONS_TEAMS__MANAGER": "mgrs@example.com"}, config_file=no_profile
+    )
     assert s.delivery.smtp.host == "relay" and s.delivery.teams == {Tier.MANAGER: "mgrs@example.com"}
     assert Settings.from_env({}, config_file=no_profile).delivery.smtp is None

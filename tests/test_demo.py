@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from escalation.dev import demo
 from escalation.client import case_handle, case_state
 from escalation.config import Settings
+from escalation.dev import demo
 from worker import build_worker
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -22,10 +22,19 @@ async def demo_settings(env, tmp_path):
     """The demo's policies and roster. The roster's caps on open cases are left out: other tests' cases on
     this shared server are held by reps of the same names and would fill them."""
     roster = tmp_path / "roster.toml"
-    roster.write_text("".join(line for line in (CONFIG / "roster.toml").read_text().splitlines(keepends=True)
-                              if not line.startswith("max_cases")))
-    settings = Settings(task_queue=f"demo-test-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data",
-                        policy_dir=CONFIG / "policies", roster_path=roster)
+    roster.write_text(
+        "".join(
+            line
+            for line in (CONFIG / "roster.toml").read_text().splitlines(keepends=True)
+            if not line.startswith("max_cases")
+        )
+    )
+    settings = Settings(
+        task_queue=f"demo-test-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path / "data",
+        policy_dir=CONFIG / "policies",
+        roster_path=roster,
+    )
     async with build_worker(env.client, settings):
         yield settings
 
@@ -33,12 +42,14 @@ async def demo_settings(env, tmp_path):
 async def test_the_demo_case_left_unacknowledged_climbs_on_its_missed_target(env, demo_settings):
     scenario = next(s for s in demo.SCENARIOS if s.drive is demo.accepted_never_acknowledged)
     case_id = f"{scenario.case_id}-{uuid.uuid4().hex[:6]}"  # the demo's case as it is, under an id of its own
-    await demo.run_scenario(env.client, demo_settings,
-                            dataclasses.replace(scenario, case=scenario.case | {"case_id": case_id}))
+    await demo.run_scenario(
+        env.client, demo_settings, dataclasses.replace(scenario, case=scenario.case | {"case_id": case_id})
+    )
     state = await case_state(case_handle(env.client, case_id))
     climbed = [e for e in state.timeline if e.kind == "escalated"]
     assert [(e.tier, e.detail["from_tier"], e.detail["to_tier"], e.detail["reason"]) for e in climbed] == [
-        ("agent", "agent", "team_lead", "sla_breach")]
+        ("agent", "agent", "team_lead", "sla_breach")
+    ]
     assert climbed[0].detail["detail"].startswith("acknowledge target at agent missed (due ")
     # The agent had accepted it (owned, not on hold) but never acknowledged; the team lead then did.
     kinds = [e.kind for e in state.timeline]

@@ -23,12 +23,12 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
-from escalation.cli import doctor as doctor_module
 from escalation import logs
 from escalation.cli import app
+from escalation.cli import doctor as doctor_module
 from escalation.client import case_state, open_case
-from escalation.constants import WORKFLOW_TYPE
 from escalation.client.converter import data_converter
+from escalation.constants import WORKFLOW_TYPE
 from tests.cases import case_input, eventually, owned
 from tests.test_replay import HISTORIES
 from worker import build_worker
@@ -85,6 +85,7 @@ async def attempt(handle: WorkflowHandle) -> int:
 def at_least(n: int, handle: WorkflowHandle) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return await attempt(handle) >= n
+
     return check
 
 
@@ -112,7 +113,8 @@ async def test_doctor_lists_a_stuck_case_and_repairs_it(env, settings):
             assert found["attempt"] >= 2 and found["failing_since"] and found["reset_event_id"] == good
             assert found["reset_command"] == (
                 f"temporal workflow reset --workflow-id escalation-{case_id} --run-id {run_id} --event-id {good} "
-                '--reason "escalations doctor: NON_DETERMINISTIC_ERROR; back to the last workflow task that replays"')
+                '--reason "escalations doctor: NON_DETERMINISTIC_ERROR; back to the last workflow task that replays"'
+            )
 
             # Every running case: the table names it, the cause, and the command to copy.
             everyone = (await doctor(client, code=10)).stdout
@@ -181,8 +183,9 @@ async def test_worker_logs_one_line_per_failing_run_not_a_traceback_per_retry(en
     handles = []
     with structlog.testing.capture_logs() as captured:
         try:
-            async with Worker(env.client, task_queue=settings.task_queue, workflows=[Buggy],
-                              interceptors=[logs.RunNames()]):
+            async with Worker(
+                env.client, task_queue=settings.task_queue, workflows=[Buggy], interceptors=[logs.RunNames()]
+            ):
                 for inp in cases:
                     handles.append(await open_case(env.client, inp, task_queue_name=settings.task_queue))
                 for handle in handles:
@@ -204,8 +207,12 @@ async def test_worker_logs_one_line_per_failing_run_not_a_traceback_per_retry(en
 async def test_a_nondeterministic_case_is_logged_once_with_its_case(env, settings):
     """Core reports a nondeterministic task by run id alone; forwarded into logging, the line names the case."""
     watch = logs.watch_task_failures()
-    forwarding = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace,
-                                      data_converter=data_converter, runtime=logs.temporal_runtime())
+    forwarding = await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=env.client.namespace,
+        data_converter=data_converter,
+        runtime=logs.temporal_runtime(),
+    )
     case_id, handle = await written_by_stand_in(env.client, settings.task_queue)
     with structlog.testing.capture_logs() as captured:
         try:
@@ -238,6 +245,7 @@ async def test_newest_good_finds_what_trying_newest_first_would(size):
         async def good(i: int) -> bool:
             tried.append(i)
             return i < first_bad
+
         expected = first_bad - 1 if first_bad else None
         assert await doctor_module.newest_good(list(range(size)), good) == expected
         assert len(tried) <= 2 + size.bit_length()

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-
 from bench.chaos.run import connect, free_port, start_sqlite_server
 from escalation.client import Case, case_state, open_case
 from escalation.domain.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
@@ -40,9 +39,11 @@ async def test_server_killed_and_restarted_keeps_the_case_and_its_timers(setting
         async with build_worker(client, settings):
             handle = await open_case(client, case_input("durable"), task_queue_name=settings.task_queue)
             await owned(handle)
-            await handle.execute_update("resolve", ResolveInput(actor="ana", resolution="Refunded",
-                                                                root_cause="billing_error", kb_article="KB-1"),
-                                        result_type=TimelineEntry)
+            await handle.execute_update(
+                "resolve",
+                ResolveInput(actor="ana", resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
+                result_type=TimelineEntry,
+            )
             first.send_signal(signal.SIGKILL)  # no shutdown: the check-in timers (4s, 5s) are pending
             first.wait(10)
             async with sqlite_server(db, port):
@@ -65,6 +66,7 @@ async def test_long_case_continues_as_new_with_all_its_state(short_history_env, 
 
         async def continued():
             return (await handle.describe()).run_id != first_run
+
         await eventually(continued)
         state = await case_state(handle)
         assert [n.detail["text"] for n in state.notes] == [f"call {i}" for i in range(40)]
@@ -95,6 +97,7 @@ async def test_a_stuck_channel_never_holds_up_a_breach_around_continue_as_new(sh
         async def breached_at_team_lead():
             s = await case_state(handle)
             return s if s.tier == "supervisor" else None
+
         state = await eventually(breached_at_team_lead, timeout=20)
     breach = [e for e in state.timeline if e.kind == "breached"][-1]
     assert breach.tier == "team_lead" and breach.detail["clock"] == "acknowledge"

@@ -26,9 +26,13 @@ def plain(port: int, **overrides) -> SmtpSettings:
 
 def owner_message(body: str = "Problem: charged twice\nWants: a refund") -> Message:
     return Message(
-        key="C-7/run-1/4/owner_assigned/ana", case_id="C-7", kind=MessageKind.OWNER_ASSIGNED,
+        key="C-7/run-1/4/owner_assigned/ana",
+        case_id="C-7",
+        kind=MessageKind.OWNER_ASSIGNED,
         to=Recipient(kind="owner", id="ana", name="Ana Alves", email="ana@example.com"),
-        channel=ContactChannel.EMAIL, subject="[C-7] high escalation for you: charged twice", body=body,
+        channel=ContactChannel.EMAIL,
+        subject="[C-7] high escalation for you: charged twice",
+        body=body,
     )
 
 
@@ -62,7 +66,9 @@ async def test_email_has_a_text_and_an_html_part_and_ids_derived_from_the_key(ma
 
 
 async def test_a_subject_quoting_a_multi_line_summary_is_one_line(mail):
-    message = owner_message().model_copy(update={"subject": "[C-7] high escalation for you: charged twice\r\nand again"})
+    message = owner_message().model_copy(
+        update={"subject": "[C-7] high escalation for you: charged twice\r\nand again"}
+    )
     await SmtpEmail(plain(mail.port), Templates()).deliver(message)
     [sent] = mail.mails
     assert sent.message["Subject"] == "[C-7] high escalation for you: charged twice and again"
@@ -97,11 +103,23 @@ async def test_starttls_with_login_trusts_a_self_signed_certificate_only_when_to
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     handler = MailHandler()
-    server = smtp_server(handler, tls_context=server_tls(ca), require_starttls=True,
-                         authenticator=Accounts({"notifier": "s3cret"}), auth_require_tls=True)
+    server = smtp_server(
+        handler,
+        tls_context=server_tls(ca),
+        require_starttls=True,
+        authenticator=Accounts({"notifier": "s3cret"}),
+        auth_require_tls=True,
+    )
     try:
-        settings = SmtpSettings(host=LOOPBACK, port=server.port, security=SmtpSecurity.STARTTLS, sender=SENDER,
-                                username="notifier", password="s3cret", timeout=5)
+        settings = SmtpSettings(
+            host=LOOPBACK,
+            port=server.port,
+            security=SmtpSecurity.STARTTLS,
+            sender=SENDER,
+            username="notifier",
+            password="s3cret",
+            timeout=5,
+        )
         # Without the CA the certificate is not trusted: a passing failure (the operator can fix it).
         with pytest.raises(ApplicationError) as caught:
             await SmtpEmail(settings, Templates()).deliver(owner_message())
@@ -125,8 +143,9 @@ async def test_implicit_tls(tmp_path):
     handler = MailHandler()
     server = smtp_server(handler, ssl_context=server_tls(ca))
     try:
-        settings = SmtpSettings(host=LOOPBACK, port=server.port, security=SmtpSecurity.TLS, sender=SENDER,
-                                ca_file=ca_file, timeout=5)
+        settings = SmtpSettings(
+            host=LOOPBACK, port=server.port, security=SmtpSecurity.TLS, sender=SENDER, ca_file=ca_file, timeout=5
+        )
         await SmtpEmail(settings, Templates()).deliver(owner_message())
         [mail] = handler.mails
         assert mail.tls
@@ -134,10 +153,13 @@ async def test_implicit_tls(tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("reply, error_type, retried", [
-    ("550 5.1.1 <ana@example.com>: no such mailbox", ERR_DELIVERY_REJECTED, False),
-    ("452 4.2.2 mailbox full, try later", ERR_DELIVERY_UNAVAILABLE, True),
-])
+@pytest.mark.parametrize(
+    "reply, error_type, retried",
+    [
+        ("550 5.1.1 <ana@example.com>: no such mailbox", ERR_DELIVERY_REJECTED, False),
+        ("452 4.2.2 mailbox full, try later", ERR_DELIVERY_UNAVAILABLE, True),
+    ],
+)
 async def test_smtp_5xx_is_permanent_and_4xx_is_retried(mail, reply, error_type, retried):
     mail.refuse["ana@example.com"] = reply
     with pytest.raises(ApplicationError) as caught:
@@ -153,7 +175,9 @@ async def test_a_server_that_is_not_there_is_retried():
 
 
 async def test_no_address_is_permanent(mail):
-    message = owner_message().model_copy(update={"to": Recipient(kind="owner", id="ana", name="Ana", phone="+1 555 0100")})
+    message = owner_message().model_copy(
+        update={"to": Recipient(kind="owner", id="ana", name="Ana", phone="+1 555 0100")}
+    )
     with pytest.raises(ApplicationError) as caught:
         await SmtpEmail(plain(mail.port), Templates()).deliver(message)
     assert caught.value.non_retryable and "ana has no email address" in caught.value.message
@@ -173,11 +197,15 @@ async def test_mail_server_down_then_up_delivers_the_owner_email_once(env, setti
 
             async def retrying():
                 described = await handle.describe()
-                pending = [a for a in described.raw_description.pending_activities
-                           if a.activity_type.name == "send_message"]
+                pending = [
+                    a for a in described.raw_description.pending_activities if a.activity_type.name == "send_message"
+                ]
                 return pending if pending and pending[0].attempt >= 2 else None
+
             [pending] = await eventually(retrying, timeout=20)
-            assert "ConnectionRefused" in pending.last_failure.message or "connect" in pending.last_failure.message.lower()
+            assert (
+                "ConnectionRefused" in pending.last_failure.message or "connect" in pending.last_failure.message.lower()
+            )
 
             server = smtp_server(handler, port=port)  # the relay comes back
             owner = (await owned(handle)).owner
@@ -195,8 +223,9 @@ async def test_mail_server_down_then_up_delivers_the_owner_email_once(env, setti
 async def test_owner_refused_by_the_mail_server_is_reached_through_the_team_address(env, settings, mail):
     for agent in ("ana", "ben"):  # whoever routing picks
         mail.refuse[f"{agent}@example.com"] = "550 5.1.1 mailbox disabled"
-    configured = settings.model_copy(update={"delivery": DeliverySettings(
-        smtp=plain(mail.port), teams={"agent": "agent-desk@example.com"})})
+    configured = settings.model_copy(
+        update={"delivery": DeliverySettings(smtp=plain(mail.port), teams={"agent": "agent-desk@example.com"})}
+    )
     async with build_worker(env.client, configured):
         handle = await open_case(env.client, case_input(), task_queue_name=settings.task_queue)
         owner = (await owned(handle)).owner
@@ -209,7 +238,10 @@ async def test_owner_refused_by_the_mail_server_is_reached_through_the_team_addr
     [team] = mail.to("agent-desk@example.com")
     assert team.message["Subject"].startswith(f"[{owner.name} unreachable]")
     assert f"{owner.name} could not be reached by email" in team.part("plain")
-    assert team.message[MESSAGE_KEY_HEADER].strip() == f"{state.case_id}/{state.opening_id}/{failed.seq}/owner_assigned/team-agent"
+    assert (
+        team.message[MESSAGE_KEY_HEADER].strip()
+        == f"{state.case_id}/{state.opening_id}/{failed.seq}/owner_assigned/team-agent"
+    )
 
 
 async def _async(value):

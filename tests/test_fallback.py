@@ -9,15 +9,22 @@ import pytest
 from escalation.domain import rules as R
 from escalation.domain.models import ContactChannel, Tier
 from escalation.domain.rules.step import Message, MessageKind, Recipient
-from tests.test_rules import NOW, STANDARD, owner, opened, resolved_case, sends
+from tests.test_rules import NOW, STANDARD, opened, owner, resolved_case, sends
 
 EMAIL, SMS, CALL = ContactChannel.EMAIL, ContactChannel.SMS, ContactChannel.CALL
 LATER = NOW + timedelta(days=1, seconds=1)
 
 
 def customer(**kw) -> dict:
-    return {"id": "cust-42", "name": "Dana Doe", "email": "dana@example.org", "phone": "+49 30 1234567",
-            "time_zone": "Europe/Berlin", "lifetime_value": "4200", **kw}
+    return {
+        "id": "cust-42",
+        "name": "Dana Doe",
+        "email": "dana@example.org",
+        "phone": "+49 30 1234567",
+        "time_zone": "Europe/Berlin",
+        "lifetime_value": "4200",
+        **kw,
+    }
 
 
 def checked_in(**customer_fields):
@@ -41,9 +48,16 @@ def test_a_customer_message_moves_through_the_channels_in_the_customers_order_th
 
     state, entry, [email] = fail(state, sms)
     assert entry.kind == "delivery_failed" and entry.actor == "system"
-    assert entry.detail == {"key": sms.key, "message_kind": "followup_checkin", "to": "cust-42", "channel": "sms",
-                            "error": "HTTP 400 Bad Request: unknown number", "permanent": True,
-                            "fallback_to": "cust-42", "fallback_channel": "email"}
+    assert entry.detail == {
+        "key": sms.key,
+        "message_kind": "followup_checkin",
+        "to": "cust-42",
+        "channel": "sms",
+        "error": "HTTP 400 Bad Request: unknown number",
+        "permanent": True,
+        "fallback_to": "cust-42",
+        "fallback_channel": "email",
+    }
     assert email.channel == EMAIL and email.attempted == [SMS] and email.to == sms.to
     assert (email.subject, email.body) == (sms.subject, sms.body)  # the customer reads the same words
     assert email.key == f"{state.case_id}/{state.opening_id}/{entry.seq}/followup_checkin/cust-42" != sms.key
@@ -91,10 +105,20 @@ def test_an_unreachable_owner_is_reported_to_the_team_queue_which_is_the_last_re
 
 
 def test_a_top_breach_alert_that_cannot_reach_the_escalation_contact_goes_to_the_top_tier_team():
-    alert = Message(key="C-1001/run-1/9/top_breach/head-of-service@example.com", case_id="C-1001",
-                    kind=MessageKind.TOP_BREACH, channel=EMAIL, subject="[C-1001] resolve target missed", body="brief",
-                    to=Recipient(kind="escalation_contact", id="head-of-service@example.com",
-                                 name="escalation contact", email="head-of-service@example.com"))
+    alert = Message(
+        key="C-1001/run-1/9/top_breach/head-of-service@example.com",
+        case_id="C-1001",
+        kind=MessageKind.TOP_BREACH,
+        channel=EMAIL,
+        subject="[C-1001] resolve target missed",
+        body="brief",
+        to=Recipient(
+            kind="escalation_contact",
+            id="head-of-service@example.com",
+            name="escalation contact",
+            email="head-of-service@example.com",
+        ),
+    )
     state = opened()
     _, entry, [team] = fail(state, alert, permanent=False, error="timed out after a day of retries")
     assert team.to.id == f"team-{state.tier.value}" and "permanent" not in entry.detail

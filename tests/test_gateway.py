@@ -22,9 +22,15 @@ CUSTOMER = Recipient(kind="customer", id="cust-42", name="Dana Doe", email="dana
 
 
 def checkin(channel: ContactChannel = ContactChannel.SMS) -> Message:
-    return Message(key="C-9/run-1/12/followup_checkin/cust-42", case_id="C-9", kind=MessageKind.FOLLOWUP_CHECKIN,
-                   to=CUSTOMER, channel=channel, subject="Is everything working now? (case C-9)",
-                   body="Hello Dana Doe,\n\nwe recently fixed your problem: refund issued\nReply 'fixed' or 'not fixed'.")
+    return Message(
+        key="C-9/run-1/12/followup_checkin/cust-42",
+        case_id="C-9",
+        kind=MessageKind.FOLLOWUP_CHECKIN,
+        to=CUSTOMER,
+        channel=channel,
+        subject="Is everything working now? (case C-9)",
+        body="Hello Dana Doe,\n\nwe recently fixed your problem: refund issued\nReply 'fixed' or 'not fixed'.",
+    )
 
 
 @pytest.fixture
@@ -36,9 +42,17 @@ async def gateway():
 
 async def test_sms_and_call_requests_follow_the_configured_url_auth_and_body(gateway):
     settings = GatewaySettings(
-        url=f"{gateway.url}/sms", call_url=f"{gateway.url}/voice", auth_header="X-Api-Key", auth="k-123",
-        body={"To": "{{ to }}", "Body": "{{ text }}", "meta": {"ref": "{{ key }}", "case": "{{ case_id }}"},
-              "tags": ["escalation", "{{ kind }}"], "priority": 1},
+        url=f"{gateway.url}/sms",
+        call_url=f"{gateway.url}/voice",
+        auth_header="X-Api-Key",
+        auth="k-123",
+        body={
+            "To": "{{ to }}",
+            "Body": "{{ text }}",
+            "meta": {"ref": "{{ key }}", "case": "{{ case_id }}"},
+            "tags": ["escalation", "{{ kind }}"],
+            "priority": 1,
+        },
     )
     sender = HttpGateway(settings, Templates())
     assert await sender.deliver(checkin()) == "gateway:200"
@@ -77,15 +91,18 @@ async def test_text_with_quotes_and_braces_stays_valid_json(gateway):
     assert gateway.requests[0].json()["text"] == 'He said "no" {{ not a template }} \\ done'
 
 
-@pytest.mark.parametrize("status, error_type, retried", [
-    (400, ERR_DELIVERY_REJECTED, False),
-    (404, ERR_DELIVERY_REJECTED, False),
-    (422, ERR_DELIVERY_REJECTED, False),
-    (408, ERR_DELIVERY_UNAVAILABLE, True),
-    (429, ERR_DELIVERY_UNAVAILABLE, True),
-    (500, ERR_DELIVERY_UNAVAILABLE, True),
-    (503, ERR_DELIVERY_UNAVAILABLE, True),
-])
+@pytest.mark.parametrize(
+    "status, error_type, retried",
+    [
+        (400, ERR_DELIVERY_REJECTED, False),
+        (404, ERR_DELIVERY_REJECTED, False),
+        (422, ERR_DELIVERY_REJECTED, False),
+        (408, ERR_DELIVERY_UNAVAILABLE, True),
+        (429, ERR_DELIVERY_UNAVAILABLE, True),
+        (500, ERR_DELIVERY_UNAVAILABLE, True),
+        (503, ERR_DELIVERY_UNAVAILABLE, True),
+    ],
+)
 async def test_4xx_is_permanent_and_5xx_is_retried(gateway, status, error_type, retried):
     gateway.respond = lambda request, number: status
     with pytest.raises(ApplicationError) as caught:
@@ -96,7 +113,9 @@ async def test_4xx_is_permanent_and_5xx_is_retried(gateway, status, error_type, 
 
 async def test_a_gateway_that_is_not_there_is_retried():
     with pytest.raises(ApplicationError) as caught:
-        await HttpGateway(GatewaySettings(url=f"http://127.0.0.1:{free_port()}", timeout=2), Templates()).deliver(checkin())
+        await HttpGateway(GatewaySettings(url=f"http://127.0.0.1:{free_port()}", timeout=2), Templates()).deliver(
+            checkin()
+        )
     assert caught.value.type == ERR_DELIVERY_UNAVAILABLE and not caught.value.non_retryable
 
 
@@ -115,9 +134,11 @@ async def resolved_for_sms(env, settings, gateway):
     customer = {**case_input().customer.model_dump(mode="json"), "preferred_channel": "sms"}
     handle = await open_case(env.client, case_input("fast", customer=customer), task_queue_name=settings.task_queue)
     owner = (await owned(handle)).owner
-    await handle.execute_update("resolve", ResolveInput(actor=owner.id, resolution="Refund issued",
-                                                        root_cause="billing_error", kb_article="KB-7"),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor=owner.id, resolution="Refund issued", root_cause="billing_error", kb_article="KB-7"),
+        result_type=TimelineEntry,
+    )
     return handle
 
 
@@ -130,6 +151,7 @@ async def test_503_twice_then_200_reaches_the_customer_once(env, settings, gatew
     def flaky(request, number):
         tries = [r for r in gateway.requests if r.headers[IDEMPOTENCY_HEADER] == request.headers[IDEMPOTENCY_HEADER]]
         return 503 if len(tries) <= 2 else 200
+
     gateway.respond = flaky
     async with build_worker(env.client, with_gateway(settings, gateway)):
         handle = await resolved_for_sms(env, settings, gateway)
@@ -141,6 +163,7 @@ async def test_503_twice_then_200_reaches_the_customer_once(env, settings, gatew
             key = f"{s.case_id}/{s.opening_id}/{_sent_seq(s)}/followup_checkin/cust-42"
             tries = [r for r in gateway.requests if r.headers[IDEMPOTENCY_HEADER] == key]
             return (s, tries) if len(tries) >= 3 else None
+
         state, tries = await eventually(three_tries_of_the_first_checkin, timeout=30)
     assert len(tries) == 3 and len({r.body for r in tries}) == 1  # the same request every time
     first = [r for r in gateway.delivered if r.headers[IDEMPOTENCY_HEADER] == tries[0].headers[IDEMPOTENCY_HEADER]]
@@ -156,6 +179,7 @@ async def test_400_falls_back_to_the_next_channel_and_the_timeline_says_so(env, 
         async def failed():
             s = await case_state(handle)
             return [e for e in s.timeline if e.kind == "delivery_failed"] and _outbox(settings)
+
         await eventually(failed, timeout=20)
         state = await case_state(handle)
     [failure] = [e for e in state.timeline if e.kind == "delivery_failed"]

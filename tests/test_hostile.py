@@ -18,9 +18,9 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from escalation.client import Case, case_state, open_case
-from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.client.converter import MAX_INPUT_BYTES
 from escalation.client.errors import InvalidState
+from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.domain.models import EscalateInput, NoteInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 
@@ -48,24 +48,44 @@ BAD_UPDATES: list[tuple[str, Any, tuple[str, ...]]] = [
     ("add_note", {"actor": "ana", "txt": "x"}, ("txt", "not a known field")),
     ("add_note", raw_payload(b"\xff\xfe{not json"), ("NoteInput", "")),
     ("add_note", raw_payload(b'{"actor": "ana", "text": "x"'), ("NoteInput", "")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "1e309", "description": "voucher"},
-     ("amount", "more than 12 digits")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "1" * 30, "description": "voucher"},
-     ("amount", "more than 12 digits")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "-5", "description": "voucher"},
-     ("amount", "negative")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "NaN", "description": "voucher"},
-     ("amount", "finite")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "1.001", "description": "voucher"},
-     ("amount", "decimal places")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "5", "currency": "euro",
-                       "description": "voucher"}, ("currency", "pattern")),
-    ("propose_offer", {"actor": "ana", "kind": "goodwill", "amount": "5", "description": "voucher\r\nBcc: all"},
-     ("description", "control character")),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "1e309", "description": "voucher"},
+        ("amount", "more than 12 digits"),
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "1" * 30, "description": "voucher"},
+        ("amount", "more than 12 digits"),
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "-5", "description": "voucher"},
+        ("amount", "negative"),
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "NaN", "description": "voucher"},
+        ("amount", "finite"),
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "1.001", "description": "voucher"},
+        ("amount", "decimal places"),
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "5", "currency": "euro", "description": "voucher"},
+        ("currency", "pattern"),
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "goodwill", "amount": "5", "description": "voucher\r\nBcc: all"},
+        ("description", "control character"),
+    ),
     ("propose_offer", {"actor": "ana", "kind": "bribe", "amount": "5", "description": "x"}, ("kind", "goodwill")),
     ("record_offer_response", {"actor": "ana", "offer_id": "", "answer": "accepted"}, ("offer_id", "pattern")),
-    ("wait_on_customer", {"actor": "ana", "reason": "docs", "limit": "99999999999999d"},
-     ("limit", "at most 366 days")),
+    ("wait_on_customer", {"actor": "ana", "reason": "docs", "limit": "99999999999999d"}, ("limit", "at most 366 days")),
     ("wait_on_customer", {"actor": "ana", "reason": "docs", "limit": "-5m"}, ("limit", "must be positive")),
     ("wait_on_customer", {"actor": "ana", "reason": "docs", "limit": 1e300}, ("limit", "at most 366 days")),
     ("wait_on_customer", {"actor": "ana", "reason": "docs", "limit": "P99999999D"}, ("limit", "")),
@@ -74,10 +94,12 @@ BAD_UPDATES: list[tuple[str, Any, tuple[str, ...]]] = [
     ("escalate", {"actor": "ana", "reason": "customer_request", "target_tier": "ceo"}, ("target_tier", "manager")),
     ("escalate", {"actor": "ana", "reason": "sla_breach"}, ("reason", "")),
     ("de_escalate", {"actor": "ana", "reason": "calm \u202eevil"}, ("reason", "control character (U+202E)")),
-    ("resolve", {"actor": "ana", "resolution": "done", "root_cause": "aliens", "kb_missing": True},
-     ("root_cause", "")),
-    ("resolve", {"actor": "ana", "resolution": "done", "root_cause": "other", "kb_article": "k" * 501},
-     ("kb_article", "501 characters, over the limit of 500")),
+    ("resolve", {"actor": "ana", "resolution": "done", "root_cause": "aliens", "kb_missing": True}, ("root_cause", "")),
+    (
+        "resolve",
+        {"actor": "ana", "resolution": "done", "root_cause": "other", "kb_article": "k" * 501},
+        ("kb_article", "501 characters, over the limit of 500"),
+    ),
     ("close", {"actor": "ana", "outcome": "won", "reason": "x"}, ("outcome", "")),
     ("followup_response", {"answer": "fixed", "checkin": 10**30}, ("checkin", "less than or equal to 100")),
     ("followup_response", {"answer": "fixed", "comment": "c" * 4001}, ("comment", "over the limit of 4,000")),
@@ -87,10 +109,16 @@ BAD_UPDATES: list[tuple[str, Any, tuple[str, ...]]] = [
     ("schedule_callback", {"actor": "ana", "at": "0001-01-01T00:00:00+14:00"}, ("at", "")),
     ("schedule_callback", {"actor": "ana", "at": "earliest", "window": "P99999999D"}, ("window", "")),
     ("schedule_callback", {"actor": "ana", "at": "earliest", "phone": "12"}, ("phone", "not a phone number")),
-    ("schedule_callback", {"actor": "ana", "at": "earliest", "phone": "1" * 10_000},
-     ("phone", "10,000 characters, over the limit of 24")),
-    ("reschedule_callback", {"actor": "ana", "callback_id": "../../etc/passwd", "at": "earliest"},
-     ("callback_id", "pattern")),
+    (
+        "schedule_callback",
+        {"actor": "ana", "at": "earliest", "phone": "1" * 10_000},
+        ("phone", "10,000 characters, over the limit of 24"),
+    ),
+    (
+        "reschedule_callback",
+        {"actor": "ana", "callback_id": "../../etc/passwd", "at": "earliest"},
+        ("callback_id", "pattern"),
+    ),
     ("record_callback_outcome", {"actor": "ana", "callback_id": "callback-1", "outcome": "maybe"}, ("outcome", "")),
 ]
 
@@ -114,12 +142,14 @@ async def live_case(env, hostile_settings):
 
 async def failed_tasks(handle: WorkflowHandle) -> list[str]:
     events = [e async for e in handle.fetch_history_events()]
-    return [e.workflow_task_failed_event_attributes.failure.message for e in events
-            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+    return [
+        e.workflow_task_failed_event_attributes.failure.message
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
 
 
-@pytest.mark.parametrize("update,arg,words", BAD_UPDATES,
-                         ids=[f"{u}-{i}" for i, (u, _, _) in enumerate(BAD_UPDATES)])
+@pytest.mark.parametrize("update,arg,words", BAD_UPDATES, ids=[f"{u}-{i}" for i, (u, _, _) in enumerate(BAD_UPDATES)])
 async def test_bad_update_is_refused_naming_the_field_and_changes_nothing(live_case, update, arg, words):
     before = (await case_state(live_case)).model_dump_json()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -133,8 +163,9 @@ async def test_bad_update_is_refused_naming_the_field_and_changes_nothing(live_c
     assert (await case_state(live_case)).model_dump_json() == before
     assert await failed_tasks(live_case) == []
     # ... and the case still takes a normal command.
-    note = await live_case.execute_update("add_note", NoteInput(actor="ana", text="still here"),
-                                          result_type=TimelineEntry)
+    note = await live_case.execute_update(
+        "add_note", NoteInput(actor="ana", text="still here"), result_type=TimelineEntry
+    )
     assert note.kind == "note"
 
 
@@ -173,8 +204,9 @@ BAD_STARTS: list[tuple[dict[str, Any], tuple[str, ...]]] = [
 
 @pytest.mark.parametrize("raw,words", BAD_STARTS, ids=[w[0] for _, w in BAD_STARTS])
 async def test_bad_start_input_fails_the_case_at_once_naming_the_field(env, worker, settings, raw, words):
-    handle = await env.client.start_workflow(WORKFLOW_TYPE, raw, id=workflow_id(raw["case_id"]),
-                                             task_queue=settings.task_queue)
+    handle = await env.client.start_workflow(
+        WORKFLOW_TYPE, raw, id=workflow_id(raw["case_id"]), task_queue=settings.task_queue
+    )
     with pytest.raises(WorkflowFailureError) as caught:
         await asyncio.wait_for(handle.result(), 20)
     cause = caught.value.cause
@@ -186,8 +218,9 @@ async def test_bad_start_input_fails_the_case_at_once_naming_the_field(env, work
 
 async def test_start_payload_that_is_not_json_fails_the_case_at_once(env, worker, settings):
     case_id = f"C-{uuid.uuid4().hex[:10]}"
-    handle = await env.client.start_workflow(WORKFLOW_TYPE, raw_payload(b"\xff{"), id=workflow_id(case_id),
-                                             task_queue=settings.task_queue)
+    handle = await env.client.start_workflow(
+        WORKFLOW_TYPE, raw_payload(b"\xff{"), id=workflow_id(case_id), task_queue=settings.task_queue
+    )
     with pytest.raises(WorkflowFailureError) as caught:
         await asyncio.wait_for(handle.result(), 20)
     assert caught.value.cause.type == "InvalidArgument" and "EscalationInput" in caught.value.cause.message
@@ -196,8 +229,9 @@ async def test_start_payload_that_is_not_json_fails_the_case_at_once(env, worker
 
 async def test_a_case_under_another_workflow_id_fails_at_once(env, worker, settings):
     raw = _start_input()
-    handle = await env.client.start_workflow(WORKFLOW_TYPE, raw, id=f"case-{raw['case_id']}",
-                                             task_queue=settings.task_queue)
+    handle = await env.client.start_workflow(
+        WORKFLOW_TYPE, raw, id=f"case-{raw['case_id']}", task_queue=settings.task_queue
+    )
     with pytest.raises(WorkflowFailureError) as caught:
         await asyncio.wait_for(handle.result(), 20)
     message = caught.value.cause.message
@@ -212,7 +246,7 @@ async def test_maximal_notes_keep_the_state_under_its_bound(env, worker, setting
 
     handle = await open_case(env.client, case_input("standard"), task_queue_name=settings.task_queue)
     await owned(handle)
-    case = Case(handle, handle.id.removeprefix('escalation-'))
+    case = Case(handle, handle.id.removeprefix("escalation-"))
     refused = None
     for _ in range(60):
         try:
@@ -232,7 +266,8 @@ async def test_maximal_notes_keep_the_state_under_its_bound(env, worker, setting
 
 
 async def test_a_stream_of_maximal_updates_cannot_keep_a_case_from_continuing_or_its_deadline_from_firing(
-        short_history_env, settings):
+    short_history_env, settings
+):
     """With the server suggesting continue-as-new every 60 events, 600 maximal notes sent 20 at a time: the
     case hands over to new runs between them (callers retry the moment it takes), every note is applied once,
     and the 3-second acknowledge target at team lead still breaches and climbs."""
@@ -242,7 +277,7 @@ async def test_a_stream_of_maximal_updates_cannot_keep_a_case_from_continuing_or
     async with build_worker(env.client, settings):
         handle = await open_case(env.client, case_input("brisk"), task_queue_name=settings.task_queue)
         await owned(handle)
-        case = Case(handle, handle.id.removeprefix('escalation-'))
+        case = Case(handle, handle.id.removeprefix("escalation-"))
         await case.escalate(EscalateInput(actor="ana", reason="customer_request"))  # to team lead: 3 s to ack
         sent = 0
         gate = asyncio.Semaphore(20)
@@ -259,6 +294,7 @@ async def test_a_stream_of_maximal_updates_cannot_keep_a_case_from_continuing_or
         async def climbed():
             s = await case_state(handle)
             return s if s.tier == "supervisor" else None
+
         state = await eventually(climbed, timeout=30)
         assert any(e.kind == "breached" for e in state.timeline) or state.breaches >= 1
         runs = 0

@@ -21,8 +21,8 @@ from aiohttp import web
 from escalation.client import case_state, open_case
 from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
 from escalation.delivery.inbound import MAX_BODY, build_app
-from escalation.domain.models import ResolveInput, TimelineEntry
 from escalation.delivery.signature import sign
+from escalation.domain.models import ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 from tests.servers import LOOPBACK, free_port
 
@@ -49,11 +49,20 @@ async def inbound(env):
         yield url
 
 
-async def post(url: str, payload: dict | bytes, *, secret: str = SECRET, at: float | None = None,
-               key: str | None = None, signature: str | bytes | None = None) -> httpx.Response:
+async def post(
+    url: str,
+    payload: dict | bytes,
+    *,
+    secret: str = SECRET,
+    at: float | None = None,
+    key: str | None = None,
+    signature: str | bytes | None = None,
+) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json",
-               SIGNATURE_HEADER: signature or sign(secret, body, int(at or time.time()))}
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature or sign(secret, body, int(at or time.time())),
+    }
     if key:
         headers[IDEMPOTENCY_HEADER] = key
     async with httpx.AsyncClient(timeout=10) as client:
@@ -63,13 +72,16 @@ async def post(url: str, payload: dict | bytes, *, secret: str = SECRET, at: flo
 async def resolved_and_checked_in(env, settings):
     handle = await open_case(env.client, case_input("fast"), task_queue_name=settings.task_queue)
     owner = (await owned(handle)).owner.id
-    await handle.execute_update("resolve", ResolveInput(actor=owner, resolution="Refund issued",
-                                                        root_cause="billing_error", kb_article="KB-7"),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor=owner, resolution="Refund issued", root_cause="billing_error", kb_article="KB-7"),
+        result_type=TimelineEntry,
+    )
 
     async def checked_in():
         s = await case_state(handle)
         return s if s.checkins and s.checkins[0].sent_at else None
+
     return handle, await eventually(checked_in, timeout=20)
 
 
@@ -170,10 +182,13 @@ async def test_the_endpoint_connects_with_the_workers_connection_settings(env, t
 # ----- secrets, deadlines and failures: no answer may hang the gateway or show it a traceback
 
 
-@pytest.mark.parametrize("secret, reason", [
-    ("", "ESCALATIONS_INBOUND__SECRET is not set"),
-    ("x" * 31, "ESCALATIONS_INBOUND__SECRET is too short (31 characters): use at least 32"),
-])
+@pytest.mark.parametrize(
+    "secret, reason",
+    [
+        ("", "ESCALATIONS_INBOUND__SECRET is not set"),
+        ("x" * 31, "ESCALATIONS_INBOUND__SECRET is too short (31 characters): use at least 32"),
+    ],
+)
 async def test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret(secret, reason):
     started = await asyncio.to_thread(_inbound, {"ESCALATIONS_INBOUND__SECRET": secret})
     assert started.returncode == 1, started.stderr
@@ -189,8 +204,9 @@ async def test_an_answer_no_worker_takes_is_a_quick_503_with_retry_after(env):
     try:
         async with serving(build_app(env.client, SECRET, tolerance=300, timeout=2)) as url:
             started = time.monotonic()
-            response = await post(url, {"case_id": handle.id.removeprefix("escalation-"), "answer": "fixed"},
-                                  key="gw-msg-503")
+            response = await post(
+                url, {"case_id": handle.id.removeprefix("escalation-"), "answer": "fixed"}, key="gw-msg-503"
+            )
             took = time.monotonic() - started
     finally:
         await handle.terminate("test finished")
@@ -229,7 +245,9 @@ async def test_a_failure_of_the_endpoint_is_a_json_500_with_one_log_line_and_no_
     for leaked in ("Traceback", "RuntimeError", "clock source", "dana@example.org", "inbound.py"):
         assert leaked not in response.text
     [line] = [e for e in logged if e["event"] == "inbound_failed"]
-    assert line["error"] == "RuntimeError" and line["path"] == "/followups" and line["at"].startswith("test_inbound.py:")
+    assert (
+        line["error"] == "RuntimeError" and line["path"] == "/followups" and line["at"].startswith("test_inbound.py:")
+    )
     assert "dana" not in json.dumps(line, default=str).lower()
 
 

@@ -27,8 +27,9 @@ def test_the_package_imports_no_script_benchmark_or_test(path):
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "escalation" / "domain").rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "escalation" / "domain").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_the_domain_imports_no_temporalio_and_nothing_above_it(path):
     above = ("escalation.client", "escalation.cli", "escalation.delivery", "escalation.service", "escalation.dev")
     bad = {m for m in imports(path) if m.split(".")[0] == "temporalio" or m.startswith(above)}

@@ -29,14 +29,20 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
     # and other tests' cases (their workers gone) are held by reps of the usual names.
     worker, queue, _ = await worker_process(env, tmp_path, "logs")
     try:
-        customer = {"id": "cust-night", "name": "Dana Doe", "email": "dana@example.org", "phone": "+49 30 1234567",
-                    "time_zone": _night_zone()}
+        customer = {
+            "id": "cust-night",
+            "name": "Dana Doe",
+            "email": "dana@example.org",
+            "phone": "+49 30 1234567",
+            "time_zone": _night_zone(),
+        }
         handle = await open_case(env.client, case_input("routing", customer=customer), task_queue_name=queue)
         case = EscalationClient(env.client).case(handle.id.removeprefix("escalation-"))
 
         async def offered():
             s = await case_state(handle)
             return s.pending_assignment.rep.id if s.pending_assignment else None
+
         rep = await eventually(offered, timeout=30)
         await case.accept({"actor": rep})
         # The customer's confirmation waits for their contact window; cancelled first, it is dropped (a log line).
@@ -50,6 +56,7 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
 
         async def reassigned():
             return any(e.kind == "reassigned" and e.actor == "roster" for e in (await case.state()).timeline)
+
         await eventually(reassigned, timeout=30)
     finally:
         if worker.returncode is None:

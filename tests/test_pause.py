@@ -9,14 +9,26 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from escalation.domain import rules as R
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain import rules as R
 from escalation.domain.models import CustomerRepliedInput, Status, WaitOnCustomerInput
 from escalation.domain.policy import Policy, PolicyError, load_policy_file
 from escalation.domain.rules import Send
 from tests.cases import case_input
 from tests.test_rules import (
-    MIN, OPENING, STANDARD, ack, answer, closing, esc, make_input, offer, owner, refused, resolution, sends,
+    MIN,
+    OPENING,
+    STANDARD,
+    ack,
+    answer,
+    closing,
+    esc,
+    make_input,
+    offer,
+    owner,
+    refused,
+    resolution,
+    sends,
 )
 
 OFFICE = load_policy_file(Path(__file__).parent / "policies" / "office.toml")
@@ -86,13 +98,16 @@ def test_a_policy_without_calendars_runs_on_wall_clock_time():
     assert state.acknowledge_clock.due_at == SATURDAY_NOON + 5 * MIN
 
 
-@pytest.mark.parametrize("overrides,words", [
-    ({"calendar": "night"}, ["calendar", "night", "always, office"]),
-    ({"severity_calendars": {"low": "weekends"}}, ["severity_calendars.low", "weekends"]),
-    ({"contact_hours": {"mon": ["20:00-08:00"]}}, ["contact_hours", "+1"]),
-    ({"pause": {"limit": "0s"}}, ["limit", "longer than zero"]),
-    ({"pause": {"on_limit": "escalate"}}, ["on_limit"]),
-])
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        ({"calendar": "night"}, ["calendar", "night", "always, office"]),
+        ({"severity_calendars": {"low": "weekends"}}, ["severity_calendars.low", "weekends"]),
+        ({"contact_hours": {"mon": ["20:00-08:00"]}}, ["contact_hours", "+1"]),
+        ({"pause": {"limit": "0s"}}, ["limit", "longer than zero"]),
+        ({"pause": {"on_limit": "escalate"}}, ["on_limit"]),
+    ],
+)
 def test_bad_calendar_settings_in_a_policy_name_the_field(overrides, words):
     with pytest.raises(ValueError) as info:
         office_with(**overrides)
@@ -103,7 +118,8 @@ def test_bad_calendar_settings_in_a_policy_name_the_field(overrides, words):
 def test_unknown_holiday_country_names_the_calendar(tmp_path):
     text = (Path(__file__).parent / "policies" / "office.toml").read_text()
     text = text.replace('name = "office"', 'name = "bad"').replace(
-        '[calendars.always]', '[calendars.office.holidays]\ncountry = "XX"\n\n[calendars.always]')
+        "[calendars.always]", '[calendars.office.holidays]\ncountry = "XX"\n\n[calendars.always]'
+    )
     (tmp_path / "bad.toml").write_text(text)
     with pytest.raises(PolicyError) as info:
         load_policy_file(tmp_path / "bad.toml")
@@ -113,7 +129,8 @@ def test_unknown_holiday_country_names_the_calendar(tmp_path):
 def test_holidays_are_resolved_into_dates_when_the_policy_loads(tmp_path):
     text = (Path(__file__).parent / "policies" / "office.toml").read_text()
     text = text.replace('name = "office"', 'name = "holidays"').replace(
-        '[calendars.always]', '[calendars.office.holidays]\ncountry = "US"\nsubdivision = "NY"\n\n[calendars.always]')
+        "[calendars.always]", '[calendars.office.holidays]\ncountry = "US"\nsubdivision = "NY"\n\n[calendars.always]'
+    )
     (tmp_path / "holidays.toml").write_text(text)
     policy = load_policy_file(tmp_path / "holidays.toml")
     year = datetime.now(UTC).year
@@ -243,14 +260,33 @@ def test_an_owner_with_their_own_hours_hears_in_those_hours_not_the_tiers():
     from escalation.domain.roster import Roster
     from escalation.domain.rules.routing import choose
 
-    roster = Roster.model_validate({
-        "calendars": {"weekend": {"time_zone": "America/New_York", "hours": {"sat": ["08:00-20:00"]}},
-                      "late": {"time_zone": "America/New_York", "hours": {"mon": ["13:00-21:00"]}}},
-        "reps": [{"id": "wes", "name": "Wes", "tier": "agent", "skills": ["billing"], "email": "wes@example.com",
-                  "calendar": "weekend"},
-                 {"id": "lia", "name": "Lia", "tier": "agent", "skills": ["billing"], "email": "lia@example.com",
-                  "calendar": "late"},
-                 {"id": "ana", "name": "Ana", "tier": "agent", "skills": ["billing"], "email": "ana@example.com"}]})
+    roster = Roster.model_validate(
+        {
+            "calendars": {
+                "weekend": {"time_zone": "America/New_York", "hours": {"sat": ["08:00-20:00"]}},
+                "late": {"time_zone": "America/New_York", "hours": {"mon": ["13:00-21:00"]}},
+            },
+            "reps": [
+                {
+                    "id": "wes",
+                    "name": "Wes",
+                    "tier": "agent",
+                    "skills": ["billing"],
+                    "email": "wes@example.com",
+                    "calendar": "weekend",
+                },
+                {
+                    "id": "lia",
+                    "name": "Lia",
+                    "tier": "agent",
+                    "skills": ["billing"],
+                    "email": "lia@example.com",
+                    "calendar": "late",
+                },
+                {"id": "ana", "name": "Ana", "tier": "agent", "skills": ["billing"], "email": "ana@example.com"},
+            ],
+        }
+    )
 
     def told(rep_id: str, at: datetime, **overrides) -> datetime | None:
         state, effects = R.open_case(office_input(**overrides), OFFICE, at, OPENING)

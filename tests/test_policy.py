@@ -31,8 +31,12 @@ def policy_data(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": "p",
         "version": "1",
-        "tiers": [tier("agent", limit="25"), tier("team_lead", limit="100"),
-                  tier("supervisor", limit="500"), tier("manager", limit="5000")],
+        "tiers": [
+            tier("agent", limit="25"),
+            tier("team_lead", limit="100"),
+            tier("supervisor", limit="500"),
+            tier("manager", limit="5000"),
+        ],
     }
     data.update(overrides)
     return data
@@ -126,8 +130,9 @@ def test_ladder_helpers():
 
 
 def test_partial_ladder():
-    policy = Policy.model_validate(policy_data(tiers=[tier("agent"), tier("manager", limit=None)],
-                                               threat_tier="manager"))
+    policy = Policy.model_validate(
+        policy_data(tiers=[tier("agent"), tier("manager", limit=None)], threat_tier="manager")
+    )
     assert policy.ladder == [A, MG]
     assert policy.above(A) == MG
     assert policy.lowest_tier_granting(Decimal("1000000")) == MG
@@ -166,8 +171,15 @@ def test_parse_duration_passes_other_values_through():
     assert parse_duration("1h30m") == timedelta(minutes=90)
 
 
-@pytest.mark.parametrize("bad,words", [("99999999999999d", "at most 366 days"), (-5, "must be positive"),
-                                       (float("nan"), "must be positive"), ("PT-5M", "must be positive")])
+@pytest.mark.parametrize(
+    "bad,words",
+    [
+        ("99999999999999d", "at most 366 days"),
+        (-5, "must be positive"),
+        (float("nan"), "must be positive"),
+        ("PT-5M", "must be positive"),
+    ],
+)
 def test_durations_out_of_bounds_are_refused_in_words(bad, words):
     with pytest.raises(ValueError, match=words):
         parse_duration(bad)
@@ -195,18 +207,28 @@ def test_zero_durations_are_rejected(zero):
         ({"tiers": [tier("manager"), tier("supervisor", limit="5000")]}, ["tiers", "lowest first"]),
         ({"tiers": [tier("agent"), tier("agent")], "threat_tier": "agent"}, ["tiers", "appear once"]),
         ({"tiers": []}, ["tiers", "at least one tier"]),
-        ({"tiers": [tier("agent", limit="100"), tier("team_lead", limit="25")], "threat_tier": "agent"},
-         ["authority_limit", "shrink"]),
-        ({"tiers": [tier("agent", limit=None), tier("team_lead", limit="25")], "threat_tier": "agent"},
-         ["authority_limit", "shrink"]),
+        (
+            {"tiers": [tier("agent", limit="100"), tier("team_lead", limit="25")], "threat_tier": "agent"},
+            ["authority_limit", "shrink"],
+        ),
+        (
+            {"tiers": [tier("agent", limit=None), tier("team_lead", limit="25")], "threat_tier": "agent"},
+            ["authority_limit", "shrink"],
+        ),
         ({"tiers": [tier("agent"), tier("manager")], "threat_tier": "supervisor"}, ["threat_tier", "supervisor"]),
         ({"customer_request_tier": "director"}, ["customer_request_tier"]),
-        ({"tiers": [tier("agent"), tier("manager")], "threat_tier": "manager", "customer_request_tier": "team_lead"},
-         ["customer_request_tier", "team_lead", "not on this policy's ladder"]),
-        ({"tiers": [tier("agent"), tier("manager")], "threat_tier": "manager", "close_lost_tiers": ["supervisor"]},
-         ["close_lost_tiers", "supervisor"]),
-        ({"tiers": [tier("agent", ack="2h", res="1h")], "threat_tier": "agent"},
-         ["acknowledge_within must not be longer than resolve_within"]),
+        (
+            {"tiers": [tier("agent"), tier("manager")], "threat_tier": "manager", "customer_request_tier": "team_lead"},
+            ["customer_request_tier", "team_lead", "not on this policy's ladder"],
+        ),
+        (
+            {"tiers": [tier("agent"), tier("manager")], "threat_tier": "manager", "close_lost_tiers": ["supervisor"]},
+            ["close_lost_tiers", "supervisor"],
+        ),
+        (
+            {"tiers": [tier("agent", ack="2h", res="1h")], "threat_tier": "agent"},
+            ["acknowledge_within must not be longer than resolve_within"],
+        ),
         ({"tiers": [tier("agent", ack="5m", res="0s")], "threat_tier": "agent"}, ["resolve_within"]),
         ({"tiers": [tier("agent", limit="-1")], "threat_tier": "agent"}, ["authority_limit", "negative"]),
         ({"tiers": [tier("agent", limit="1.234")], "threat_tier": "agent"}, ["authority_limit", "decimal places"]),
@@ -220,8 +242,10 @@ def test_zero_durations_are_rejected(zero):
         ({"skip_reasons": ["sometimes"]}, ["skip_reasons"]),
         ({"threat_tiers": "supervisor"}, ["threat_tiers", "Extra inputs are not permitted"]),
         ({"followups": {"offset": ["1d"]}}, ["followups.offset", "Extra inputs are not permitted"]),
-        ({"tiers": [{**tier("agent"), "ack_within": "5m"}], "threat_tier": "agent"},
-         ["ack_within", "Extra inputs are not permitted"]),
+        (
+            {"tiers": [{**tier("agent"), "ack_within": "5m"}], "threat_tier": "agent"},
+            ["ack_within", "Extra inputs are not permitted"],
+        ),
         ({"tiers": [tier("director")]}, ["tiers.0.name"]),
         ({"version": None}, ["version"]),
     ],
@@ -333,22 +357,47 @@ def test_store_picks_up_edits(tmp_path):
 
 # ----- roster
 
-ROSTER = Roster.model_validate({"reps": [
-    {"id": "ana", "name": "Ana", "tier": "agent", "skills": ["billing", "orders"], "languages": ["en", "pt"]},
-    {"id": "ben", "name": "Ben", "tier": "agent", "skills": ["billing", "mobile"], "languages": ["en", "de"]},
-    {"id": "cy", "name": "Cy", "tier": "agent", "skills": ["billing", "orders", "mobile"], "languages": ["en"],
-     "active": False},
-    {"id": "dee", "name": "Dee", "tier": "agent", "skills": ["billing"], "languages": ["en"]},
-    {"id": "tara", "name": "Tara", "tier": "team_lead", "skills": ["billing", "orders", "mobile"],
-     "languages": ["en", "de"], "authority_limit": "150"},
-]})
+ROSTER = Roster.model_validate(
+    {
+        "reps": [
+            {"id": "ana", "name": "Ana", "tier": "agent", "skills": ["billing", "orders"], "languages": ["en", "pt"]},
+            {"id": "ben", "name": "Ben", "tier": "agent", "skills": ["billing", "mobile"], "languages": ["en", "de"]},
+            {
+                "id": "cy",
+                "name": "Cy",
+                "tier": "agent",
+                "skills": ["billing", "orders", "mobile"],
+                "languages": ["en"],
+                "active": False,
+            },
+            {"id": "dee", "name": "Dee", "tier": "agent", "skills": ["billing"], "languages": ["en"]},
+            {
+                "id": "tara",
+                "name": "Tara",
+                "tier": "team_lead",
+                "skills": ["billing", "orders", "mobile"],
+                "languages": ["en", "de"],
+                "authority_limit": "150",
+            },
+        ]
+    }
+)
 
 
-def choose(case_id: str, tier_: Tier, skills: list[str], language: str, *, prefer: str | None = None,
-           exclude: tuple[str, ...] = (), roster: Roster = ROSTER):
+def choose(
+    case_id: str,
+    tier_: Tier,
+    skills: list[str],
+    language: str,
+    *,
+    prefer: str | None = None,
+    exclude: tuple[str, ...] = (),
+    roster: Roster = ROSTER,
+):
     """The routing choice with nobody's load known and everyone working (routing has its own tests)."""
-    req = Assign(case_id=case_id, tier=tier_, stint=1, skills=skills, language=language, prefer=prefer,
-                 exclude=list(exclude))
+    req = Assign(
+        case_id=case_id, tier=tier_, stint=1, skills=skills, language=language, prefer=prefer, exclude=list(exclude)
+    )
     return routing.choose(roster, req, None, datetime(2026, 3, 2, 9, tzinfo=UTC)).owner
 
 
@@ -417,8 +466,10 @@ def test_duplicate_rep_ids_are_rejected(tmp_path):
         Roster.model_validate({"reps": [rep, {**rep, "name": "Other Ana"}]})
     assert "id 'ana' appears twice" in str(info.value)
     path = tmp_path / "roster.toml"
-    path.write_text('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\n'
-                    '[[reps]]\nid = "ana"\nname = "B"\ntier = "manager"\n', encoding="utf-8")
+    path.write_text(
+        '[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\n[[reps]]\nid = "ana"\nname = "B"\ntier = "manager"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(RosterError) as err:
         load_roster(path)
     assert "roster.toml" in str(err.value) and "appears twice" in str(err.value)
@@ -474,8 +525,13 @@ def test_roster_store_picks_up_edits(tmp_path):
 def input_data(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "case_id": "C-1",
-        "customer": {"id": "cust-1", "name": "Dana", "email": "dana@example.org", "time_zone": "Europe/Berlin",
-                     "lifetime_value": "4200.50"},
+        "customer": {
+            "id": "cust-1",
+            "name": "Dana",
+            "email": "dana@example.org",
+            "time_zone": "Europe/Berlin",
+            "lifetime_value": "4200.50",
+        },
         "channel": "call",
         "category": "billing",
         "summary": "Charged twice",
@@ -541,8 +597,9 @@ def test_bad_input_is_rejected_at_the_field(data, loc, words):
     assert any(tuple(e["loc"]) == loc and words in e["msg"] for e in errs), errs
 
 
-@pytest.mark.parametrize("missing", ["case_id", "customer", "channel", "category", "summary", "desired_outcome",
-                                     "opened_by"])
+@pytest.mark.parametrize(
+    "missing", ["case_id", "customer", "channel", "category", "summary", "desired_outcome", "opened_by"]
+)
 def test_missing_required_field(missing):
     data = input_data()
     del data[missing]
@@ -559,8 +616,9 @@ def test_missing_customer_field(missing):
 
 
 def test_sms_customer_with_a_phone_needs_no_email():
-    inp = EscalationInput.model_validate(input_data(customer=customer(email=None, phone="+1 555 0100",
-                                                                      preferred_channel="sms")))
+    inp = EscalationInput.model_validate(
+        input_data(customer=customer(email=None, phone="+1 555 0100", preferred_channel="sms"))
+    )
     assert inp.customer.contact_channels() == ["sms", "call"]
 
 

@@ -24,6 +24,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,9 @@ import pytest_asyncio
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from escalation.client.converter import data_converter
 from escalation.config import Settings
 from escalation.constants import workflow_id
-from escalation.client.converter import data_converter
 from escalation.domain.models import EscalationInput
 from tests.conftest import _binary, _keys
 
@@ -109,7 +110,7 @@ def _close(walk: Walkthrough, pending: list[str]) -> None:
     code = re.search(r"\(exit (\d+)\)\s*$", expected)
     if code:
         walk.steps[-1].exit = int(code.group(1))
-        expected = expected[:code.start()].rstrip()
+        expected = expected[: code.start()].rstrip()
     walk.steps[-1].expected = expected
     pending.clear()
 
@@ -142,8 +143,9 @@ def _runnable(command: str, task_queue: str) -> str:
     """The command as this test runs it: this environment's binaries, the worker's task queue, one look for
     `watch`."""
     bin_dir = str(Path(sys.executable).parent)
-    command = command.replace(".venv/bin/", bin_dir + "/").replace("--task-queue escalations",
-                                                                    f"--task-queue {task_queue}")
+    command = command.replace(".venv/bin/", bin_dir + "/").replace(
+        "--task-queue escalations", f"--task-queue {task_queue}"
+    )
     code, comment = re.match(r"^(.*?)(\s+#\s.*)?$", command).groups()
     if re.search(r"\$E watch\b|escalations watch\b", code) and "--timeout" not in code:
         code += " --timeout 0"
@@ -158,11 +160,15 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
     address = request.config.getoption("--temporal-address")
     if address:
         from temporalio.client import Client
+
         yield WorkflowEnvironment.from_client(await Client.connect(address, data_converter=data_converter))
         return
     environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys(),
-        dev_server_log_level="error")
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=data_converter,
+        search_attributes=_keys(),
+        dev_server_log_level="error",
+    )
     yield environment
     await environment.shutdown()
 
@@ -170,8 +176,12 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """As `make run` has it: the project's policies and roster."""
-    return Settings(task_queue=f"readme-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data",
-                    policy_dir=ROOT / "config" / "policies", roster_path=ROOT / "config" / "roster.toml")
+    return Settings(
+        task_queue=f"readme-{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path / "data",
+        policy_dir=ROOT / "config" / "policies",
+        roster_path=ROOT / "config" / "roster.toml",
+    )
 
 
 WALKTHROUGHS = walkthroughs(README.read_text())
@@ -197,8 +207,12 @@ async def test_walkthrough(walk: Walkthrough, env, worker, settings):
     client = env.client
     await _end(client, walk.case_ids, "the walkthrough starts again")
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    run_env |= {"TEMPORAL_ADDRESS": client.service_client.config.target_host, "TEMPORAL_NAMESPACE": client.namespace,
-                "ESCALATIONS_TASK_QUEUE": settings.task_queue, "TEMPORAL_CONFIG_FILE": str(_no_profile(settings))}
+    run_env |= {
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "ESCALATIONS_TASK_QUEUE": settings.task_queue,
+        "TEMPORAL_CONFIG_FILE": str(_no_profile(settings)),
+    }
     setup: list[str] = []
     try:
         for step in walk.steps:
@@ -206,8 +220,16 @@ async def test_walkthrough(walk: Walkthrough, env, worker, settings):
                 setup.append(_runnable(step.command, settings.task_queue))
                 continue
             script = "\n".join([*setup, _runnable(step.command, settings.task_queue)])
-            done = await asyncio.to_thread(subprocess.run, ["bash", "-c", script], cwd=ROOT, env=run_env,
-                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+            done = await asyncio.to_thread(
+                subprocess.run,
+                ["bash", "-c", script],
+                cwd=ROOT,
+                env=run_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=120,
+            )
             where = f"README.md:{step.line}: {step.command}\n--- output (exit {done.returncode}):\n{done.stdout}"
             assert done.returncode == step.exit, where
             assert matches(step.expected, done.stdout), f"{where}--- expected:\n{step.expected}"
@@ -251,33 +273,46 @@ async def _end(client, case_ids: list[str], reason: str) -> None:
 
 def test_the_matcher():
     assert matches("opened case C-1 (workflow escalation-C-1)", "opened case C-1 (workflow escalation-C-1)\n")
-    assert matches("error: amount: 80 EUR ... team_lead (limit 100); ... exit 3",
-                   "error: amount: 80 EUR would bring ... team_lead (limit 100); the customer\nexit 3\n")
+    assert matches(
+        "error: amount: 80 EUR ... team_lead (limit 100); ... exit 3",
+        "error: amount: 80 EUR would bring ... team_lead (limit 100); the customer\nexit 3\n",
+    )
     assert not matches("#... acknowledged at agent", "#3 2026-11-24 09:05:12 assignment_accepted at agent")
     assert matches("#... acknowledged at agent by ben", "#3 2026-11-24 09:05:12 acknowledged at agent by ben: x")
     assert not matches("callback-1 scheduled", "error: at: ...")
-    walk = walkthroughs("# S\n<!-- walkthrough -->\n```sh\nE=x\n$E a C-0001 \\\n  --b\n#  out\n#  more (exit 3)\n"
-                        "# a comment\n$E c C-0001  # why\n```\n")[0]
+    walk = walkthroughs(
+        "# S\n<!-- walkthrough -->\n```sh\nE=x\n$E a C-0001 \\\n  --b\n#  out\n#  more (exit 3)\n"
+        "# a comment\n$E c C-0001  # why\n```\n"
+    )[0]
     assert [(s.command, s.expected, s.exit) for s in walk.steps] == [
-        ("E=x", "", 0), ("$E a C-0001 --b", "out more", 3), ("$E c C-0001  # why", "", 0)]
+        ("E=x", "", 0),
+        ("$E a C-0001 --b", "out more", 3),
+        ("$E c C-0001  # why", "", 0),
+    ]
     assert _runnable("$E watch C-1  # until it closes", "q").endswith("$E watch C-1 --timeout 0  # until it closes")
 
 
 def test_callback_times_as_a_day_and_time_on_the_customers_clock():
     """The relative forms the callback walkthrough uses (`--at "tomorrow 22:00"`, `"mon 15:00"`)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from escalation.cli import customer_day
-    monday_1530_berlin = datetime(2026, 11, 30, 14, 30, tzinfo=timezone.utc)
+
+    monday_1530_berlin = datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
     cases = {
-        "tomorrow 22:00": "2026-12-01T22:00", "today 9:05": "2026-11-30T09:05",
-        "mon 16:00": "2026-11-30T16:00", "Monday 15:00": "2026-12-07T15:00",  # today only while still ahead
-        "sun 10:00": "2026-12-06T10:00", "FRI 08:00": "2026-12-04T08:00",
+        "tomorrow 22:00": "2026-12-01T22:00",
+        "today 9:05": "2026-11-30T09:05",
+        "mon 16:00": "2026-11-30T16:00",
+        "Monday 15:00": "2026-12-07T15:00",  # today only while still ahead
+        "sun 10:00": "2026-12-06T10:00",
+        "FRI 08:00": "2026-12-04T08:00",
     }
     for given, wanted in cases.items():
         assert customer_day(given, "Europe/Berlin", monday_1530_berlin) == wanted, given
     # Their date, not ours: at 01:30 UTC on Tuesday it is still Monday evening in New York.
-    assert customer_day("tomorrow 10:00", "America/New_York", datetime(2026, 12, 1, 1, 30, tzinfo=timezone.utc)) \
+    assert (
+        customer_day("tomorrow 10:00", "America/New_York", datetime(2026, 12, 1, 1, 30, tzinfo=UTC))
         == "2026-12-01T10:00"
+    )
     for other in ("earliest", "2026-11-24T15:00", "monkey 10:00", "mon 25:00", "tomorrow"):
         assert customer_day(other, "Europe/Berlin", monday_1530_berlin) is None, other

@@ -10,19 +10,28 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHandle
-from escalation.client.converter import data_converter
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer
 
 from escalation.client import case_state, open_case
+from escalation.client.converter import data_converter
 from escalation.domain.models import (
-    AcceptInput, Callback, CallbackOutcomeInput, ReassignInput, ScheduleCallbackInput,
-    AcknowledgeInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
-    ResolveInput, TimelineEntry,
+    AcceptInput,
+    AcknowledgeInput,
+    Callback,
+    CallbackOutcomeInput,
+    EscalateInput,
+    FollowUpResponseInput,
+    NoteInput,
+    Offer,
+    OfferInput,
+    OfferResponseInput,
+    ReassignInput,
+    ResolveInput,
+    ScheduleCallbackInput,
+    TimelineEntry,
 )
-from temporalio.client import WorkflowHistory
-import pytest
-
 from escalation.domain.rules import holder
 from tests.cases import case_input, eventually, owned
 from workflows import Escalation
@@ -37,20 +46,34 @@ async def drive_full_story(client: Client, task_queue: str) -> WorkflowHandle:
     await owned(handle)
     te = TimelineEntry
     await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=te)
-    await handle.execute_update("add_note", NoteInput(actor="ana", text="Very upset", sentiment="angry"), result_type=te)
+    await handle.execute_update(
+        "add_note", NoteInput(actor="ana", text="Very upset", sentiment="angry"), result_type=te
+    )
     await handle.execute_update("escalate", EscalateInput(actor="ana", reason="needs_authority"), result_type=te)
     await owned(handle)
-    await handle.execute_update("propose_offer", OfferInput(actor="tara", kind="compensation", amount=Decimal("60"),
-                                                            description="Refund"), result_type=Offer)
-    await handle.execute_update("record_offer_response", OfferResponseInput(actor="tara", offer_id="offer-1",
-                                                                            answer="accepted"), result_type=Offer)
-    await handle.execute_update("resolve", ResolveInput(actor="tara", resolution="Refunded", root_cause="billing_error",
-                                                        kb_article="KB-1"), result_type=te)
+    await handle.execute_update(
+        "propose_offer",
+        OfferInput(actor="tara", kind="compensation", amount=Decimal("60"), description="Refund"),
+        result_type=Offer,
+    )
+    await handle.execute_update(
+        "record_offer_response",
+        OfferResponseInput(actor="tara", offer_id="offer-1", answer="accepted"),
+        result_type=Offer,
+    )
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor="tara", resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
+        result_type=te,
+    )
     await eventually(lambda: _checkin_sent(handle, 0))
     await handle.execute_update("followup_response", FollowUpResponseInput(answer="not_fixed"), result_type=te)
     await owned(handle)
-    await handle.execute_update("resolve", ResolveInput(actor="tara", resolution="Mandate fixed",
-                                                        root_cause="process_failure", kb_missing=True), result_type=te)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor="tara", resolution="Mandate fixed", root_cause="process_failure", kb_missing=True),
+        result_type=te,
+    )
     await eventually(lambda: _checkin_sent(handle, 2))
     await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"), result_type=te)
     await handle.result()
@@ -66,21 +89,29 @@ async def drive_routing_story(client: Client, task_queue: str) -> WorkflowHandle
     te = TimelineEntry
     first = await eventually(lambda: _holder(handle))
     await handle.execute_update("accept", AcceptInput(actor=first), result_type=te)
-    await handle.execute_update("schedule_callback", ScheduleCallbackInput(actor=first, at="earliest"),
-                                result_type=Callback)
+    await handle.execute_update(
+        "schedule_callback", ScheduleCallbackInput(actor=first, at="earliest"), result_type=Callback
+    )
     for attempt, result in enumerate(("no_answer", "reached"), start=1):
         await eventually(lambda: _callback_due(handle, attempt))  # outcomes before the due time are refused
-        await handle.execute_update("record_callback_outcome", CallbackOutcomeInput(
-            actor=first, callback_id="callback-1", outcome=result), result_type=Callback)
+        await handle.execute_update(
+            "record_callback_outcome",
+            CallbackOutcomeInput(actor=first, callback_id="callback-1", outcome=result),
+            result_type=Callback,
+        )
     later = datetime.now(UTC) + timedelta(hours=2)
-    await handle.execute_update("schedule_callback", ScheduleCallbackInput(actor=first, at=later, owner="tara"),
-                                result_type=Callback)
+    await handle.execute_update(
+        "schedule_callback", ScheduleCallbackInput(actor=first, at=later, owner="tara"), result_type=Callback
+    )
     other = "ben" if first == "ana" else "ana"
     await handle.execute_update("reassign", ReassignInput(actor="tara", reason="shift ended", to=other), result_type=te)
     second = await eventually(lambda: _holder(handle, other_than=first))
     await handle.execute_update("acknowledge", AcknowledgeInput(actor=second), result_type=te)
-    await handle.execute_update("resolve", ResolveInput(actor=second, resolution="Refunded", root_cause="billing_error",
-                                                        kb_article="KB-1"), result_type=te)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor=second, resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
+        result_type=te,
+    )
     await eventually(lambda: _checkin_sent(handle, 0))
     await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"), result_type=te)
     await handle.result()
@@ -126,18 +157,21 @@ async def test_fresh_history_replays(env, worker, settings, story):
 
 
 async def _record(names: list[str]) -> None:
-    from temporalio.testing import WorkflowEnvironment
-
-    from tests.conftest import TESTS, _binary, _keys
-    from escalation.config import Settings
-    from worker import build_worker
     import tempfile
 
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=_binary("temporal"),
-                                                data_converter=data_converter, search_attributes=_keys())
+    from temporalio.testing import WorkflowEnvironment
+
+    from escalation.config import Settings
+    from tests.conftest import TESTS, _binary, _keys
+    from worker import build_worker
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys()
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(task_queue="record", data_dir=Path(tmp), policy_dir=TESTS / "policies",
-                            roster_path=TESTS / "roster.toml")
+        settings = Settings(
+            task_queue="record", data_dir=Path(tmp), policy_dir=TESTS / "policies", roster_path=TESTS / "roster.toml"
+        )
         async with build_worker(env.client, settings):
             for name in names:
                 handle = await STORIES[name](env.client, settings.task_queue)

@@ -13,12 +13,19 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from escalation.client.converter import MAX_INPUT_BYTES
 from escalation.domain import rules as R
 from escalation.domain.carry import CarriedCase
-from escalation.client.converter import MAX_INPUT_BYTES
 from escalation.domain.models import (
-    TEXT_CHARS, CaseState, CustomerRepliedInput, DeEscalateInput, EscalateInput, NoteInput, OfferInput,
-    OfferResponseInput, WaitOnCustomerInput,
+    TEXT_CHARS,
+    CaseState,
+    CustomerRepliedInput,
+    DeEscalateInput,
+    EscalateInput,
+    NoteInput,
+    OfferInput,
+    OfferResponseInput,
+    WaitOnCustomerInput,
 )
 from escalation.domain.rules import RuleViolation
 from escalation.domain.rules.retention import STATE_BYTES, TIMELINE_KEPT, require_room, size
@@ -42,8 +49,7 @@ def commands(n: int) -> list[tuple[Any, Any]]:
         (R.escalate, EscalateInput(actor=actor, reason="customer_request", detail=WIDE)),
         (R.de_escalate, DeEscalateInput(actor=actor, reason=WIDE)),
         (R.propose_offer, OfferInput(actor=actor, kind="goodwill", amount=Decimal("1"), description=LINE)),
-        (R.record_offer_response, OfferResponseInput(actor=actor, offer_id=f"offer-{n}", answer="declined",
-                                                     note=WIDE)),
+        (R.record_offer_response, OfferResponseInput(actor=actor, offer_id=f"offer-{n}", answer="declined", note=WIDE)),
     ]
 
 
@@ -59,9 +65,14 @@ def run(state: CaseState, rule: Any, cmd: Any, minutes: int) -> CaseState:
 
 
 def carried(state: CaseState) -> int:
-    return size(CarriedCase(state=state, policy=STANDARD.model_dump(mode="json"), published=0,
-                            answered={str(i): {"entry": [i, "note", NOW.isoformat(), "a" * 200, "agent"]}
-                                      for i in range(1000)}))
+    return size(
+        CarriedCase(
+            state=state,
+            policy=STANDARD.model_dump(mode="json"),
+            published=0,
+            answered={str(i): {"entry": [i, "note", NOW.isoformat(), "a" * 200, "agent"]} for i in range(1000)},
+        )
+    )
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,8 +107,9 @@ def test_a_full_case_refuses_more_text_naming_why_and_changes_nothing():
         if waited is state:
             break
         state = run(waited, R.customer_replied, CustomerRepliedInput(actor="ana"), 2 * i + 1)
-    after, _ = R.wait_on_customer(state, STANDARD, WaitOnCustomerInput(actor="ana", reason=WIDE),
-                                  NOW + timedelta(days=1))
+    after, _ = R.wait_on_customer(
+        state, STANDARD, WaitOnCustomerInput(actor="ana", reason=WIDE), NOW + timedelta(days=1)
+    )
     try:
         require_room(state, after)
     except RuleViolation as err:

@@ -26,11 +26,17 @@ from typer.testing import CliRunner
 
 from escalation.cli import Code, app
 from escalation.client import EscalationClient
-from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.client.errors import (
-    CaseUnavailable, CredentialsRefused, EscalationError, InvalidArgument, InvalidState, NamespaceNotFound,
-    NoWorker, Unreachable,
+    CaseUnavailable,
+    CredentialsRefused,
+    EscalationError,
+    InvalidArgument,
+    InvalidState,
+    NamespaceNotFound,
+    NoWorker,
+    Unreachable,
 )
+from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.domain.models import EscalationInput, NoteInput, TimelineEntry
 from tests.cases import case_input, eventually
 from tests.test_cli import connection, worker_logs_stay_out_of_cli_output  # noqa: F401 (an autouse fixture)
@@ -65,8 +71,13 @@ async def open_stuck(env, task_queue: str, inp: EscalationInput, *, task_timeout
     updates (the task's third attempt is pending). The failing worker is gone when this returns, so the
     next worker to poll the queue picks the case up."""
     async with failing_worker(env, task_queue):
-        handle = await env.client.start_workflow(WORKFLOW_TYPE, inp, id=workflow_id(inp.case_id),
-                                                 task_queue=task_queue, task_timeout=timedelta(seconds=task_timeout))
+        handle = await env.client.start_workflow(
+            WORKFLOW_TYPE,
+            inp,
+            id=workflow_id(inp.case_id),
+            task_queue=task_queue,
+            task_timeout=timedelta(seconds=task_timeout),
+        )
         # The first attempt fails at once; the second is not reported and times out after `task_timeout`.
         await eventually(lambda: _at_least(task_attempt(handle), 2), timeout=30)
     await eventually(lambda: _at_least(task_attempt(handle), 3), timeout=30 + task_timeout)
@@ -78,14 +89,20 @@ async def _at_least(attempt, n: int) -> bool:
 
 
 def accepted_update_ids(history) -> list[str]:
-    return [e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
-            for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    return [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
 
 
 def retries(caplog: pytest.LogCaptureFixture) -> list[dict[str, str]]:
     """The client's retry log lines, as fields."""
-    return [dict(re.findall(r"(\w+)=(\S+)", r.getMessage())) for r in caplog.records
-            if r.name == "escalation.client" and r.getMessage().startswith("update_retry")]
+    return [
+        dict(re.findall(r"(\w+)=(\S+)", r.getMessage()))
+        for r in caplog.records
+        if r.name == "escalation.client" and r.getMessage().startswith("update_retry")
+    ]
 
 
 @pytest_asyncio.fixture
@@ -105,10 +122,12 @@ async def test_a_case_whose_workflow_task_fails_refuses_commands_with_a_typed_re
     err = caught.value
     assert isinstance(err, EscalationError) and err.type == "CaseUnavailable" and err.retryable
     assert err.update_id == "note-1"
-    assert str(err).startswith(f"case {case_id} cannot take commands right now: its workflow task is failing "
-                               "(a worker restarted mid-task, or the case is stuck); nothing was applied. Try again "
-                               "shortly with the same update id; if it persists, `escalations doctor` lists stuck "
-                               "cases")
+    assert str(err).startswith(
+        f"case {case_id} cannot take commands right now: its workflow task is failing "
+        "(a worker restarted mid-task, or the case is stuck); nothing was applied. Try again "
+        "shortly with the same update id; if it persists, `escalations doctor` lists stuck "
+        "cases"
+    )
     # The server's own words (FAILED_PRECONDITION with a WorkflowNotReadyFailure detail) are kept at the end.
     assert "Workflow Task in failed state" in str(err)
 
@@ -204,9 +223,25 @@ def test_cli_help_names_the_update_id_and_exit_code_9():
     runner = CliRunner()
     top = runner.invoke(app, ["--help"]).stdout
     assert "--retry-timeout" in top and "9 the case cannot take commands for now" in " ".join(top.split())
-    for name in (["ack"], ["escalate"], ["de-escalate"], ["note"], ["offer"], ["offer-response"], ["wait"],
-                 ["replied"], ["resolve"], ["followup"], ["close"], ["accept"], ["reassign"],
-                 ["callback", "schedule"], ["callback", "outcome"], ["callback", "reschedule"], ["callback", "cancel"]):
+    for name in (
+        ["ack"],
+        ["escalate"],
+        ["de-escalate"],
+        ["note"],
+        ["offer"],
+        ["offer-response"],
+        ["wait"],
+        ["replied"],
+        ["resolve"],
+        ["followup"],
+        ["close"],
+        ["accept"],
+        ["reassign"],
+        ["callback", "schedule"],
+        ["callback", "outcome"],
+        ["callback", "reschedule"],
+        ["callback", "cancel"],
+    ):
         assert "--update-id" in runner.invoke(app, [*name, "--help"]).stdout, name
 
 
@@ -214,21 +249,36 @@ async def test_cli_exit_code_and_the_update_id_to_retry_with_for_a_stuck_case(en
     case_id, _ = stuck
     result = await asyncio.to_thread(invoke, env, "--retry-timeout", "0", "note", case_id, "calmer", "-a", "ana")
     assert result.exit_code == Code.UNAVAILABLE == 9, result.output
-    assert result.stderr.startswith(f"error: case {case_id} cannot take commands right now: its workflow task is "
-                                    "failing")
+    assert result.stderr.startswith(
+        f"error: case {case_id} cannot take commands right now: its workflow task is failing"
+    )
     assert "`escalations doctor` lists stuck cases" in result.stderr
-    match = re.search(rf"to retry safely, send the same command with --update-id ({UUID}) \(the case applies it "
-                      r"once\)", result.stderr)
+    match = re.search(
+        rf"to retry safely, send the same command with --update-id ({UUID}) \(the case applies it "
+        r"once\)",
+        result.stderr,
+    )
     assert match, result.stderr
-    mine = await asyncio.to_thread(invoke, env, "--retry-timeout", "0", "ack", case_id, "-a", "ana",
-                                   "--update-id", "ack-7")
+    mine = await asyncio.to_thread(
+        invoke, env, "--retry-timeout", "0", "ack", case_id, "-a", "ana", "--update-id", "ack-7"
+    )
     assert mine.exit_code == 9 and "--update-id ack-7 " in mine.stderr
 
 
 async def test_cli_update_id_makes_a_repeated_command_safe(env, esc, settings):
     case = await esc.open(case_input())
-    args = ["--task-queue", settings.task_queue, "note", case.case_id, "promised a refund", "-a", "ana",
-            "--update-id", "desk-42", "--json"]
+    args = [
+        "--task-queue",
+        settings.task_queue,
+        "note",
+        case.case_id,
+        "promised a refund",
+        "-a",
+        "ana",
+        "--update-id",
+        "desk-42",
+        "--json",
+    ]
     first = await asyncio.to_thread(invoke, env, *args)
     second = await asyncio.to_thread(invoke, env, *args)
     assert first.exit_code == second.exit_code == 0, first.output + second.output

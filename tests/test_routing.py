@@ -12,23 +12,32 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from temporalio.client import WorkflowUpdateFailedError
 
-from escalation.domain import rules as R
 from escalation.client import case_state, open_case
-from escalation.search import holding_query
 from escalation.constants import ERR_INVALID_STATE, SA_OWNER
+from escalation.domain import rules as R
 from escalation.domain.models import (
-    AcceptInput, AcknowledgeInput, AssignmentStatus, EscalateInput, CaseState, ReassignInput, ResolveInput, Tier, TimelineEntry,
+    AcceptInput,
+    AcknowledgeInput,
+    AssignmentStatus,
+    CaseState,
+    EscalateInput,
+    ReassignInput,
+    ResolveInput,
+    Tier,
+    TimelineEntry,
 )
 from escalation.domain.policy import Policy, load_policy_file
 from escalation.domain.roster import Roster, RosterError, load_roster
-from escalation.service.roster_watch import reassign_inactive
 from escalation.domain.rules import Routed
 from escalation.domain.rules.routing import choose
 from escalation.domain.rules.step import Assign, MessageKind
+from escalation.search import holding_query
+from escalation.service.roster_watch import reassign_inactive
 from tests.cases import case_input, eventually
 from tests.test_rules import OPENING, STANDARD, assigns, kinds, refused, sends
 
@@ -46,8 +55,15 @@ def roster(*reps: dict[str, Any], calendars: dict[str, Any] | None = None) -> Ro
 
 
 def rep(rep_id: str, tier: str = "agent", **kw: Any) -> dict[str, Any]:
-    return {"id": rep_id, "name": rep_id.title(), "tier": tier, "skills": ["billing"], "languages": ["en"],
-            "email": f"{rep_id}@example.com", **kw}
+    return {
+        "id": rep_id,
+        "name": rep_id.title(),
+        "tier": tier,
+        "skills": ["billing"],
+        "languages": ["en"],
+        "email": f"{rep_id}@example.com",
+        **kw,
+    }
 
 
 def ask(tier: Tier = A, skills: tuple[str, ...] = ("billing",), language: str = "en", **kw: Any) -> Assign:
@@ -59,23 +75,32 @@ def chosen(r: Roster, loads: dict[str, int] | None = None, now: datetime = NOW, 
     return owner.id if owner else None
 
 
-OFFICE_NY = {"time_zone": "America/New_York", "hours": {d: ["09:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")}}
+OFFICE_NY = {
+    "time_zone": "America/New_York",
+    "hours": {d: ["09:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+}
 NIGHTS = {"time_zone": "America/New_York", "hours": {d: ["22:00-06:00+1"] for d in ("mon", "tue", "wed", "thu", "fri")}}
 
 
 # ----- the choice
 
 
-@pytest.mark.parametrize(("skills", "language", "expected", "reason"), [
-    (("billing",), "en", "ana", None),
-    (("billing", "mobile"), "en", "ben", None),
-    (("billing",), "de-AT", "ben", None),  # the language's main subtag
-    (("billing",), "fr", None, "no active agent with billing speaks 'fr'"),
-    (("legal",), "en", None, "no active agent with legal speaks 'en'"),
-])
+@pytest.mark.parametrize(
+    ("skills", "language", "expected", "reason"),
+    [
+        (("billing",), "en", "ana", None),
+        (("billing", "mobile"), "en", "ben", None),
+        (("billing",), "de-AT", "ben", None),  # the language's main subtag
+        (("billing",), "fr", None, "no active agent with billing speaks 'fr'"),
+        (("legal",), "en", None, "no active agent with legal speaks 'en'"),
+    ],
+)
 def test_skills_and_language_decide_who_qualifies(skills, language, expected, reason):
-    r = roster(rep("ana"), rep("ben", skills=["billing", "mobile"], languages=["en", "de"]),
-               rep("cy", skills=["billing", "mobile"], languages=["fr"], active=False))
+    r = roster(
+        rep("ana"),
+        rep("ben", skills=["billing", "mobile"], languages=["en", "de"]),
+        rep("cy", skills=["billing", "mobile"], languages=["fr"], active=False),
+    )
     routed = choose(r, ask(skills=skills, language=language), {"ana": 0, "ben": 5}, NOW)
     assert (routed.owner.id if routed.owner else None) == expected
     assert routed.reason == reason
@@ -95,20 +120,27 @@ def test_reps_at_their_cap_are_skipped_and_a_full_tier_says_so():
     assert chosen(r, {"ana": 1, "ben": 4}) == "ana"
     assert chosen(r, {"ana": 2, "ben": 4}) == "ben"
     routed = choose(r, ask(), {"ana": 2, "ben": 5}, NOW)
-    assert routed.owner is None and routed.reason == "every qualified agent is at their limit of open cases (ana 2/2, ben 5/5)"
+    assert (
+        routed.owner is None
+        and routed.reason == "every qualified agent is at their limit of open cases (ana 2/2, ben 5/5)"
+    )
     # Unknown loads (a server that cannot count): nobody is treated as full.
     assert choose(r, ask(), None, NOW).owner is not None and choose(r, ask(), None, NOW).load is None
 
 
 def test_someone_working_now_beats_a_less_loaded_rep_off_shift():
-    r = roster(rep("ana", calendar="office"), rep("nia", calendar="nights"), calendars={"office": OFFICE_NY, "nights": NIGHTS})
+    r = roster(
+        rep("ana", calendar="office"), rep("nia", calendar="nights"), calendars={"office": OFFICE_NY, "nights": NIGHTS}
+    )
     routed = choose(r, ask(), {"ana": 7, "nia": 0}, NOW)  # Tuesday 10:00 in New York
     assert routed.owner.id == "ana" and routed.starts_at == NOW and routed.load == 7
     assert routed.owner.time_zone == "America/New_York"
 
 
 def test_when_nobody_works_the_soonest_to_start_is_chosen():
-    r = roster(rep("ana", calendar="office"), rep("nia", calendar="nights"), calendars={"office": OFFICE_NY, "nights": NIGHTS})
+    r = roster(
+        rep("ana", calendar="office"), rep("nia", calendar="nights"), calendars={"office": OFFICE_NY, "nights": NIGHTS}
+    )
     saturday_noon = datetime(2026, 3, 7, 12, 0, tzinfo=NY).astimezone(UTC)
     routed = choose(r, ask(), {}, saturday_noon)
     assert routed.owner.id == "ana"
@@ -135,32 +167,47 @@ def test_reps_already_asked_are_not_asked_again():
 IDS = ["a1", "a2", "a3", "a4", "a5", "a6"]
 # Mostly qualified agents, so that most examples have rivals to choose between.
 reps_strategy = st.lists(
-    st.fixed_dictionaries({
-        "id": st.sampled_from(IDS),
-        "tier": st.sampled_from(["agent", "agent", "agent", "team_lead"]),
-        "skills": st.sampled_from([["billing"], ["billing", "mobile"]]),
-        "languages": st.sampled_from([["en"], ["en", "de"]]),
-        "max_cases": st.none() | st.integers(1, 3),
-        "active": st.sampled_from([True, True, True, False]),
-        "calendar": st.sampled_from([None, None, "office", "nights"]),
-    }), min_size=1, max_size=6, unique_by=lambda d: d["id"])
+    st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(IDS),
+            "tier": st.sampled_from(["agent", "agent", "agent", "team_lead"]),
+            "skills": st.sampled_from([["billing"], ["billing", "mobile"]]),
+            "languages": st.sampled_from([["en"], ["en", "de"]]),
+            "max_cases": st.none() | st.integers(1, 3),
+            "active": st.sampled_from([True, True, True, False]),
+            "calendar": st.sampled_from([None, None, "office", "nights"]),
+        }
+    ),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda d: d["id"],
+)
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(reps=reps_strategy, loads=st.none() | st.dictionaries(st.sampled_from(IDS), st.integers(0, 4)),
-       skills=st.sampled_from([[], ["billing"], ["mobile"]]), language=st.sampled_from(["en", "en", "de"]),
-       exclude=st.lists(st.sampled_from(["a1", "a2", "a3"]), unique=True), prefer=st.none() | st.sampled_from(["a1", "a4"]),
-       hours=st.integers(0, 24 * 7))
+@given(
+    reps=reps_strategy,
+    loads=st.none() | st.dictionaries(st.sampled_from(IDS), st.integers(0, 4)),
+    skills=st.sampled_from([[], ["billing"], ["mobile"]]),
+    language=st.sampled_from(["en", "en", "de"]),
+    exclude=st.lists(st.sampled_from(["a1", "a2", "a3"]), unique=True),
+    prefer=st.none() | st.sampled_from(["a1", "a4"]),
+    hours=st.integers(0, 24 * 7),
+)
 def test_choice_properties(reps, loads, skills, language, exclude, prefer, hours):
-    r = Roster.model_validate({"calendars": {"office": OFFICE_NY, "nights": NIGHTS},
-                               "reps": [{**d, "name": d["id"]} for d in reps]})
+    r = Roster.model_validate(
+        {"calendars": {"office": OFFICE_NY, "nights": NIGHTS}, "reps": [{**d, "name": d["id"]} for d in reps]}
+    )
     now = NOW + timedelta(hours=hours)
     req = ask(skills=tuple(skills), language=language, exclude=exclude, prefer=prefer)
     routed = choose(r, req, loads, now)
     assert choose(r, req, loads, now) == routed  # the same answer every time (stable per case)
-    load = (lambda i: (loads or {}).get(i, 0))
-    free = [x for x in r.qualified(A, skills, language) if x.id not in exclude
-            and (loads is None or x.max_cases is None or load(x.id) < x.max_cases)]
+    load = lambda i: (loads or {}).get(i, 0)
+    free = [
+        x
+        for x in r.qualified(A, skills, language)
+        if x.id not in exclude and (loads is None or x.max_cases is None or load(x.id) < x.max_cases)
+    ]
     if not free:
         assert routed.owner is None and routed.reason
         return
@@ -182,7 +229,8 @@ def test_choice_properties(reps, loads, skills, language, exclude, prefer, hours
 
 def test_roster_calendars_by_name_or_per_rep_and_zones(tmp_path):
     path = tmp_path / "roster.toml"
-    path.write_text('''
+    path.write_text(
+        """
 [calendars.office]
 time_zone = "America/New_York"
 hours = { mon = ["09:00-17:00"] }
@@ -201,7 +249,9 @@ name = "Kai"
 tier = "agent"
 time_zone = "Asia/Tokyo"
 calendar = { time_zone = "Asia/Tokyo", hours = { tue = ["22:00-06:00+1"] } }
-''', encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     r = load_roster(path)
     assert r.owner(r.rep("ana")).time_zone == "America/New_York" and r.rep("ana").max_cases == 4
     assert r.owner(r.rep("kai")).time_zone == "Asia/Tokyo"
@@ -209,13 +259,19 @@ calendar = { time_zone = "Asia/Tokyo", hours = { tue = ["22:00-06:00+1"] } }
     assert not r.calendar_of(r.rep("ana")).is_open(datetime(2026, 1, 19, 15, 0, tzinfo=UTC))  # MLK day, Monday 10:00
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\ncalendar = "nope"\n', "no calendar named 'nope'"),
-    ('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\nmax_cases = 0\n', "max_cases"),
-    ('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\ntime_zone = "Mars/Base"\n', "IANA"),
-    ('[calendars.x]\nholidays = { country = "ZZ" }\nalways_open = true\n[[reps]]\nid = "ana"\nname = "A"\n'
-     'tier = "agent"\ncalendar = "x"\n', "calendars.x"),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\ncalendar = "nope"\n', "no calendar named 'nope'"),
+        ('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\nmax_cases = 0\n', "max_cases"),
+        ('[[reps]]\nid = "ana"\nname = "A"\ntier = "agent"\ntime_zone = "Mars/Base"\n', "IANA"),
+        (
+            '[calendars.x]\nholidays = { country = "ZZ" }\nalways_open = true\n[[reps]]\nid = "ana"\nname = "A"\n'
+            'tier = "agent"\ncalendar = "x"\n',
+            "calendars.x",
+        ),
+    ],
+)
 def test_roster_mistakes_name_the_field(tmp_path, body, words):
     path = tmp_path / "roster.toml"
     path.write_text(body, encoding="utf-8")
@@ -227,14 +283,29 @@ def test_roster_mistakes_name_the_field(tmp_path, body, words):
 # ----- offers, timeouts and no_capacity (rules)
 
 
-def routed_to(state: CaseState, rep_id: str | None, *, tier: Tier | None = None, starts_at: datetime | None = None,
-              load: int | None = 0, reason: str | None = None) -> Routed:
+def routed_to(
+    state: CaseState,
+    rep_id: str | None,
+    *,
+    tier: Tier | None = None,
+    starts_at: datetime | None = None,
+    load: int | None = 0,
+    reason: str | None = None,
+) -> Routed:
     """The routing answer to the case's latest request."""
     owner = None
     if rep_id is not None:
         owner = {"id": rep_id, "name": rep_id.title(), "tier": tier or state.tier, "email": f"{rep_id}@example.com"}
-    return Routed.model_validate({"stint": len(state.stints), "request": state.route_requests, "owner": owner,
-                                  "load": load, "starts_at": starts_at, "reason": reason})
+    return Routed.model_validate(
+        {
+            "stint": len(state.stints),
+            "request": state.route_requests,
+            "owner": owner,
+            "load": load,
+            "starts_at": starts_at,
+            "reason": reason,
+        }
+    )
 
 
 def opened(policy: Policy = ROUTING, at: datetime = NOW, **overrides: Any) -> CaseState:
@@ -275,10 +346,13 @@ def test_acknowledging_the_case_offered_to_you_accepts_it():
     assert state.owner.id == "ana" and kinds(state)[-2:] == ["assignment_accepted", "acknowledged"]
 
 
-@pytest.mark.parametrize(("make", "actor", "words", "type_"), [
-    (offered, "ben", "offered to ana, not ben", "InvalidArgument"),
-    (opened, "ana", "not offered to anyone", ERR_INVALID_STATE),
-])
+@pytest.mark.parametrize(
+    ("make", "actor", "words", "type_"),
+    [
+        (offered, "ben", "offered to ana, not ben", "InvalidArgument"),
+        (opened, "ana", "not offered to anyone", ERR_INVALID_STATE),
+    ],
+)
 def test_accept_refusals_change_nothing(make, actor, words, type_):
     err = refused(R.accept, make(), ROUTING, AcceptInput(actor=actor), NOW, field="actor", type=type_)
     assert words in str(err)
@@ -294,8 +368,12 @@ def test_an_unaccepted_offer_goes_to_the_next_rep_then_the_next_tier_with_no_cap
     state, effects = R.advance(state, ROUTING, NOW + 4 * MIN)
     assert assigns(effects)[0].exclude == ["ana", "ben"]
     # Nobody left at agent: straight up a tier, no silent wait.
-    state, effects = R.owner_found(state, ROUTING, routed_to(state, None, reason="every qualified agent (ana, ben) "
-                                                              "was asked already"), NOW + 4 * MIN)
+    state, effects = R.owner_found(
+        state,
+        ROUTING,
+        routed_to(state, None, reason="every qualified agent (ana, ben) was asked already"),
+        NOW + 4 * MIN,
+    )
     climb = state.timeline[-1]
     assert state.tier == TL and climb.kind == "escalated" and climb.detail["reason"] == "no_capacity"
     assert "asked already" in climb.detail["detail"] and state.escalations == 1
@@ -305,8 +383,12 @@ def test_an_unaccepted_offer_goes_to_the_next_rep_then_the_next_tier_with_no_cap
 def test_nobody_free_at_the_top_tier_alerts_the_queue_and_the_escalation_contact():
     state, _ = R.escalate(opened(threat=True), ROUTING, EscalateInput(actor="sam", reason="complexity"), NOW)
     assert state.tier == MG
-    state, effects = R.owner_found(state, ROUTING, routed_to(state, None, reason="every qualified manager is at "
-                                                              "their limit of open cases (maya 3/3)"), NOW)
+    state, effects = R.owner_found(
+        state,
+        ROUTING,
+        routed_to(state, None, reason="every qualified manager is at their limit of open cases (maya 3/3)"),
+        NOW,
+    )
     assert state.tier == MG and state.timeline[-1].kind == "unassigned"
     assert state.timeline[-1].detail["reason"] == "no_capacity"
     assert {s.message.kind for s in sends(effects)} == {MessageKind.UNASSIGNED, MessageKind.NO_CAPACITY}
@@ -372,17 +454,21 @@ def test_an_offer_notice_held_for_the_reps_start_goes_stale_when_the_offer_is_wi
     assert R.message_obsolete(moved, notice)
 
 
-@pytest.mark.parametrize(("cmd", "field"), [
-    (ReassignInput(actor="roster", reason="inactive", from_owner="ben"), "from_owner"),
-    (ReassignInput(actor="tara", reason="x", to="ana"), "to"),
-])
+@pytest.mark.parametrize(
+    ("cmd", "field"),
+    [
+        (ReassignInput(actor="roster", reason="inactive", from_owner="ben"), "from_owner"),
+        (ReassignInput(actor="tara", reason="x", to="ana"), "to"),
+    ],
+)
 def test_reassign_refusals_change_nothing(cmd, field):
     refused(R.reassign, offered("ana"), ROUTING, cmd, NOW, field=field)
 
 
 def test_resolving_withdraws_the_offer_and_its_deadline():
-    state, _ = R.resolve(offered("ana"), ROUTING, ResolveInput(actor="tara", resolution="done", root_cause="other",
-                                                               kb_missing=True), NOW)
+    state, _ = R.resolve(
+        offered("ana"), ROUTING, ResolveInput(actor="tara", resolution="done", root_cause="other", kb_missing=True), NOW
+    )
     assert state.assignments[-1].status == AssignmentStatus.WITHDRAWN
     assert R.holder(state) is None
 
@@ -392,12 +478,14 @@ def test_resolving_withdraws_the_offer_and_its_deadline():
 
 def write_roster(path: Path, reps: list[dict[str, Any]]) -> Path:
     """A roster file for one test; rep ids are unique per test so other tests' cases never count."""
+
     def value(v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
         return str(v) if isinstance(v, int) else f'"{v}"'
+
     blocks = ["[[reps]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in r.items()) for r in reps]
     path.write_text("\n".join(blocks), encoding="utf-8")
     return path
@@ -409,10 +497,12 @@ def team(settings, tmp_path):
     tag = uuid.uuid4().hex[:6]
     skill = f"skill-{tag}"
     names = {k: f"{k}-{tag}" for k in ("ana", "ben", "tara", "sam")}
-    reps = [rep(names["ana"], skills=[skill, "billing"], languages=["en", "pt"]),
-            rep(names["ben"], skills=[skill, "billing", "mobile"], languages=["en", "de"], max_cases=2),
-            rep(names["tara"], "team_lead", skills=[skill, "billing", "mobile"], languages=["en", "de"]),
-            rep(names["sam"], "supervisor", skills=[skill, "billing", "mobile"], languages=["en", "de", "pt"])]
+    reps = [
+        rep(names["ana"], skills=[skill, "billing"], languages=["en", "pt"]),
+        rep(names["ben"], skills=[skill, "billing", "mobile"], languages=["en", "de"], max_cases=2),
+        rep(names["tara"], "team_lead", skills=[skill, "billing", "mobile"], languages=["en", "de"]),
+        rep(names["sam"], "supervisor", skills=[skill, "billing", "mobile"], languages=["en", "de", "pt"]),
+    ]
     settings.roster_path = write_roster(tmp_path / "roster.toml", reps)
     return names, skill
 
@@ -433,7 +523,9 @@ async def test_least_loaded_rep_is_chosen_from_real_visibility_counts(env, team,
     opened_cases = []
 
     async def new_case(**kw):
-        handle = await open_case(env.client, case_input("routing", skills=[skill], **kw), task_queue_name=settings.task_queue)
+        handle = await open_case(
+            env.client, case_input("routing", skills=[skill], **kw), task_queue_name=settings.task_queue
+        )
         opened_cases.append(handle)
         return await eventually(lambda: held_by(handle))
 
@@ -454,8 +546,11 @@ async def test_least_loaded_rep_is_chosen_from_real_visibility_counts(env, team,
         assert await new_case() == ana  # ben is full; ana takes a third
     # A resolved case no longer counts: ben's load drops, and ben is chosen again.
     ben_cases = [h for h in opened_cases if await held_by(h) == ben]
-    await ben_cases[0].execute_update("resolve", ResolveInput(actor=ben, resolution="Refunded", root_cause="billing_error",
-                                                              kb_missing=True), result_type=TimelineEntry)
+    await ben_cases[0].execute_update(
+        "resolve",
+        ResolveInput(actor=ben, resolution="Refunded", root_cause="billing_error", kb_missing=True),
+        result_type=TimelineEntry,
+    )
     await eventually(lambda: _equals(count(env, ben), 1))
     assert await new_case() == ben
     state = await case_state(opened_cases[-1])
@@ -466,11 +561,14 @@ async def _equals(value, expected) -> bool:
     return await value == expected
 
 
-@pytest.mark.parametrize(("skills", "language", "who"), [
-    (["billing"], "pt", "ana"),  # only ana speaks Portuguese
-    (["mobile"], "de", "ben"),  # only ben has the skill
-    (["mobile"], "pt", "sam"),  # no agent or team lead has both: no_capacity twice, to the supervisor
-])
+@pytest.mark.parametrize(
+    ("skills", "language", "who"),
+    [
+        (["billing"], "pt", "ana"),  # only ana speaks Portuguese
+        (["mobile"], "de", "ben"),  # only ben has the skill
+        (["mobile"], "pt", "sam"),  # no agent or team lead has both: no_capacity twice, to the supervisor
+    ],
+)
 async def test_skills_and_language_route_to_the_matching_rep(env, team, worker, settings, skills, language, who):
     names, skill = team
     inp = case_input("routing", skills=[skill, *skills])
@@ -486,7 +584,9 @@ async def test_skills_and_language_route_to_the_matching_rep(env, team, worker, 
 
 async def test_accept_and_reassign_on_the_dev_server(env, team, worker, settings):
     names, skill = team
-    handle = await open_case(env.client, case_input("routing", skills=[skill, "mobile"]), task_queue_name=settings.task_queue)
+    handle = await open_case(
+        env.client, case_input("routing", skills=[skill, "mobile"]), task_queue_name=settings.task_queue
+    )
     ben = await eventually(lambda: held_by(handle))
     assert ben == names["ben"]
     before = await case_state(handle)
@@ -501,9 +601,11 @@ async def test_accept_and_reassign_on_the_dev_server(env, team, worker, settings
 
     async def owner_attribute():
         return (await handle.describe()).search_attributes.get(SA_OWNER) == [ben]
+
     await eventually(owner_attribute)
-    await handle.execute_update("reassign", ReassignInput(actor=names["tara"], reason="ben went home"),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "reassign", ReassignInput(actor=names["tara"], reason="ben went home"), result_type=TimelineEntry
+    )
     # Nobody else at agent has the mobile skill: the case does not wait, it goes to the team lead.
     assert await eventually(lambda: _is(held_by(handle), names["tara"]))
     state = await case_state(handle)
@@ -550,10 +652,19 @@ async def test_unaccepted_offers_go_to_the_next_rep_then_up_a_tier(skip_env, ski
     await skip_env.sleep(2 * MIN + timedelta(seconds=1))
     assert await eventually(lambda: _is(held_by(handle), "tara"))
     state = await case_state(handle)
-    story = [(e.kind, e.detail.get("rep") or e.detail.get("reason")) for e in state.timeline
-             if e.kind.startswith("assignment") or e.kind == "escalated"]
-    assert story == [("assignment_offered", first), ("assignment_expired", first), ("assignment_offered", second),
-                     ("assignment_expired", second), ("escalated", "no_capacity"), ("assignment_offered", "tara")]
+    story = [
+        (e.kind, e.detail.get("rep") or e.detail.get("reason"))
+        for e in state.timeline
+        if e.kind.startswith("assignment") or e.kind == "escalated"
+    ]
+    assert story == [
+        ("assignment_offered", first),
+        ("assignment_expired", first),
+        ("assignment_offered", second),
+        ("assignment_expired", second),
+        ("escalated", "no_capacity"),
+        ("assignment_offered", "tara"),
+    ]
     offers = [e for e in state.timeline if e.kind == "assignment_offered"]
     expiries = [e for e in state.timeline if e.kind == "assignment_expired"]
     for offer, expiry in zip(offers, expiries):  # each timeout fires at its instant

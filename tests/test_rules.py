@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from escalation.domain import rules as R
 from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
+from escalation.domain import rules as R
 from escalation.domain.models import (
     AcknowledgeInput,
     CaseState,
@@ -97,19 +97,27 @@ def note(text: str = "customer called again", sentiment: Sentiment | None = None
     return NoteInput(actor=actor, text=text, sentiment=sentiment)
 
 
-def offer(amount: str, kind: str = "compensation", currency: str | None = None, actor: str = "ana",
-          description: str = "refund of the duplicate charge") -> OfferInput:
+def offer(
+    amount: str,
+    kind: str = "compensation",
+    currency: str | None = None,
+    actor: str = "ana",
+    description: str = "refund of the duplicate charge",
+) -> OfferInput:
     return OfferInput(actor=actor, kind=kind, amount=amount, currency=currency, description=description)
 
 
 def answer(offer_id: str, accepted: bool = True, note: str | None = None) -> OfferResponseInput:
-    return OfferResponseInput(actor="ana", offer_id=offer_id, answer="accepted" if accepted else "declined",
-                              note=note)
+    return OfferResponseInput(actor="ana", offer_id=offer_id, answer="accepted" if accepted else "declined", note=note)
 
 
 def resolution(actor: str = "ana", **kw: Any) -> ResolveInput:
-    data: dict[str, Any] = {"actor": actor, "resolution": "refunded the duplicate charge",
-                            "root_cause": "billing_error", "kb_article": "KB-123"}
+    data: dict[str, Any] = {
+        "actor": actor,
+        "resolution": "refunded the duplicate charge",
+        "root_cause": "billing_error",
+        "kb_article": "KB-123",
+    }
     data.update(kw)
     if data.get("kb_missing"):
         data.pop("kb_article", None)
@@ -152,8 +160,7 @@ def owner(tier: Tier, **kw: Any) -> Owner:
     return OWNERS[tier].model_copy(update=kw)
 
 
-def refused(fn: Callable[..., Any], state: CaseState, *args: Any, field: str,
-            type: str | None = None) -> RuleViolation:
+def refused(fn: Callable[..., Any], state: CaseState, *args: Any, field: str, type: str | None = None) -> RuleViolation:
     """Call a rule that must refuse; check the field, the error type and that `state` was not touched."""
     before = state.model_dump()
     with pytest.raises(RuleViolation) as info:
@@ -204,8 +211,9 @@ def test_open_case_starts_at_first_tier_with_clocks_and_asks_for_an_owner():
 
 
 def test_open_case_passes_the_customer_language_and_skills_to_routing():
-    inp = make_input(skills=["billing", "mobile"],
-                     customer={"id": "c", "name": "Zé", "email": "ze@example.org", "language": "pt-BR"})
+    inp = make_input(
+        skills=["billing", "mobile"], customer={"id": "c", "name": "Zé", "email": "ze@example.org", "language": "pt-BR"}
+    )
     _, effects = R.open_case(inp, STANDARD, NOW, OPENING)
     (assign,) = assigns(effects)
     assert assign.language == "pt-BR" and assign.skills == ["billing", "mobile"]
@@ -414,8 +422,13 @@ def test_de_escalate(start, target, expected):
 
 @pytest.mark.parametrize(
     ("start", "target", "words"),
-    [(A, None, "first tier"), (A, A, "first tier"), (TL, TL, "not below"), (TL, SV, "not below"),
-     (SV, MG, "not below")],
+    [
+        (A, None, "first tier"),
+        (A, A, "first tier"),
+        (TL, TL, "not below"),
+        (TL, SV, "not below"),
+        (SV, MG, "not below"),
+    ],
 )
 def test_de_escalate_refusals(start, target, words):
     err = refused(R.de_escalate, at_tier(start), STANDARD, down(target), NOW + MIN, field="target_tier")
@@ -467,7 +480,15 @@ def test_offer_within_the_limit_is_recorded():
     assert effects == []
     (o,) = new.offers
     assert (o.id, o.kind, o.amount, o.currency, o.tier, o.status, o.proposed_by, o.proposed_at) == (
-        "offer-1", "compensation", Decimal("20"), "EUR", A, OfferStatus.PROPOSED, "ana", NOW + MIN)
+        "offer-1",
+        "compensation",
+        Decimal("20"),
+        "EUR",
+        A,
+        OfferStatus.PROPOSED,
+        "ana",
+        NOW + MIN,
+    )
     entry = new.timeline[-1]
     assert entry.kind == "offer_proposed"
     assert entry.detail["limit"] == "25" and entry.detail["amount"] == "20" and entry.detail["offer_id"] == "offer-1"
@@ -481,8 +502,13 @@ def test_offer_exactly_at_the_limit_is_allowed():
 
 @pytest.mark.parametrize(
     ("amount", "lowest", "limit"),
-    [("25.01", "team_lead", "100"), ("30", "team_lead", "100"), ("100", "team_lead", "100"),
-     ("101", "supervisor", "500"), ("600", "manager", "5000")],
+    [
+        ("25.01", "team_lead", "100"),
+        ("30", "team_lead", "100"),
+        ("100", "team_lead", "100"),
+        ("101", "supervisor", "500"),
+        ("600", "manager", "5000"),
+    ],
 )
 def test_offer_over_the_limit_names_the_lowest_tier_and_lifetime_value(amount, lowest, limit):
     err = refused(R.propose_offer, opened(), STANDARD, offer(amount), NOW, field="amount")
@@ -632,8 +658,15 @@ def test_unknown_offer_id_is_refused():
 def test_answering_an_offer_twice_is_refused(first, second):
     state, _ = R.propose_offer(opened(), STANDARD, offer("20"), NOW)
     state, _ = R.record_offer_response(state, STANDARD, answer("offer-1", first), NOW)
-    err = refused(R.record_offer_response, state, STANDARD, answer("offer-1", second), NOW + MIN,
-                  field="offer_id", type=ERR_INVALID_STATE)
+    err = refused(
+        R.record_offer_response,
+        state,
+        STANDARD,
+        answer("offer-1", second),
+        NOW + MIN,
+        field="offer_id",
+        type=ERR_INVALID_STATE,
+    )
     assert "already" in err.reason
 
 
@@ -647,7 +680,14 @@ def test_resolve_stops_clocks_and_schedules_followups():
     assert new.status == Status.RESOLVED
     r = new.resolution
     assert (r.resolution, r.root_cause, r.kb_article, r.kb_missing, r.resolved_by, r.resolved_at, r.tier) == (
-        "refunded the duplicate charge", RootCause.BILLING_ERROR, "KB-123", False, "ana", NOW + 30 * MIN, A)
+        "refunded the duplicate charge",
+        RootCause.BILLING_ERROR,
+        "KB-123",
+        False,
+        "ana",
+        NOW + 30 * MIN,
+        A,
+    )
     assert new.resolutions == [r]
     assert new.acknowledge_clock.stopped_at == NOW + 30 * MIN
     assert new.resolve_clock.stopped_at == NOW + 30 * MIN
@@ -657,8 +697,11 @@ def test_resolve_stops_clocks_and_schedules_followups():
     ]
     assert new.followup_ends_at == NOW + 30 * MIN + 9 * DAY
     assert new.timeline[-1].kind == "resolved"
-    assert new.timeline[-1].detail == {"resolution": "refunded the duplicate charge", "root_cause": "billing_error",
-                                       "kb_article": "KB-123"}
+    assert new.timeline[-1].detail == {
+        "resolution": "refunded the duplicate charge",
+        "root_cause": "billing_error",
+        "kb_article": "KB-123",
+    }
     assert R.next_deadline(new) == NOW + 30 * MIN + DAY
 
 
@@ -681,8 +724,7 @@ def test_resolve_input_needs_a_kb_article_or_kb_missing():
 
 
 def test_resolve_twice_is_refused():
-    err = refused(R.resolve, resolved_case(), STANDARD, resolution(), NOW + MIN, field="status",
-                  type=ERR_INVALID_STATE)
+    err = refused(R.resolve, resolved_case(), STANDARD, resolution(), NOW + MIN, field="status", type=ERR_INVALID_STATE)
     assert "already resolved" in err.reason
 
 
@@ -737,8 +779,9 @@ def test_negative_answer_reopens_at_the_resolving_tier():
     state = resolved_case(tier=TL)
     state, _ = R.advance(state, STANDARD, NOW + DAY)
     before_escalations = state.escalations
-    new, effects = R.followup_response(state, STANDARD, followup("not_fixed", comment="charged again"),
-                                       NOW + DAY + HOUR)
+    new, effects = R.followup_response(
+        state, STANDARD, followup("not_fixed", comment="charged again"), NOW + DAY + HOUR
+    )
     assert new.status == Status.OPEN
     assert new.tier == TL
     assert new.reopens == 1
@@ -816,9 +859,16 @@ def test_a_late_advance_sends_the_due_checkins_then_closes():
         (lambda: opened(), followup("fixed"), "status"),
         (lambda: resolved_case(), followup("fixed"), "checkin"),  # nothing sent yet
         (lambda: R.advance(resolved_case(), STANDARD, NOW + DAY)[0], followup("fixed", checkin=2), "checkin"),
-        (lambda: R.followup_response(R.advance(resolved_case(), STANDARD, NOW + DAY)[0], policy_with(
-            followups={"offsets": ["1d", "7d"], "response_window": "2d", "stop_on_positive": False}),
-            followup("fixed"), NOW + DAY)[0], followup("not_fixed"), "checkin"),  # answered already
+        (
+            lambda: R.followup_response(
+                R.advance(resolved_case(), STANDARD, NOW + DAY)[0],
+                policy_with(followups={"offsets": ["1d", "7d"], "response_window": "2d", "stop_on_positive": False}),
+                followup("fixed"),
+                NOW + DAY,
+            )[0],
+            followup("not_fixed"),
+            "checkin",
+        ),  # answered already
     ],
 )
 def test_followup_answer_refusals(make, cmd, field):
@@ -844,8 +894,9 @@ def test_checkin_from_an_earlier_resolution_cannot_close_the_new_one():
     """Check-in 1 belonged to the first resolution and expired; the fix it asked about was declared broken.
     Answering it after the second resolution must not close the case (cancelling the new check-ins)."""
     state = _reopened_and_resolved_again()
-    err = refused(R.followup_response, state, STANDARD, followup("fixed", checkin=1), NOW + 8 * DAY + HOUR,
-                  field="checkin")
+    err = refused(
+        R.followup_response, state, STANDARD, followup("fixed", checkin=1), NOW + 8 * DAY + HOUR, field="checkin"
+    )
     assert "has not been sent" in err.reason or "no check-in" in err.reason
 
 
@@ -1085,8 +1136,10 @@ def test_owner_assigned_records_and_notifies_the_owner():
     state = opened()
     new, effects = R.owner_assigned(state, STANDARD, 1, owner(A), NOW + MIN)
     assert new.owner == owner(A) and new.stints[0].owners == ["ana"]
-    assert new.timeline[-1].kind == "assigned" and new.timeline[-1].detail == {"owner": "ana",
-                                                                                "owner_name": "Ana Alves"}
+    assert new.timeline[-1].kind == "assigned" and new.timeline[-1].detail == {
+        "owner": "ana",
+        "owner_name": "Ana Alves",
+    }
     (send,) = sends(effects)
     msg = send.message
     assert msg.kind == MessageKind.OWNER_ASSIGNED and msg.to.kind == "owner" and msg.to.id == "ana"
@@ -1096,8 +1149,7 @@ def test_owner_assigned_records_and_notifies_the_owner():
 
 
 def test_owner_without_email_gets_an_sms():
-    _, effects = R.owner_assigned(opened(), STANDARD, 1, Owner(id="pat", name="Pat", tier=A, phone="+1 555 0199"),
-                                  NOW)
+    _, effects = R.owner_assigned(opened(), STANDARD, 1, Owner(id="pat", name="Pat", tier=A, phone="+1 555 0199"), NOW)
     assert sends(effects)[0].message.channel == ContactChannel.SMS
 
 
@@ -1130,8 +1182,9 @@ def _storied_case() -> CaseState:
     state, _ = R.record_offer_response(state, STANDARD, answer("offer-1"), NOW + 4 * MIN)
     state, _ = R.escalate(state, STANDARD, esc("customer_request", detail="wants a manager"), NOW + 10 * MIN)
     state, _ = R.owner_assigned(state, STANDARD, 2, owner(TL), NOW + 11 * MIN)
-    state, _ = R.propose_offer(state, STANDARD, offer("50", kind="goodwill", actor="tara",
-                                                      description="three months free"), NOW + 20 * MIN)
+    state, _ = R.propose_offer(
+        state, STANDARD, offer("50", kind="goodwill", actor="tara", description="three months free"), NOW + 20 * MIN
+    )
     return state
 
 
@@ -1146,7 +1199,9 @@ def test_brief_tells_the_whole_story():
     assert brief.sentiment == Sentiment.ANGRY
     assert brief.threat is False
     assert [(o.amount, o.status, o.tier) for o in brief.offers] == [
-        (Decimal("20"), OfferStatus.ACCEPTED, A), (Decimal("50"), OfferStatus.PROPOSED, TL)]
+        (Decimal("20"), OfferStatus.ACCEPTED, A),
+        (Decimal("50"), OfferStatus.PROPOSED, TL),
+    ]
     assert brief.granted_total == Decimal("20") and brief.currency == "EUR"
     assert brief.notes == ["2026-03-02 09:02 ana: second time this happens"]
     assert brief.previous_owners == ["ana"]
@@ -1155,10 +1210,17 @@ def test_brief_tells_the_whole_story():
     assert any("escalated agent -> team_lead by ana: customer_request (wants a manager)" in t for t in brief.tried)
     assert any("ana offered compensation 20 EUR" in t for t in brief.tried)
     text = brief.text
-    for piece in ("Problem: Charged twice for the November invoice", "Wants: Refund of the duplicate charge",
-                  "compensation 20 EUR (accepted, agent)", "goodwill 50 EUR (proposed, team_lead): three months free",
-                  "granted so far: 20 EUR", "second time this happens", "Previous owners: ana",
-                  "lifetime value 4200 EUR", "now at team_lead"):
+    for piece in (
+        "Problem: Charged twice for the November invoice",
+        "Wants: Refund of the duplicate charge",
+        "compensation 20 EUR (accepted, agent)",
+        "goodwill 50 EUR (proposed, team_lead): three months free",
+        "granted so far: 20 EUR",
+        "second time this happens",
+        "Previous owners: ana",
+        "lifetime value 4200 EUR",
+        "now at team_lead",
+    ):
         assert piece in text, piece
 
 
@@ -1187,8 +1249,9 @@ def test_outcome_of_an_open_case_is_refused():
 def test_outcome_fields():
     state = _storied_case()
     state, _ = R.record_offer_response(state, STANDARD, answer("offer-2", accepted=False), NOW + 30 * MIN)
-    state, _ = R.resolve(state, STANDARD, resolution(actor="tara", kb_missing=True, root_cause="agent_error"),
-                         NOW + HOUR)
+    state, _ = R.resolve(
+        state, STANDARD, resolution(actor="tara", kb_missing=True, root_cause="agent_error"), NOW + HOUR
+    )
     state, _ = R.advance(state, STANDARD, NOW + HOUR + DAY)
     state, _ = R.followup_response(state, STANDARD, followup("fixed", comment="all good"), NOW + 2 * DAY)
     out = R.outcome(state, STANDARD)
@@ -1204,7 +1267,8 @@ def test_outcome_fields():
     assert (out.escalations, out.breaches, out.reopens) == (1, 0, 0)
     assert out.root_cause == RootCause.AGENT_ERROR and out.kb_missing
     assert [(f.number, f.answer, f.comment, f.sent_at) for f in out.followups] == [
-        (1, FollowUpAnswer.FIXED, "all good", NOW + HOUR + DAY)]
+        (1, FollowUpAnswer.FIXED, "all good", NOW + HOUR + DAY)
+    ]
 
 
 def test_outcome_after_climb_down_and_reopen():
@@ -1215,8 +1279,9 @@ def test_outcome_after_climb_down_and_reopen():
     state, _ = R.advance(state, STANDARD, NOW + 2 * HOUR + DAY)
     state, _ = R.followup_response(state, STANDARD, followup("not_fixed"), NOW + 2 * HOUR + DAY)
     state, _ = R.advance(state, STANDARD, NOW + 2 * HOUR + DAY + 5 * MIN)  # ack breach: up to team lead
-    state, _ = R.resolve(state, STANDARD, resolution(actor="tara", kb_missing=False, root_cause="product_defect"),
-                         NOW + 3 * DAY)
+    state, _ = R.resolve(
+        state, STANDARD, resolution(actor="tara", kb_missing=False, root_cause="product_defect"), NOW + 3 * DAY
+    )
     state, _ = R.advance(state, STANDARD, NOW + 20 * DAY)
     out = R.outcome(state, STANDARD)
     assert out.final_tier == TL and out.highest_tier == SV

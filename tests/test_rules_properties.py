@@ -11,11 +11,11 @@ reassignments happen around it. (Callbacks have their own sequence property in t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, note, settings
@@ -27,11 +27,9 @@ from escalation.domain.models import (
     AcceptInput,
     AcknowledgeInput,
     AssignmentStatus,
-    CustomerRepliedInput,
-    ReassignInput,
-    WaitOnCustomerInput,
     CaseState,
     CloseInput,
+    CustomerRepliedInput,
     DeEscalateInput,
     EscalateInput,
     EscalationInput,
@@ -43,15 +41,17 @@ from escalation.domain.models import (
     OfferStatus,
     Outcome,
     Owner,
+    ReassignInput,
     ResolveInput,
     Sentiment,
     Status,
     Tier,
+    WaitOnCustomerInput,
 )
 from escalation.domain.policy import Policy, load_policy_file
 from escalation.domain.rules import Routed, RuleViolation
-from escalation.domain.rules.sla import sla_due
 from escalation.domain.rules.brief import committed_total
+from escalation.domain.rules.sla import sla_due
 
 TESTS = Path(__file__).parent
 STANDARD = load_policy_file(TESTS / "policies" / "standard.toml")
@@ -78,8 +78,14 @@ def policies(draw: st.DrawFn) -> Policy:
                 limit += draw(st.sampled_from([Decimal("0"), Decimal("15"), Decimal("75"), Decimal("400")]))
         ack = draw(st.integers(1, 90))
         res = ack + draw(st.integers(0, 600))
-        tiers.append({"name": name.value, "acknowledge_within": f"{ack}m", "resolve_within": f"{res}m",
-                      "authority_limit": None if limit is None else str(limit)})
+        tiers.append(
+            {
+                "name": name.value,
+                "acknowledge_within": f"{ack}m",
+                "resolve_within": f"{res}m",
+                "authority_limit": None if limit is None else str(limit),
+            }
+        )
     offsets = sorted(set(draw(st.lists(st.integers(1, 14 * 24 * 60), max_size=3))))
     pause_limit = draw(st.none() | st.integers(1, 3 * 24 * 60))
     accept_within = draw(st.none() | st.integers(1, 30))
@@ -99,25 +105,33 @@ def policies(draw: st.DrawFn) -> Policy:
         # Business hours (or wall-clock time), waiting on the customer, offers that must be accepted.
         "calendars": CALENDARS,
         "calendar": draw(st.sampled_from([None, "office", "nights", "always"])),
-        "pause": {"limit": None if pause_limit is None else f"{pause_limit}m",
-                  "on_limit": draw(st.sampled_from(["resume", "close"]))},
+        "pause": {
+            "limit": None if pause_limit is None else f"{pause_limit}m",
+            "on_limit": draw(st.sampled_from(["resume", "close"])),
+        },
         "routing": {"accept_within": None if accept_within is None else f"{accept_within}m"},
     }
     return Policy.model_validate(data)
 
 
 CALENDARS = {
-    "office": {"time_zone": "America/New_York",
-               "hours": {d: ["09:00-12:00", "13:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}},
-    "nights": {"time_zone": "Europe/Berlin", "hours": {d: ["22:00-06:00+1"] for d in ("mon", "tue", "wed", "thu")},
-               "closed_dates": ["2026-03-04"]},
+    "office": {
+        "time_zone": "America/New_York",
+        "hours": {d: ["09:00-12:00", "13:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+    },
+    "nights": {
+        "time_zone": "Europe/Berlin",
+        "hours": {d: ["22:00-06:00+1"] for d in ("mon", "tue", "wed", "thu")},
+        "closed_dates": ["2026-03-04"],
+    },
     "always": {"always_open": True},
 }
 
 
 tiers_or_none = st.none() | st.sampled_from(ORDER)
-amounts = st.sampled_from(["0", "0.01", "5", "10", "20", "24.99", "25", "50", "75", "100", "250", "499.99",
-                           "500", "1000", "5000", "6000"])
+amounts = st.sampled_from(
+    ["0", "0.01", "5", "10", "20", "24.99", "25", "50", "75", "100", "250", "499.99", "500", "1000", "5000", "6000"]
+)
 minutes = st.integers(0, 240)
 
 _time = [
@@ -130,25 +144,39 @@ _likely = [
     st.tuples(st.just("followup"), st.sampled_from(["fixed", "not_fixed"]), st.none()),
 ]
 commands = st.one_of(
-    *_time, *_time, *_likely,
+    *_time,
+    *_time,
+    *_likely,
     st.tuples(st.just("ack"), st.sampled_from(["ana", "ben"])),
     st.tuples(st.just("escalate"), st.sampled_from(list(EscalationReason)), tiers_or_none),
     st.tuples(st.just("de_escalate"), tiers_or_none),
     st.tuples(st.just("note"), st.none() | st.sampled_from(list(Sentiment))),
-    st.tuples(st.just("offer"), st.sampled_from(["compensation", "goodwill"]), amounts,
-              st.sampled_from([None, None, None, "EUR", "USD"])),
+    st.tuples(
+        st.just("offer"),
+        st.sampled_from(["compensation", "goodwill"]),
+        amounts,
+        st.sampled_from([None, None, None, "EUR", "USD"]),
+    ),
     st.tuples(st.just("respond"), st.integers(1, 5), st.booleans()),
     st.tuples(st.just("resolve"), st.booleans()),
     st.tuples(st.just("close"), st.sampled_from(list(Outcome))),
     st.tuples(st.just("followup"), st.sampled_from(["fixed", "not_fixed"]), st.none() | st.integers(1, 6)),
-    st.tuples(st.just("assign"), st.integers(-1, 0),
-              st.sampled_from([None, Decimal("10"), Decimal("200"), Decimal("10000")]), st.booleans()),
+    st.tuples(
+        st.just("assign"),
+        st.integers(-1, 0),
+        st.sampled_from([None, Decimal("10"), Decimal("200"), Decimal("10000")]),
+        st.booleans(),
+    ),
     # waiting on the customer
     st.tuples(st.just("wait"), st.none() | st.integers(1, 4 * 24 * 60)),
     st.tuples(st.just("replied")),
     # routing: an answer to the latest (or an older) request, offers accepted, cases reassigned
-    st.tuples(st.just("route"), st.sampled_from([None, "ana", "ben"]), st.sampled_from([0, 0, 90, 3 * 24 * 60]),
-              st.integers(-1, 0)),
+    st.tuples(
+        st.just("route"),
+        st.sampled_from([None, "ana", "ben"]),
+        st.sampled_from([0, 0, 90, 3 * 24 * 60]),
+        st.integers(-1, 0),
+    ),
     st.tuples(st.just("accept"), st.sampled_from(["ana", "ben"])),
     st.tuples(st.just("reassign"), st.sampled_from([None, "ana", "ben"]), st.sampled_from([None, "ana", "ben"])),
 )
@@ -156,17 +184,19 @@ steps = st.lists(st.tuples(minutes, commands), min_size=5, max_size=50)
 
 
 def case_input(threat: bool) -> EscalationInput:
-    return EscalationInput.model_validate({
-        "case_id": "C-prop",
-        "customer": {"id": "cust-1", "name": "Dana Doe", "email": "dana@example.org", "lifetime_value": "1200"},
-        "channel": "chat",
-        "category": "billing",
-        "skills": ["billing"],
-        "summary": "Charged twice",
-        "desired_outcome": "Refund",
-        "threat": threat,
-        "opened_by": "ana",
-    })
+    return EscalationInput.model_validate(
+        {
+            "case_id": "C-prop",
+            "customer": {"id": "cust-1", "name": "Dana Doe", "email": "dana@example.org", "lifetime_value": "1200"},
+            "channel": "chat",
+            "category": "billing",
+            "skills": ["billing"],
+            "summary": "Charged twice",
+            "desired_outcome": "Refund",
+            "threat": threat,
+            "opened_by": "ana",
+        }
+    )
 
 
 # ----- running a sequence
@@ -202,39 +232,54 @@ def call(run: Run, cmd: tuple) -> tuple[str, Any]:
             case ("escalate", reason, target):
                 return "ok", R.escalate(s, p, EscalateInput(actor="ana", reason=reason, target_tier=target), now)
             case ("de_escalate", target):
-                return "ok", R.de_escalate(s, p, DeEscalateInput(actor="tara", reason="calmer", target_tier=target),
-                                           now)
+                return "ok", R.de_escalate(
+                    s, p, DeEscalateInput(actor="tara", reason="calmer", target_tier=target), now
+                )
             case ("note", sentiment):
                 return "ok", R.add_note(s, p, NoteInput(actor="ana", text="called again", sentiment=sentiment), now)
             case ("offer", okind, amount, currency):
                 cmd_in = OfferInput(actor="ana", kind=okind, amount=amount, currency=currency, description="refund")
                 return "ok", R.propose_offer(s, p, cmd_in, now)
             case ("respond", n, yes):
-                cmd_in = OfferResponseInput(actor="ana", offer_id=f"offer-{n}",
-                                            answer="accepted" if yes else "declined")
+                cmd_in = OfferResponseInput(
+                    actor="ana", offer_id=f"offer-{n}", answer="accepted" if yes else "declined"
+                )
                 return "ok", R.record_offer_response(s, p, cmd_in, now)
             case ("resolve", kb_missing):
-                cmd_in = ResolveInput(actor="ana", resolution="fixed it", root_cause="other",
-                                      kb_article=None if kb_missing else "KB-1", kb_missing=kb_missing)
+                cmd_in = ResolveInput(
+                    actor="ana",
+                    resolution="fixed it",
+                    root_cause="other",
+                    kb_article=None if kb_missing else "KB-1",
+                    kb_missing=kb_missing,
+                )
                 return "ok", R.resolve(s, p, cmd_in, now)
             case ("close", outcome):
                 return "ok", R.close(s, p, CloseInput(actor="maya", outcome=outcome, reason="done"), now)
             case ("followup", answer, checkin):
                 return "ok", R.followup_response(s, p, FollowUpResponseInput(answer=answer, checkin=checkin), now)
             case ("wait", limit):
-                cmd_in = WaitOnCustomerInput(actor="ana", reason="needs the meter reading",
-                                             limit=None if limit is None else timedelta(minutes=limit))
+                cmd_in = WaitOnCustomerInput(
+                    actor="ana",
+                    reason="needs the meter reading",
+                    limit=None if limit is None else timedelta(minutes=limit),
+                )
                 return "ok", R.wait_on_customer(s, p, cmd_in, now)
             case ("replied",):
                 return "ok", R.customer_replied(s, p, CustomerRepliedInput(actor="ana", channel="email"), now)
             case ("route", rep, starts_in, offset):
                 if (len(s.stints), s.route_requests) in run.answered:
                     offset = -1  # routing answers each request once: a repeat is as stale as an old one
-                routed = Routed(stint=len(s.stints), request=s.route_requests + offset, load=0,
-                                owner=None if rep is None else Owner(id=rep, name=rep.title(), tier=s.tier,
-                                                                     email=f"{rep}@example.com"),
-                                starts_at=now + timedelta(minutes=starts_in) if starts_in else None,
-                                reason="nobody free" if rep is None else None)
+                routed = Routed(
+                    stint=len(s.stints),
+                    request=s.route_requests + offset,
+                    load=0,
+                    owner=None
+                    if rep is None
+                    else Owner(id=rep, name=rep.title(), tier=s.tier, email=f"{rep}@example.com"),
+                    starts_at=now + timedelta(minutes=starts_in) if starts_in else None,
+                    reason="nobody free" if rep is None else None,
+                )
                 return "ok", R.owner_found(s, p, routed, now)
             case ("accept", actor):
                 return "ok", R.accept(s, p, AcceptInput(actor=actor), now)
@@ -245,8 +290,17 @@ def call(run: Run, cmd: tuple) -> tuple[str, Any]:
                 if (len(s.stints), s.route_requests) in run.answered:
                     offset = -1  # answered already (by either routing)
                 stint = len(s.stints) + offset
-                who = None if nobody else Owner(id=f"rep-{s.tier.value}", name="Rep", tier=s.tier,
-                                                email="rep@example.com", authority_limit=limit)
+                who = (
+                    None
+                    if nobody
+                    else Owner(
+                        id=f"rep-{s.tier.value}",
+                        name="Rep",
+                        tier=s.tier,
+                        email="rep@example.com",
+                        authority_limit=limit,
+                    )
+                )
                 return "ok", R.owner_assigned(s, p, stint, who, now)
     except RuleViolation as err:
         return "refused", err
@@ -292,8 +346,10 @@ def check_invariants(state: CaseState, policy: Policy) -> None:
     assert ack.started_at == res.started_at == entered
     assert ack.paused_at is None and ack.remaining is None
     assert ack.due_at == cal.add(entered, tp.acknowledge_within)
-    covered = sum((p.business_paused or timedelta(0) for p in state.pauses
-                   if p.ended_at is not None and p.started_at >= entered), timedelta(0))
+    covered = sum(
+        (p.business_paused or timedelta(0) for p in state.pauses if p.ended_at is not None and p.started_at >= entered),
+        timedelta(0),
+    )
     if res.paused_at is not None:
         assert res.live and res.remaining is not None and state.waiting is not None
         assert cal.business_between(entered, res.paused_at) - covered + res.remaining == tp.resolve_within
@@ -303,8 +359,7 @@ def check_invariants(state: CaseState, policy: Policy) -> None:
     assert state.sla_due_at == sla_due(state)
     # waiting on the customer: one open wait at most, only on an open case, and it holds the resolve clock
     assert all(p.ended_at is not None for p in state.pauses[:-1])
-    assert state.paused_total == sum((p.ended_at - p.started_at for p in state.pauses if p.ended_at),
-                                     timedelta(0))
+    assert state.paused_total == sum((p.ended_at - p.started_at for p in state.pauses if p.ended_at), timedelta(0))
     if state.waiting is not None:
         assert state.status == Status.OPEN
         assert res.paused_at is not None or not res.live
@@ -336,8 +391,9 @@ def check_invariants(state: CaseState, policy: Policy) -> None:
         out = R.outcome(state, policy)
         assert out.escalations == state.escalations and out.reopens == state.reopens
         assert policy.rank(out.highest_tier) >= policy.rank(out.final_tier)
-        assert out.granted_total == sum((o.amount for o in state.offers if o.status == OfferStatus.ACCEPTED),
-                                        Decimal("0"))
+        assert out.granted_total == sum(
+            (o.amount for o in state.offers if o.status == OfferStatus.ACCEPTED), Decimal("0")
+        )
     assert [c.number for c in state.checkins] == list(range(1, len(state.checkins) + 1))
     assert len(state.resolutions) >= state.reopens
     # the brief can always be built
@@ -348,7 +404,7 @@ def run_sequence(policy: Policy, threat: bool, plan: Iterable[tuple[int, tuple]]
     state, _ = R.open_case(case_input(threat), policy, NOW, OPENING)
     run = Run(policy, state, NOW)
     check_invariants(state, policy)
-    for gap, cmd in (plan if not callable(plan) else iter(lambda: plan(run), None)):
+    for gap, cmd in plan if not callable(plan) else iter(lambda: plan(run), None):
         run.now += timedelta(minutes=gap)
         if cmd[0] == "tick":
             run.now += timedelta(minutes=cmd[1])
@@ -390,7 +446,9 @@ def run_sequence(policy: Policy, threat: bool, plan: Iterable[tuple[int, tuple]]
             # the case's committed total stays within the limit in force when the offer was made
             # (a gesture without money needs no authority)
             assert limit is None or committed_total(new) <= limit or new.offers[-1].amount == 0, (
-                committed_total(new), limit)
+                committed_total(new),
+                limit,
+            )
             assert new.offers[-1].tier == run.state.tier
         if cmd[0] in ("tick", "deadline"):
             # advance acts on everything due: doing it again at the same instant is a no-op
@@ -402,17 +460,19 @@ def run_sequence(policy: Policy, threat: bool, plan: Iterable[tuple[int, tuple]]
         check_invariants(new, policy)
     event(f"final status: {run.state.status.value}")
     event(f"accepted commands: {'0-4' if run.accepted < 5 else '5-9' if run.accepted < 10 else '10+'}")
-    for what, seen in (("offer accepted", any(o.status == OfferStatus.ACCEPTED for o in run.state.offers)),
-                       ("check-in sent", any(c.sent_at for c in run.state.checkins)),
-                       ("reopened", run.state.reopens > 0), ("breached", run.state.breaches > 0),
-                       ("reached top tier", run.state.tier == policy.top_tier and len(policy.ladder) > 1),
-                       ("waited on the customer", bool(run.state.pauses)),
-                       ("a wait covered working time", any(p.business_paused for p in run.state.pauses)),
-                       ("a wait ran out", any(e.kind == "wait_expired" for e in run.state.timeline)),
-                       ("offer accepted by a rep", any(a.status == AssignmentStatus.ACCEPTED
-                                                       for a in run.state.assignments)),
-                       ("offer expired", any(a.status == AssignmentStatus.EXPIRED for a in run.state.assignments)),
-                       ("reassigned", any(e.kind == "reassigned" for e in run.state.timeline))):
+    for what, seen in (
+        ("offer accepted", any(o.status == OfferStatus.ACCEPTED for o in run.state.offers)),
+        ("check-in sent", any(c.sent_at for c in run.state.checkins)),
+        ("reopened", run.state.reopens > 0),
+        ("breached", run.state.breaches > 0),
+        ("reached top tier", run.state.tier == policy.top_tier and len(policy.ladder) > 1),
+        ("waited on the customer", bool(run.state.pauses)),
+        ("a wait covered working time", any(p.business_paused for p in run.state.pauses)),
+        ("a wait ran out", any(e.kind == "wait_expired" for e in run.state.timeline)),
+        ("offer accepted by a rep", any(a.status == AssignmentStatus.ACCEPTED for a in run.state.assignments)),
+        ("offer expired", any(a.status == AssignmentStatus.EXPIRED for a in run.state.assignments)),
+        ("reassigned", any(e.kind == "reassigned" for e in run.state.timeline)),
+    ):
         if seen:
             event(what)
     return run
@@ -447,8 +507,9 @@ _by_status = {
         st.tuples(st.just("respond"), st.just(1), st.booleans()),
         st.tuples(st.just("resolve"), st.booleans()),
         st.tuples(st.just("resolve"), st.booleans()),
-        st.tuples(st.just("assign"), st.just(0), st.sampled_from([None, Decimal("10"), Decimal("200")]),
-                  st.just(False)),
+        st.tuples(
+            st.just("assign"), st.just(0), st.sampled_from([None, Decimal("10"), Decimal("200")]), st.just(False)
+        ),
         st.tuples(st.just("deadline")),
         st.tuples(st.just("tick"), st.integers(0, 120)),
         st.tuples(st.just("wait"), st.none() | st.integers(1, 24 * 60)),
@@ -538,20 +599,24 @@ def test_only_time_passing_climbs_to_the_top_and_stays(policy, threat, ticks):
 
 
 @SETTINGS
-@given(policy=policies(), amounts_=st.lists(st.tuples(amounts, st.sampled_from(["accepted", "declined", None])),
-                                            max_size=12))
+@given(
+    policy=policies(),
+    amounts_=st.lists(st.tuples(amounts, st.sampled_from(["accepted", "declined", None])), max_size=12),
+)
 def test_offers_never_commit_more_than_the_limit(policy, amounts_):
     state, _ = R.open_case(case_input(False), policy, NOW, OPENING)
     limit = policy.tier(state.tier).authority_limit
     for amount, reply in amounts_:
         try:
-            state, _ = R.propose_offer(state, policy, OfferInput(actor="ana", kind="goodwill", amount=amount,
-                                                                 description="voucher"), NOW)
+            state, _ = R.propose_offer(
+                state, policy, OfferInput(actor="ana", kind="goodwill", amount=amount, description="voucher"), NOW
+            )
         except RuleViolation as err:
             assert err.field == "amount"
             assert limit is not None and committed_total(state) + Decimal(amount) > limit
             continue
         if reply is not None:
-            state, _ = R.record_offer_response(state, policy, OfferResponseInput(
-                actor="ana", offer_id=state.offers[-1].id, answer=reply), NOW)
+            state, _ = R.record_offer_response(
+                state, policy, OfferResponseInput(actor="ana", offer_id=state.offers[-1].id, answer=reply), NOW
+            )
         assert limit is None or committed_total(state) <= limit

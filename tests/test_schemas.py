@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from escalation.client import schemas
-from escalation.client import contract
+from escalation.client import contract, schemas
 from escalation.domain.models import CaseEvent, CaseState, EscalationInput
 from escalation.domain.policy import PolicyStore
 from escalation.domain.rules import open_case
@@ -22,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_schemas_folder_is_up_to_date():
     problems = schemas.stale()
-    assert not problems, (f"schemas/ is out of date: {', '.join(problems)}. "
-                          f"Regenerate with `{schemas.REGENERATE}` and commit the result.")
+    assert not problems, (
+        f"schemas/ is out of date: {', '.join(problems)}. Regenerate with `{schemas.REGENERATE}` and commit the result."
+    )
 
 
 def test_stale_check_names_the_file_and_the_command(tmp_path):
@@ -32,8 +32,11 @@ def test_stale_check_names_the_file_and_the_command(tmp_path):
     (tmp_path / "OfferInput.json").write_text("{}")
     (tmp_path / "Gone.json").write_text("{}")
     (tmp_path / "CaseState.json").unlink()
-    assert schemas.stale(tmp_path) == ["OfferInput.json (differs)", "CaseState.json (missing)",
-                                       "Gone.json (not in the contract)"]
+    assert schemas.stale(tmp_path) == [
+        "OfferInput.json (differs)",
+        "CaseState.json (missing)",
+        "Gone.json (not in the contract)",
+    ]
     assert schemas.main(["--check", str(tmp_path)]) == 1
     assert schemas.main([str(tmp_path)]) == 0 and schemas.stale(tmp_path) == []
 
@@ -63,17 +66,23 @@ def test_example_case_and_real_state_match_their_schemas():
     _validator("EscalationInput.json").validate(json.loads((ROOT / "examples" / "case.json").read_text()))
     # A state made by the rules, as the `state` query returns it.
     policy = PolicyStore(ROOT / "tests" / "policies").get("standard")
-    state, _ = open_case(case_input(), policy, datetime(2026, 11, 23, 9, tzinfo=timezone.utc), "run-1")
+    state, _ = open_case(case_input(), policy, datetime(2026, 11, 23, 9, tzinfo=UTC), "run-1")
     _validator("CaseState.json").validate(state.model_dump(mode="json"))
 
 
-@pytest.mark.parametrize(("name", "payload", "path"), [
-    ("EscalationInput.json", {**json.loads((ROOT / "examples" / "case.json").read_text()), "currncy": "EUR"}, []),
-    ("EscalationInput.json", {**json.loads((ROOT / "examples" / "case.json").read_text()), "severity": "urgent"},
-     ["severity"]),
-    ("OfferInput.json", {"actor": "ana", "kind": "refund", "amount": "20", "description": "x"}, ["kind"]),
-    ("AcknowledgeInput.json", {"actor": ""}, ["actor"]),
-])
+@pytest.mark.parametrize(
+    ("name", "payload", "path"),
+    [
+        ("EscalationInput.json", {**json.loads((ROOT / "examples" / "case.json").read_text()), "currncy": "EUR"}, []),
+        (
+            "EscalationInput.json",
+            {**json.loads((ROOT / "examples" / "case.json").read_text()), "severity": "urgent"},
+            ["severity"],
+        ),
+        ("OfferInput.json", {"actor": "ana", "kind": "refund", "amount": "20", "description": "x"}, ["kind"]),
+        ("AcknowledgeInput.json", {"actor": ""}, ["actor"]),
+    ],
+)
 def test_schemas_refuse_what_the_workflow_refuses(name, payload, path):
     errors = list(_validator(name).iter_errors(payload))
     assert errors and any(list(e.absolute_path) == path for e in errors), [e.message for e in errors]

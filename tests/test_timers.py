@@ -17,7 +17,8 @@ def sent(settings, kind: str) -> list[dict]:
 
 
 async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation_contact(
-        skip_env, skip_cases, settings):
+    skip_env, skip_cases, settings
+):
     handle = await skip_cases(case_input())
     state = await owned(handle)
     opened = state.opened_at
@@ -41,6 +42,7 @@ async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation
     async def alerted():
         s = await case_state(handle)
         return s if s.breaches == 4 and sent(settings, "top_breach") else None
+
     state = await eventually(alerted)
     assert state.tier == "manager" and state.escalations == 3
     alert = sent(settings, "top_breach")[0]
@@ -67,14 +69,17 @@ async def resolved_and_checked_in(skip_env, skip_cases, settings):
     """A case resolved at the agent tier whose first check-in (+1 day) has gone out."""
     handle = await skip_cases(case_input())
     await owned(handle)
-    await handle.execute_update("resolve", ResolveInput(actor="ana", resolution="Refund issued",
-                                                        root_cause="billing_error", kb_article="KB-7"),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor="ana", resolution="Refund issued", root_cause="billing_error", kb_article="KB-7"),
+        result_type=TimelineEntry,
+    )
     await skip_env.sleep(timedelta(days=1, seconds=1))
 
     async def checked_in():
         s = await case_state(handle)
         return s if s.checkins[0].sent_at and sent(settings, "followup_checkin") else None
+
     await eventually(checked_in)
     return handle
 
@@ -83,8 +88,11 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
     handle = await resolved_and_checked_in(skip_env, skip_cases, settings)
     assert sent(settings, "followup_checkin")[0]["channel"] == "email"
 
-    entry = await handle.execute_update("followup_response", FollowUpResponseInput(
-        answer="not_fixed", comment="Charged twice again"), result_type=TimelineEntry)
+    entry = await handle.execute_update(
+        "followup_response",
+        FollowUpResponseInput(answer="not_fixed", comment="Charged twice again"),
+        result_type=TimelineEntry,
+    )
     assert entry.kind == "followup_answered" and entry.detail["answer"] == "not_fixed"
     state = await owned(handle)
     reopened = state.timeline[entry.seq]  # the entry right after the answer
@@ -94,9 +102,11 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
     assert state.checkins[1].cancelled
 
     # Second resolution; no answers this time: the case completes after the last check-in's window.
-    await handle.execute_update("resolve", ResolveInput(actor="ana", resolution="Card mandate fixed",
-                                                        root_cause="process_failure", kb_missing=True),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "resolve",
+        ResolveInput(actor="ana", resolution="Card mandate fixed", root_cause="process_failure", kb_missing=True),
+        result_type=TimelineEntry,
+    )
     result = await handle.result()  # time skips through both check-ins and the response window
     assert result.outcome == "resolved" and result.reopens == 1
     assert [f.answer for f in result.followups] == ["not_fixed", None, None]
@@ -106,8 +116,7 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
 
 async def test_positive_followup_completes_the_case(skip_env, skip_cases, settings):
     handle = await resolved_and_checked_in(skip_env, skip_cases, settings)
-    await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"),
-                                result_type=TimelineEntry)
+    await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"), result_type=TimelineEntry)
     result = await handle.result()
     assert result.outcome == "resolved"
     assert [f.answer for f in result.followups] == ["fixed"]

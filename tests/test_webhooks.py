@@ -14,14 +14,23 @@ from temporalio.exceptions import ApplicationError
 from activities.webhooks import WebhookEvents
 from escalation.client import open_case
 from escalation.constants import (
-    ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, WORKFLOW_ID_PREFIX,
+    ERR_DELIVERY_REJECTED,
+    EVENT_TYPE_HEADER,
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    WORKFLOW_ID_PREFIX,
 )
 from escalation.delivery.settings import DeliverySettings, WebhookSettings
+from escalation.delivery.signature import SignatureError, sign, verify
 from escalation.domain.events import EVENT_TYPES, WebhookEvent
 from escalation.domain.models import (
-    AcknowledgeInput, CaseEvent, FollowUpResponseInput, NoteInput, ResolveInput, TimelineEntry,
+    AcknowledgeInput,
+    CaseEvent,
+    FollowUpResponseInput,
+    NoteInput,
+    ResolveInput,
+    TimelineEntry,
 )
-from escalation.delivery.signature import SignatureError, sign, verify
 from tests.cases import case_input, eventually, owned
 from tests.servers import HttpServer
 from worker import build_worker
@@ -38,19 +47,22 @@ def test_a_good_signature_verifies_and_returns_its_timestamp():
     assert verify(SECRET, sign(SECRET, BODY, NOW), BODY, now=NOW + 10) == NOW
 
 
-@pytest.mark.parametrize("header, body, now, reason", [
-    (sign(SECRET, BODY, NOW), BODY.replace(b"opened", b"closed"), NOW, "does not match"),  # tampered body
-    (sign("another-secret", BODY, NOW), BODY, NOW, "does not match"),  # signed by someone else
-    (sign(SECRET, BODY, NOW).replace(f"t={NOW}", f"t={NOW + 1}"), BODY, NOW, "does not match"),  # moved timestamp
-    (sign(SECRET, BODY, NOW), BODY, NOW + 301, "stale"),  # replayed later
-    (sign(SECRET, BODY, NOW + 600), BODY, NOW, "stale"),  # from a clock far ahead
-    (None, BODY, NOW, "missing"),
-    ("", BODY, NOW, "missing"),
-    ("v1=abc", BODY, NOW, "no timestamp"),
-    ("t=soon,v1=abc", BODY, NOW, "no timestamp"),
-    (f"t={NOW}", BODY, NOW, "does not match"),
-    (f"t={NOW},v1=\u00e9t\u00e9", BODY, NOW, "does not match"),  # non-ASCII: refused, not a crash
-])
+@pytest.mark.parametrize(
+    "header, body, now, reason",
+    [
+        (sign(SECRET, BODY, NOW), BODY.replace(b"opened", b"closed"), NOW, "does not match"),  # tampered body
+        (sign("another-secret", BODY, NOW), BODY, NOW, "does not match"),  # signed by someone else
+        (sign(SECRET, BODY, NOW).replace(f"t={NOW}", f"t={NOW + 1}"), BODY, NOW, "does not match"),  # moved timestamp
+        (sign(SECRET, BODY, NOW), BODY, NOW + 301, "stale"),  # replayed later
+        (sign(SECRET, BODY, NOW + 600), BODY, NOW, "stale"),  # from a clock far ahead
+        (None, BODY, NOW, "missing"),
+        ("", BODY, NOW, "missing"),
+        ("v1=abc", BODY, NOW, "no timestamp"),
+        ("t=soon,v1=abc", BODY, NOW, "no timestamp"),
+        (f"t={NOW}", BODY, NOW, "does not match"),
+        (f"t={NOW},v1=\u00e9t\u00e9", BODY, NOW, "does not match"),  # non-ASCII: refused, not a crash
+    ],
+)
 def test_bad_signatures_are_refused_with_the_reason(header, body, now, reason):
     with pytest.raises(SignatureError, match=reason):
         verify(SECRET, header, body, now=now)
@@ -65,6 +77,7 @@ def test_secret_rotation_accepts_either_secret_and_any_listed_signature():
 def test_the_signature_is_hmac_sha256_over_timestamp_dot_body():
     import hashlib
     import hmac
+
     expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
     assert sign(SECRET, BODY, NOW) == f"t={NOW},v1={expected}"
 
@@ -74,7 +87,9 @@ def test_the_signature_is_hmac_sha256_over_timestamp_dot_body():
 
 def test_every_timeline_kind_the_rules_write_is_in_the_event_catalogue():
     source = "\n".join(p.read_text() for p in (Path(__file__).parent.parent / "escalation" / "rules").glob("*.py"))
-    kinds = set(re.findall(r'step\.log\(\s*"(\w+)"', source)) | set(re.findall(r'move\(step, [^)]*?kind="(\w+)"', source))
+    kinds = set(re.findall(r'step\.log\(\s*"(\w+)"', source)) | set(
+        re.findall(r'move\(step, [^)]*?kind="(\w+)"', source)
+    )
     kinds |= {f"offer_{answer}" for answer in ("accepted", "declined")}  # step.log(f"offer_{answer}")
     assert kinds, "found no timeline kinds: the scan is broken"
     missing = {f"escalation.{k}" for k in kinds} - set(EVENT_TYPES)
@@ -85,8 +100,11 @@ def test_the_readme_documents_every_event_type_with_a_valid_example_payload():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     table = dict(re.findall(r"^\| `(escalation\.\w+)` \| (.*) \|$", readme, re.M))
     assert table == EVENT_TYPES, "the README's event catalogue differs from escalation.domain.events.EVENT_TYPES"
-    examples = [WebhookEvent.model_validate_json(line) for line in readme.splitlines()
-                if line.startswith('{"id":"escalation-') and not line.endswith(",...}")]  # (an abridged one)
+    examples = [
+        WebhookEvent.model_validate_json(line)
+        for line in readme.splitlines()
+        if line.startswith('{"id":"escalation-') and not line.endswith(",...}")
+    ]  # (an abridged one)
     missing = set(EVENT_TYPES) - {e.type for e in examples}
     assert not missing, f"the README has no example payload for {sorted(missing)}"
     for e in examples:
@@ -97,9 +115,18 @@ def test_the_readme_documents_every_event_type_with_a_valid_example_payload():
 
 
 def event(seq: int, type_: str = "escalation.note") -> CaseEvent:
-    return CaseEvent(id=f"escalation-C-5/run-1/{seq}", type=type_, case_id="C-5", seq=seq,
-                     at=datetime(2026, 11, 23, 9, seq, tzinfo=UTC), actor="ana", tier="agent", status="open",
-                     owner="ana", detail={"text": f"note {seq}"})
+    return CaseEvent(
+        id=f"escalation-C-5/run-1/{seq}",
+        type=type_,
+        case_id="C-5",
+        seq=seq,
+        at=datetime(2026, 11, 23, 9, seq, tzinfo=UTC),
+        actor="ana",
+        tier="agent",
+        status="open",
+        owner="ana",
+        detail={"text": f"note {seq}"},
+    )
 
 
 @pytest.fixture
@@ -140,35 +167,48 @@ async def test_a_5xx_fails_the_batch_for_a_retry(receiver, tmp_path):
 async def test_every_change_of_a_case_is_posted_signed_in_order_and_retries_dedupe_by_id(env, settings, receiver):
     # The receiver takes the first request but answers 503: the batch is retried, and it drops the repeat.
     receiver.respond = lambda request, number: 503 if number == 1 else 200
-    configured = settings.model_copy(update={"delivery": DeliverySettings(
-        webhook=WebhookSettings(url=f"{receiver.url}/escalations", secret=SECRET))})
+    configured = settings.model_copy(
+        update={"delivery": DeliverySettings(webhook=WebhookSettings(url=f"{receiver.url}/escalations", secret=SECRET))}
+    )
     async with build_worker(env.client, configured):
         handle = await open_case(env.client, case_input("fast"), task_queue_name=settings.task_queue)
         owner = (await owned(handle)).owner.id
         for name, arg in [
             ("acknowledge", AcknowledgeInput(actor=owner)),
             ("add_note", NoteInput(actor=owner, text="Customer calmer <after> apology & refund")),
-            ("resolve", ResolveInput(actor=owner, resolution="Refunded", root_cause="billing_error", kb_article="KB-1")),
+            (
+                "resolve",
+                ResolveInput(actor=owner, resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
+            ),
         ]:
             await handle.execute_update(name, arg, result_type=TimelineEntry)
 
         async def checked_in():
             return any(r.headers[EVENT_TYPE_HEADER] == "escalation.followup_sent" for r in receiver.requests)
+
         await eventually(checked_in, timeout=20)
-        await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"),
-                                    result_type=TimelineEntry)
+        await handle.execute_update(
+            "followup_response", FollowUpResponseInput(answer="fixed"), result_type=TimelineEntry
+        )
         await handle.result()
 
         async def closed_posted():
             return any(r.headers[EVENT_TYPE_HEADER] == "escalation.closed" for r in receiver.requests)
+
         await eventually(closed_posted, timeout=20)
 
     assert len(receiver.requests) > len(receiver.delivered)  # the retry sent at least one event twice
     events = [verified(r) for r in receiver.delivered]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))  # each once, in order
-    assert [e.type for e in events][:4] == ["escalation.opened", "escalation.assigned", "escalation.acknowledged",
-                                            "escalation.note"]
-    assert {"escalation.resolved", "escalation.followup_sent", "escalation.followup_answered"} <= {e.type for e in events}
+    assert [e.type for e in events][:4] == [
+        "escalation.opened",
+        "escalation.assigned",
+        "escalation.acknowledged",
+        "escalation.note",
+    ]
+    assert {"escalation.resolved", "escalation.followup_sent", "escalation.followup_answered"} <= {
+        e.type for e in events
+    }
     assert events[-1].type == "escalation.closed" and events[-1].detail["outcome"] == "resolved"
     assert all(e.type in EVENT_TYPES for e in events)
     assert len({e.id for e in events}) == len(events)
@@ -223,8 +263,10 @@ async def test_a_batch_given_up_on_is_kept_in_the_events_dead_letter_file_once(t
 
     from activities.record import RecordActivities
 
-    record = RecordActivities(WebhookEvents(WebhookSettings(url="http://127.0.0.1:9", secret=SECRET),
-                                            tmp_path / "dead.jsonl"), tmp_path / "events-dead.jsonl")
+    record = RecordActivities(
+        WebhookEvents(WebhookSettings(url="http://127.0.0.1:9", secret=SECRET), tmp_path / "dead.jsonl"),
+        tmp_path / "events-dead.jsonl",
+    )
     for _ in range(2):
         await ActivityEnvironment().run(record.dead_letter_events, [event(1), event(2)])
     kept = [json.loads(line) for line in (tmp_path / "events-dead.jsonl").read_text().splitlines()]

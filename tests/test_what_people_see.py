@@ -9,25 +9,49 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from escalation.domain import rules as R
+from escalation.cli.views import span
 from escalation.client import open_case
+from escalation.domain import rules as R
 from escalation.domain.models import (
-    AcknowledgeInput, Brief, Callback, EscalateInput, Offer, OfferInput, OfferResponseInput, Owner,
-    ReassignInput, ScheduleCallbackInput, Tier, TimelineEntry, WaitOnCustomerInput,
+    AcknowledgeInput,
+    Brief,
+    Callback,
+    EscalateInput,
+    Offer,
+    OfferInput,
+    OfferResponseInput,
+    Owner,
+    ReassignInput,
+    ScheduleCallbackInput,
+    Tier,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 from escalation.domain.policy import Policy
 from escalation.domain.rules import Routed
 from escalation.domain.rules.callback import local
 from escalation.domain.rules.durations import days_or_less, human
 from escalation.domain.rules.step import MessageKind
-from escalation.cli.views import span
 from tests.cases import case_input, eventually, owned
-from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_callbacks import SAM, book, supervised
+from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_cli import state as cli_state
 from tests.test_routing import ROUTING, held_by
 from tests.test_rules import (
-    HOUR, MIN, NOW, OPENING, STANDARD, TL, ack, answer, esc, offer, opened, owner, refused, sends,
+    HOUR,
+    MIN,
+    NOW,
+    OPENING,
+    STANDARD,
+    TL,
+    ack,
+    answer,
+    esc,
+    offer,
+    opened,
+    owner,
+    refused,
+    sends,
 )
 
 SECOND = timedelta(seconds=1)
@@ -59,11 +83,13 @@ def test_the_customers_reason_for_declining_is_in_the_brief_and_the_hand_off():
     assert brief.offers[0].answer_note == REASON
     assert "2026-03-02 09:02 UTC customer declined offer-1: wants a full refund, not a voucher" in brief.tried
     assert "  - goodwill 20 EUR (declined, agent): Voucher; customer said: wants a full refund, not a voucher" in (
-        brief.text.splitlines())
+        brief.text.splitlines()
+    )
     [handoff] = [s.message for s in sends(effects) if s.message.kind == MessageKind.OWNER_ASSIGNED]
     assert handoff.to.id == "tara"
     assert "  - 2026-03-02 09:02 UTC customer declined offer-1: wants a full refund, not a voucher" in (
-        handoff.body.splitlines())
+        handoff.body.splitlines()
+    )
 
 
 def test_an_accepted_offer_keeps_its_note_and_an_answer_without_one_reads_as_before():
@@ -72,16 +98,31 @@ def test_an_accepted_offer_keeps_its_note_and_an_answer_without_one_reads_as_bef
     state, _ = R.record_offer_response(state, STANDARD, answer("offer-1", note="accepted on the phone"), NOW)
     state, _ = R.record_offer_response(state, STANDARD, answer("offer-2", accepted=False), NOW)
     tried = R.build_brief(state, STANDARD, NOW).tried
-    assert tried[-2:] == ["2026-03-02 09:00 UTC customer accepted offer-1: accepted on the phone",
-                          "2026-03-02 09:00 UTC customer declined offer-2"]
+    assert tried[-2:] == [
+        "2026-03-02 09:00 UTC customer accepted offer-1: accepted on the phone",
+        "2026-03-02 09:00 UTC customer declined offer-2",
+    ]
 
 
 # ----- durations in messages
 
 
 def test_a_duration_above_zero_never_reads_as_zero():
-    cases = {0: "0s", 0.4: "under 1s", 15: "15s", 59: "59s", 60: "1m", 90: "1m30s", 150: "2m30s", 3600: "1h",
-             3660: "1h01m", 5400: "1h30m", 86400: "1d", 90000: "1d01h", 2 * 86400 + 4 * 3600 + 59: "2d04h"}
+    cases = {
+        0: "0s",
+        0.4: "under 1s",
+        15: "15s",
+        59: "59s",
+        60: "1m",
+        90: "1m30s",
+        150: "2m30s",
+        3600: "1h",
+        3660: "1h01m",
+        5400: "1h30m",
+        86400: "1d",
+        90000: "1d01h",
+        2 * 86400 + 4 * 3600 + 59: "2d04h",
+    }
     assert {s: human(timedelta(seconds=s)) for s in cases} == cases
     assert human(-15) == "15s" and span(timedelta(seconds=-0.2)) == "under 1s"
     assert days_or_less(timedelta(days=30)) == "30 days" and days_or_less(timedelta(days=1)) == "1 day"
@@ -105,9 +146,17 @@ def test_every_duration_people_read_keeps_seconds():
     assert sends(effects)[0].message.subject.startswith("[C-9] accept within 15s: ")
     # A wait longer than the policy allows, in seconds.
     short = with_(STANDARD, pause={"limit": "45s"})
-    err = refused(R.wait_on_customer, opened(short), short, WaitOnCustomerInput(actor="ana", reason="photo", limit="50s"), NOW,
-                  field="limit")
-    assert str(err) == "limit: 50s is longer than policy 'standard' allows (45s); leave it out to wait the policy's limit"
+    err = refused(
+        R.wait_on_customer,
+        opened(short),
+        short,
+        WaitOnCustomerInput(actor="ana", reason="photo", limit="50s"),
+        NOW,
+        field="limit",
+    )
+    assert (
+        str(err) == "limit: 50s is longer than policy 'standard' allows (45s); leave it out to wait the policy's limit"
+    )
     # A callback horizon of hours, and a brief of a case open for 15 seconds.
     near = with_(ROUTING, callbacks={**ROUTING.callbacks.model_dump(), "horizon": "12h"})
     err = refused(R.schedule_callback, supervised(near), near, book(NOW + 24 * HOUR), NOW, None, field="at")
@@ -125,10 +174,13 @@ def test_reassigning_to_a_rep_of_another_tier_is_refused_naming_both_tiers():
     state, _ = R.escalate(state, STANDARD, esc("complexity"), NOW)
     state, _ = R.owner_assigned(state, STANDARD, len(state.stints), owner("manager"), NOW)
     ben = Owner(id="ben", name="Ben Brown", tier=Tier.AGENT)
-    err = refused(R.reassign, state, STANDARD, ReassignInput(actor="maya", reason="shift over", to="ben"), NOW, ben,
-                  field="to")
-    assert str(err) == ("to: ben is a rep at agent and case C-1001 is at manager; name a rep at manager, leave `to` "
-                        "out to let routing choose, or move the case to agent first (escalate / de_escalate)")
+    err = refused(
+        R.reassign, state, STANDARD, ReassignInput(actor="maya", reason="shift over", to="ben"), NOW, ben, field="to"
+    )
+    assert str(err) == (
+        "to: ben is a rep at agent and case C-1001 is at manager; name a rep at manager, leave `to` "
+        "out to let routing choose, or move the case to agent first (escalate / de_escalate)"
+    )
     # A rep of the case's tier, or one the roster does not know (a preference routing may not follow), is fine.
     mo = Owner(id="mo", name="Mo", tier=Tier.MANAGER)
     moved, _ = R.reassign(state, STANDARD, ReassignInput(actor="maya", reason="shift over", to="mo"), NOW, mo)
@@ -151,19 +203,27 @@ async def test_the_next_tier_reads_why_the_customer_declined(env, worker, settin
     handle = await open_case(env.client, case_input("standard"), task_queue_name=settings.task_queue)
     agent = (await owned(handle)).owner.id
     await handle.execute_update("acknowledge", AcknowledgeInput(actor=agent), result_type=TimelineEntry)
-    await handle.execute_update("propose_offer", OfferInput(actor=agent, kind="goodwill", amount=Decimal("20"),
-                                                            description="Voucher"), result_type=Offer)
-    answered = await handle.execute_update("record_offer_response", OfferResponseInput(
-        actor=agent, offer_id="offer-1", answer="declined", note=REASON), result_type=Offer)
+    await handle.execute_update(
+        "propose_offer",
+        OfferInput(actor=agent, kind="goodwill", amount=Decimal("20"), description="Voucher"),
+        result_type=Offer,
+    )
+    answered = await handle.execute_update(
+        "record_offer_response",
+        OfferResponseInput(actor=agent, offer_id="offer-1", answer="declined", note=REASON),
+        result_type=Offer,
+    )
     assert answered.answer_note == REASON
-    await handle.execute_update("escalate", EscalateInput(actor=agent, reason="needs_authority"),
-                                result_type=TimelineEntry)
+    await handle.execute_update(
+        "escalate", EscalateInput(actor=agent, reason="needs_authority"), result_type=TimelineEntry
+    )
     state = await owned(handle)
     declined = next(e for e in state.timeline if e.kind == "offer_declined")
     line = f"{declined.at:%Y-%m-%d %H:%M UTC} customer declined offer-1: wants a full refund, not a voucher"
 
     async def handed_off() -> list[dict] | None:
         return [m for m in outbox(settings) if m["kind"] == "owner_assigned" and m["to"]["id"] == "tara"] or None
+
     [handoff] = await eventually(handed_off)
     assert f"  - {line}" in handoff["body"].splitlines()
     brief = await handle.query("brief", result_type=Brief)
@@ -176,15 +236,19 @@ async def test_a_fifteen_second_callback_window_is_announced_as_fifteen_seconds(
     sup = await eventually(lambda: held_by(handle))
     await handle.execute_update("acknowledge", AcknowledgeInput(actor=sup), result_type=TimelineEntry)
     day = (datetime.now(UTC) + timedelta(days=2)).date()
-    cb = await handle.execute_update("schedule_callback", ScheduleCallbackInput(
-        actor=sup, at=f"{day}T12:00", window="15s"), result_type=Callback)
+    cb = await handle.execute_update(
+        "schedule_callback", ScheduleCallbackInput(actor=sup, at=f"{day}T12:00", window="15s"), result_type=Callback
+    )
 
     async def booked() -> list[dict] | None:
         return [m for m in outbox(settings) if m["kind"] == "callback_scheduled" and m["to"]["id"] == sup] or None
+
     [to_caller] = await eventually(booked)
     when = [line for line in to_caller["body"].splitlines() if line.startswith("When: ")]
-    assert when == [f"When: {local(cb.due_at, cb.owner.time_zone or 'UTC')} your time = "
-                    f"{local(cb.due_at, 'Europe/Berlin')} for the customer; within 15s"]
+    assert when == [
+        f"When: {local(cb.due_at, cb.owner.time_zone or 'UTC')} your time = "
+        f"{local(cb.due_at, 'Europe/Berlin')} for the customer; within 15s"
+    ]
 
 
 async def test_reassigning_a_manager_case_to_an_agent_is_refused(cli, tmp_path, settings):
@@ -197,11 +261,14 @@ async def test_reassigning_a_manager_case_to_an_agent_is_refused(cli, tmp_path, 
     async def with_maya():
         s = await cli_state(cli, inp.case_id)
         return s if s.tier == "manager" and s.owner and s.owner.id == "maya" else None
+
     before = await eventually(with_maya)
     refused_ = await cli("reassign", inp.case_id, "-a", "maya", "--reason", "shift over", "--to", "ben", code=3)
     message = " ".join(refused_.stderr.split())
-    assert (f"error: to: ben is a rep at agent and case {inp.case_id} is at manager; name a rep at manager, leave "
-            "`to` out to let routing choose") in message, message
+    assert (
+        f"error: to: ben is a rep at agent and case {inp.case_id} is at manager; name a rep at manager, leave "
+        "`to` out to let routing choose"
+    ) in message, message
     after = await cli_state(cli, inp.case_id)
     assert after.owner == before.owner and after.timeline == before.timeline
     assert not [m for m in outbox(settings) if m["kind"] in ("no_capacity", "unassigned")]  # nobody was paged
@@ -216,8 +283,12 @@ async def test_the_brief_counts_time_open_to_when_it_is_asked(env, worker, setti
         asked = datetime.now(UTC)
         brief = await handle.query("brief", result_type=Brief)
         # Counted to the question, not to the case's last workflow task (its history has been quiet since).
-        assert brief.time_open_seconds >= (asked - state.opened_at).total_seconds() - 0.5, (brief.time_open_seconds,
-                                                                                         last_task, asked)
+        assert brief.time_open_seconds >= (asked - state.opened_at).total_seconds() - 0.5, (
+            brief.time_open_seconds,
+            last_task,
+            asked,
+        )
         assert f"Open for {human(brief.time_open_seconds)}" in brief.text
         return brief if asked - last_task > 3 * SECOND else None
+
     await eventually(asked_while_quiet, timeout=20)

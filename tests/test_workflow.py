@@ -13,8 +13,20 @@ from temporalio.service import RPCError
 from escalation.client import CaseAlreadyOpen, case_handle, case_state, open_case
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.domain.models import (
-    AcknowledgeInput, Brief, Callback, CloseInput, EscalateInput, FollowUpResponseInput, NoteInput, Offer,
-    OfferInput, OfferResponseInput, ResolveInput, ScheduleCallbackInput, TimelineEntry, WaitOnCustomerInput,
+    AcknowledgeInput,
+    Brief,
+    Callback,
+    CloseInput,
+    EscalateInput,
+    FollowUpResponseInput,
+    NoteInput,
+    Offer,
+    OfferInput,
+    OfferResponseInput,
+    ResolveInput,
+    ScheduleCallbackInput,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 from tests.cases import case_input, eventually, owned
 from worker import build_worker
@@ -37,20 +49,32 @@ async def test_full_lifecycle_agent_resolves_without_escalation(env, worker, set
 
     await update(handle, "acknowledge", AcknowledgeInput(actor=owner))
     await update(handle, "add_note", NoteInput(actor=owner, text="Customer calmer after apology", sentiment="upset"))
-    offer = await update(handle, "propose_offer",
-                         OfferInput(actor=owner, kind="compensation", amount=Decimal("20"),
-                                    description="Refund of the duplicate charge"), Offer)
+    offer = await update(
+        handle,
+        "propose_offer",
+        OfferInput(
+            actor=owner, kind="compensation", amount=Decimal("20"), description="Refund of the duplicate charge"
+        ),
+        Offer,
+    )
     assert offer.id == "offer-1" and offer.status == "proposed"
-    answered = await update(handle, "record_offer_response",
-                            OfferResponseInput(actor=owner, offer_id="offer-1", answer="accepted"), Offer)
+    answered = await update(
+        handle, "record_offer_response", OfferResponseInput(actor=owner, offer_id="offer-1", answer="accepted"), Offer
+    )
     assert answered.status == "accepted"
-    resolved = await update(handle, "resolve", ResolveInput(actor=owner, resolution="Duplicate charge refunded",
-                                                            root_cause="billing_error", kb_article="KB-1042"))
+    resolved = await update(
+        handle,
+        "resolve",
+        ResolveInput(
+            actor=owner, resolution="Duplicate charge refunded", root_cause="billing_error", kb_article="KB-1042"
+        ),
+    )
     assert resolved.kind == "resolved"
 
     async def first_checkin_sent():
         s = await case_state(handle)
         return s if s.checkins and s.checkins[0].sent_at else None
+
     await eventually(first_checkin_sent)
     await update(handle, "followup_response", FollowUpResponseInput(answer="fixed", comment="All good"))
 
@@ -80,8 +104,9 @@ async def test_threat_goes_straight_to_supervisor(env, worker, settings):
 
     other = await open_case(env.client, case_input(), task_queue_name=settings.task_queue)
     await owned(other)
-    entry = await update(other, "escalate", EscalateInput(actor="ana", reason="threat",
-                                                          detail="Customer threatens to go to the press"))
+    entry = await update(
+        other, "escalate", EscalateInput(actor="ana", reason="threat", detail="Customer threatens to go to the press")
+    )
     assert entry.detail["to_tier"] == "supervisor"
     state = await owned(other)
     assert state.tier == "supervisor"
@@ -100,8 +125,12 @@ async def test_over_authority_offer_refused_then_granted_one_tier_up(env, worker
     handle = await open_case(env.client, case_input(), task_queue_name=settings.task_queue)
     before = await owned(handle)
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await update(handle, "propose_offer", OfferInput(actor="ana", kind="goodwill", amount=Decimal("80"),
-                                                         description="Two months free"), Offer)
+        await update(
+            handle,
+            "propose_offer",
+            OfferInput(actor="ana", kind="goodwill", amount=Decimal("80"), description="Two months free"),
+            Offer,
+        )
     message = str(caught.value.cause)
     assert "amount" in message and "team_lead" in message and "4200" in message
     assert caught.value.cause.type == "InvalidArgument"
@@ -110,8 +139,12 @@ async def test_over_authority_offer_refused_then_granted_one_tier_up(env, worker
     await update(handle, "escalate", EscalateInput(actor="ana", reason="needs_authority"))
     state = await owned(handle)
     assert state.tier == "team_lead"
-    offer = await update(handle, "propose_offer", OfferInput(actor="tara", kind="goodwill", amount=Decimal("80"),
-                                                             description="Two months free"), Offer)
+    offer = await update(
+        handle,
+        "propose_offer",
+        OfferInput(actor="tara", kind="goodwill", amount=Decimal("80"), description="Two months free"),
+        Offer,
+    )
     assert offer.tier == "team_lead" and offer.status == "proposed"
 
 
@@ -135,11 +168,21 @@ BAD_UPDATES = [
     ("escalate", {"actor": "ana", "reason": "sla_breach"}, ["reason", "set by the system"]),
     ("escalate", {"actor": "ana", "reason": "complexity", "target_tier": "manager"}, ["target_tier", "next tier"]),
     ("de_escalate", {"actor": "ana", "reason": "calmer"}, ["target_tier", "first tier"]),
-    ("propose_offer", {"actor": "ana", "kind": "compensation", "amount": "-5", "description": "x"}, ["amount", "negative"]),
-    ("propose_offer", {"actor": "ana", "kind": "compensation", "amount": "30", "description": "x"},
-     ["amount", "team_lead", "lifetime value"]),
-    ("propose_offer", {"actor": "ana", "kind": "compensation", "amount": "5", "currency": "USD", "description": "x"},
-     ["currency", "EUR"]),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "compensation", "amount": "-5", "description": "x"},
+        ["amount", "negative"],
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "compensation", "amount": "30", "description": "x"},
+        ["amount", "team_lead", "lifetime value"],
+    ),
+    (
+        "propose_offer",
+        {"actor": "ana", "kind": "compensation", "amount": "5", "currency": "USD", "description": "x"},
+        ["currency", "EUR"],
+    ),
     ("record_offer_response", {"actor": "ana", "offer_id": "offer-9", "answer": "accepted"}, ["offer_id", "offer-9"]),
     ("resolve", {"actor": "ana", "resolution": "done", "root_cause": "billing_error"}, ["kb_article"]),
     ("close", {"actor": "ana", "outcome": "customer_lost", "reason": "left"}, ["outcome", "manager"]),
@@ -204,6 +247,7 @@ async def test_a_message_that_cannot_be_delivered_is_recorded_and_the_case_goes_
             s = await case_state(handle)
             failed = [e for e in s.timeline if e.kind == "delivery_failed"]
             return failed if len(failed) == 2 else None
+
         # The owner cannot be reached, so the team queue is told; that is refused too, and then it ends.
         owner, team = await eventually(failures_recorded)
         assert owner.detail["message_kind"] == "owner_assigned" and "does not exist" in owner.detail["error"]
@@ -224,8 +268,9 @@ async def test_unknown_policy_fails_the_case_with_a_clear_error(env, worker, set
 async def test_start_input_that_breaks_the_contract_fails_the_case_not_the_worker(env, worker, settings):
     raw = case_input().model_dump(mode="json")
     raw["customer"]["time_zone"] = "Mars/Olympus"
-    handle = await env.client.start_workflow(WORKFLOW_TYPE, raw, id=workflow_id(raw["case_id"]),
-                                             task_queue=settings.task_queue)
+    handle = await env.client.start_workflow(
+        WORKFLOW_TYPE, raw, id=workflow_id(raw["case_id"]), task_queue=settings.task_queue
+    )
     with pytest.raises(WorkflowFailureError) as caught:
         await handle.result()
     message = str(caught.value.cause)
@@ -243,8 +288,11 @@ async def test_worker_restarted_mid_case_carries_on(env, settings):
         await update(handle, "escalate", EscalateInput(actor="ana", reason="complexity"))
         state = await owned(handle)
         assert state.tier == "team_lead" and state.acknowledged_by is None
-        await update(handle, "resolve", ResolveInput(actor="tara", resolution="Fixed the tariff",
-                                                     root_cause="process_failure", kb_missing=True))
+        await update(
+            handle,
+            "resolve",
+            ResolveInput(actor="tara", resolution="Fixed the tariff", root_cause="process_failure", kb_missing=True),
+        )
         await update(handle, "close", CloseInput(actor="tara", outcome="resolved", reason="confirmed on the call"))
         result = await handle.result()
     assert result.outcome == "resolved" and result.final_tier == "team_lead" and result.escalations == 1
@@ -266,15 +314,18 @@ async def test_closed_case_id_can_be_opened_again_and_its_news_is_not_dropped(en
     assert again.result_run_id != handle.result_run_id
     state = await owned(case_handle(env.client, inp.case_id))
     assert state.tier == "agent" and state.opening_id == again.result_run_id
+
     # The second opening's owner is told and its events recorded, although timeline numbers repeat.
     async def four_assignments():
         found = [m for m in outbox(settings) if m["kind"] == "owner_assigned"]
         return found if len(found) >= 4 else None
+
     assignments = await eventually(four_assignments)
     assert len(assignments) == 4 and len({m["key"] for m in assignments}) == 4
 
     async def second_opening_recorded():
         return len(outbox(settings, "events.jsonl")) > first_events
+
     await eventually(second_opening_recorded)
     opened = [e for e in outbox(settings, "events.jsonl") if e["type"] == "escalation.opened"]
     assert len(opened) == 2 and opened[0]["id"] != opened[1]["id"]
@@ -283,23 +334,39 @@ async def test_closed_case_id_can_be_opened_again_and_its_news_is_not_dropped(en
 async def test_written_notices_go_by_the_preferred_channel_first(env, worker, settings):
     """Offer confirmations and callback notices go by SMS to a customer who prefers SMS, although they
     have an email address too (a customer who prefers calls hears in writing by email, as before)."""
-    texter = {"id": "cust-sms", "name": "Sam Texter", "email": "sam@example.org", "phone": "+49 30 7654321",
-              "preferred_channel": "sms"}
+    texter = {
+        "id": "cust-sms",
+        "name": "Sam Texter",
+        "email": "sam@example.org",
+        "phone": "+49 30 7654321",
+        "preferred_channel": "sms",
+    }
     caller = texter | {"id": "cust-call", "preferred_channel": "call"}
     for customer, written in ((texter, "sms"), (caller, "email")):
         handle = await open_case(env.client, case_input(customer=customer), task_queue_name=settings.task_queue)
         agent = (await owned(handle)).owner.id
-        await update(handle, "propose_offer", OfferInput(actor=agent, kind="goodwill", amount=Decimal("10"),
-                                                         description="Voucher"), Offer)
-        await update(handle, "record_offer_response", OfferResponseInput(actor=agent, offer_id="offer-1",
-                                                                         answer="accepted"), Offer)
+        await update(
+            handle,
+            "propose_offer",
+            OfferInput(actor=agent, kind="goodwill", amount=Decimal("10"), description="Voucher"),
+            Offer,
+        )
+        await update(
+            handle,
+            "record_offer_response",
+            OfferResponseInput(actor=agent, offer_id="offer-1", answer="accepted"),
+            Offer,
+        )
         await update(handle, "schedule_callback", ScheduleCallbackInput(actor=agent, at="earliest"), Callback)
 
         async def told():
-            sent = {m["kind"]: m for m in outbox(settings) if m["case_id"] == handle.id.removeprefix("escalation-")
-                    and m["to"]["kind"] == "customer"}
+            sent = {
+                m["kind"]: m
+                for m in outbox(settings)
+                if m["case_id"] == handle.id.removeprefix("escalation-") and m["to"]["kind"] == "customer"
+            }
             return sent if {"offer_confirmation", "callback_scheduled"} <= set(sent) else None
+
         sent = await eventually(told)
         for kind in ("offer_confirmation", "callback_scheduled"):
             assert (sent[kind]["channel"], sent[kind]["to"]["id"]) == (written, customer["id"]), kind
-

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
-    HandleUpdateInput, Interceptor, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+    HandleUpdateInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
 )
 
-from escalation.constants import ERR_INVALID_ARGUMENT
 from escalation.client.contract import UPDATES
+from escalation.constants import ERR_INVALID_ARGUMENT
 from escalation.domain.refusal import shape
 
 _INPUTS = {u.name: u.arg for u in UPDATES}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from functools import partial
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -19,41 +19,88 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from escalation.domain import rules
     from escalation.constants import (
-        ERR_DELIVERY_REJECTED, ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, SA_CUSTOMER, SA_OWNER, SA_SEVERITY, SA_SLA_DUE, SA_STATUS,
-        SA_SLA_BREACH, SA_TIER, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, ERR_CASE_UNAVAILABLE, workflow_id,
+        ERR_CASE_UNAVAILABLE,
+        ERR_DELIVERY_REJECTED,
+        ERR_INVALID_ARGUMENT,
+        ERR_INVALID_STATE,
+        ERR_UNKNOWN_POLICY,
+        SA_CUSTOMER,
+        SA_OWNER,
+        SA_SEVERITY,
+        SA_SLA_BREACH,
+        SA_SLA_DUE,
+        SA_STATUS,
+        SA_TIER,
+        WORKFLOW_ID_PREFIX,
+        WORKFLOW_TYPE,
+        workflow_id,
     )
+    from escalation.domain import rules
     from escalation.domain.carry import CarriedCase
     from escalation.domain.models import (
-        AcceptInput, AcknowledgeInput, Brief, Callback, CallbackOutcomeInput, CancelCallbackInput, CaseEvent,
-        CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, EscalateInput, EscalationInput,
-        EscalationOutcome, EventBatch, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
-        Owner, ReassignInput, RescheduleCallbackInput, ResolveInput, ScheduleCallbackInput, Status, TimelineEntry,
+        AcceptInput,
+        AcknowledgeInput,
+        Brief,
+        Callback,
+        CallbackOutcomeInput,
+        CancelCallbackInput,
+        CaseEvent,
+        CaseState,
+        CloseInput,
+        CustomerRepliedInput,
+        DeEscalateInput,
+        EscalateInput,
+        EscalationInput,
+        EscalationOutcome,
+        EventBatch,
+        FollowUpResponseInput,
+        NoteInput,
+        Offer,
+        OfferInput,
+        OfferResponseInput,
+        Owner,
+        ReassignInput,
+        RescheduleCallbackInput,
+        ResolveInput,
+        ScheduleCallbackInput,
+        Status,
+        TimelineEntry,
         WaitOnCustomerInput,
     )
     from escalation.domain.policy import Policy
     from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send
     from escalation.domain.rules.durations import human
-    from escalation.domain.rules.sla import breach_flag, running_due
     from escalation.domain.rules.opening import opening_brief, opening_state
     from escalation.domain.rules.retention import require_room
+    from escalation.domain.rules.sla import breach_flag, running_due
     from escalation.search import SEARCH_KEYS
 
 
 # Activity options. Messages may take a day of retries (a channel is down) without holding up the case.
-QUICK = dict(start_to_close_timeout=timedelta(seconds=10),
-             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
-POLICY_OPTS = dict(start_to_close_timeout=timedelta(seconds=10), schedule_to_close_timeout=timedelta(minutes=10),
-                   retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)))
+QUICK = dict(
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+)
+POLICY_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=10),
+    schedule_to_close_timeout=timedelta(minutes=10),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)
 ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
-SEND_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
-                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
+SEND_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(days=1),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)),
+)
 # Events: the attempt may run long (a big batch to a slow receiver) as long as it heartbeats its progress;
 # a lost attempt (worker or server killed) is noticed within the heartbeat timeout, as fast as before.
 RECORD_OPTS = dict(SEND_OPTS, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30))
-DEAD_LETTER_OPTS = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=7),
-                        retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)))
+DEAD_LETTER_OPTS = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(days=7),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+)
 # Events given up on after a day of retries are dead-lettered (older histories only logged them).
 EVENTS_DEAD_LETTER_PATCH = "events-dead-letter"
 PATCH_DELIVERY_FALLBACK = "delivery-fallback"
@@ -74,9 +121,16 @@ REASSIGN_TO_TIER_PATCH = "reassign-to-same-tier"
 SLA_OVERDUE_PATCH = "sla-overdue-marker"
 # The timeline entry each update returns, by the rule it runs: the command's own entry.
 OWN_ENTRY = {
-    "acknowledge": "acknowledged", "escalate": "escalated", "de_escalate": "de_escalated", "add_note": "note",
-    "wait_on_customer": "waiting_on_customer", "customer_replied": "customer_replied", "resolve": "resolved",
-    "close": "closed", "followup_response": "followup_answered", "accept": "assignment_accepted",
+    "acknowledge": "acknowledged",
+    "escalate": "escalated",
+    "de_escalate": "de_escalated",
+    "add_note": "note",
+    "wait_on_customer": "waiting_on_customer",
+    "customer_replied": "customer_replied",
+    "resolve": "resolved",
+    "close": "closed",
+    "followup_response": "followup_answered",
+    "accept": "assignment_accepted",
     "reassign": "reassigned",
 }
 # A case opens at its workflow's start (older histories: when the policy had loaded).
@@ -128,13 +182,20 @@ class Escalation:
         expected = workflow_id(inp.case_id)
         if workflow.info().workflow_id != expected and workflow.patched(WORKFLOW_ID_PATCH):
             # Clients find a case by its id alone; a case under another workflow id would be lost to them.
-            raise ApplicationError(f"workflow id: a case's workflow id must be '{expected}' (its case_id with the "
-                                   f"prefix '{WORKFLOW_ID_PREFIX}'), not '{workflow.info().workflow_id[:200]}'",
-                                   {"field": "workflow_id"}, type=ERR_INVALID_ARGUMENT, non_retryable=True)
+            raise ApplicationError(
+                f"workflow id: a case's workflow id must be '{expected}' (its case_id with the "
+                f"prefix '{WORKFLOW_ID_PREFIX}'), not '{workflow.info().workflow_id[:200]}'",
+                {"field": "workflow_id"},
+                type=ERR_INVALID_ARGUMENT,
+                non_retryable=True,
+            )
         if inp.carried is not None:
             if workflow.info().continued_run_id is None:
-                raise ApplicationError("carried: set only by the workflow itself when it continues as new; "
-                                       "leave it out", type=ERR_INVALID_ARGUMENT, non_retryable=True)
+                raise ApplicationError(
+                    "carried: set only by the workflow itself when it continues as new; leave it out",
+                    type=ERR_INVALID_ARGUMENT,
+                    non_retryable=True,
+                )
             carried = CarriedCase.model_validate(inp.carried)
             self._policy = Policy.model_validate(carried.policy)
             self._published = carried.published
@@ -157,10 +218,11 @@ class Escalation:
             fired = False
             try:
                 await workflow.wait_condition(
-                    lambda: self._changed, timeout=timeout,
+                    lambda: self._changed,
+                    timeout=timeout,
                     timeout_summary=rules.describe_deadline(state, deadline) if deadline else None,
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 fired = True
             self._changed = False
             self._apply(*rules.advance(self._current, self._policy, self._decision_time(deadline if fired else None)))
@@ -328,8 +390,11 @@ class Escalation:
 
     @workflow.update
     async def record_callback_outcome(self, cmd: CallbackOutcomeInput) -> Callback:
-        rule = partial(rules.record_callback_outcome, not_early=workflow.patched(CALLBACK_NOT_EARLY_PATCH),
-                       announce_moves=workflow.patched(CALLBACK_MOVES_PATCH))
+        rule = partial(
+            rules.record_callback_outcome,
+            not_early=workflow.patched(CALLBACK_NOT_EARLY_PATCH),
+            announce_moves=workflow.patched(CALLBACK_MOVES_PATCH),
+        )
         await self._handle(rule, cmd)
         return self._callback(cmd.callback_id)
 
@@ -382,11 +447,19 @@ class Escalation:
         if rep_id is None:
             return None
         try:
-            return await workflow.execute_activity("find_rep", rep_id, result_type=Owner | None,  # type: ignore[arg-type]
-                                                   summary=f"look up rep {rep_id}", **ASSIGN_OPTS)
+            return await workflow.execute_activity(
+                "find_rep",
+                rep_id,
+                result_type=Owner | None,  # type: ignore[arg-type]
+                summary=f"look up rep {rep_id}",
+                **ASSIGN_OPTS,
+            )
         except ActivityError as err:  # the roster could not be read for minutes: refuse, changing nothing
-            raise ApplicationError(f"{field}: the roster could not be read to check '{rep_id}' ({err.cause or err}); "
-                                   "try again", {"field": field}, type=ERR_INVALID_STATE) from None
+            raise ApplicationError(
+                f"{field}: the roster could not be read to check '{rep_id}' ({err.cause or err}); try again",
+                {"field": field},
+                type=ERR_INVALID_STATE,
+            ) from None
 
     # ----- queries
 
@@ -418,8 +491,9 @@ class Escalation:
 
     def _ready_state(self) -> CaseState:
         if self._open_error is not None:
-            raise ApplicationError(f"case {self._input.case_id} could not open: {self._open_error}",
-                                   type=ERR_UNKNOWN_POLICY)
+            raise ApplicationError(
+                f"case {self._input.case_id} could not open: {self._open_error}", type=ERR_UNKNOWN_POLICY
+            )
         if self._state is None:
             return self._opening()
         return self._state
@@ -429,13 +503,17 @@ class Escalation:
         status `opening`, instead of an error another SDK would show as an unknown query."""
         return opening_state(self._input, workflow.info().first_execution_run_id, workflow.now())
 
-    def _dry_run(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C, *,
-                 validating: bool = True) -> rules.Result | None:
+    def _dry_run(
+        self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C, *, validating: bool = True
+    ) -> rules.Result | None:
         """The rule's result for `cmd` (None while the case is opening), or the refusal. The rules are pure, so the
         handler adopts this very result."""
         if validating and self._moving:  # validators only: they are not replayed, and what they took is applied
-            raise ApplicationError("case: handing over to a fresh run of its history (a moment); nothing was "
-                                   "applied, send it again", {"field": "case"}, type=ERR_CASE_UNAVAILABLE)
+            raise ApplicationError(
+                "case: handing over to a fresh run of its history (a moment); nothing was applied, send it again",
+                {"field": "case"},
+                type=ERR_CASE_UNAVAILABLE,
+            )
         if self._state is None:
             return None  # still opening: the handler waits for the state and checks then
         try:
@@ -489,8 +567,9 @@ class Escalation:
 
     async def _load_policy(self, name: str) -> Policy:
         try:
-            return await workflow.execute_activity("load_policy", name, result_type=Policy,
-                                                   summary=f"load policy {name}", **POLICY_OPTS)
+            return await workflow.execute_activity(
+                "load_policy", name, result_type=Policy, summary=f"load policy {name}", **POLICY_OPTS
+            )
         except ActivityError as err:
             cause = err.cause
             self._open_error = cause.message if isinstance(cause, ApplicationError) else str(err)
@@ -502,26 +581,41 @@ class Escalation:
             return
         try:
             routed = await workflow.execute_activity(
-                "find_owner", effect, result_type=Routed,
+                "find_owner",
+                effect,
+                result_type=Routed,
                 summary=f"find {effect.tier.value}" + (f" for {effect.callback_id}" if effect.callback_id else ""),
-                **ASSIGN_OPTS)
+                **ASSIGN_OPTS,
+            )
         except ActivityError as err:
             workflow.logger.warning("routing_failed", extra={"tier": effect.tier.value, "error": str(err.cause or err)})
-            routed = Routed(stint=effect.stint, request=effect.request, callback_id=effect.callback_id,
-                            failed=True, reason=f"routing failed: {err.cause or err}")
+            routed = Routed(
+                stint=effect.stint,
+                request=effect.request,
+                callback_id=effect.callback_id,
+                failed=True,
+                reason=f"routing failed: {err.cause or err}",
+            )
         # Cases routed before rep calendars counted told an owner assigned at once in the tier's hours.
         own_hours = workflow.patched(OWNER_HOURS_PATCH)
         # Cases whose callbacks were handed over without telling the customer replay so.
         announce = routed.callback_id is None or workflow.patched(CALLBACK_MOVES_PATCH)
-        self._apply(*rules.owner_found(self._current, self._policy, routed, workflow.now(), own_hours=own_hours,
-                                       announce_moves=announce))
+        self._apply(
+            *rules.owner_found(
+                self._current, self._policy, routed, workflow.now(), own_hours=own_hours, announce_moves=announce
+            )
+        )
         self._changed = True
 
     async def _assign_at_once(self, effect: Assign) -> None:
         try:
             owner = await workflow.execute_activity(
-                "assign_owner", effect, result_type=Owner | None,  # type: ignore[arg-type]
-                summary=f"find {effect.tier.value}", **ASSIGN_OPTS)
+                "assign_owner",
+                effect,
+                result_type=Owner | None,  # type: ignore[arg-type]
+                summary=f"find {effect.tier.value}",
+                **ASSIGN_OPTS,
+            )
         except ActivityError as err:
             workflow.logger.warning("routing_failed", extra={"tier": effect.tier.value, "error": str(err.cause or err)})
             owner = None
@@ -541,28 +635,40 @@ class Escalation:
                 # so a closed case completes when it closes, not when the weekend ends.
                 def obsolete() -> bool:
                     return rules.message_obsolete(self._current, m, about=effect.about, announces=effect.announces)
+
                 try:
-                    await workflow.wait_condition(obsolete, timeout=effect.not_before - workflow.now(),
-                                                  timeout_summary=summary)
-                except asyncio.TimeoutError:
+                    await workflow.wait_condition(
+                        obsolete, timeout=effect.not_before - workflow.now(), timeout_summary=summary
+                    )
+                except TimeoutError:
                     pass
                 if obsolete():
-                    workflow.logger.info("held_message_dropped", extra={"key": m.key, "kind": m.kind.value,
-                                                                        "reason": "the case moved on"})
+                    workflow.logger.info(
+                        "held_message_dropped",
+                        extra={"key": m.key, "kind": m.kind.value, "reason": "the case moved on"},
+                    )
                     return
         try:
-            await workflow.execute_activity("send_message", m, result_type=str,
-                                            summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}", **SEND_OPTS)
+            await workflow.execute_activity(
+                "send_message",
+                m,
+                result_type=str,
+                summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}",
+                **SEND_OPTS,
+            )
         except ActivityError as err:
             # Refused for good (HTTP 4xx, SMTP 5xx) or a day of outage: say so in the timeline, and the
             # rules send it again by the next route (the customer's next channel, the owner's team).
-            workflow.logger.error("message_not_delivered", extra={
-                "key": m.key, "kind": m.kind.value, "channel": m.channel.value, "error": str(err.cause or err)})
+            workflow.logger.error(
+                "message_not_delivered",
+                extra={"key": m.key, "kind": m.kind.value, "channel": m.channel.value, "error": str(err.cause or err)},
+            )
             cause = err.cause
             reason = str(cause) if cause else str(err)
             permanent = isinstance(cause, ApplicationError) and cause.non_retryable
-            state, effects = rules.delivery_failed(self._current, self._policy, m, reason, workflow.now(),
-                                                   permanent=permanent)
+            state, effects = rules.delivery_failed(
+                self._current, self._policy, m, reason, workflow.now(), permanent=permanent
+            )
             # Histories from before fallbacks existed replay without the resend.
             self._apply(state, effects if workflow.patched(PATCH_DELIVERY_FALLBACK) else [])
 
@@ -571,20 +677,30 @@ class Escalation:
         try:
             await workflow.execute_activity("record_events", events, summary=f"{len(events)} event(s)", **RECORD_OPTS)
         except ActivityError as err:
-            workflow.logger.error("events_not_recorded", extra={"first": events[0].id, "last": events[-1].id,
-                                                                "error": str(err.cause or err)})
+            workflow.logger.error(
+                "events_not_recorded",
+                extra={"first": events[0].id, "last": events[-1].id, "error": str(err.cause or err)},
+            )
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == ERR_DELIVERY_REJECTED
             # Refused events were dead-lettered one by one already; a batch that ran out of retries is
             # kept whole (receivers dedupe the ones that did arrive) so nothing is lost.
             if not refused and workflow.patched(EVENTS_DEAD_LETTER_PATCH):
-                await workflow.execute_activity("dead_letter_events", events, summary=f"dead-letter {len(events)} event(s)",
-                                                **DEAD_LETTER_OPTS)
+                await workflow.execute_activity(
+                    "dead_letter_events", events, summary=f"dead-letter {len(events)} event(s)", **DEAD_LETTER_OPTS
+                )
 
     def _event(self, entry: TimelineEntry, state: CaseState) -> CaseEvent:
         return CaseEvent(
-            id=f"{workflow.info().workflow_id}/{state.opening_id}/{entry.seq}", type=f"escalation.{entry.kind}",
-            case_id=state.case_id, seq=entry.seq, at=entry.at, actor=entry.actor, tier=entry.tier,
-            status=state.status, owner=state.owner.id if state.owner else None, detail=entry.detail,
+            id=f"{workflow.info().workflow_id}/{state.opening_id}/{entry.seq}",
+            type=f"escalation.{entry.kind}",
+            case_id=state.case_id,
+            seq=entry.seq,
+            at=entry.at,
+            actor=entry.actor,
+            tier=entry.tier,
+            status=state.status,
+            owner=state.owner.id if state.owner else None,
+            detail=entry.detail,
         )
 
     def _refresh_search(self, state: CaseState) -> None:
@@ -592,22 +708,29 @@ class Escalation:
         if breach is not None and not workflow.patched(SLA_OVERDUE_PATCH):
             due, breach = running_due(state), None  # a history from before the overdue marker
         wanted: dict[str, Any] = {
-            SA_TIER: state.tier.value, SA_STATUS: state.status.value,
-            SA_OWNER: rules.holder(state), SA_CUSTOMER: state.input.customer.id,
-            SA_SEVERITY: state.input.severity.value, SA_SLA_DUE: due,
+            SA_TIER: state.tier.value,
+            SA_STATUS: state.status.value,
+            SA_OWNER: rules.holder(state),
+            SA_CUSTOMER: state.input.customer.id,
+            SA_SEVERITY: state.input.severity.value,
+            SA_SLA_DUE: due,
         }
         if breach is not None or SA_SLA_BREACH in self._search:  # never upserted until a target is missed
             wanted[SA_SLA_BREACH] = breach
         if wanted != self._search:
-            updates = [SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()
-                       for k, v in wanted.items() if self._search.get(k, "unset") != v]
+            updates = [
+                SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()
+                for k, v in wanted.items()
+                if self._search.get(k, "unset") != v
+            ]
             workflow.upsert_search_attributes(updates)
             self._search = wanted
         owner = state.owner.name if state.owner else "unassigned"
         waiting = f", waiting on the customer ({state.waiting.reason})" if state.waiting else ""
         if breach is not None:
             sla = f", **SLA target missed** at {due:%Y-%m-%d %H:%M:%S} UTC" + (
-                ", nobody owns the case" if breach == "unowned" else "")
+                ", nobody owns the case" if breach == "unowned" else ""
+            )
         else:
             sla = f", SLA due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""
         if (left := state.sla_paused_remaining) is not None:
@@ -627,8 +750,9 @@ class Escalation:
         if not workflow.patched(CAN_THROUGH_UPDATES_PATCH):
             try:
                 await workflow.wait_condition(
-                    lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget)
-            except asyncio.TimeoutError:
+                    lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget
+                )
+            except TimeoutError:
                 fired = deadline if budget < CAN_DRAIN else None  # the wait ended on the deadline itself
             if self._changed or (deadline is not None and self._decision_time(fired) >= deadline):
                 return
@@ -643,7 +767,7 @@ class Escalation:
                 budget = left if deadline is None else min(left, max(deadline - workflow.now(), timedelta(0)))
                 try:
                     await workflow.wait_condition(lambda: not self._pending or self._changed, timeout=budget)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     fired = deadline if budget < left else None  # the wait ended on the deadline itself
                 if deadline is not None and self._decision_time(fired) >= deadline:
                     return
@@ -656,7 +780,11 @@ class Escalation:
             # Only for the instant the commands already taken need to finish: new ones are refused (retryable).
             self._moving = True
             await workflow.wait_condition(workflow.all_handlers_finished)
-        carried = CarriedCase(state=self._current, policy=self._policy.model_dump(mode="json"),
-                              published=self._published, pending=list(self._pending.values()),
-                              answered=self._answered)
+        carried = CarriedCase(
+            state=self._current,
+            policy=self._policy.model_dump(mode="json"),
+            published=self._published,
+            pending=list(self._pending.values()),
+            answered=self._answered,
+        )
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried.model_dump(mode="json")}))

@@ -14,7 +14,10 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.worker import (
-    HandleUpdateInput, Interceptor, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+    HandleUpdateInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
 )
 
 # Histories in which a resent command was applied twice in a later run replay as they were written.

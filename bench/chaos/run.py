@@ -42,11 +42,19 @@ from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from escalation.constants import SEARCH_ATTRIBUTES, workflow_id
 from escalation.client.converter import data_converter
+from escalation.constants import SEARCH_ATTRIBUTES, workflow_id
 from escalation.domain.models import (
-    AcknowledgeInput, CallbackOutcomeInput, CaseState, EscalationInput, FollowUpResponseInput, NoteInput,
-    ResolveInput, ScheduleCallbackInput, Status, Tier,
+    AcknowledgeInput,
+    CallbackOutcomeInput,
+    CaseState,
+    EscalationInput,
+    FollowUpResponseInput,
+    NoteInput,
+    ResolveInput,
+    ScheduleCallbackInput,
+    Status,
+    Tier,
 )
 from escalation.domain.rules.step import Message
 from workflows import Escalation
@@ -96,9 +104,24 @@ def temporal_binary() -> str:
 
 def start_sqlite_server(db: Path, port: int) -> subprocess.Popen:
     """A dev server on SQLite file `db` (kept across restarts), with the search attributes registered."""
-    args = [temporal_binary(), "server", "start-dev", "--db-filename", str(db), "--port", str(port),
-            "--headless", "--log-level", "error", "--ip", "127.0.0.1",
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    args = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db),
+        "--port",
+        str(port),
+        "--headless",
+        "--log-level",
+        "error",
+        "--ip",
+        "127.0.0.1",
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+    ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         args += ["--search-attribute", f"{name}={kind}"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -119,15 +142,20 @@ class Processes:
         self.server = start_sqlite_server(self.workdir / "temporal.db", self.port)
 
     def start_worker(self) -> None:
-        env = os.environ | {
-            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
-            "ESCALATIONS_TASK_QUEUE": "chaos",
-            "ESCALATIONS_DATA_DIR": str(self.workdir / "data"),
-            "ESCALATIONS_POLICY_DIR": str(HERE / "policies"),
-            "ESCALATIONS_ROSTER": str(HERE / "roster.toml"),
-        } | self.cfg.worker_env
-        self.worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env,
-                                       stdout=self.worker_log, stderr=self.worker_log)
+        env = (
+            os.environ
+            | {
+                "TEMPORAL_ADDRESS": f"127.0.0.1:{self.port}",
+                "ESCALATIONS_TASK_QUEUE": "chaos",
+                "ESCALATIONS_DATA_DIR": str(self.workdir / "data"),
+                "ESCALATIONS_POLICY_DIR": str(HERE / "policies"),
+                "ESCALATIONS_ROSTER": str(HERE / "roster.toml"),
+            }
+            | self.cfg.worker_env
+        )
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=self.worker_log, stderr=self.worker_log
+        )
 
     @staticmethod
     def _kill(proc: subprocess.Popen | None) -> None:
@@ -173,7 +201,7 @@ async def persist(what: Callable[[], Awaitable[T]], *, until: float) -> T:
             return await asyncio.wait_for(what(), 30)
         except WorkflowUpdateFailedError:
             raise  # the case refused the command: retrying it changes nothing
-        except (RPCError, RuntimeError, asyncio.TimeoutError) as err:
+        except (TimeoutError, RPCError, RuntimeError) as err:
             retry = err
         except Exception as err:  # update and query failures from a case whose task is failing
             if "already started" in str(err):
@@ -198,8 +226,9 @@ class Driver:
 
     async def state(self, case_id: str) -> CaseState:
         handle = self.handle(case_id)
-        return await persist(lambda: handle.query("state", result_type=CaseState,
-                                                  rpc_timeout=timedelta(seconds=5)), until=self.until)
+        return await persist(
+            lambda: handle.query("state", result_type=CaseState, rpc_timeout=timedelta(seconds=5)), until=self.until
+        )
 
     async def wait_for(self, case_id: str, check: Callable[[CaseState], bool], interval: float = 2.0) -> CaseState:
         while True:
@@ -213,25 +242,46 @@ class Driver:
     async def update(self, case_id: str, step: str, name: str, arg: Any, result_type: type = dict) -> Any:
         # A fixed update id per step: a retry after a crash is applied once.
         handle = self.handle(case_id)
-        return await persist(lambda: handle.execute_update(name, arg, id=f"{case_id}-{step}", result_type=result_type,
-                                                           rpc_timeout=timedelta(seconds=10)), until=self.until)
+        return await persist(
+            lambda: handle.execute_update(
+                name, arg, id=f"{case_id}-{step}", result_type=result_type, rpc_timeout=timedelta(seconds=10)
+            ),
+            until=self.until,
+        )
 
     async def open(self, case_id: str, policy: str) -> None:
-        inp = EscalationInput.model_validate({
-            "case_id": case_id, "policy": policy, "channel": "call", "category": "billing", "skills": ["billing"],
-            "severity": "high", "summary": "Charged twice", "desired_outcome": "Refund", "opened_by": "ana",
-            "customer": {"id": f"cust-{case_id}", "name": "Chaos Customer", "email": "customer@example.org",
-                         "phone": "+49 30 1234567", "time_zone": "Europe/Berlin", "lifetime_value": "100",
-                         "preferred_channel": "email"},
-        })
+        inp = EscalationInput.model_validate(
+            {
+                "case_id": case_id,
+                "policy": policy,
+                "channel": "call",
+                "category": "billing",
+                "skills": ["billing"],
+                "severity": "high",
+                "summary": "Charged twice",
+                "desired_outcome": "Refund",
+                "opened_by": "ana",
+                "customer": {
+                    "id": f"cust-{case_id}",
+                    "name": "Chaos Customer",
+                    "email": "customer@example.org",
+                    "phone": "+49 30 1234567",
+                    "time_zone": "Europe/Berlin",
+                    "lifetime_value": "100",
+                    "preferred_channel": "email",
+                },
+            }
+        )
 
         async def start() -> None:
             try:
-                await self.client.start_workflow("Escalation", inp, id=workflow_id(case_id), task_queue="chaos",
-                                                 rpc_timeout=timedelta(seconds=10))
+                await self.client.start_workflow(
+                    "Escalation", inp, id=workflow_id(case_id), task_queue="chaos", rpc_timeout=timedelta(seconds=10)
+                )
             except Exception as err:  # a start whose answer was lost in a crash: the case is there
                 if "already started" not in str(err).lower() and "AlreadyStarted" not in type(err).__name__:
                     raise
+
         await persist(start, until=self.until)
 
     async def journey(self, case_id: str, kind: str) -> None:
@@ -248,13 +298,25 @@ class Driver:
         if kind == "callback":
             # "earliest": due as soon as it is booked (the customer has no contact window), however long the
             # storm held the command up; the outcome is recorded once the case says the call is due.
-            await self.update(case_id, "callback", "schedule_callback",
-                              ScheduleCallbackInput(actor=owner, at="earliest", window=timedelta(minutes=30)))
+            await self.update(
+                case_id,
+                "callback",
+                "schedule_callback",
+                ScheduleCallbackInput(actor=owner, at="earliest", window=timedelta(minutes=30)),
+            )
             await self.wait_for(case_id, lambda s: bool(s.callbacks) and s.callbacks[0].due_at < datetime.now(UTC))
-            await self.update(case_id, "reached", "record_callback_outcome",
-                              CallbackOutcomeInput(actor=owner, callback_id="callback-1", outcome="reached"))
-        await self.update(case_id, "resolve", "resolve",
-                          ResolveInput(actor=owner, resolution="Refunded", root_cause="billing_error", kb_article="KB-1"))
+            await self.update(
+                case_id,
+                "reached",
+                "record_callback_outcome",
+                CallbackOutcomeInput(actor=owner, callback_id="callback-1", outcome="reached"),
+            )
+        await self.update(
+            case_id,
+            "resolve",
+            "resolve",
+            ResolveInput(actor=owner, resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
+        )
         await self.wait_for(case_id, lambda s: any(c.sent_at for c in s.checkins))
         await self.update(case_id, "fixed", "followup_response", FollowUpResponseInput(answer="fixed"))
         await self.wait_for(case_id, lambda s: s.status == Status.CLOSED)
@@ -269,8 +331,10 @@ class Driver:
 
 async def storm(procs: Processes, cfg: Config, phase: Phase, rng: random.Random, done: asyncio.Event) -> None:
     """Kill the worker and the server at seeded moments, restarting each after a short outage."""
-    plan = sorted([(rng.uniform(5, cfg.storm), "worker") for _ in range(cfg.worker_kills)]
-                  + [(rng.uniform(10, cfg.storm), "server") for _ in range(cfg.server_kills)])
+    plan = sorted(
+        [(rng.uniform(5, cfg.storm), "worker") for _ in range(cfg.worker_kills)]
+        + [(rng.uniform(10, cfg.storm), "server") for _ in range(cfg.server_kills)]
+    )
     start = time.monotonic()
     for at, what in plan:
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))
@@ -295,6 +359,7 @@ async def histories(client: Client) -> list[WorkflowHistory]:
     async def one(wid: str, run_id: str) -> None:
         async with sem:
             found.append(await client.get_workflow_handle(wid, run_id=run_id).fetch_history())
+
     tasks = [one(w.id, w.run_id) async for w in client.list_workflows("WorkflowType = 'Escalation'")]
     await asyncio.gather(*tasks)
     return found
@@ -333,7 +398,9 @@ async def check(client: Client, procs: Processes, phase: Phase) -> None:
     # A closed case completes once its last messages and events are handed over.
     settle = time.monotonic() + 60
     while True:
-        running = [wf async for wf in client.list_workflows("WorkflowType = 'Escalation' AND ExecutionStatus = 'Running'")]
+        running = [
+            wf async for wf in client.list_workflows("WorkflowType = 'Escalation' AND ExecutionStatus = 'Running'")
+        ]
         if not running or time.monotonic() > settle:
             break
         await asyncio.sleep(1)
@@ -364,7 +431,9 @@ async def check(client: Client, procs: Processes, phase: Phase) -> None:
     handed = {k for h in runs for k in sent_keys(h)}
     lost = handed - set(keys)
     if lost:
-        phase.problems.append(f"{len(lost)} message(s) handed to delivery but not in the outbox, e.g. {sorted(lost)[0]}")
+        phase.problems.append(
+            f"{len(lost)} message(s) handed to delivery but not in the outbox, e.g. {sorted(lost)[0]}"
+        )
 
 
 async def finals(client: Client, phase: Phase) -> None:
@@ -375,7 +444,8 @@ async def finals(client: Client, phase: Phase) -> None:
         async with sem:
             try:
                 s = await client.get_workflow_handle(workflow_id(case_id)).query(
-                    "state", result_type=CaseState, rpc_timeout=timedelta(seconds=20))
+                    "state", result_type=CaseState, rpc_timeout=timedelta(seconds=20)
+                )
             except Exception as err:
                 phase.problems.append(f"{case_id}: state unreadable ({str(err)[:120]})")
                 return
@@ -388,6 +458,7 @@ async def finals(client: Client, phase: Phase) -> None:
             if entry.kind == "breached" and entry.detail.get("due_at"):
                 due = datetime.fromisoformat(entry.detail["due_at"])
                 phase.lateness.append((entry.at - due).total_seconds())
+
     await asyncio.gather(*(one(c, k) for c, k in phase.journeys.items()))
 
 
@@ -455,22 +526,29 @@ def report(calm: Phase | None, stormy: Phase) -> bool:
 
     for phase in filter(None, (calm, stormy)):
         late = phase.lateness
-        print(f"[{phase.name}] {len(phase.journeys)} cases, {phase.runs} runs, kills {dict(phase.kills) or 'none'}, "
-              f"{phase.seconds:.0f} s; breach lateness p50 {percentile(late, .5):.2f} s, "
-              f"p99 {percentile(late, .99):.2f} s, max {max(late, default=0):.2f} s ({len(late)} breaches)")
+        print(
+            f"[{phase.name}] {len(phase.journeys)} cases, {phase.runs} runs, kills {dict(phase.kills) or 'none'}, "
+            f"{phase.seconds:.0f} s; breach lateness p50 {percentile(late, 0.5):.2f} s, "
+            f"p99 {percentile(late, 0.99):.2f} s, max {max(late, default=0):.2f} s ({len(late)} breaches)"
+        )
         line(f"{phase.name} replay failures", str(len(phase.replay_failures)), not phase.replay_failures, "0")
         line(f"{phase.name} stuck cases", str(len(phase.stuck)), not phase.stuck, "0")
-        line(f"{phase.name} cases off their journey, lost or doubled", str(len(phase.problems)),
-             not phase.problems, "0")
+        line(
+            f"{phase.name} cases off their journey, lost or doubled", str(len(phase.problems)), not phase.problems, "0"
+        )
         for wid, why in sorted(phase.replay_failures.items())[:10]:
             print(f"  replay {wid}: {why}")
         for problem in phase.problems[:10]:
             print(f"  {problem}")
     if calm is not None and calm.lateness and stormy.lateness:
-        base, got = percentile(calm.lateness, .99), percentile(stormy.lateness, .99)
+        base, got = percentile(calm.lateness, 0.99), percentile(stormy.lateness, 0.99)
         ratio = got / max(base, 0.05)
-        line("breach lateness p99 under the storm", f"{got:.2f} s ({ratio:.2f}x the calm run's {base:.2f} s)",
-             ratio <= 2.0, "<= 2x")
+        line(
+            "breach lateness p99 under the storm",
+            f"{got:.2f} s ({ratio:.2f}x the calm run's {base:.2f} s)",
+            ratio <= 2.0,
+            "<= 2x",
+        )
     return ok
 
 

@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -28,21 +28,41 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.live import Live
 
-from escalation.client import contract
 from escalation.cli import doctor, views
-from escalation.logs import leave
-from escalation.client import Case, EscalationClient
-from escalation.config import ConfigError, Settings
+from escalation.client import Case, EscalationClient, contract
 from escalation.client.contract import Update
 from escalation.client.errors import (
-    CaseAlreadyOpen, CaseNotFound, CaseUnavailable, Ending, EscalationError, InvalidArgument, InvalidState,
-    UnknownPolicy, Unreachable, from_validation_error,
+    CaseAlreadyOpen,
+    CaseNotFound,
+    CaseUnavailable,
+    Ending,
+    EscalationError,
+    InvalidArgument,
+    InvalidState,
+    UnknownPolicy,
+    Unreachable,
+    from_validation_error,
 )
+from escalation.config import ConfigError, Settings
 from escalation.domain.models import (
-    Callback, CallbackChannel, CallbackOutcome,
-    MANUAL_REASONS, EscalationReason, FollowUpAnswer, OfferAnswer, OfferKind, Outcome, RootCause, Sentiment, Severity, Status,
-    Tier, TimelineEntry, parse_duration,
+    MANUAL_REASONS,
+    Callback,
+    CallbackChannel,
+    CallbackOutcome,
+    EscalationReason,
+    FollowUpAnswer,
+    OfferAnswer,
+    OfferKind,
+    Outcome,
+    RootCause,
+    Sentiment,
+    Severity,
+    Status,
+    Tier,
+    TimelineEntry,
+    parse_duration,
 )
+from escalation.logs import leave
 
 T = TypeVar("T")
 
@@ -65,9 +85,14 @@ class Code(IntEnum):
 
 
 EXIT_CODES: list[tuple[type[Exception], Code]] = [
-    (InvalidArgument, Code.INVALID_ARGUMENT), (InvalidState, Code.INVALID_STATE), (CaseNotFound, Code.NOT_FOUND),
-    (CaseAlreadyOpen, Code.ALREADY_OPEN), (UnknownPolicy, Code.UNKNOWN_POLICY), (Unreachable, Code.UNREACHABLE),
-    (ConfigError, Code.UNREACHABLE), (CaseUnavailable, Code.UNAVAILABLE),
+    (InvalidArgument, Code.INVALID_ARGUMENT),
+    (InvalidState, Code.INVALID_STATE),
+    (CaseNotFound, Code.NOT_FOUND),
+    (CaseAlreadyOpen, Code.ALREADY_OPEN),
+    (UnknownPolicy, Code.UNKNOWN_POLICY),
+    (Unreachable, Code.UNREACHABLE),
+    (ConfigError, Code.UNREACHABLE),
+    (CaseUnavailable, Code.UNAVAILABLE),
 ]
 
 EXAMPLES = """\
@@ -97,21 +122,32 @@ connection settings or no worker answering, 9 the case cannot take commands for 
 failing; send the same command again with the --update-id printed), 10 doctor found stuck cases and
 left them so, 1 anything else (ESCALATIONS_DEBUG=1 shows the traceback of an unexpected error)."""
 
-app = typer.Typer(name="escalations", help="Open, drive, show, list and watch escalation cases from a terminal.",
-                  epilog=EXAMPLES, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    name="escalations",
+    help="Open, drive, show, list and watch escalation cases from a terminal.",
+    epilog=EXAMPLES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 # The reasons a person may give, in the contract's order: the only choices `escalate --reason` lists and
 # completes (sla_breach, no_capacity and the other system reasons are refused by the case for API callers).
 ManualReason = StrEnum("ManualReason", {r.name: r.value for r in EscalationReason if r in MANUAL_REASONS})
 
 CaseId = Annotated[str, typer.Argument(help="The case id (the workflow id without 'escalation-').")]
-ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR",
-                                       help="Who does this (rep id).")]
+ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR", help="Who does this (rep id).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-UpdateIdOpt = Annotated[str | None, typer.Option(
-    "--update-id", help="Idempotency key: the case applies a command with the same key once and answers a repeat "
-                        "with the first result (default: a new one; printed when a failed command may be retried).")]
+UpdateIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--update-id",
+        help="Idempotency key: the case applies a command with the same key once and answers a repeat "
+        "with the first result (default: a new one; printed when a failed command may be retried).",
+    ),
+]
 
 
 # ----- plumbing
@@ -129,8 +165,14 @@ class Options(BaseModel):
     policy_dir: Path | None = None
 
     def settings(self) -> Settings:
-        return Settings.from_env(profile=self.profile, config_file=self.config_file, address=self.address,
-                                 namespace=self.namespace, task_queue=self.task_queue, policy_dir=self.policy_dir)
+        return Settings.from_env(
+            profile=self.profile,
+            config_file=self.config_file,
+            address=self.address,
+            namespace=self.namespace,
+            task_queue=self.task_queue,
+            policy_dir=self.policy_dir,
+        )
 
 
 def finite(value: float | None) -> float | None:
@@ -143,16 +185,46 @@ def finite(value: float | None) -> float | None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    address: Annotated[str | None, typer.Option(help="Temporal frontend host:port (else TEMPORAL_ADDRESS or the profile).")] = None,
-    namespace: Annotated[str | None, typer.Option(help="Temporal namespace (else TEMPORAL_NAMESPACE or the profile).")] = None,
-    profile: Annotated[str | None, typer.Option(help="Client config profile (else TEMPORAL_PROFILE, 'default').")] = None,
-    config_file: Annotated[Path | None, typer.Option(help="Client config TOML (else TEMPORAL_CONFIG_FILE or the default location).")] = None,
-    task_queue: Annotated[str | None, typer.Option(help="Task queue new cases start on (else ESCALATIONS_TASK_QUEUE, 'escalations').")] = None,
-    retry_timeout: Annotated[float | None, typer.Option(min=0, max=3600, callback=finite, help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).")] = None,
-    policy_dir: Annotated[Path | None, typer.Option(help="The workers' policies folder (else ESCALATIONS_POLICY_DIR): `open` refuses a policy it has no file for before starting anything.")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Temporal frontend host:port (else TEMPORAL_ADDRESS or the profile).")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Temporal namespace (else TEMPORAL_NAMESPACE or the profile).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Client config profile (else TEMPORAL_PROFILE, 'default').")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option(help="Client config TOML (else TEMPORAL_CONFIG_FILE or the default location).")
+    ] = None,
+    task_queue: Annotated[
+        str | None, typer.Option(help="Task queue new cases start on (else ESCALATIONS_TASK_QUEUE, 'escalations').")
+    ] = None,
+    retry_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=3600,
+            callback=finite,
+            help="Seconds to keep resending a command the case cannot take for now (same update id; default 30, 0: fail at once).",
+        ),
+    ] = None,
+    policy_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The workers' policies folder (else ESCALATIONS_POLICY_DIR): `open` refuses a policy it has no file for before starting anything."
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Options(address=address, namespace=namespace, profile=profile, config_file=config_file,
-                      task_queue=task_queue, retry_timeout=retry_timeout, policy_dir=policy_dir)
+    ctx.obj = Options(
+        address=address,
+        namespace=namespace,
+        profile=profile,
+        config_file=config_file,
+        task_queue=task_queue,
+        retry_timeout=retry_timeout,
+        policy_dir=policy_dir,
+    )
 
 
 def say(text: str, *, err: bool = False) -> None:
@@ -171,23 +243,36 @@ def unexpected(err: BaseException) -> NoReturn:
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         traceback.print_exception(err)
     text = " ".join(str(err).split())[:500]
-    fail(f"unexpected {type(err).__name__}" + (f": {text}" if text else "")
-         + f" (set {DEBUG_ENV}=1 to see the traceback)", Code.ERROR)
+    fail(
+        f"unexpected {type(err).__name__}"
+        + (f": {text}" if text else "")
+        + f" (set {DEBUG_ENV}=1 to see the traceback)",
+        Code.ERROR,
+    )
 
 
 def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) -> T:
     """Connect and run `work`; typed errors become a message on stderr and their exit code."""
+
     async def go() -> T:
         retry = {} if ctx.obj.retry_timeout is None else {"retry_timeout": ctx.obj.retry_timeout}
         esc = await EscalationClient.connect(ctx.obj.settings(), **retry)
         return await work(esc)
+
     try:
         return asyncio.run(go())
     except (EscalationError, ConfigError) as err:
         code = next((c for kind, c in EXIT_CODES if isinstance(err, kind)), Code.ERROR)
         retry_with = getattr(err, "update_id", None) if getattr(err, "retryable", False) else None
-        fail(str(err) + (f"\nto retry safely, send the same command with --update-id {retry_with} "
-                         "(the case applies it once)" if retry_with else ""), code)
+        fail(
+            str(err)
+            + (
+                f"\nto retry safely, send the same command with --update-id {retry_with} (the case applies it once)"
+                if retry_with
+                else ""
+            ),
+            code,
+        )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, typer.TyperException):
@@ -209,14 +294,20 @@ def emit(result: BaseModel | list[BaseModel] | Mapping[str, Any], as_json: bool,
         typer.echo(json.dumps(result, indent=2, default=str))
 
 
-def command(ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any], as_json: bool,
-            update_id: str | None = None) -> None:
+def command(
+    ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any], as_json: bool, update_id: str | None = None
+) -> None:
     """Send one update (with `update_id` as its idempotency key); print what it recorded (the timeline entry,
     or the offer)."""
     arg = {k: v for k, v in fields.items() if v is not None}
     result = run(ctx, lambda esc: esc.case(case_id).update(op, arg, update_id=update_id))
-    line = (views.entry_line(result) if isinstance(result, TimelineEntry) else
-            views.callback_line(result) if isinstance(result, Callback) else views.offer_line(result))
+    line = (
+        views.entry_line(result)
+        if isinstance(result, TimelineEntry)
+        else views.callback_line(result)
+        if isinstance(result, Callback)
+        else views.offer_line(result)
+    )
     emit(result, as_json, line)
 
 
@@ -227,19 +318,36 @@ def command(ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any]
 def open_case(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="JSON file with the case (EscalationInput), or - for stdin.")],
-    fail_if_open: Annotated[bool, typer.Option(help="Exit 6 if the case is already open instead of reusing it.")] = False,
-    wait: Annotated[float, typer.Option(min=0, max=300, callback=finite, help="Seconds to wait for a worker to open the case (load its policy): a case the workers refuse at once (unknown policy, bad input) is reported with its exit code; 0: do not wait.")] = 10.0,
+    fail_if_open: Annotated[
+        bool, typer.Option(help="Exit 6 if the case is already open instead of reusing it.")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=300,
+            callback=finite,
+            help="Seconds to wait for a worker to open the case (load its policy): a case the workers refuse at once (unknown policy, bad input) is reported with its exit code; 0: do not wait.",
+        ),
+    ] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Open a case from its JSON description. Opening an open case again changes nothing."""
     payload = read_case_file(file)
     case = run(ctx, lambda esc: esc.open(payload, if_open="fail" if fail_if_open else "return", wait=wait))
-    human = (f"opened case {case.case_id} (workflow {case.workflow_id})" if case.opened else
-             f"case {case.case_id} is already open (workflow {case.workflow_id}); nothing started")
+    human = (
+        f"opened case {case.case_id} (workflow {case.workflow_id})"
+        if case.opened
+        else f"case {case.case_id} is already open (workflow {case.workflow_id}); nothing started"
+    )
     if case.still_opening:
         human += f"; no worker has opened it yet (within {wait:g}s): it opens when a worker on its task queue runs"
-    emit({"case_id": case.case_id, "workflow_id": case.workflow_id, "opened": case.opened}
-         | ({"still_opening": True} if case.still_opening else {}), as_json, human)
+    emit(
+        {"case_id": case.case_id, "workflow_id": case.workflow_id, "opened": case.opened}
+        | ({"still_opening": True} if case.still_opening else {}),
+        as_json,
+        human,
+    )
 
 
 def read_case_file(file: str) -> Any:
@@ -252,9 +360,11 @@ def read_case_file(file: str) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        fail(f"{name}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8",
-             Code.INVALID_ARGUMENT)
+        line = raw[: err.start].count(b"\n") + 1
+        fail(
+            f"{name}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8",
+            Code.INVALID_ARGUMENT,
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -267,117 +377,219 @@ def read_case_file(file: str) -> Any:
 
 
 @app.command("ack", epilog="Example: escalations ack C-1001 --actor ana --note 'calling back now'")
-def ack(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-        note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None, as_json: JsonOpt = False,
-        update_id: UpdateIdOpt = None) -> None:
+def ack(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Acknowledge the case at its tier: stops the acknowledge clock."""
     command(ctx, case_id, contract.ACKNOWLEDGE, {"actor": actor, "note": note}, as_json, update_id)
 
 
 @app.command("escalate", epilog="Example: escalations escalate C-1001 -a ana --reason customer_request")
-def escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-             reason: Annotated[ManualReason, typer.Option(help="Why (customer_request, threat, needs_authority, complexity).")],
-             detail: Annotated[str | None, typer.Option(help="What the next tier should know.")] = None,
-             to: Annotated[Tier | None, typer.Option("--to", help="Target tier (a skip needs a skip reason).")] = None,
-             as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def escalate(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    reason: Annotated[ManualReason, typer.Option(help="Why (customer_request, threat, needs_authority, complexity).")],
+    detail: Annotated[str | None, typer.Option(help="What the next tier should know.")] = None,
+    to: Annotated[Tier | None, typer.Option("--to", help="Target tier (a skip needs a skip reason).")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Move the case up the ladder (one tier, unless --to and the reason allow a skip)."""
-    command(ctx, case_id, contract.ESCALATE,
-            {"actor": actor, "reason": EscalationReason(reason.value), "detail": detail, "target_tier": to}, as_json,
-            update_id)
+    command(
+        ctx,
+        case_id,
+        contract.ESCALATE,
+        {"actor": actor, "reason": EscalationReason(reason.value), "detail": detail, "target_tier": to},
+        as_json,
+        update_id,
+    )
 
 
-@app.command("de-escalate", epilog="Example: escalations de-escalate C-1001 -a tara --reason 'customer calm, agent follows up'")
-def de_escalate(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-                reason: Annotated[str, typer.Option(help="Why the case goes back down.")],
-                to: Annotated[Tier | None, typer.Option("--to", help="Target tier (default: one below).")] = None,
-                as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+@app.command(
+    "de-escalate", epilog="Example: escalations de-escalate C-1001 -a tara --reason 'customer calm, agent follows up'"
+)
+def de_escalate(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    reason: Annotated[str, typer.Option(help="Why the case goes back down.")],
+    to: Annotated[Tier | None, typer.Option("--to", help="Target tier (default: one below).")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Move the case down the ladder."""
-    command(ctx, case_id, contract.DE_ESCALATE, {"actor": actor, "reason": reason, "target_tier": to}, as_json,
-            update_id)
+    command(
+        ctx, case_id, contract.DE_ESCALATE, {"actor": actor, "reason": reason, "target_tier": to}, as_json, update_id
+    )
 
 
-@app.command("note", epilog="Example: escalations note C-1001 -a ana 'Customer calmer after the apology' --sentiment upset")
-def note(ctx: typer.Context, case_id: CaseId, text: Annotated[str, typer.Argument(help="The note.")], actor: ActorOpt,
-         sentiment: Annotated[Sentiment | None, typer.Option(help="The customer's mood now.")] = None,
-         as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+@app.command(
+    "note", epilog="Example: escalations note C-1001 -a ana 'Customer calmer after the apology' --sentiment upset"
+)
+def note(
+    ctx: typer.Context,
+    case_id: CaseId,
+    text: Annotated[str, typer.Argument(help="The note.")],
+    actor: ActorOpt,
+    sentiment: Annotated[Sentiment | None, typer.Option(help="The customer's mood now.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Add a note to the case (it goes into every brief)."""
-    command(ctx, case_id, contract.ADD_NOTE, {"actor": actor, "text": text, "sentiment": sentiment}, as_json,
-            update_id)
+    command(ctx, case_id, contract.ADD_NOTE, {"actor": actor, "text": text, "sentiment": sentiment}, as_json, update_id)
 
 
-@app.command("offer", epilog="Example: escalations offer C-1001 -a ana --kind compensation --amount 20 --description 'Fee refund'")
-def offer(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-          kind: Annotated[OfferKind, typer.Option(help="compensation (money back) or goodwill (a gesture).")],
-          amount: Annotated[str, typer.Option(help="Amount, e.g. 19.99 (0 for a gesture without money).")],
-          description: Annotated[str, typer.Option(help="What is offered.")],
-          currency: Annotated[str | None, typer.Option(help="ISO code; default the policy's.")] = None,
-          as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+@app.command(
+    "offer",
+    epilog="Example: escalations offer C-1001 -a ana --kind compensation --amount 20 --description 'Fee refund'",
+)
+def offer(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    kind: Annotated[OfferKind, typer.Option(help="compensation (money back) or goodwill (a gesture).")],
+    amount: Annotated[str, typer.Option(help="Amount, e.g. 19.99 (0 for a gesture without money).")],
+    description: Annotated[str, typer.Option(help="What is offered.")],
+    currency: Annotated[str | None, typer.Option(help="ISO code; default the policy's.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Propose an offer to the customer, within the authority limit of the tier (or the owner)."""
-    command(ctx, case_id, contract.PROPOSE_OFFER, {"actor": actor, "kind": kind, "amount": amount,
-                                                   "currency": currency, "description": description}, as_json,
-            update_id)
+    command(
+        ctx,
+        case_id,
+        contract.PROPOSE_OFFER,
+        {"actor": actor, "kind": kind, "amount": amount, "currency": currency, "description": description},
+        as_json,
+        update_id,
+    )
 
 
 @app.command("offer-response", epilog="Example: escalations offer-response C-1001 offer-1 accepted -a ana")
-def offer_response(ctx: typer.Context, case_id: CaseId,
-                   offer_id: Annotated[str, typer.Argument(help="The offer (offer-N, see `show`).")],
-                   answer: Annotated[OfferAnswer, typer.Argument(help="accepted or declined.")], actor: ActorOpt,
-                   note: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
-                   as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def offer_response(
+    ctx: typer.Context,
+    case_id: CaseId,
+    offer_id: Annotated[str, typer.Argument(help="The offer (offer-N, see `show`).")],
+    answer: Annotated[OfferAnswer, typer.Argument(help="accepted or declined.")],
+    actor: ActorOpt,
+    note: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Record the customer's answer to an offer."""
-    command(ctx, case_id, contract.RECORD_OFFER_RESPONSE,
-            {"actor": actor, "offer_id": offer_id, "answer": answer, "note": note}, as_json, update_id)
+    command(
+        ctx,
+        case_id,
+        contract.RECORD_OFFER_RESPONSE,
+        {"actor": actor, "offer_id": offer_id, "answer": answer, "note": note},
+        as_json,
+        update_id,
+    )
 
 
 @app.command("wait", epilog="Example: escalations wait C-1001 -a ana --reason 'photo of the meter' --limit 2d")
-def wait(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-         reason: Annotated[str, typer.Option(help="What the customer has to give.")],
-         limit: Annotated[str | None, typer.Option(help="Give up after (e.g. 2d); at most the policy's limit.")] = None,
-         as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def wait(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    reason: Annotated[str, typer.Option(help="What the customer has to give.")],
+    limit: Annotated[str | None, typer.Option(help="Give up after (e.g. 2d); at most the policy's limit.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Wait on the customer: the resolve clock stops and keeps the time it had left."""
-    command(ctx, case_id, contract.WAIT_ON_CUSTOMER, {"actor": actor, "reason": reason, "limit": limit}, as_json,
-            update_id)
+    command(
+        ctx, case_id, contract.WAIT_ON_CUSTOMER, {"actor": actor, "reason": reason, "limit": limit}, as_json, update_id
+    )
 
 
 @app.command("replied", epilog="Example: escalations replied C-1001 -a ana --channel email --note 'photo received'")
-def replied(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-            channel: Annotated[str | None, typer.Option(help="email, sms, call or chat.")] = None,
-            note: Annotated[str | None, typer.Option(help="What came in.")] = None, as_json: JsonOpt = False,
-            update_id: UpdateIdOpt = None) -> None:
+def replied(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    channel: Annotated[str | None, typer.Option(help="email, sms, call or chat.")] = None,
+    note: Annotated[str | None, typer.Option(help="What came in.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """The customer came back: the resolve clock runs again."""
-    command(ctx, case_id, contract.CUSTOMER_REPLIED, {"actor": actor, "channel": channel, "note": note}, as_json,
-            update_id)
+    command(
+        ctx, case_id, contract.CUSTOMER_REPLIED, {"actor": actor, "channel": channel, "note": note}, as_json, update_id
+    )
 
 
-@app.command("resolve", epilog="Example: escalations resolve C-1001 -a ana --resolution 'Refunded' --root-cause billing_error --kb-article KB-1042")
-def resolve(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-            resolution: Annotated[str, typer.Option(help="What fixed it.")],
-            root_cause: Annotated[RootCause, typer.Option(help="Why it happened.")],
-            kb_article: Annotated[str | None, typer.Option(help="Knowledge-base article used or written.")] = None,
-            kb_missing: Annotated[bool, typer.Option(help="No article exists: flag the gap.")] = False,
-            as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+@app.command(
+    "resolve",
+    epilog="Example: escalations resolve C-1001 -a ana --resolution 'Refunded' --root-cause billing_error --kb-article KB-1042",
+)
+def resolve(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    resolution: Annotated[str, typer.Option(help="What fixed it.")],
+    root_cause: Annotated[RootCause, typer.Option(help="Why it happened.")],
+    kb_article: Annotated[str | None, typer.Option(help="Knowledge-base article used or written.")] = None,
+    kb_missing: Annotated[bool, typer.Option(help="No article exists: flag the gap.")] = False,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Resolve the case; follow-up check-ins start."""
-    command(ctx, case_id, contract.RESOLVE, {"actor": actor, "resolution": resolution, "root_cause": root_cause,
-                                             "kb_article": kb_article, "kb_missing": kb_missing or None}, as_json,
-            update_id)
+    command(
+        ctx,
+        case_id,
+        contract.RESOLVE,
+        {
+            "actor": actor,
+            "resolution": resolution,
+            "root_cause": root_cause,
+            "kb_article": kb_article,
+            "kb_missing": kb_missing or None,
+        },
+        as_json,
+        update_id,
+    )
 
 
 @app.command("followup", epilog="Example: escalations followup C-1001 not_fixed --comment 'drops again every evening'")
-def followup(ctx: typer.Context, case_id: CaseId,
-             answer: Annotated[FollowUpAnswer, typer.Argument(help="fixed or not_fixed.")],
-             comment: Annotated[str | None, typer.Option(help="The customer's words.")] = None,
-             checkin: Annotated[int | None, typer.Option(help="Which check-in (default: the latest sent).")] = None,
-             as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def followup(
+    ctx: typer.Context,
+    case_id: CaseId,
+    answer: Annotated[FollowUpAnswer, typer.Argument(help="fixed or not_fixed.")],
+    comment: Annotated[str | None, typer.Option(help="The customer's words.")] = None,
+    checkin: Annotated[int | None, typer.Option(help="Which check-in (default: the latest sent).")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Record the customer's answer to a follow-up check-in ("not_fixed" reopens the case)."""
-    command(ctx, case_id, contract.FOLLOWUP_RESPONSE, {"answer": answer, "comment": comment, "checkin": checkin}, as_json,
-            update_id)
+    command(
+        ctx,
+        case_id,
+        contract.FOLLOWUP_RESPONSE,
+        {"answer": answer, "comment": comment, "checkin": checkin},
+        as_json,
+        update_id,
+    )
 
 
-@app.command("close", epilog="Example: escalations close C-1001 -a maya --outcome customer_lost --reason 'contract cancelled'")
-def close(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-          outcome: Annotated[Outcome, typer.Option(help="resolved, customer_lost or legal.")],
-          reason: Annotated[str, typer.Option(help="Why it closes.")], as_json: JsonOpt = False,
-          update_id: UpdateIdOpt = None) -> None:
+@app.command(
+    "close", epilog="Example: escalations close C-1001 -a maya --outcome customer_lost --reason 'contract cancelled'"
+)
+def close(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    outcome: Annotated[Outcome, typer.Option(help="resolved, customer_lost or legal.")],
+    reason: Annotated[str, typer.Option(help="Why it closes.")],
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Close the case for good."""
     command(ctx, case_id, contract.CLOSE, {"actor": actor, "outcome": outcome, "reason": reason}, as_json, update_id)
 
@@ -386,42 +598,69 @@ def close(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
 
 
 @app.command("accept", epilog="Example: escalations accept C-1001 -a ben")
-def accept(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-           note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None,
-           as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def accept(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    note: Annotated[str | None, typer.Option(help="A note for the timeline.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Take the case offered to you (before the offer times out and goes to the next rep)."""
     command(ctx, case_id, contract.ACCEPT, {"actor": actor, "note": note}, as_json, update_id)
 
 
 @app.command("reassign", epilog="Example: escalations reassign C-1001 -a tara --reason 'ana is off sick' --to ben")
-def reassign(ctx: typer.Context, case_id: CaseId, actor: ActorOpt,
-             reason: Annotated[str, typer.Option(help="Why the case changes hands.")],
-             to: Annotated[str | None, typer.Option("--to", help="Preferred rep (else the best qualified one).")] = None,
-             from_owner: Annotated[str | None, typer.Option("--from", help="Only if the case is still with this rep.")] = None,
-             as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def reassign(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    reason: Annotated[str, typer.Option(help="Why the case changes hands.")],
+    to: Annotated[str | None, typer.Option("--to", help="Preferred rep (else the best qualified one).")] = None,
+    from_owner: Annotated[str | None, typer.Option("--from", help="Only if the case is still with this rep.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Take the case from its owner (or the rep it is offered to) and route it again at its tier."""
-    command(ctx, case_id, contract.REASSIGN, {"actor": actor, "reason": reason, "to": to, "from_owner": from_owner},
-            as_json, update_id)
+    command(
+        ctx,
+        case_id,
+        contract.REASSIGN,
+        {"actor": actor, "reason": reason, "to": to, "from_owner": from_owner},
+        as_json,
+        update_id,
+    )
 
 
 # ----- callbacks
 
-callback_app = typer.Typer(help="Book, move, cancel callbacks to the customer and record how they went.",
-                           no_args_is_help=True)
+callback_app = typer.Typer(
+    help="Book, move, cancel callbacks to the customer and record how they went.", no_args_is_help=True
+)
 app.add_typer(callback_app, name="callback")
 CallbackId = Annotated[str, typer.Argument(help="The callback (callback-N, see `show`).")]
-AtOpt = Annotated[str, typer.Option(
-    "--at", help="'earliest' (the customer's contact window next opens); a day and time on the customer's clock: "
-                 "'today 15:00', 'tomorrow 15:00', 'mon 15:00' (the next Monday; today if 15:00 is still ahead for "
-                 "them); a time with its zone (2026-11-24T15:00:00+01:00); or a time without one, read on the "
-                 "customer's clock (2026-11-24T15:00).")]
-WindowOpt = Annotated[str | None, typer.Option(help="How long after --at the call may start (e.g. 30m); policy default.")]
+AtOpt = Annotated[
+    str,
+    typer.Option(
+        "--at",
+        help="'earliest' (the customer's contact window next opens); a day and time on the customer's clock: "
+        "'today 15:00', 'tomorrow 15:00', 'mon 15:00' (the next Monday; today if 15:00 is still ahead for "
+        "them); a time with its zone (2026-11-24T15:00:00+01:00); or a time without one, read on the "
+        "customer's clock (2026-11-24T15:00).",
+    ),
+]
+WindowOpt = Annotated[
+    str | None, typer.Option(help="How long after --at the call may start (e.g. 30m); policy default.")
+]
 CallerOpt = Annotated[str | None, typer.Option("--owner", help="Rep id of who calls (default: the case owner).")]
 NotesOpt = Annotated[str | None, typer.Option(help="What the caller should know.")]
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_AND_TIME = re.compile(r"(today|tomorrow|mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|fri(?:day)?|"
-                           r"sat(?:urday)?|sun(?:day)?)\s+(\d{1,2}):(\d{2})", re.IGNORECASE)
+_DAY_AND_TIME = re.compile(
+    r"(today|tomorrow|mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|fri(?:day)?|"
+    r"sat(?:urday)?|sun(?:day)?)\s+(\d{1,2}):(\d{2})",
+    re.IGNORECASE,
+)
 
 
 def customer_day(at: str, zone: str, now: datetime) -> str | None:
@@ -456,71 +695,153 @@ def on_customer_clock(ctx: typer.Context, case_id: str, at: str) -> str:
     return customer_day(at, state.input.customer.time_zone, _now()) or at
 
 
-@callback_app.command("schedule", epilog="Example: escalations callback schedule C-1001 -a sam --at 'tomorrow 15:00' --owner sol")
-def callback_schedule(ctx: typer.Context, case_id: CaseId, actor: ActorOpt, at: AtOpt, window: WindowOpt = None,
-                      owner: CallerOpt = None,
-                      channel: Annotated[CallbackChannel, typer.Option(help="call or video.")] = CallbackChannel.CALL,
-                      phone: Annotated[str | None, typer.Option(help="Number to call if not the customer's.")] = None,
-                      notes: NotesOpt = None, as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+@callback_app.command(
+    "schedule", epilog="Example: escalations callback schedule C-1001 -a sam --at 'tomorrow 15:00' --owner sol"
+)
+def callback_schedule(
+    ctx: typer.Context,
+    case_id: CaseId,
+    actor: ActorOpt,
+    at: AtOpt,
+    window: WindowOpt = None,
+    owner: CallerOpt = None,
+    channel: Annotated[CallbackChannel, typer.Option(help="call or video.")] = CallbackChannel.CALL,
+    phone: Annotated[str | None, typer.Option(help="Number to call if not the customer's.")] = None,
+    notes: NotesOpt = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Book a callback: shown on the customer's clock and the caller's; reminder, then due, then retries."""
     at = on_customer_clock(ctx, case_id, at)
-    command(ctx, case_id, contract.SCHEDULE_CALLBACK, {"actor": actor, "at": at, "window": window, "owner": owner,
-                                                       "channel": channel, "phone": phone, "notes": notes}, as_json,
-            update_id)
+    command(
+        ctx,
+        case_id,
+        contract.SCHEDULE_CALLBACK,
+        {
+            "actor": actor,
+            "at": at,
+            "window": window,
+            "owner": owner,
+            "channel": channel,
+            "phone": phone,
+            "notes": notes,
+        },
+        as_json,
+        update_id,
+    )
 
 
 @callback_app.command("outcome", epilog="Example: escalations callback outcome C-1001 callback-1 no_answer -a sol")
-def callback_outcome(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId,
-                     outcome: Annotated[CallbackOutcome, typer.Argument(
-                         help="reached, no_answer, voicemail, wrong_number or declined.")],
-                     actor: ActorOpt, note: Annotated[str | None, typer.Option(help="How it went.")] = None,
-                     as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+def callback_outcome(
+    ctx: typer.Context,
+    case_id: CaseId,
+    callback_id: CallbackId,
+    outcome: Annotated[
+        CallbackOutcome, typer.Argument(help="reached, no_answer, voicemail, wrong_number or declined.")
+    ],
+    actor: ActorOpt,
+    note: Annotated[str | None, typer.Option(help="How it went.")] = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Record how a callback went (no_answer and voicemail are retried per the policy)."""
-    command(ctx, case_id, contract.RECORD_CALLBACK_OUTCOME,
-            {"actor": actor, "callback_id": callback_id, "outcome": outcome, "note": note}, as_json, update_id)
+    command(
+        ctx,
+        case_id,
+        contract.RECORD_CALLBACK_OUTCOME,
+        {"actor": actor, "callback_id": callback_id, "outcome": outcome, "note": note},
+        as_json,
+        update_id,
+    )
 
 
-@callback_app.command("reschedule", epilog="Example: escalations callback reschedule C-1001 callback-1 -a sam --at earliest")
-def callback_reschedule(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId, actor: ActorOpt, at: AtOpt,
-                        window: WindowOpt = None, owner: CallerOpt = None, notes: NotesOpt = None,
-                        as_json: JsonOpt = False, update_id: UpdateIdOpt = None) -> None:
+@callback_app.command(
+    "reschedule", epilog="Example: escalations callback reschedule C-1001 callback-1 -a sam --at earliest"
+)
+def callback_reschedule(
+    ctx: typer.Context,
+    case_id: CaseId,
+    callback_id: CallbackId,
+    actor: ActorOpt,
+    at: AtOpt,
+    window: WindowOpt = None,
+    owner: CallerOpt = None,
+    notes: NotesOpt = None,
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Move a callback (and optionally hand it to another rep)."""
     at = on_customer_clock(ctx, case_id, at)
-    command(ctx, case_id, contract.RESCHEDULE_CALLBACK, {"actor": actor, "callback_id": callback_id, "at": at,
-                                                         "window": window, "owner": owner, "notes": notes}, as_json,
-            update_id)
+    command(
+        ctx,
+        case_id,
+        contract.RESCHEDULE_CALLBACK,
+        {"actor": actor, "callback_id": callback_id, "at": at, "window": window, "owner": owner, "notes": notes},
+        as_json,
+        update_id,
+    )
 
 
-@callback_app.command("cancel", epilog="Example: escalations callback cancel C-1001 callback-1 -a sam --reason 'customer called in'")
-def callback_cancel(ctx: typer.Context, case_id: CaseId, callback_id: CallbackId, actor: ActorOpt,
-                    reason: Annotated[str, typer.Option(help="Why it is off.")], as_json: JsonOpt = False,
-                    update_id: UpdateIdOpt = None) -> None:
+@callback_app.command(
+    "cancel", epilog="Example: escalations callback cancel C-1001 callback-1 -a sam --reason 'customer called in'"
+)
+def callback_cancel(
+    ctx: typer.Context,
+    case_id: CaseId,
+    callback_id: CallbackId,
+    actor: ActorOpt,
+    reason: Annotated[str, typer.Option(help="Why it is off.")],
+    as_json: JsonOpt = False,
+    update_id: UpdateIdOpt = None,
+) -> None:
     """Cancel a callback; the caller and the customer are told."""
-    command(ctx, case_id, contract.CANCEL_CALLBACK,
-            {"actor": actor, "callback_id": callback_id, "reason": reason}, as_json, update_id)
+    command(
+        ctx,
+        case_id,
+        contract.CANCEL_CALLBACK,
+        {"actor": actor, "callback_id": callback_id, "reason": reason},
+        as_json,
+        update_id,
+    )
 
 
 # ----- reading
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @app.command("show", epilog="Example: escalations show C-1001 --timeline 20")
-def show(ctx: typer.Context, case_id: CaseId,
-         timeline: Annotated[int, typer.Option(help="How many recent timeline entries to show.")] = 10,
-         as_json: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context,
+    case_id: CaseId,
+    timeline: Annotated[int, typer.Option(help="How many recent timeline entries to show.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
     """A case's state and brief, human readable (--json: {"state": ..., "brief": ..., "ended": ...}). A case whose
     workflow ended without closing (terminated on the server) says so, by whom and why."""
+
     async def read(esc: EscalationClient) -> tuple[Any, Any, Ending | None]:
         case = esc.case(case_id)
         return await case.state(), await case.brief(), await case.ending()
+
     state, brief, ending = run(ctx, read)
-    ended = None if ending is None else {"status": ending.status, "at": ending.at.isoformat() if ending.at else None,
-                                         "by": ending.by, "reason": ending.reason}
-    emit({"state": state.model_dump(mode="json"), "brief": brief.model_dump(mode="json"), "ended": ended}, as_json,
-         views.case_text(state, brief, _now(), timeline=timeline, ending=ending))
+    ended = (
+        None
+        if ending is None
+        else {
+            "status": ending.status,
+            "at": ending.at.isoformat() if ending.at else None,
+            "by": ending.by,
+            "reason": ending.reason,
+        }
+    )
+    emit(
+        {"state": state.model_dump(mode="json"), "brief": brief.model_dump(mode="json"), "ended": ended},
+        as_json,
+        views.case_text(state, brief, _now(), timeline=timeline, ending=ending),
+    )
 
 
 def due_before(value: str | None) -> datetime | None:
@@ -547,8 +868,10 @@ StatusOpt = Annotated[Status | None, typer.Option(help="open, resolved or closed
 OwnerOpt = Annotated[str | None, typer.Option(help="Only cases owned by this rep id.")]
 CustomerOpt = Annotated[str | None, typer.Option(help="Only this customer's cases (customer id).")]
 SeverityOpt = Annotated[Severity | None, typer.Option(help="Only this severity.")]
-DueOpt = Annotated[str | None, typer.Option("--due-before", callback=due_before,
-                                            help="SLA due before: a span from now (30m) or an ISO time.")]
+DueOpt = Annotated[
+    str | None,
+    typer.Option("--due-before", callback=due_before, help="SLA due before: a span from now (30m) or an ISO time."),
+]
 AllOpt = Annotated[bool, typer.Option("--all", help="Completed cases too.")]
 
 
@@ -557,15 +880,29 @@ def _filter(**fields: Any) -> dict[str, Any]:
 
 
 @app.command("list", epilog="Example: escalations list --tier team_lead --due-before 30m")
-def list_cases(ctx: typer.Context, tier: TierOpt = None, status: StatusOpt = None, owner: OwnerOpt = None,
-               customer: CustomerOpt = None, severity: SeverityOpt = None, due: DueOpt = None,
-               include_closed: AllOpt = False,
-               limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
-               count: Annotated[bool, typer.Option("--count", help="Only print how many cases match.")] = False,
-               as_json: JsonOpt = False) -> None:
+def list_cases(
+    ctx: typer.Context,
+    tier: TierOpt = None,
+    status: StatusOpt = None,
+    owner: OwnerOpt = None,
+    customer: CustomerOpt = None,
+    severity: SeverityOpt = None,
+    due: DueOpt = None,
+    include_closed: AllOpt = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
+    count: Annotated[bool, typer.Option("--count", help="Only print how many cases match.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """The queue: running cases (filtered), most urgent SLA first, with tier, owner, age and SLA due."""
-    flt = _filter(tier=tier, status=status, owner=owner, customer=customer, severity=severity,
-                  due_before=due, include_closed=include_closed)
+    flt = _filter(
+        tier=tier,
+        status=status,
+        owner=owner,
+        customer=customer,
+        severity=severity,
+        due_before=due,
+        include_closed=include_closed,
+    )
     if count:
         n = run(ctx, lambda esc: esc.count_cases(flt))
         emit({"count": n}, as_json, str(n))
@@ -583,12 +920,18 @@ def _console() -> Console:
 
 
 @app.command("watch", epilog="Examples: escalations watch C-1001  |  escalations watch --tier manager --interval 5")
-def watch(ctx: typer.Context,
-          case_id: Annotated[str | None, typer.Argument(help="A case to follow; without it, the queue.")] = None,
-          tier: TierOpt = None, status: StatusOpt = None, owner: OwnerOpt = None, customer: CustomerOpt = None,
-          severity: SeverityOpt = None, due: DueOpt = None,
-          interval: Annotated[float, typer.Option(min=0.1, max=3600, callback=finite, help="Seconds between looks.")] = 2.0,
-          timeout: Annotated[float | None, typer.Option(min=0, callback=finite, help="Stop after this many seconds.")] = None) -> None:
+def watch(
+    ctx: typer.Context,
+    case_id: Annotated[str | None, typer.Argument(help="A case to follow; without it, the queue.")] = None,
+    tier: TierOpt = None,
+    status: StatusOpt = None,
+    owner: OwnerOpt = None,
+    customer: CustomerOpt = None,
+    severity: SeverityOpt = None,
+    due: DueOpt = None,
+    interval: Annotated[float, typer.Option(min=0.1, max=3600, callback=finite, help="Seconds between looks.")] = 2.0,
+    timeout: Annotated[float | None, typer.Option(min=0, callback=finite, help="Stop after this many seconds.")] = None,
+) -> None:
     """Live view of one case (its new timeline entries as they happen, until it closes) or of the queue."""
     stop_at = None if timeout is None else time.monotonic() + timeout
 
@@ -598,6 +941,7 @@ def watch(ctx: typer.Context,
         else:
             flt = _filter(tier=tier, status=status, owner=owner, customer=customer, severity=severity, due_before=due)
             await _follow_queue(esc, flt, interval, stop_at)
+
     run(ctx, follow)
 
 
@@ -631,7 +975,9 @@ async def _follow_case(case: Case, interval: float, stop_at: float | None) -> No
 
 async def _follow_queue(esc: EscalationClient, flt: dict[str, Any], interval: float, stop_at: float | None) -> None:
     console = _console()
-    with Live(console=console, auto_refresh=False, transient=False) if console.is_terminal else _NoLive(console) as live:
+    with (
+        Live(console=console, auto_refresh=False, transient=False) if console.is_terminal else _NoLive(console) as live
+    ):
         while True:
             live.update(views.cases_table(await esc.list_cases(flt), _now()), refresh=True)
             if not _more_time(stop_at):
@@ -663,21 +1009,32 @@ class _NoLive:
 # ----- repairs
 
 
-@app.command("doctor", epilog="Examples: escalations doctor  |  escalations doctor --deep --json  |  "
-                              "escalations doctor --repair C-1001.  Exit codes: 0 nothing stuck (or every stuck "
-                              "case reset), 10 stuck cases left as they are, 5 a named case not found.")
+@app.command(
+    "doctor",
+    epilog="Examples: escalations doctor  |  escalations doctor --deep --json  |  "
+    "escalations doctor --repair C-1001.  Exit codes: 0 nothing stuck (or every stuck "
+    "case reset), 10 stuck cases left as they are, 5 a named case not found.",
+)
 def doctor_command(
     ctx: typer.Context,
-    case_ids: Annotated[list[str] | None, typer.Argument(help="Only these cases (default: every running case).",
-                                                         metavar="CASE_ID", show_default=False)] = None,
-    deep: Annotated[bool, typer.Option(help="Also replay the full history of every open case, to find the ones "
-                                            "that run now but would fail their next replay (reported, never reset).")] = False,
+    case_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these cases (default: every running case).", metavar="CASE_ID", show_default=False),
+    ] = None,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            help="Also replay the full history of every open case, to find the ones "
+            "that run now but would fail their next replay (reported, never reset)."
+        ),
+    ] = False,
     repair: Annotated[bool, typer.Option(help="Reset each stuck case to its last good point (asks per case).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --repair: do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Find stuck cases (their workflow task keeps failing, e.g. a replay after a crash is nondeterministic):
     case, cause, since when, and the reset to the last point that replays; --repair does the reset."""
+
     async def work(esc: EscalationClient) -> doctor.Report:
         report = await doctor.diagnose(esc.temporal, case_ids or (), deep=deep)
         if not as_json:
@@ -688,6 +1045,7 @@ def doctor_command(
             for finding in report.cases:
                 await _repair(esc, finding, yes, as_json)
         return report
+
     report = run(ctx, work)
     if as_json:
         typer.echo(views.json_printable(report.model_dump_json(indent=2)))
@@ -698,8 +1056,11 @@ def doctor_command(
 async def _repair(esc: EscalationClient, finding: doctor.Finding, yes: bool, as_json: bool) -> None:
     """Reset one stuck case once confirmed; a case not stuck (any more) is never reset."""
     if finding.state != "stuck" or finding.reset_event_id is None:
-        why = ("would fail its next replay but is not stuck" if finding.state == "latent" else
-               "has no earlier workflow task that replays (no reset helps)")
+        why = (
+            "would fail its next replay but is not stuck"
+            if finding.state == "latent"
+            else "has no earlier workflow task that replays (no reset helps)"
+        )
         typer.echo(f"case {finding.case_id} {why}: not reset", err=True)
         return
     prompt = f"reset case {finding.case_id} (run {finding.run_id}) to event {finding.reset_event_id}?"

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
@@ -33,9 +33,9 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.client.converter import data_converter
 from escalation.client.errors import EscalationError, translate
+from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.logs import REPLAY_NAMESPACE, case_of, core_failure_message, first_line, quiet_replays
 
 P = TypeVar("P")
@@ -48,8 +48,10 @@ STUCK_ATTEMPT = 2  # a pending workflow task on this attempt or later has failed
 TIMEOUT_GRACE = timedelta(minutes=1)
 # Failed tasks that are part of normal work, not a failing case: the marker a reset leaves, and a task the
 # server refused because new events came in while it ran (the next one sees them).
-_ROUTINE = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
-            WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
+_ROUTINE = {
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+}
 
 
 class Finding(BaseModel):
@@ -84,8 +86,9 @@ class NotStuck(EscalationError):
 # ----- finding
 
 
-async def diagnose(client: Client, case_ids: Sequence[str] = (), *, deep: bool = False,
-                   concurrency: int = CONCURRENCY) -> Report:
+async def diagnose(
+    client: Client, case_ids: Sequence[str] = (), *, deep: bool = False, concurrency: int = CONCURRENCY
+) -> Report:
     """Every running case (or only `case_ids`), CONCURRENCY at a time; a case that completes meanwhile is skipped."""
     runs = await _running(client, case_ids)
     limit = asyncio.Semaphore(concurrency)
@@ -93,6 +96,7 @@ async def diagnose(client: Client, case_ids: Sequence[str] = (), *, deep: bool =
     async def one(wid: str, rid: str) -> Finding | None:
         async with limit:
             return await examine(client, wid, rid, deep=deep)
+
     found = await asyncio.gather(*(one(wid, rid) for wid, rid in runs))
     return Report(checked=len(runs), deep=deep, cases=[f for f in found if f is not None])
 
@@ -128,12 +132,15 @@ async def examine(client: Client, wid: str, rid: str, *, deep: bool = False) -> 
         if attempt:  # a healthy case mostly waits with no task pending: its history is not fetched
             history = await handle.fetch_history()
             failing = _failing(history.events)
-            if failing is not None and (_recorded_failure(failing[1]) or (
-                    attempt >= STUCK_ATTEMPT and _failing_for(failing[0]) >= TIMEOUT_GRACE)):
+            if failing is not None and (
+                _recorded_failure(failing[1])
+                or (attempt >= STUCK_ATTEMPT and _failing_for(failing[0]) >= TIMEOUT_GRACE)
+            ):
                 since, last = failing
                 cause, message = _describe(last)
-                return await _finding(client, history, rid, "stuck", cause, message,
-                                      since.event_time.ToDatetime(tzinfo=timezone.utc), attempt)
+                return await _finding(
+                    client, history, rid, "stuck", cause, message, since.event_time.ToDatetime(tzinfo=UTC), attempt
+                )
         if not deep:
             return None
         history = history or await handle.fetch_history()
@@ -152,15 +159,16 @@ def _failing(events: Sequence[HistoryEvent]) -> tuple[HistoryEvent, HistoryEvent
     for e in events:
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             first = last = None
-        elif (e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT or
-              e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED and
-              e.workflow_task_failed_event_attributes.cause not in _ROUTINE):
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT or (
+            e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            and e.workflow_task_failed_event_attributes.cause not in _ROUTINE
+        ):
             first, last = first or e, e
     return None if last is None else (first, last)
 
 
 def _failing_for(since: HistoryEvent) -> timedelta:
-    return datetime.now(timezone.utc) - since.event_time.ToDatetime(tzinfo=timezone.utc)
+    return datetime.now(UTC) - since.event_time.ToDatetime(tzinfo=UTC)
 
 
 def _recorded_failure(event: HistoryEvent) -> bool:
@@ -174,16 +182,34 @@ def _describe(event: HistoryEvent) -> tuple[str, str]:
         cause = WorkflowTaskFailedCause.Name(attrs.cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
         return cause, first_line(attrs.failure.message) or "(no message)"
     kind = TimeoutType.Name(event.workflow_task_timed_out_event_attributes.timeout_type)
-    return "WORKFLOW_TASK_TIMED_OUT", (f"timed out ({kind.removeprefix('TIMEOUT_TYPE_')}): a worker took the "
-                                       "task and did not finish it (crashed, stuck or too slow)")
+    return "WORKFLOW_TASK_TIMED_OUT", (
+        f"timed out ({kind.removeprefix('TIMEOUT_TYPE_')}): a worker took the "
+        "task and did not finish it (crashed, stuck or too slow)"
+    )
 
 
-async def _finding(client: Client, history: WorkflowHistory, run_id: str, state: Literal["stuck", "latent"],
-                   cause: str, message: str, since: datetime | None, attempt: int) -> Finding:
+async def _finding(
+    client: Client,
+    history: WorkflowHistory,
+    run_id: str,
+    state: Literal["stuck", "latent"],
+    cause: str,
+    message: str,
+    since: datetime | None,
+    attempt: int,
+) -> Finding:
     good = await last_good_point(history)
-    found = Finding(case_id=case_of(history.workflow_id) or history.workflow_id, workflow_id=history.workflow_id,
-                    run_id=run_id, state=state, cause=cause, message=message, failing_since=since, attempt=attempt,
-                    reset_event_id=good)
+    found = Finding(
+        case_id=case_of(history.workflow_id) or history.workflow_id,
+        workflow_id=history.workflow_id,
+        run_id=run_id,
+        state=state,
+        cause=cause,
+        message=message,
+        failing_since=since,
+        attempt=attempt,
+        reset_event_id=good,
+    )
     if good is not None:
         found.reset_command = reset_command(found, client.namespace)
     return found
@@ -199,8 +225,7 @@ def _replayer() -> Replayer:
     quiet_replays()
     # Core would write each failing replay to stderr; its result is all that is wanted here.
     runtime = Runtime(telemetry=TelemetryConfig(logging=None))
-    return Replayer(workflows=[Escalation], data_converter=data_converter, namespace=REPLAY_NAMESPACE,
-                    runtime=runtime)
+    return Replayer(workflows=[Escalation], data_converter=data_converter, namespace=REPLAY_NAMESPACE, runtime=runtime)
 
 
 async def _replay_failure(history: WorkflowHistory) -> tuple[str, str] | None:
@@ -222,11 +247,15 @@ def _cut(history: WorkflowHistory, last_event_id: int) -> WorkflowHistory:
 
 async def last_good_point(history: WorkflowHistory) -> int | None:
     """The newest WorkflowTaskCompleted event whose history, cut right after its task started, replays."""
-    points = [(e.event_id, e.workflow_task_completed_event_attributes.started_event_id) for e in history.events
-              if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    points = [
+        (e.event_id, e.workflow_task_completed_event_attributes.started_event_id)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    ]
 
     async def replays(point: tuple[int, int]) -> bool:
         return await _replay_failure(_cut(history, point[1])) is None
+
     best = await newest_good(points, replays)
     return None if best is None else best[0]
 
@@ -258,8 +287,10 @@ def reset_reason(finding: Finding) -> str:
 def reset_command(finding: Finding, namespace: str) -> str:
     """The `temporal` CLI command that does what `escalations doctor --repair` does for this case."""
     ns = "" if namespace == "default" else f" --namespace {namespace}"
-    return (f"temporal workflow reset{ns} --workflow-id {finding.workflow_id} --run-id {finding.run_id} "
-            f'--event-id {finding.reset_event_id} --reason "{reset_reason(finding)}"')
+    return (
+        f"temporal workflow reset{ns} --workflow-id {finding.workflow_id} --run-id {finding.run_id} "
+        f'--event-id {finding.reset_event_id} --reason "{reset_reason(finding)}"'
+    )
 
 
 async def repair(client: Client, finding: Finding) -> str:
@@ -269,12 +300,16 @@ async def repair(client: Client, finding: Finding) -> str:
     if now is None or now.state != "stuck":
         raise NotStuck(f"case {finding.case_id} is no longer stuck (run {finding.run_id}); not reset")
     if now.reset_event_id is None:
-        raise NotStuck(f"case {finding.case_id}: no reset helps, no earlier workflow task of run {finding.run_id} "
-                       "replays with this code; fix the workflow code the workers run")
+        raise NotStuck(
+            f"case {finding.case_id}: no reset helps, no earlier workflow task of run {finding.run_id} "
+            "replays with this code; fix the workflow code the workers run"
+        )
     request = ResetWorkflowExecutionRequest(
         namespace=client.namespace,
         workflow_execution=WorkflowExecution(workflow_id=now.workflow_id, run_id=now.run_id),
-        reason=reset_reason(now), workflow_task_finish_event_id=now.reset_event_id, request_id=str(uuid.uuid4()),
+        reason=reset_reason(now),
+        workflow_task_finish_event_id=now.reset_event_id,
+        request_id=str(uuid.uuid4()),
     )
     try:
         response = await client.workflow_service.reset_workflow_execution(request)

@@ -67,21 +67,26 @@ def _details(detail: dict[str, Any]) -> str:
 def entry_line(entry: TimelineEntry) -> str:
     """'#5 2026-11-24 09:05:12 escalated at team_lead by ana: reason=needs_authority'"""
     detail = _details(entry.detail)
-    return (f"#{entry.seq} {entry.at:%Y-%m-%d %H:%M:%S} {entry.kind} at {entry.tier.value} by {entry.actor}"
-            + (f": {detail}" if detail else ""))
+    return f"#{entry.seq} {entry.at:%Y-%m-%d %H:%M:%S} {entry.kind} at {entry.tier.value} by {entry.actor}" + (
+        f": {detail}" if detail else ""
+    )
 
 
 def offer_line(offer: Offer) -> str:
-    line = (f"{offer.id} {offer.amount} {offer.currency} {offer.kind.value} \"{offer.description}\" "
-            f"{offer.status.value} (proposed at {offer.tier.value} by {offer.proposed_by})")
+    line = (
+        f'{offer.id} {offer.amount} {offer.currency} {offer.kind.value} "{offer.description}" '
+        f"{offer.status.value} (proposed at {offer.tier.value} by {offer.proposed_by})"
+    )
     return line + (f": {offer.answer_note}" if offer.answer_note else "")
 
 
 def callback_line(cb: Callback) -> str:
     """'callback-1 scheduled: sol calls 2026-11-24 15:00 +01:00 customer's time (09:00 -05:00 theirs), within 30m'"""
     tries = f", attempt {len(cb.attempts) + 1}" if cb.attempts and cb.status == "scheduled" else ""
-    line = (f"{cb.id} {cb.status.value}: {cb.owner.id} calls {cb.customer_time:%Y-%m-%d %H:%M %z} customer's time "
-            f"({cb.owner_time:%H:%M %z} theirs), within {span(cb.window)} by {cb.channel.value}{tries}")
+    line = (
+        f"{cb.id} {cb.status.value}: {cb.owner.id} calls {cb.customer_time:%Y-%m-%d %H:%M %z} customer's time "
+        f"({cb.owner_time:%H:%M %z} theirs), within {span(cb.window)} by {cb.channel.value}{tries}"
+    )
     return line + (f"; {cb.end_reason}" if cb.end_reason else "")
 
 
@@ -98,8 +103,9 @@ def _clock(name: str, clock: Clock | None, now: datetime) -> str | None:
     return f"{name} due {when(clock.due_at, now)}"
 
 
-def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline: int = 10,
-              ending: Ending | None = None) -> str:
+def case_text(
+    state: CaseState, brief: Brief | None, now: datetime, *, timeline: int = 10, ending: Ending | None = None
+) -> str:
     """`ending`: how the case's workflow ended, if it has; one that ended without closing (terminated on the
     server) is shown as such, its last state below."""
     c = state.input.customer
@@ -115,12 +121,17 @@ def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline:
         f"policy {state.policy_name} {state.policy_version or '(loading)'}",
         f"  opened     {when(state.opened_at, now)} by {state.input.opened_by} via {state.input.channel.value}",
     ]
-    clocks = [t for t in (_clock("acknowledge", state.acknowledge_clock, now),
-                          _clock("resolve", state.resolve_clock, now)) if t]
+    clocks = [
+        t
+        for t in (_clock("acknowledge", state.acknowledge_clock, now), _clock("resolve", state.resolve_clock, now))
+        if t
+    ]
     if clocks:
         lines.append("  SLA        " + "; ".join(clocks))
     if state.waiting is not None:
-        lines.append(f"  waiting    on the customer since {when(state.waiting.started_at, now)}: {state.waiting.reason}")
+        lines.append(
+            f"  waiting    on the customer since {when(state.waiting.started_at, now)}: {state.waiting.reason}"
+        )
     if (pending := state.pending_assignment) is not None:
         lines.append(f"  offered    to {pending.rep.name} ({pending.rep.id}), accept by {when(pending.accept_by, now)}")
     lines.append(f"  counts     escalations {state.escalations}, breaches {state.breaches}, reopens {state.reopens}")
@@ -132,9 +143,12 @@ def case_text(state: CaseState, brief: Brief | None, now: datetime, *, timeline:
         lines += ["Callbacks"] + [f"  {callback_line(cb)}" for cb in state.callbacks]
     if state.checkins:
         lines.append("Follow-up check-ins")
-        lines += [f"  #{ch.number} by {ch.channel.value} due {when(ch.due_at, now)}"
-                  + (f", sent {ch.sent_at:%Y-%m-%d %H:%M}" if ch.sent_at else "")
-                  + (f", answered {ch.answer.value}" if ch.answer else "") for ch in state.checkins]
+        lines += [
+            f"  #{ch.number} by {ch.channel.value} due {when(ch.due_at, now)}"
+            + (f", sent {ch.sent_at:%Y-%m-%d %H:%M}" if ch.sent_at else "")
+            + (f", answered {ch.answer.value}" if ch.answer else "")
+            for ch in state.checkins
+        ]
     shown = state.timeline[-timeline:] if timeline > 0 else []
     if shown:
         total = state.timeline_earlier + len(state.timeline)  # older entries left the state as events
@@ -164,20 +178,45 @@ def _where(state: CaseState) -> str:
 def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
     """Most urgent first: a missed SLA target nobody owns, then by SLA due instant (a missed one is in the
     past), then the oldest."""
-    table = Table("case", "tier", "status", "owner", "customer", "severity", "age", "SLA due",
-                  title=f"{len(cases)} case(s)", title_justify="left")
+    table = Table(
+        "case",
+        "tier",
+        "status",
+        "owner",
+        "customer",
+        "severity",
+        "age",
+        "SLA due",
+        title=f"{len(cases)} case(s)",
+        title_justify="left",
+    )
     far = datetime.max.replace(tzinfo=now.tzinfo)
     for c in sorted(cases, key=lambda c: (c.sla_breach != "unowned", c.sla_due_at or far, c.opened_at)):
-        due = "-" if c.sla_due_at is None else (
-            f"in {span(c.sla_due_at - now)}" if c.sla_due_at > now else f"{span(now - c.sla_due_at)} late")
+        due = (
+            "-"
+            if c.sla_due_at is None
+            else (f"in {span(c.sla_due_at - now)}" if c.sla_due_at > now else f"{span(now - c.sla_due_at)} late")
+        )
         if c.sla_breach is not None:
             due = f"{due}, BREACHED" + (", unowned" if c.sla_breach == "unowned" else "")
         status = c.status.value if c.status else "-"
         if c.execution != "running":
             status = f"{status} ({c.execution})"
-        table.add_row(*map(_cell, (c.case_id, c.tier.value if c.tier else "-", status, c.owner or "-",
-                                   c.customer or "-", c.severity.value if c.severity else "-",
-                                   span(now - c.opened_at), due)))
+        table.add_row(
+            *map(
+                _cell,
+                (
+                    c.case_id,
+                    c.tier.value if c.tier else "-",
+                    status,
+                    c.owner or "-",
+                    c.customer or "-",
+                    c.severity.value if c.severity else "-",
+                    span(now - c.opened_at),
+                    due,
+                ),
+            )
+        )
     return table
 
 
@@ -188,17 +227,39 @@ def doctor_table(report: Report, now: datetime) -> Table | Text:
         return Text(f"nothing stuck: {report.checked} running case(s) checked{deep}")
     latent = sum(f.state == "latent" for f in report.cases)
     counts = f"{len(report.cases) - latent} stuck" + (f", {latent} that would fail replay" if latent else "")
-    table = Table("case", "state", "cause", "message", "failing for", "attempt", "reset to event",
-                  title=f"{counts}, of {report.checked} running case(s){deep}", title_justify="left")
+    table = Table(
+        "case",
+        "state",
+        "cause",
+        "message",
+        "failing for",
+        "attempt",
+        "reset to event",
+        title=f"{counts}, of {report.checked} running case(s){deep}",
+        title_justify="left",
+    )
     for f in report.cases:
-        table.add_row(*map(_cell, (f.case_id, f.state if f.state == "stuck" else "latent (would fail replay)",
-                                   f.cause, f.message, span(now - f.failing_since) if f.failing_since else "-",
-                                   str(f.attempt or "-"), str(f.reset_event_id) if f.reset_event_id else "none")))
+        table.add_row(
+            *map(
+                _cell,
+                (
+                    f.case_id,
+                    f.state if f.state == "stuck" else "latent (would fail replay)",
+                    f.cause,
+                    f.message,
+                    span(now - f.failing_since) if f.failing_since else "-",
+                    str(f.attempt or "-"),
+                    str(f.reset_event_id) if f.reset_event_id else "none",
+                ),
+            )
+        )
     return table
 
 
-NO_GOOD_POINT = ("no reset helps: no earlier workflow task of this run replays with this code; fix the workflow "
-                 "code the workers run (a case that never completed a task then carries on by itself)")
+NO_GOOD_POINT = (
+    "no reset helps: no earlier workflow task of this run replays with this code; fix the workflow "
+    "code the workers run (a case that never completed a task then carries on by itself)"
+)
 
 
 def doctor_commands(report: Report) -> str:

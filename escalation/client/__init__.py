@@ -27,37 +27,94 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import (
-    Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistoryEventFilterType,
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistoryEventFilterType,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation import constants
 from escalation.client import contract
-from escalation.config import Settings
-from escalation.constants import (
-    RETRY_TIMEOUT, SA_CUSTOMER, SA_SEVERITY, SA_STATUS, UPDATE_TIMEOUT, WORKFLOW_TYPE, task_queue, workflow_id,
-)
 from escalation.client.contract import Update
 from escalation.client.converter import data_converter
 from escalation.client.errors import (
-    WORKFLOW_TASK_FAILING, CaseAlreadyOpen, CaseClosed, CaseEnded, CaseTerminated, CredentialsRefused, Ending,
-    EscalationError, InvalidArgument, NoWorker, UnknownPolicy, Unreachable, ended, from_validation_error, translate,
+    WORKFLOW_TASK_FAILING,
+    CaseAlreadyOpen,
+    CaseClosed,
+    CaseEnded,
+    CaseTerminated,
+    CredentialsRefused,
+    Ending,
+    EscalationError,
+    InvalidArgument,
+    NoWorker,
+    UnknownPolicy,
+    Unreachable,
+    ended,
+    from_validation_error,
+    translate,
+)
+from escalation.config import Settings
+from escalation.constants import (
+    RETRY_TIMEOUT,
+    SA_CUSTOMER,
+    SA_SEVERITY,
+    SA_STATUS,
+    UPDATE_TIMEOUT,
+    WORKFLOW_TYPE,
+    task_queue,
+    workflow_id,
 )
 from escalation.domain.models import (
-    AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
+    AcceptInput,
+    AcknowledgeInput,
+    Brief,
+    Callback,
+    CallbackOutcomeInput,
+    CancelCallbackInput,
+    CaseState,
+    CloseInput,
+    CustomerRepliedInput,
+    DeEscalateInput,
+    EscalateInput,
+    EscalationInput,
+    EscalationOutcome,
+    FollowUpResponseInput,
+    NoteInput,
+    Offer,
+    OfferInput,
+    OfferResponseInput,
+    ReassignInput,
+    RescheduleCallbackInput,
+    ResolveInput,
     ScheduleCallbackInput,
-    AcknowledgeInput, Brief, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, EscalateInput,
-    EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer, OfferInput, OfferResponseInput,
-    ResolveInput, Status, TimelineEntry, WaitOnCustomerInput,
+    Status,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 from escalation.domain.policy import policy_names, unknown_policy
 from escalation.search import CaseFilter, CaseSummary
 
-__all__ = ["Case", "CaseAlreadyOpen", "EscalationClient", "case_handle", "case_state", "connect",
-           "execute_update", "open_case"]
+__all__ = [
+    "Case",
+    "CaseAlreadyOpen",
+    "EscalationClient",
+    "case_handle",
+    "case_state",
+    "connect",
+    "execute_update",
+    "open_case",
+]
 
 # An idempotency key is a caller's label, not data: long enough for any uuid or composite key.
 MAX_UPDATE_ID = 200
@@ -82,11 +139,14 @@ async def connect(settings: Settings | None = None) -> Client:
     try:
         return await Client.connect(**settings.connect_kwargs(), data_converter=data_converter)
     except (RuntimeError, RPCError) as err:  # "Failed client connect: ...", or credentials refused
-        refused = isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAUTHENTICATED,
-                                                                RPCStatusCode.PERMISSION_DENIED)
+        refused = isinstance(err, RPCError) and err.status in (
+            RPCStatusCode.UNAUTHENTICATED,
+            RPCStatusCode.PERMISSION_DENIED,
+        )
         raise (CredentialsRefused if refused else Unreachable)(
             f"cannot connect to Temporal at {settings.address} (namespace {settings.namespace}"
-            f"{', TLS' if settings.uses_tls else ''}): {err}") from None
+            f"{', TLS' if settings.uses_tls else ''}): {err}"
+        ) from None
 
 
 def _model(model: type[M], value: M | Mapping[str, Any]) -> M:
@@ -132,9 +192,15 @@ def _blame(model: type[BaseModel], value: Any) -> str | None:
 class EscalationClient:
     """Cases on one Temporal namespace. `task_queue` is where new cases are started."""
 
-    def __init__(self, client: Client, *, task_queue: str | None = None,
-                 update_timeout: float | None = UPDATE_TIMEOUT, retry_timeout: float = RETRY_TIMEOUT,
-                 policy_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str | None = None,
+        update_timeout: float | None = UPDATE_TIMEOUT,
+        retry_timeout: float = RETRY_TIMEOUT,
+        policy_dir: Path | None = None,
+    ) -> None:
         self.temporal = client
         self.task_queue = task_queue or constants.task_queue()
         # The workers' policies folder, when this client can see it: `open` refuses a policy name it has no
@@ -156,8 +222,13 @@ class EscalationClient:
             options.setdefault("policy_dir", settings.policy_dir)
         return cls(await connect(settings), task_queue=settings.task_queue, **options)
 
-    async def open(self, case: EscalationInput | Mapping[str, Any], *,
-                   if_open: Literal["return", "fail"] = "return", wait: float = OPEN_WAIT) -> Case:
+    async def open(
+        self,
+        case: EscalationInput | Mapping[str, Any],
+        *,
+        if_open: Literal["return", "fail"] = "return",
+        wait: float = OPEN_WAIT,
+    ) -> Case:
         """Open a case. Opening is idempotent by case id: if the case is open already its handle is returned
         (`Case.opened` is False) unless `if_open="fail"`, which raises CaseAlreadyOpen. A closed case's id
         opens a new case. Bad input raises InvalidArgument before anything is started, and so does a policy
@@ -171,8 +242,9 @@ class EscalationClient:
         runs). `wait=0` returns right after the start."""
         inp = _model(EscalationInput, case)
         if inp.carried is not None:
-            raise InvalidArgument("carried: internal to the workflow; leave it out when opening a case",
-                                  field="carried")
+            raise InvalidArgument(
+                "carried: internal to the workflow; leave it out when opening a case", field="carried"
+            )
         if self.policy_dir is not None and policy_names(self.policy_dir):
             if (unknown := unknown_policy(self.policy_dir, inp.policy)) is not None:
                 raise UnknownPolicy(str(unknown), field="policy")
@@ -184,24 +256,29 @@ class EscalationClient:
             return self.case(inp.case_id)
         except RPCError as err:
             raise translate(err, inp.case_id) from None
-        opened = Case(handle, inp.case_id, opened=True, update_timeout=self.update_timeout,
-                      retry_timeout=self.retry_timeout)
+        opened = Case(
+            handle, inp.case_id, opened=True, update_timeout=self.update_timeout, retry_timeout=self.retry_timeout
+        )
         if wait > 0:
             opened.still_opening = not await opened._until_open(wait)
         return opened
 
     def case(self, case_id: str) -> Case:
         """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used)."""
-        return Case(case_handle(self.temporal, case_id), case_id, update_timeout=self.update_timeout,
-                    retry_timeout=self.retry_timeout)
+        return Case(
+            case_handle(self.temporal, case_id),
+            case_id,
+            update_timeout=self.update_timeout,
+            retry_timeout=self.retry_timeout,
+        )
 
-    async def list_cases(self, filter: CaseFilter | Mapping[str, Any] | None = None, *,
-                         limit: int | None = 100) -> list[CaseSummary]:
+    async def list_cases(
+        self, filter: CaseFilter | Mapping[str, Any] | None = None, *, limit: int | None = 100
+    ) -> list[CaseSummary]:
         """Cases matching `filter`, from visibility (search attributes), at most `limit` (None: all)."""
         query = _model(CaseFilter, filter or {}).query()
         try:
-            return [CaseSummary.from_execution(ex)
-                    async for ex in self.temporal.list_workflows(query, limit=limit)]
+            return [CaseSummary.from_execution(ex) async for ex in self.temporal.list_workflows(query, limit=limit)]
         except RPCError as err:
             raise translate(err) from None
 
@@ -217,8 +294,15 @@ class Case:
     """One case: every update and query of the contract, typed. Arguments are the contract's input models
     (or plain mappings, validated first). Every update takes `update_id`, its idempotency key (see `update`)."""
 
-    def __init__(self, handle: WorkflowHandle[Any, EscalationOutcome], case_id: str, *, opened: bool = False,
-                 update_timeout: float | None = UPDATE_TIMEOUT, retry_timeout: float = RETRY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        handle: WorkflowHandle[Any, EscalationOutcome],
+        case_id: str,
+        *,
+        opened: bool = False,
+        update_timeout: float | None = UPDATE_TIMEOUT,
+        retry_timeout: float = RETRY_TIMEOUT,
+    ) -> None:
         self.handle = handle
         self.case_id = case_id
         self.opened = opened  # True when this call started the case
@@ -239,8 +323,11 @@ class Case:
         caller can send the command again later with that id."""
         arg = _model(op.arg, cmd)
         if update_id is not None and not (0 < len(update_id) <= MAX_UPDATE_ID and update_id.isprintable()):
-            raise InvalidArgument(f"update_id: 1 to {MAX_UPDATE_ID} printable characters (got {len(update_id)} "
-                                  "characters); use the id a refusal printed, or leave it out", field="update_id")
+            raise InvalidArgument(
+                f"update_id: 1 to {MAX_UPDATE_ID} printable characters (got {len(update_id)} "
+                "characters); use the id a refusal printed, or leave it out",
+                field="update_id",
+            )
         update_id = update_id or str(uuid.uuid4())
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_timeout
@@ -256,8 +343,15 @@ class Case:
                 if not err.retryable or isinstance(err, NoWorker) or remaining <= 0:
                     raise
                 pause = min(delay * random.uniform(0.8, 1.2), remaining)
-                log.info("update_retry case_id=%s update=%s update_id=%s attempt=%d error=%s retry_in=%.2fs",
-                         self.case_id, op.name, update_id, attempt, err.type, pause)
+                log.info(
+                    "update_retry case_id=%s update=%s update_id=%s attempt=%d error=%s retry_in=%.2fs",
+                    self.case_id,
+                    op.name,
+                    update_id,
+                    attempt,
+                    err.type,
+                    pause,
+                )
             await asyncio.sleep(pause)
             delay = min(delay * 2, RETRY_MAX_DELAY)
             attempt += 1
@@ -268,24 +362,28 @@ class Case:
             # give up after `update_timeout` with an answer a person can act on.
             return await asyncio.wait_for(
                 execute_update(self.handle, op.name, arg, result_type=op.result, update_id=update_id),
-                self.update_timeout)
+                self.update_timeout,
+            )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise NoWorker(f"no worker took '{op.name}' for case {self.case_id} within {self.update_timeout:g}s: is a "
-                           "worker running on the case's task queue? The server may still apply it when a worker "
-                           "picks the case up: send it again only with the same update id, which is applied once"
-                           ) from None
+            raise NoWorker(
+                f"no worker took '{op.name}' for case {self.case_id} within {self.update_timeout:g}s: is a "
+                "worker running on the case's task queue? The server may still apply it when a worker "
+                "picks the case up: send it again only with the same update id, which is applied once"
+            ) from None
         except Exception as err:
             raise await self._ended(translate(err, self.case_id)) from None
 
-    async def acknowledge(self, cmd: AcknowledgeInput | Mapping[str, Any], *,
-                          update_id: str | None = None) -> TimelineEntry:
+    async def acknowledge(
+        self, cmd: AcknowledgeInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> TimelineEntry:
         return await self.update(contract.ACKNOWLEDGE, cmd, update_id=update_id)
 
     async def escalate(self, cmd: EscalateInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
         return await self.update(contract.ESCALATE, cmd, update_id=update_id)
 
-    async def de_escalate(self, cmd: DeEscalateInput | Mapping[str, Any], *,
-                          update_id: str | None = None) -> TimelineEntry:
+    async def de_escalate(
+        self, cmd: DeEscalateInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> TimelineEntry:
         return await self.update(contract.DE_ESCALATE, cmd, update_id=update_id)
 
     async def add_note(self, cmd: NoteInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
@@ -294,16 +392,19 @@ class Case:
     async def propose_offer(self, cmd: OfferInput | Mapping[str, Any], *, update_id: str | None = None) -> Offer:
         return await self.update(contract.PROPOSE_OFFER, cmd, update_id=update_id)
 
-    async def record_offer_response(self, cmd: OfferResponseInput | Mapping[str, Any], *,
-                                    update_id: str | None = None) -> Offer:
+    async def record_offer_response(
+        self, cmd: OfferResponseInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> Offer:
         return await self.update(contract.RECORD_OFFER_RESPONSE, cmd, update_id=update_id)
 
-    async def wait_on_customer(self, cmd: WaitOnCustomerInput | Mapping[str, Any], *,
-                               update_id: str | None = None) -> TimelineEntry:
+    async def wait_on_customer(
+        self, cmd: WaitOnCustomerInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> TimelineEntry:
         return await self.update(contract.WAIT_ON_CUSTOMER, cmd, update_id=update_id)
 
-    async def customer_replied(self, cmd: CustomerRepliedInput | Mapping[str, Any], *,
-                               update_id: str | None = None) -> TimelineEntry:
+    async def customer_replied(
+        self, cmd: CustomerRepliedInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> TimelineEntry:
         return await self.update(contract.CUSTOMER_REPLIED, cmd, update_id=update_id)
 
     async def resolve(self, cmd: ResolveInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
@@ -312,8 +413,9 @@ class Case:
     async def close(self, cmd: CloseInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
         return await self.update(contract.CLOSE, cmd, update_id=update_id)
 
-    async def followup_response(self, cmd: FollowUpResponseInput | Mapping[str, Any], *,
-                                update_id: str | None = None) -> TimelineEntry:
+    async def followup_response(
+        self, cmd: FollowUpResponseInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> TimelineEntry:
         return await self.update(contract.FOLLOWUP_RESPONSE, cmd, update_id=update_id)
 
     async def accept(self, cmd: AcceptInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
@@ -322,20 +424,24 @@ class Case:
     async def reassign(self, cmd: ReassignInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
         return await self.update(contract.REASSIGN, cmd, update_id=update_id)
 
-    async def schedule_callback(self, cmd: ScheduleCallbackInput | Mapping[str, Any], *,
-                                update_id: str | None = None) -> Callback:
+    async def schedule_callback(
+        self, cmd: ScheduleCallbackInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> Callback:
         return await self.update(contract.SCHEDULE_CALLBACK, cmd, update_id=update_id)
 
-    async def reschedule_callback(self, cmd: RescheduleCallbackInput | Mapping[str, Any], *,
-                                  update_id: str | None = None) -> Callback:
+    async def reschedule_callback(
+        self, cmd: RescheduleCallbackInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> Callback:
         return await self.update(contract.RESCHEDULE_CALLBACK, cmd, update_id=update_id)
 
-    async def cancel_callback(self, cmd: CancelCallbackInput | Mapping[str, Any], *,
-                              update_id: str | None = None) -> Callback:
+    async def cancel_callback(
+        self, cmd: CancelCallbackInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> Callback:
         return await self.update(contract.CANCEL_CALLBACK, cmd, update_id=update_id)
 
-    async def record_callback_outcome(self, cmd: CallbackOutcomeInput | Mapping[str, Any], *,
-                                      update_id: str | None = None) -> Callback:
+    async def record_callback_outcome(
+        self, cmd: CallbackOutcomeInput | Mapping[str, Any], *, update_id: str | None = None
+    ) -> Callback:
         return await self.update(contract.RECORD_CALLBACK_OUTCOME, cmd, update_id=update_id)
 
     async def state(self, *, wait: float = 10.0) -> CaseState:
@@ -371,7 +477,8 @@ class Case:
         if desc.status in (WorkflowExecutionStatus.TERMINATED, WorkflowExecutionStatus.FAILED):
             try:
                 async for event in self.handle.fetch_history_events(
-                        event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT):
+                    event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+                ):
                     if event.HasField("workflow_execution_terminated_event_attributes"):
                         attrs = event.workflow_execution_terminated_event_attributes
                         by, reason = attrs.identity or None, attrs.reason or None
@@ -379,8 +486,9 @@ class Case:
                         reason = event.workflow_execution_failed_event_attributes.failure.message or None
             except RPCError:
                 pass  # the history could not be read (archived, no permission): say what describe knows
-        return Ending(status=_ENDINGS.get(desc.status, desc.status.name.lower()), at=desc.close_time, by=by,
-                      reason=reason)
+        return Ending(
+            status=_ENDINGS.get(desc.status, desc.status.name.lower()), at=desc.close_time, by=by, reason=reason
+        )
 
     async def _until_open(self, wait: float) -> bool:
         """Watch a case just started until it has opened (True) or `wait` seconds passed (False); raise how its
@@ -425,17 +533,21 @@ class Case:
 
 
 _ENDINGS = {
-    WorkflowExecutionStatus.COMPLETED: "completed", WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.CANCELED: "cancelled", WorkflowExecutionStatus.TIMED_OUT: "timed out",
-    WorkflowExecutionStatus.FAILED: "failed", WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued as new",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TIMED_OUT: "timed out",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued as new",
 }
 
 
 # ----- lower level: plain Temporal handles, SDK errors
 
 
-async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
-                    task_queue_name: str | None = None) -> WorkflowHandle[Any, EscalationOutcome]:
+async def open_case(
+    client: Client, inp: EscalationInput | dict[str, Any], *, task_queue_name: str | None = None
+) -> WorkflowHandle[Any, EscalationOutcome]:
     """Start the Escalation workflow for a case. Raises pydantic.ValidationError for bad input and
     CaseAlreadyOpen when the case is open already; a closed case's id may be used again."""
     case = inp if isinstance(inp, EscalationInput) else EscalationInput.model_validate(inp)
@@ -452,19 +564,28 @@ async def open_case(client: Client, inp: EscalationInput | dict[str, Any], *,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=f"{case.case_id}: {case.summary[:150]}",
             static_details=f"Customer {case.customer.name} ({case.customer.id}), {case.severity.value}, "
-                           f"{case.category}, opened by {case.opened_by} via {case.channel.value}",
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), case.customer.id),
-                SearchAttributePair(SearchAttributeKey.for_keyword(SA_SEVERITY), case.severity.value),
-                SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), Status.OPEN.value),
-            ]),
+            f"{case.category}, opened by {case.opened_by} via {case.channel.value}",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), case.customer.id),
+                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_SEVERITY), case.severity.value),
+                    SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), Status.OPEN.value),
+                ]
+            ),
         )
     except WorkflowAlreadyStartedError as err:
         raise CaseAlreadyOpen(case.case_id, getattr(err, "run_id", None)) from None
 
 
-async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, result_type: type[R],
-                         attempts: int = 5, update_id: str | None = None) -> R:
+async def execute_update(
+    handle: WorkflowHandle,
+    update: str,
+    arg: Any,
+    *,
+    result_type: type[R],
+    attempts: int = 5,
+    update_id: str | None = None,
+) -> R:
     """Run an update, retrying (with the same update id, so it is applied once) when the server says the
     case was briefly not ready: that happens while a long case hands over to a new run. A caller that
     retries on its own passes its idempotency key as `update_id`: a repeat returns the first result. A case
@@ -481,8 +602,10 @@ async def execute_update(handle: WorkflowHandle, update: str, arg: Any, *, resul
 
 
 def _not_ready(err: RPCError) -> bool:
-    return (any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
-            and WORKFLOW_TASK_FAILING not in err.message)
+    return (
+        any("WorkflowNotReadyFailure" in d.type_url for d in err.grpc_status.details)
+        and WORKFLOW_TASK_FAILING not in err.message
+    )
 
 
 def case_handle(client: Client, case_id: str) -> WorkflowHandle[Any, EscalationOutcome]:

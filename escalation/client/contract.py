@@ -13,11 +13,31 @@ from pydantic import BaseModel
 
 from escalation.domain.events import WebhookEvent
 from escalation.domain.models import (
-    AcceptInput, Callback, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
+    AcceptInput,
+    AcknowledgeInput,
+    Brief,
+    Callback,
+    CallbackOutcomeInput,
+    CancelCallbackInput,
+    CaseEvent,
+    CaseState,
+    CloseInput,
+    CustomerRepliedInput,
+    DeEscalateInput,
+    EscalateInput,
+    EscalationInput,
+    EscalationOutcome,
+    FollowUpResponseInput,
+    NoteInput,
+    Offer,
+    OfferInput,
+    OfferResponseInput,
+    ReassignInput,
+    RescheduleCallbackInput,
+    ResolveInput,
     ScheduleCallbackInput,
-    AcknowledgeInput, Brief, CaseEvent, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput,
-    EscalateInput, EscalationInput, EscalationOutcome, FollowUpResponseInput, NoteInput, Offer, OfferInput,
-    OfferResponseInput, ResolveInput, TimelineEntry, WaitOnCustomerInput,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 
 I = TypeVar("I", bound=BaseModel)
@@ -56,9 +76,23 @@ CANCEL_CALLBACK = Update("cancel_callback", CancelCallbackInput, Callback)
 RECORD_CALLBACK_OUTCOME = Update("record_callback_outcome", CallbackOutcomeInput, Callback)
 
 UPDATES: tuple[Update, ...] = (
-    ACKNOWLEDGE, ESCALATE, DE_ESCALATE, ADD_NOTE, PROPOSE_OFFER, RECORD_OFFER_RESPONSE, WAIT_ON_CUSTOMER,
-    CUSTOMER_REPLIED, RESOLVE, CLOSE, FOLLOWUP_RESPONSE, ACCEPT, REASSIGN, SCHEDULE_CALLBACK, RESCHEDULE_CALLBACK,
-    CANCEL_CALLBACK, RECORD_CALLBACK_OUTCOME,
+    ACKNOWLEDGE,
+    ESCALATE,
+    DE_ESCALATE,
+    ADD_NOTE,
+    PROPOSE_OFFER,
+    RECORD_OFFER_RESPONSE,
+    WAIT_ON_CUSTOMER,
+    CUSTOMER_REPLIED,
+    RESOLVE,
+    CLOSE,
+    FOLLOWUP_RESPONSE,
+    ACCEPT,
+    REASSIGN,
+    SCHEDULE_CALLBACK,
+    RESCHEDULE_CALLBACK,
+    CANCEL_CALLBACK,
+    RECORD_CALLBACK_OUTCOME,
 )
 # None: every command is an update, so the caller learns whether it was taken (a bad signal is dropped).
 SIGNALS: tuple[Update, ...] = ()

@@ -15,15 +15,17 @@ import temporalio.api.common.v1
 from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
-    CompositePayloadConverter, DataConverter, DefaultPayloadConverter, JSONPlainPayloadConverter,
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
 )
 from temporalio.exceptions import ApplicationError
 
-from escalation.constants import ERR_INVALID_ARGUMENT
 from escalation.client.contract import UPDATES
+from escalation.constants import ERR_INVALID_ARGUMENT
 from escalation.domain.models import EscalationInput
 from escalation.domain.refusal import describe
-
 
 # The most one start input or one update argument may weigh, as sent. Every field has its own bound
 # (escalation.domain.models); this one also stops a payload padded with whitespace or unknown fields, and stays well
@@ -44,13 +46,15 @@ class ContractJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
         name = model.__name__ if model is not None else "payload"
         if model is not None and model in _CALLER_INPUTS and len(payload.data) > MAX_INPUT_BYTES:
             if model is not EscalationInput or b'"carried"' not in payload.data:  # a continued run's own state
-                raise _invalid(f"{name}: {_heaviest(payload.data)}is {len(payload.data):,} bytes, over the limit "
-                               f"of {MAX_INPUT_BYTES:,} bytes for one input")
+                raise _invalid(
+                    f"{name}: {_heaviest(payload.data)}is {len(payload.data):,} bytes, over the limit "
+                    f"of {MAX_INPUT_BYTES:,} bytes for one input"
+                )
         try:
             return super().from_payload(payload, type_hint)
         except ValidationError as err:
             raise _invalid(describe(err, model)) from None
-        except Exception as err:  # noqa: BLE001 - anything else a decoder or validator raised
+        except Exception as err:
             raise _invalid(f"{name}: could not be decoded ({type(err).__name__}: {str(err)[:200]})") from None
 
 
@@ -73,8 +77,12 @@ def _invalid(message: str) -> ApplicationError:
 class ContractPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
         json_converter = ContractJSONPayloadConverter()
-        super().__init__(*(json_converter if isinstance(c, JSONPlainPayloadConverter) else c
-                           for c in DefaultPayloadConverter.default_encoding_payload_converters))
+        super().__init__(
+            *(
+                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
 
 
 data_converter = DataConverter(payload_converter_class=ContractPayloadConverter)

@@ -9,9 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import (
-    WorkflowFailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError, WorkflowUpdateFailedError,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError, TerminatedError, CancelledError, TimeoutError as TemporalTimeout
+from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, workflow_id
@@ -71,9 +75,12 @@ class CaseAlreadyOpen(EscalationError):
     type = "AlreadyOpen"
 
     def __init__(self, case_id: str, run_id: str | None) -> None:
-        super().__init__(f"case {case_id} is already open (workflow {workflow_id(case_id)}"
-                         + (f", run {run_id}" if run_id else "") + "); drive the open case instead",
-                         field="case_id")
+        super().__init__(
+            f"case {case_id} is already open (workflow {workflow_id(case_id)}"
+            + (f", run {run_id}" if run_id else "")
+            + "); drive the open case instead",
+            field="case_id",
+        )
         self.case_id = case_id
         self.run_id = run_id
 
@@ -118,8 +125,11 @@ class CaseTerminated(CaseClosed, CaseEnded):
     type = "Terminated"
 
     def __init__(self, case_id: str, ending: Ending) -> None:
-        super().__init__(f"case {case_id} was {ending}; it has no outcome and takes no more commands (its last "
-                         "state can still be read)", field="case_id")
+        super().__init__(
+            f"case {case_id} was {ending}; it has no outcome and takes no more commands (its last "
+            "state can still be read)",
+            field="case_id",
+        )
         self.case_id = case_id
         self.ending = ending
 
@@ -134,8 +144,11 @@ def ended(err: EscalationError, case_id: str, ending: Ending | None) -> Escalati
         return CaseTerminated(case_id, ending)
     if isinstance(err, CaseClosed):
         was = "was " if ending.status in ("terminated", "cancelled") else ""
-        return CaseClosed(f"case {case_id} {was}{ending}; it has no outcome and takes no more commands (its last state "
-                          "can still be read)", field="case_id")
+        return CaseClosed(
+            f"case {case_id} {was}{ending}; it has no outcome and takes no more commands (its last state "
+            "can still be read)",
+            field="case_id",
+        )
     return err
 
 
@@ -209,17 +222,24 @@ def translate(err: BaseException, case_id: str | None = None) -> BaseException:
     if isinstance(err, RPCError):
         # The server answers NOT_FOUND for a missing namespace too: that is a setting, not a missing case.
         if _has_detail(err, "NamespaceNotFoundFailure"):
-            return NamespaceNotFound(f"{err.message.rstrip('.')}: check the namespace of the connection "
-                                     "settings (TEMPORAL_NAMESPACE or the client config profile)")
+            return NamespaceNotFound(
+                f"{err.message.rstrip('.')}: check the namespace of the connection "
+                "settings (TEMPORAL_NAMESPACE or the client config profile)"
+            )
         if err.status == RPCStatusCode.NOT_FOUND and case_id is not None:
             if "already completed" in err.message:
-                return CaseClosed(f"case {case_id} has completed; it takes no more commands "
-                                  "(its state and outcome can still be read)", field="case_id")
+                return CaseClosed(
+                    f"case {case_id} has completed; it takes no more commands "
+                    "(its state and outcome can still be read)",
+                    field="case_id",
+                )
             return CaseNotFound(case_id)
         if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED) and case_id is not None:
             # A query the server could not hand to any worker (it waits for one, then gives up).
-            return NoWorker(f"no worker answered for case {case_id} in time: is a worker running on the case's "
-                            f"task queue? ({err.message})")
+            return NoWorker(
+                f"no worker answered for case {case_id} in time: is a worker running on the case's "
+                f"task queue? ({err.message})"
+            )
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return Unreachable(f"the Temporal server did not answer: {err.message}")
         if err.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
@@ -247,7 +267,9 @@ def case_unavailable(err: RPCError, case_id: str | None) -> CaseUnavailable:
         return CaseUnavailable(
             f"{case} cannot take commands right now: its workflow task is failing (a worker restarted "
             "mid-task, or the case is stuck); nothing was applied. Try again shortly with the same update id; "
-            f"if it persists, `escalations doctor` lists stuck cases (server: {err.message.rstrip('.')})")
+            f"if it persists, `escalations doctor` lists stuck cases (server: {err.message.rstrip('.')})"
+        )
     return CaseUnavailable(
         f"{case} is not ready for commands (for example while it hands over to a new run); nothing was "
-        f"applied. Try again shortly with the same update id (server: {err.message.rstrip('.')})")
+        f"applied. Try again shortly with the same update id (server: {err.message.rstrip('.')})"
+    )

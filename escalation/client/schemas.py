@@ -56,8 +56,11 @@ def stale(folder: Path = SCHEMA_DIR) -> list[str]:
     """What differs between `folder` and the models: 'X.json (differs)', '(missing)', '(not in the contract)'."""
     wanted = render()
     found = {p.name: p.read_text() for p in folder.glob("*.json")} if folder.is_dir() else {}
-    problems = [f"{name} ({'missing' if name not in found else 'differs'})"
-                for name, text in wanted.items() if found.get(name) != text]
+    problems = [
+        f"{name} ({'missing' if name not in found else 'differs'})"
+        for name, text in wanted.items()
+        if found.get(name) != text
+    ]
     problems += [f"{name} (not in the contract)" for name in sorted(set(found) - set(wanted))]
     return problems
 

@@ -31,14 +31,20 @@ from temporalio.client import Client
 
 from escalation import logs
 from escalation.client import MAX_UPDATE_ID, Case, case_handle, connect
+from escalation.client.errors import (
+    CaseEnded,
+    CaseNotFound,
+    EscalationError,
+    InvalidArgument,
+    InvalidState,
+    UnknownPolicy,
+    Unreachable,
+)
 from escalation.config import ConfigError, Settings
 from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
-from escalation.domain.refusal import describe
-from escalation.client.errors import (
-    CaseEnded, CaseNotFound, EscalationError, InvalidArgument, InvalidState, UnknownPolicy, Unreachable,
-)
-from escalation.domain.models import FollowUpResponseInput, Identifier
 from escalation.delivery.signature import SignatureError, verify
+from escalation.domain.models import FollowUpResponseInput, Identifier
+from escalation.domain.refusal import describe
 
 log = structlog.get_logger()
 
@@ -73,14 +79,17 @@ def secret_problem(secret: str | None) -> str | None:
     if not secret:
         return f"{SECRET_SETTING} is not set: the endpoint verifies every answer with it (at least {MIN_SECRET} characters)"
     if len(secret) < MIN_SECRET:
-        return (f"{SECRET_SETTING} is too short ({len(secret)} characters): use at least {MIN_SECRET}, "
-                "e.g. from `openssl rand -hex 32`")
+        return (
+            f"{SECRET_SETTING} is too short ({len(secret)} characters): use at least {MIN_SECRET}, "
+            "e.g. from `openssl rand -hex 32`"
+        )
     return None
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Every answer is JSON: aiohttp's own refusals (unknown path, wrong method, body too large) as well as a
     failure of the endpoint, which answers 500 and logs one line (where it failed, never the request)."""
     try:
@@ -94,14 +103,23 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
         return _error(exc.status, message, **allow)
     except Exception as err:
         frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
-        log.error("inbound_failed", method=request.method, path=request.path, error=type(err).__name__,
-                  at=f"{Path(frame.filename).name}:{frame.lineno}" if frame else None)
-        return _error(500, "the endpoint failed to handle this answer; it may not have been taken: send it again "
-                           "later with the same Idempotency-Key")
+        log.error(
+            "inbound_failed",
+            method=request.method,
+            path=request.path,
+            error=type(err).__name__,
+            at=f"{Path(frame.filename).name}:{frame.lineno}" if frame else None,
+        )
+        return _error(
+            500,
+            "the endpoint failed to handle this answer; it may not have been taken: send it again "
+            "later with the same Idempotency-Key",
+        )
 
 
-def build_app(client: Client, secret: str, *, tolerance: float, clock: Callable[[], float] = time.time,
-              timeout: float = TIMEOUT) -> web.Application:
+def build_app(
+    client: Client, secret: str, *, tolerance: float, clock: Callable[[], float] = time.time, timeout: float = TIMEOUT
+) -> web.Application:
     """The endpoint. `timeout` bounds each answer's Temporal calls in all (seconds)."""
     if (problem := secret_problem(secret)) is not None:
         raise ValueError(problem)
@@ -119,20 +137,28 @@ def build_app(client: Client, secret: str, *, tolerance: float, clock: Callable[
             return _error(400, describe(err))
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is not None and not (0 < len(key) <= MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX) and key.isprintable()):
-            return _error(400, f"{IDEMPOTENCY_HEADER}: 1 to {MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX)} printable "
-                               f"characters (got {len(key)})")
+            return _error(
+                400,
+                f"{IDEMPOTENCY_HEADER}: 1 to {MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX)} printable "
+                f"characters (got {len(key)})",
+            )
         case_id = answer.case_id
         # The update waits for a worker for most of the deadline; a case briefly not ready (handing over to a
         # new run, a failing task) is asked again for half of it; the deadline bounds everything else.
         case = Case(case_handle(client, case_id), case_id, update_timeout=timeout * 0.8, retry_timeout=timeout * 0.5)
         try:
             entry = await asyncio.wait_for(
-                case.followup_response(FollowUpResponseInput.model_validate(answer.model_dump(exclude={"case_id"})),
-                                       update_id=f"{IDEMPOTENCY_PREFIX}{key}" if key else None),
-                timeout)
+                case.followup_response(
+                    FollowUpResponseInput.model_validate(answer.model_dump(exclude={"case_id"})),
+                    update_id=f"{IDEMPOTENCY_PREFIX}{key}" if key else None,
+                ),
+                timeout,
+            )
         except TimeoutError:
-            return _unavailable(f"case {case_id} did not answer within {timeout:g}s (no worker took the answer); "
-                                "send it again later with the same Idempotency-Key")
+            return _unavailable(
+                f"case {case_id} did not answer within {timeout:g}s (no worker took the answer); "
+                "send it again later with the same Idempotency-Key"
+            )
         except EscalationError as err:
             return _refusal(case_id, err)
         log.info("followup_answer_taken", case_id=case_id, answer=answer.answer.value, seq=entry.seq)

@@ -32,34 +32,40 @@ _UNQUOTED_CHARS = r'[^\s"\'\\;&<>(){}\[\]]'
 # Headers whose whole value is a credential: hidden to the end of the line (or of the quoted value).
 _HEADER = re.compile(
     r'(?P<name>(?:proxy-)?authorization|(?:set-)?cookie)(?P<sep>\\?["\']?[ \t]*[:=][ \t]*)'
-    r'(?:(?P<quoted>' + _QUOTED + r')|(?P<escaped>' + _ESCAPED + r')|\\?["\']?[^\r\n"\'<>]*)',
-    re.IGNORECASE)
+    r"(?:(?P<quoted>" + _QUOTED + r")|(?P<escaped>" + _ESCAPED + r')|\\?["\']?[^\r\n"\'<>]*)',
+    re.IGNORECASE,
+)
 
 # Names whose value is a credential: api_key, apikey, x-api-key, access_token, client_secret, passwd ...
-_NAMES = (r'api[_.-]?key|access[_.-]?key|private[_.-]?key|secret|token|passw(?:or)?d|pwd|signature'
-          r'|credentials?|session(?:[_.-]?id)?|auth(?!oriz|ent)|cookie')  # "Unauthorized: ..." is no credential
+_NAMES = (
+    r"api[_.-]?key|access[_.-]?key|private[_.-]?key|secret|token|passw(?:or)?d|pwd|signature"
+    r"|credentials?|session(?:[_.-]?id)?|auth(?!oriz|ent)|cookie"
+)  # "Unauthorized: ..." is no credential
 # (a whole run of name characters, taken at once: no backtracking into it, so the work stays linear)
-_NAME = r'(?=[A-Za-z0-9_.-]*?(?:' + _NAMES + r'))[A-Za-z0-9_.-]++'
+_NAME = r"(?=[A-Za-z0-9_.-]*?(?:" + _NAMES + r"))[A-Za-z0-9_.-]++"
 _SEP = r'\\?["\']?[ \t]*[:=][ \t]*'
 _KEY_VALUE = re.compile(
-    r'(?<![A-Za-z0-9_.-])(?P<name>' + _NAME + r')(?P<sep>' + _SEP + r')'
-    r'(?:(?P<quoted>' + _QUOTED + r')|(?P<escaped>' + _ESCAPED + r')'
+    r"(?<![A-Za-z0-9_.-])(?P<name>" + _NAME + r")(?P<sep>" + _SEP + r")"
+    r"(?:(?P<quoted>" + _QUOTED + r")|(?P<escaped>" + _ESCAPED + r")"
     # unquoted, on through a word that asks for one more ("Bearer x", "api_key: x"): all of it is the value
-    r'|\\?["\']?(?:' + _UNQUOTED_CHARS + r'*?(?:' + _SCHEMES + r'|[:=])[ \t]+)*' + _UNQUOTED_CHARS + r'+)',
-    re.IGNORECASE)
+    r'|\\?["\']?(?:' + _UNQUOTED_CHARS + r"*?(?:" + _SCHEMES + r"|[:=])[ \t]+)*" + _UNQUOTED_CHARS + r"+)",
+    re.IGNORECASE,
+)
 
 # An auth scheme and its credential, wherever it stands (not a second scheme word: "token Bearer x").
 _TOKEN_CHARS = r'[^\s"\'<>,;()\[\]{}]'
-_SCHEME = re.compile(r'(?P<name>' + _SCHEMES + r')(?P<sep>[ \t]+)'
-                     r'(?!\[redacted\]|' + _TOKEN_CHARS + r'*(?:' + _SCHEMES + r')[ \t])' + _TOKEN_CHARS + r'+',
-                     re.IGNORECASE)
+_SCHEME = re.compile(
+    r"(?P<name>" + _SCHEMES + r")(?P<sep>[ \t]+)"
+    r"(?!\[redacted\]|" + _TOKEN_CHARS + r"*(?:" + _SCHEMES + r")[ \t])" + _TOKEN_CHARS + r"+",
+    re.IGNORECASE,
+)
 
 # scheme://user:password@host (or //user@host)
 _USERINFO = re.compile(r'(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,30}:)?//[^/\s@?#"\'<>]+@')
 
 # 32+ characters of hex or base64 (standard or URL-safe, with padding).
-_BLOB = re.compile(r'[A-Za-z0-9+/_-]{32,}={0,2}')
-_WORD = re.compile(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])')
+_BLOB = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 
 
 def _plain_words(text: str) -> bool:
@@ -69,23 +75,27 @@ def _plain_words(text: str) -> bool:
         return False
     words = [w for part in re.split(r"[_-]", text) for w in _WORD.findall(part)]
     letters = sum(len(w) for w in words)
-    return (bool(words) and letters == sum(c.isalpha() for c in text) and max(map(len, words)) <= 20
-            and letters / len(words) >= 4)
+    return (
+        bool(words)
+        and letters == sum(c.isalpha() for c in text)
+        and max(map(len, words)) <= 20
+        and letters / len(words) >= 4
+    )
 
 
 def _value(m: re.Match[str]) -> str:
     if m["escaped"]:
         return f'{m["name"]}{m["sep"]}\\"{REDACTED}\\"'
     quoted = m["quoted"]
-    return f'{m["name"]}{m["sep"]}' + (f'"{REDACTED}"' if quoted and quoted.startswith('"') else REDACTED)
+    return f"{m['name']}{m['sep']}" + (f'"{REDACTED}"' if quoted and quoted.startswith('"') else REDACTED)
 
 
 def redact(text: str) -> str:
     """`text` with everything that looks like a credential replaced by `[redacted]`."""
-    text = _USERINFO.sub(lambda m: f'{m["scheme"] or ""}//{REDACTED}@', text)
+    text = _USERINFO.sub(lambda m: f"{m['scheme'] or ''}//{REDACTED}@", text)
     text = _HEADER.sub(_value, text)
     text = _KEY_VALUE.sub(_value, text)
-    text = _SCHEME.sub(lambda m: f'{m["name"]}{m["sep"]}{REDACTED}', text)
+    text = _SCHEME.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
     return _BLOB.sub(lambda m: m.group() if _plain_words(m.group()) else REDACTED, text)
 
 

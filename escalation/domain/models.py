@@ -7,16 +7,15 @@ Plain pydantic v2 models, no temporalio import. Contract models forbid unknown f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
-
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -210,9 +209,11 @@ _TEXT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202
 def _refuse_control(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if (bad := pattern.search(value)) is not None:
-            raise ValueError(f"contains a control character (U+{ord(bad.group()):04X}) at character {bad.start() + 1}; "
-                             f"{what}")
+            raise ValueError(
+                f"contains a control character (U+{ord(bad.group()):04X}) at character {bad.start() + 1}; {what}"
+            )
         return value
+
     return check
 
 
@@ -224,23 +225,36 @@ def _newlines(value: object) -> object:
 _one_line = _refuse_control(_LINE_CONTROL, "a one-line field takes no line breaks or control characters")
 _multi_line = _refuse_control(_TEXT_CONTROL, "only line breaks and tabs are kept")
 
-NonEmpty = Annotated[str, BeforeValidator(_newlines),
-                     StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_CHARS),
-                     AfterValidator(_multi_line)]
-Text = Annotated[str, BeforeValidator(_newlines), StringConstraints(strip_whitespace=True, max_length=TEXT_CHARS),
-                 AfterValidator(_multi_line)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_CHARS),
-                 AfterValidator(_one_line)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_CHARS),
-                 AfterValidator(_one_line)]
-Actor = Name
-Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+NonEmpty = Annotated[
+    str,
+    BeforeValidator(_newlines),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_CHARS),
+    AfterValidator(_multi_line),
 ]
+Text = Annotated[
+    str,
+    BeforeValidator(_newlines),
+    StringConstraints(strip_whitespace=True, max_length=TEXT_CHARS),
+    AfterValidator(_multi_line),
+]
+Line = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_CHARS), AfterValidator(_one_line)
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_CHARS), AfterValidator(_one_line)
+]
+Actor = Name
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
 TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_valid_zone)]
-Money = Annotated[Decimal, Field(max_digits=MONEY_DIGITS, decimal_places=2), AfterValidator(_money),
-                  Field(description='An amount as a string ("19.99"): not negative, at most 2 decimal places, '
-                                    f'at most {MONEY_DIGITS} digits')]
+Money = Annotated[
+    Decimal,
+    Field(max_digits=MONEY_DIGITS, decimal_places=2),
+    AfterValidator(_money),
+    Field(
+        description='An amount as a string ("19.99"): not negative, at most 2 decimal places, '
+        f"at most {MONEY_DIGITS} digits"
+    ),
+]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,24}$")
 
@@ -276,9 +290,7 @@ class Customer(Contract):
         if self.preferred_channel == ContactChannel.EMAIL and not self.email:
             raise ValueError("preferred_channel is 'email' but customer.email is missing")
         if self.preferred_channel in (ContactChannel.SMS, ContactChannel.CALL) and not self.phone:
-            raise ValueError(
-                f"preferred_channel is '{self.preferred_channel.value}' but customer.phone is missing"
-            )
+            raise ValueError(f"preferred_channel is '{self.preferred_channel.value}' but customer.phone is missing")
         return self
 
     def contact_channels(self) -> list[ContactChannel]:
@@ -369,8 +381,11 @@ class OfferResponseInput(Contract):
     actor: Actor
     offer_id: Identifier
     answer: OfferAnswer
-    note: Text | None = Field(default=None, description="The customer's reason with their answer (why they declined); "
-                             "kept with the offer and shown in every brief")
+    note: Text | None = Field(
+        default=None,
+        description="The customer's reason with their answer (why they declined); "
+        "kept with the offer and shown in every brief",
+    )
 
 
 class ResolveInput(Contract):
@@ -402,7 +417,9 @@ class FollowUpResponseInput(Contract):
     answer: FollowUpAnswer
     comment: Text | None = None
     channel: ContactChannel | None = None
-    checkin: int | None = Field(default=None, ge=1, le=100, description="Which check-in this answers (1-based); latest if omitted")
+    checkin: int | None = Field(
+        default=None, ge=1, le=100, description="Which check-in this answers (1-based); latest if omitted"
+    )
 
 
 # ----- state (query results and the outcome)
@@ -514,7 +531,6 @@ class CheckIn(Contract):
     comment: str | None = None
     expired: bool = False
     cancelled: bool = False
-
 
 
 # ----- routing and callbacks
@@ -730,7 +746,6 @@ class CaseState(Contract):
         return [e for e in self.timeline if e.kind == "note"]
 
 
-
 class OfferLine(Contract):
     kind: OfferKind
     amount: Decimal
@@ -802,8 +817,6 @@ class EscalationOutcome(Contract):
     kb_missing: bool
     followups: list[CheckInResult]
     callbacks_missed: int = 0  # also counted in breaches
-
-
 
 
 class CaseEvent(Contract):

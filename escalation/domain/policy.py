@@ -17,9 +17,17 @@ import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from escalation.domain.calendar import ALWAYS, CalendarError, WorkingCalendar
+from escalation.domain.models import (
+    Contract,
+    Duration,
+    EscalationReason,
+    Money,
+    Outcome,
+    Severity,
+    Tier,
+)
 from escalation.domain.refusal import describe
 from escalation.files import FileProblem, read_toml
-from escalation.domain.models import Contract, Duration, EscalationReason, Money, Outcome, Severity, Tier, parse_duration
 
 # Years of public holidays resolved ahead when a policy loads; a case reloading after continue-as-new
 # keeps its copy, so this bounds how long a case may run with exact holidays.
@@ -177,7 +185,7 @@ class Policy(Contract):
             raise ValueError("tiers: list them lowest first (agent, team_lead, supervisor, manager)")
         limits = [t.authority_limit for t in self.tiers]
         for low, high in zip(limits, limits[1:]):
-            if low is None and high is not None or (low is not None and high is not None and high < low):
+            if (low is None and high is not None) or (low is not None and high is not None and high < low):
                 raise ValueError("tiers: authority_limit must not shrink going up the ladder")
         for field in ("threat_tier", "customer_request_tier"):
             tier = getattr(self, field)
@@ -311,13 +319,17 @@ def load_policy_file(path: Path) -> Policy:
         raise PolicyError(str(err)) from None
     data.setdefault("name", path.stem)
     if data["name"] != path.stem:
-        raise PolicyError(f"policy file {path.name}: name '{data['name']}' must match the file name",
-                          summary=f"policy file {path.name}: name must match the file name")
+        raise PolicyError(
+            f"policy file {path.name}: name '{data['name']}' must match the file name",
+            summary=f"policy file {path.name}: name must match the file name",
+        )
     try:
         policy = Policy.model_validate(data)
     except ValidationError as err:
-        raise PolicyError(f"policy file {path.name} is invalid:\n{err}",
-                          summary=f"policy file {path.name} is invalid: {describe(err)}") from err
+        raise PolicyError(
+            f"policy file {path.name} is invalid:\n{err}",
+            summary=f"policy file {path.name} is invalid: {describe(err)}",
+        ) from err
     # Holidays become plain dates here, outside any workflow, from last year to a few years ahead.
     try:
         return policy.with_holidays(holiday_years())
@@ -389,8 +401,13 @@ class PolicyStore:
                 version = None
             if name not in self._broken or self._broken[name] != version:
                 self._broken[name] = version
-                log.warning("policy_invalid_kept_last_valid", policy=name, file=str(path), error=err.summary,
-                            version_in_force=cached[1].version)
+                log.warning(
+                    "policy_invalid_kept_last_valid",
+                    policy=name,
+                    file=str(path),
+                    error=err.summary,
+                    version_in_force=cached[1].version,
+                )
             return cached[1]
 
     def seen(self, name: str) -> bool:

@@ -10,12 +10,19 @@ from pydantic import BaseModel, ValidationError
 
 def shape(model: type[BaseModel]) -> str:
     """A payload model's fields as a caller writes them, optional ones marked: '{actor, note?}'."""
-    return "{" + ", ".join(name + ("" if field.is_required() else "?")
-                           for name, field in model.model_fields.items()) + "}"
+    return (
+        "{" + ", ".join(name + ("" if field.is_required() else "?") for name, field in model.model_fields.items()) + "}"
+    )
 
 
-_JSON_KINDS = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
-               list: "an array"}
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
 
 
 def describe(err: ValidationError, model: type[BaseModel] | None = None) -> str:

@@ -10,9 +10,9 @@ from pydantic import Field, ValidationError, model_validator
 
 from escalation.domain.calendar import ALWAYS, CalendarError, WorkingCalendar
 from escalation.domain.models import Contract, Identifier, Money, Owner, Tier, TimeZoneName
+from escalation.domain.policy import file_version, holiday_years
 from escalation.domain.refusal import describe
 from escalation.files import FileProblem, read_toml
-from escalation.domain.policy import file_version, holiday_years
 
 log = structlog.get_logger()
 
@@ -63,17 +63,28 @@ class Roster(Contract):
     def owner(self, rep: Rep) -> Owner:
         """The rep as a case sees its owner."""
         zone = rep.time_zone or (self.calendar_of(rep).time_zone if rep.calendar is not None else None)
-        return Owner(id=rep.id, name=rep.name, tier=rep.tier, email=rep.email, phone=rep.phone,
-                     authority_limit=rep.authority_limit, time_zone=zone)
+        return Owner(
+            id=rep.id,
+            name=rep.name,
+            tier=rep.tier,
+            email=rep.email,
+            phone=rep.phone,
+            authority_limit=rep.authority_limit,
+            time_zone=zone,
+        )
 
     def qualified(self, tier: Tier, skills: list[str], language: str) -> list[Rep]:
         """Active reps at `tier` with every skill and the customer's language ('pt-BR' matches 'pt')."""
         need = set(skills)
-        return [r for r in self.reps
-                if r.active and r.tier == tier and need <= set(r.skills) and language.split("-")[0] in r.languages]
+        return [
+            r
+            for r in self.reps
+            if r.active and r.tier == tier and need <= set(r.skills) and language.split("-")[0] in r.languages
+        ]
 
     def with_holidays(self, years: range) -> Roster:
         """A copy whose calendars (named and per rep) have their public holidays resolved into dates."""
+
         def resolve(where: str, cal: WorkingCalendar) -> WorkingCalendar:
             try:
                 return cal.with_holidays(years)
@@ -81,8 +92,12 @@ class Roster(Contract):
                 raise RosterError(f"{where}.{err}") from None
 
         calendars = {name: resolve(f"calendars.{name}", cal) for name, cal in self.calendars.items()}
-        reps = [r.model_copy(update={"calendar": resolve(f"reps.{r.id}.calendar", r.calendar)})
-                if isinstance(r.calendar, WorkingCalendar) else r for r in self.reps]
+        reps = [
+            r.model_copy(update={"calendar": resolve(f"reps.{r.id}.calendar", r.calendar)})
+            if isinstance(r.calendar, WorkingCalendar)
+            else r
+            for r in self.reps
+        ]
         return self.model_copy(update={"calendars": calendars, "reps": reps})
 
 
@@ -142,8 +157,12 @@ class RosterStore:
                 version = None
             if self._broken != version:
                 self._broken = version
-                log.warning("roster_invalid_kept_last_valid", file=str(self.path), error=err.summary,
-                            reps_in_force=len(self._cached[1].reps))
+                log.warning(
+                    "roster_invalid_kept_last_valid",
+                    file=str(self.path),
+                    error=err.summary,
+                    reps_in_force=len(self._cached[1].reps),
+                )
             return self._cached[1]
 
     def warm(self) -> None:

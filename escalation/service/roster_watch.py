@@ -13,9 +13,9 @@ import structlog
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from escalation.client import execute_update
-from escalation.search import OWNER, holding_query
 from escalation.domain.models import ReassignInput, TimelineEntry
 from escalation.domain.roster import Roster, RosterStore
+from escalation.search import OWNER, holding_query
 
 log = structlog.get_logger()
 
@@ -36,9 +36,12 @@ async def reassign_inactive(client: Client, roster: Roster) -> list[str]:
         if rep not in inactive:
             continue
         try:
-            await execute_update(client.get_workflow_handle(case.id), "reassign",
-                                 ReassignInput(actor=ACTOR, reason=f"{rep} is inactive in the roster", from_owner=rep),
-                                 result_type=TimelineEntry)
+            await execute_update(
+                client.get_workflow_handle(case.id),
+                "reassign",
+                ReassignInput(actor=ACTOR, reason=f"{rep} is inactive in the roster", from_owner=rep),
+                result_type=TimelineEntry,
+            )
             moved.append(case.id)
             log.info("case_reassigned", workflow_id=case.id, from_owner=rep, reason="inactive")
         except WorkflowUpdateFailedError as err:  # moved on meanwhile, or another worker got there first
@@ -46,8 +49,7 @@ async def reassign_inactive(client: Client, roster: Roster) -> list[str]:
     return moved
 
 
-async def watch_roster(client: Client, store: RosterStore, stop: asyncio.Event,
-                       interval: timedelta = INTERVAL) -> None:
+async def watch_roster(client: Client, store: RosterStore, stop: asyncio.Event, interval: timedelta = INTERVAL) -> None:
     """Until `stop` is set: reassign inactive reps' cases whenever the roster changes, and every `interval`."""
     seen: Roster | None = None
     waited = timedelta(0)

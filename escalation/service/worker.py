@@ -24,8 +24,8 @@ from activities.record import RecordActivities
 from activities.route import RouteActivities
 from escalation import logs
 from escalation.client import connect
-from escalation.config import ConfigError, Settings
 from escalation.client.errors import Unreachable
+from escalation.config import ConfigError, Settings
 from escalation.domain.policy import PolicyError, PolicyStore
 from escalation.domain.roster import RosterError, RosterStore
 from escalation.service.roster_watch import watch_roster
@@ -41,14 +41,22 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = RouteActivities(RosterStore(settings.roster_path))
     notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
-    record = RecordActivities(build_events(settings.delivery, settings.events_path),
-                              settings.events_path.with_name("events-dead-letters.jsonl"))
-    return [policies.load_policy, route.find_owner, route.find_rep, route.assign_owner, notify.send_message,
-            record.record_events, record.dead_letter_events]
+    record = RecordActivities(
+        build_events(settings.delivery, settings.events_path),
+        settings.events_path.with_name("events-dead-letters.jsonl"),
+    )
+    return [
+        policies.load_policy,
+        route.find_owner,
+        route.find_rep,
+        route.assign_owner,
+        notify.send_message,
+        record.record_events,
+        record.dead_letter_events,
+    ]
 
 
-def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None,
-                 **options) -> Worker:
+def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None, **options) -> Worker:
     """The worker for `settings`; `options` override the settings' worker options (Worker keyword arguments)."""
     # Fail fast on missing or broken policy or roster files rather than at the first case.
     policies = PolicyStore(settings.policy_dir)
@@ -66,16 +74,26 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         # Names the case of a failing workflow task that core reports by run id alone (escalation.logs); refuses
         # an update sent without its one argument as InvalidArgument (workflows.arguments); answers an update resent
         # to a later run of the case with its first answer (workflows.once).
-        **({"interceptors": [logs.RunNames(), OneArgument(), AnsweredOnce()]} | settings.worker.worker_kwargs() | options),
+        **(
+            {"interceptors": [logs.RunNames(), OneArgument(), AnsweredOnce()]}
+            | settings.worker.worker_kwargs()
+            | options
+        ),
     )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
-    log.info("worker_started", address=settings.address, namespace=settings.namespace,
-             task_queue=settings.task_queue, tls=settings.uses_tls, **settings.worker.model_dump(mode="json"),
-             **(settings.delivery.describe() if settings.delivery else {}))
+    log.info(
+        "worker_started",
+        address=settings.address,
+        namespace=settings.namespace,
+        task_queue=settings.task_queue,
+        tls=settings.uses_tls,
+        **settings.worker.model_dump(mode="json"),
+        **(settings.delivery.describe() if settings.delivery else {}),
+    )
     async with worker:
         # Cases of reps the roster marks inactive are reassigned from here.
         await watch_roster(client, RosterStore(settings.roster_path), stop)

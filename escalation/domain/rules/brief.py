@@ -5,21 +5,42 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from escalation.domain.models import Brief, CaseState, EscalationReason, OfferLine, OfferStatus, Offer
+from escalation.domain.models import Brief, CaseState, EscalationReason, Offer, OfferLine, OfferStatus
 from escalation.domain.policy import Policy
 from escalation.domain.rules.durations import human
 
 # Timeline kinds that tell the story of what was tried.
 _STORY = {
-    "opened", "acknowledged", "escalated", "de_escalated", "breached", "offer_proposed",
-    "offer_accepted", "offer_declined", "resolved", "reopened", "followup_answered", "unassigned",
-    "reassigned", "callback_scheduled", "callback_outcome", "callback_missed",
+    "opened",
+    "acknowledged",
+    "escalated",
+    "de_escalated",
+    "breached",
+    "offer_proposed",
+    "offer_accepted",
+    "offer_declined",
+    "resolved",
+    "reopened",
+    "followup_answered",
+    "unassigned",
+    "reassigned",
+    "callback_scheduled",
+    "callback_outcome",
+    "callback_missed",
 }
 
 
 def offer_line(o: Offer) -> OfferLine:
-    return OfferLine(kind=o.kind, amount=o.amount, currency=o.currency, description=o.description,
-                     status=o.status, tier=o.tier, proposed_by=o.proposed_by, answer_note=o.answer_note)
+    return OfferLine(
+        kind=o.kind,
+        amount=o.amount,
+        currency=o.currency,
+        description=o.description,
+        status=o.status,
+        tier=o.tier,
+        proposed_by=o.proposed_by,
+        answer_note=o.answer_note,
+    )
 
 
 def granted_total(state: CaseState) -> Decimal:
@@ -33,8 +54,12 @@ def committed_total(state: CaseState) -> Decimal:
 
 def is_threat(state: CaseState) -> bool:
     # Stints too: the timeline keeps only recent entries (rules.retention).
-    return state.input.threat or any(st.reason == EscalationReason.THREAT.value for st in state.stints) or any(
-        e.kind == "escalated" and e.detail.get("reason") == EscalationReason.THREAT.value for e in state.timeline
+    return (
+        state.input.threat
+        or any(st.reason == EscalationReason.THREAT.value for st in state.stints)
+        or any(
+            e.kind == "escalated" and e.detail.get("reason") == EscalationReason.THREAT.value for e in state.timeline
+        )
     )
 
 
@@ -109,8 +134,11 @@ def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
     ]
     if offers:
         lines.append("Offers:")
-        lines += [f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
-                  + (f"; customer said: {_indented(o.answer_note)}" if o.answer_note else "") for o in offers]
+        lines += [
+            f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
+            + (f"; customer said: {_indented(o.answer_note)}" if o.answer_note else "")
+            for o in offers
+        ]
         lines.append(f"  granted so far: {granted_total(state)} {currency}")
     if tried or state.timeline_earlier:
         lines.append("What happened so far:")
@@ -147,4 +175,3 @@ def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
         time_by_tier_seconds=spent,
         text="\n".join(lines),
     )
-

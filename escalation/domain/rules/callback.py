@@ -11,12 +11,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from escalation.domain.calendar import WorkingCalendar
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.calendar import WorkingCalendar
 from escalation.domain.models import (
-    Callback, CallbackAttempt, CallbackChannel, CallbackOutcome, CallbackOutcomeInput, CallbackStatus, CallbackTime,
-    CancelCallbackInput, CaseState, ContactChannel, EscalationReason, Owner, RescheduleCallbackInput,
-    ScheduleCallbackInput, Status, TimelineEntry,
+    Callback,
+    CallbackAttempt,
+    CallbackChannel,
+    CallbackOutcome,
+    CallbackOutcomeInput,
+    CallbackStatus,
+    CallbackTime,
+    CancelCallbackInput,
+    CaseState,
+    ContactChannel,
+    EscalationReason,
+    Owner,
+    RescheduleCallbackInput,
+    ScheduleCallbackInput,
+    Status,
+    TimelineEntry,
 )
 from escalation.domain.rules import routing
 from escalation.domain.rules.durations import days_or_less, human
@@ -60,21 +73,33 @@ def when(step: Step, at: CallbackTime, field: str = "at") -> datetime:
         if at.tzinfo is None:  # the customer's wall clock
             due = at.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
             if due.astimezone(ZoneInfo(zone)).replace(tzinfo=None) != at:
-                raise RuleViolation(field, f"{at:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go forward "
-                                    "that night); pick another time")
+                raise RuleViolation(
+                    field,
+                    f"{at:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go forward "
+                    "that night); pick another time",
+                )
         else:
             due = at.astimezone(UTC)
         if due < step.now:
-            raise RuleViolation(field, f"{local(due, zone)} is in the past (it is {local(step.now, zone)} for the "
-                                "customer); pick a later time, or 'earliest'")
+            raise RuleViolation(
+                field,
+                f"{local(due, zone)} is in the past (it is {local(step.now, zone)} for the "
+                "customer); pick a later time, or 'earliest'",
+            )
         if not window.is_open(due):
-            raise RuleViolation(field, f"{local(due, zone)} is outside the customer's contact window "
-                                f"({_hours_text(policy.contact_hours)}, {zone}); the window next opens "
-                                f"{local(window.next_open(due), zone)} ('earliest' picks it)")
+            raise RuleViolation(
+                field,
+                f"{local(due, zone)} is outside the customer's contact window "
+                f"({_hours_text(policy.contact_hours)}, {zone}); the window next opens "
+                f"{local(window.next_open(due), zone)} ('earliest' picks it)",
+            )
     horizon = policy.callbacks.horizon
     if due > step.now + horizon:
-        raise RuleViolation(field, f"{local(due, zone)} is more than {days_or_less(horizon)} ahead; policy "
-                            f"'{policy.name}' books callbacks up to {days_or_less(horizon)} ahead")
+        raise RuleViolation(
+            field,
+            f"{local(due, zone)} is more than {days_or_less(horizon)} ahead; policy "
+            f"'{policy.name}' books callbacks up to {days_or_less(horizon)} ahead",
+        )
     return due
 
 
@@ -88,11 +113,15 @@ def _window(step: Step, given: timedelta | None) -> timedelta:
 def _number(step: Step, channel: CallbackChannel, phone: str | None) -> str | None:
     cust = step.state.input.customer
     if channel == CallbackChannel.CALL and not (phone or cust.phone):
-        raise RuleViolation("phone", f"customer {cust.id} has no phone number on the case; give the number to "
-                            "call in phone")
+        raise RuleViolation(
+            "phone", f"customer {cust.id} has no phone number on the case; give the number to call in phone"
+        )
     if channel == CallbackChannel.VIDEO and not cust.email:
-        raise RuleViolation("channel", f"a video call needs an email address for the invitation and customer "
-                            f"{cust.id} has none; use channel 'call'")
+        raise RuleViolation(
+            "channel",
+            f"a video call needs an email address for the invitation and customer "
+            f"{cust.id} has none; use channel 'call'",
+        )
     return phone or cust.phone
 
 
@@ -115,8 +144,12 @@ def _find(step: Step, callback_id: str) -> Callback:
         known = ", ".join(c.id for c in s.callbacks) or "none yet"
         raise RuleViolation("callback_id", f"no callback '{callback_id}' on case {s.case_id} (callbacks: {known})")
     if cb.status != CallbackStatus.SCHEDULED:
-        raise RuleViolation("callback_id", f"{cb.id} is {cb.status.value} since {cb.ended_at:%Y-%m-%d %H:%M} UTC "
-                            f"({cb.end_reason}); schedule a new one", type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "callback_id",
+            f"{cb.id} is {cb.status.value} since {cb.ended_at:%Y-%m-%d %H:%M} UTC "
+            f"({cb.end_reason}); schedule a new one",
+            type=ERR_INVALID_STATE,
+        )
     return cb
 
 
@@ -127,26 +160,43 @@ def _tell_owner(step: Step, entry: TimelineEntry, cb: Callback, kind: MessageKin
     """Callers hear at once (they booked the time), with the time on both clocks."""
     s = step.state
     zone = cb.owner.time_zone or "UTC"
-    body = (f"{lead}\n\nCustomer: {s.input.customer.name}, {cb.channel.value} {cb.phone or ''}\n"
-            f"When: {local(cb.due_at, zone)} your time = {local(cb.due_at, s.input.customer.time_zone)} for the "
-            f"customer; within {human(cb.window)}\n"
-            + (f"Notes: {cb.notes}\n" if cb.notes else "")
-            + f"Record the outcome with record_callback_outcome (case {s.case_id}, {cb.id}).")
-    step.send(entry, kind, routing.recipient(cb.owner), routing.channel(cb.owner),
-              f"[{s.case_id}] {subject}", body, at=step.now)
+    body = (
+        f"{lead}\n\nCustomer: {s.input.customer.name}, {cb.channel.value} {cb.phone or ''}\n"
+        f"When: {local(cb.due_at, zone)} your time = {local(cb.due_at, s.input.customer.time_zone)} for the "
+        f"customer; within {human(cb.window)}\n"
+        + (f"Notes: {cb.notes}\n" if cb.notes else "")
+        + f"Record the outcome with record_callback_outcome (case {s.case_id}, {cb.id})."
+    )
+    step.send(
+        entry,
+        kind,
+        routing.recipient(cb.owner),
+        routing.channel(cb.owner),
+        f"[{s.case_id}] {subject}",
+        body,
+        at=step.now,
+    )
 
 
-def _tell_customer(step: Step, entry: TimelineEntry, kind: MessageKind, subject: str, body: str,
-                   announcing: Callback | None = None) -> None:
+def _tell_customer(
+    step: Step, entry: TimelineEntry, kind: MessageKind, subject: str, body: str, announcing: Callback | None = None
+) -> None:
     """In writing (the preferred channel when it is email or SMS, else email, else SMS); held until the
     customer's contact window opens. A confirmation (`announcing`) still held when its callback is cancelled
     or moved is dropped."""
     s = step.state
     cust = s.input.customer
     channel = cust.written_channel()
-    step.send(entry, kind, step.customer(), channel, f"{subject} (case {s.case_id})",
-              f"Hello {cust.name},\n\n{body}\n\nReference: case {s.case_id}.",
-              about=announcing.id if announcing else None, announces=announcing.due_at if announcing else None)
+    step.send(
+        entry,
+        kind,
+        step.customer(),
+        channel,
+        f"{subject} (case {s.case_id})",
+        f"Hello {cust.name},\n\n{body}\n\nReference: case {s.case_id}.",
+        about=announcing.id if announcing else None,
+        announces=announcing.due_at if announcing else None,
+    )
 
 
 def _customer_told(step: Step, cb: Callback) -> bool:
@@ -161,11 +211,23 @@ def _announce_move(step: Step, entry: TimelineEntry, cb: Callback, why: str | No
     planned), so a customer who never heard of the call just hears when it comes."""
     at = local(cb.due_at, step.state.input.customer.time_zone)
     if _customer_told(step, cb):
-        _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "Your callback has moved",
-                       (f"{why} " if why else "") + f"{cb.owner.name} will now call you on {at}.", announcing=cb)
+        _tell_customer(
+            step,
+            entry,
+            MessageKind.CALLBACK_SCHEDULED,
+            "Your callback has moved",
+            (f"{why} " if why else "") + f"{cb.owner.name} will now call you on {at}.",
+            announcing=cb,
+        )
     else:
-        _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "We will call you back",
-                       f"{cb.owner.name} will call you on {at}.", announcing=cb)
+        _tell_customer(
+            step,
+            entry,
+            MessageKind.CALLBACK_SCHEDULED,
+            "We will call you back",
+            f"{cb.owner.name} will call you on {at}.",
+            announcing=cb,
+        )
 
 
 # ----- commands
@@ -186,21 +248,49 @@ def schedule(step: Step, cmd: ScheduleCallbackInput, found: Owner | None) -> Cal
     s = step.state
     owner = caller(step, cmd.owner, found)
     due = when(step, cmd.at)
-    cb = Callback(id=f"callback-{len(s.callbacks) + 1}", due_at=due, window=_window(step, cmd.window),
-                  customer_time=due, owner_time=due, owner=owner, channel=cmd.channel,
-                  phone=_number(step, cmd.channel, cmd.phone), notes=cmd.notes, scheduled_by=cmd.actor,
-                  scheduled_at=step.now)
+    cb = Callback(
+        id=f"callback-{len(s.callbacks) + 1}",
+        due_at=due,
+        window=_window(step, cmd.window),
+        customer_time=due,
+        owner_time=due,
+        owner=owner,
+        channel=cmd.channel,
+        phone=_number(step, cmd.channel, cmd.phone),
+        notes=cmd.notes,
+        scheduled_by=cmd.actor,
+        scheduled_at=step.now,
+    )
     _plan(step, cb, due)
     s.callbacks.append(cb)
-    entry = step.log("callback_scheduled", cmd.actor, callback_id=cb.id, owner=owner.id, at=due.isoformat(),
-                     customer_time=cb.customer_time.isoformat(), owner_time=cb.owner_time.isoformat(),
-                     window_minutes=cb.window.total_seconds() / 60, channel=cb.channel.value)
-    _tell_owner(step, entry, cb, MessageKind.CALLBACK_SCHEDULED, f"callback booked ({cb.id})",
-                f"{cmd.actor} booked a callback for you to make.")
-    _tell_customer(step, entry, MessageKind.CALLBACK_SCHEDULED, "We will call you back",
-                   f"{owner.name} will call you on {local(due, s.input.customer.time_zone)}"
-                   + (f" on {cb.phone}." if cb.channel == CallbackChannel.CALL else " by video (invitation to follow)."),
-                   announcing=cb)
+    entry = step.log(
+        "callback_scheduled",
+        cmd.actor,
+        callback_id=cb.id,
+        owner=owner.id,
+        at=due.isoformat(),
+        customer_time=cb.customer_time.isoformat(),
+        owner_time=cb.owner_time.isoformat(),
+        window_minutes=cb.window.total_seconds() / 60,
+        channel=cb.channel.value,
+    )
+    _tell_owner(
+        step,
+        entry,
+        cb,
+        MessageKind.CALLBACK_SCHEDULED,
+        f"callback booked ({cb.id})",
+        f"{cmd.actor} booked a callback for you to make.",
+    )
+    _tell_customer(
+        step,
+        entry,
+        MessageKind.CALLBACK_SCHEDULED,
+        "We will call you back",
+        f"{owner.name} will call you on {local(due, s.input.customer.time_zone)}"
+        + (f" on {cb.phone}." if cb.channel == CallbackChannel.CALL else " by video (invitation to follow)."),
+        announcing=cb,
+    )
     return cb
 
 
@@ -214,11 +304,24 @@ def reschedule(step: Step, cmd: RescheduleCallbackInput, found: Owner | None) ->
     cb.owner, cb.window, cb.handing_over = owner, window, False
     cb.notes = cmd.notes or cb.notes
     _plan(step, cb, due)
-    entry = step.log("callback_rescheduled", cmd.actor, callback_id=cb.id, from_at=before.isoformat(),
-                     at=due.isoformat(), customer_time=cb.customer_time.isoformat(),
-                     owner=owner.id, from_owner=before_owner if before_owner != owner.id else None)
-    _tell_owner(step, entry, cb, MessageKind.CALLBACK_SCHEDULED, f"callback moved ({cb.id})",
-                f"{cmd.actor} moved this callback (it was due {local(before, owner.time_zone or 'UTC')}).")
+    entry = step.log(
+        "callback_rescheduled",
+        cmd.actor,
+        callback_id=cb.id,
+        from_at=before.isoformat(),
+        at=due.isoformat(),
+        customer_time=cb.customer_time.isoformat(),
+        owner=owner.id,
+        from_owner=before_owner if before_owner != owner.id else None,
+    )
+    _tell_owner(
+        step,
+        entry,
+        cb,
+        MessageKind.CALLBACK_SCHEDULED,
+        f"callback moved ({cb.id})",
+        f"{cmd.actor} moved this callback (it was due {local(before, owner.time_zone or 'UTC')}).",
+    )
     _announce_move(step, entry, cb)
     return cb
 
@@ -228,11 +331,22 @@ def cancel(step: Step, cmd: CancelCallbackInput) -> Callback:
     cb = _find(step, cmd.callback_id)
     _end(step, cb, CallbackStatus.CANCELLED, cmd.reason)
     entry = step.log("callback_cancelled", cmd.actor, callback_id=cb.id, reason=cmd.reason)
-    _tell_owner(step, entry, cb, MessageKind.CALLBACK_CANCELLED, f"callback cancelled ({cb.id})",
-                f"{cmd.actor} cancelled this callback: {cmd.reason}")
+    _tell_owner(
+        step,
+        entry,
+        cb,
+        MessageKind.CALLBACK_CANCELLED,
+        f"callback cancelled ({cb.id})",
+        f"{cmd.actor} cancelled this callback: {cmd.reason}",
+    )
     if _customer_told(step, cb):
-        _tell_customer(step, entry, MessageKind.CALLBACK_CANCELLED, "Your callback is cancelled",
-                       f"We will not call you on {local(cb.due_at, step.state.input.customer.time_zone)} as planned.")
+        _tell_customer(
+            step,
+            entry,
+            MessageKind.CALLBACK_CANCELLED,
+            "Your callback is cancelled",
+            f"We will not call you on {local(cb.due_at, step.state.input.customer.time_zone)} as planned.",
+        )
     return cb
 
 
@@ -245,29 +359,48 @@ def record_outcome(step: Step, cmd: CallbackOutcomeInput, *, announce: bool = Tr
     number = len(cb.attempts) + 1
     if not_early and step.now < cb.due_at:
         zone = step.state.input.customer.time_zone
-        raise RuleViolation("callback_id", f"{cb.id} is not due yet: attempt {number} is due "
-                            f"{cb.due_at:%Y-%m-%d %H:%M} UTC ({local(cb.due_at, zone)} for the customer) and it is "
-                            f"{step.now:%Y-%m-%d %H:%M} UTC now; record the outcome once the call has been made, or "
-                            "move the callback with reschedule_callback", type=ERR_INVALID_STATE)
-    cb.attempts.append(CallbackAttempt(number=number, due_at=cb.due_at, outcome=cmd.outcome, by=cmd.actor,
-                                       recorded_at=step.now, note=cmd.note))
+        raise RuleViolation(
+            "callback_id",
+            f"{cb.id} is not due yet: attempt {number} is due "
+            f"{cb.due_at:%Y-%m-%d %H:%M} UTC ({local(cb.due_at, zone)} for the customer) and it is "
+            f"{step.now:%Y-%m-%d %H:%M} UTC now; record the outcome once the call has been made, or "
+            "move the callback with reschedule_callback",
+            type=ERR_INVALID_STATE,
+        )
+    cb.attempts.append(
+        CallbackAttempt(
+            number=number, due_at=cb.due_at, outcome=cmd.outcome, by=cmd.actor, recorded_at=step.now, note=cmd.note
+        )
+    )
     cb.handing_over = False  # a late call still counts; a hand-over under way is dropped
     retry = cmd.outcome in RETRYABLE and number < cp.max_attempts
     if retry:
         # Counted from the booked time when the caller tried early (histories from before early outcomes
         # were refused): a retry never comes before it.
         _plan(step, cb, _contact(step).next_open(max(step.now, cb.due_at) + cp.retry_after))
-    entry = step.log("callback_outcome", cmd.actor, callback_id=cb.id, attempt=number, outcome=cmd.outcome.value,
-                     note=cmd.note, next_attempt_at=cb.due_at.isoformat() if retry else None)
+    entry = step.log(
+        "callback_outcome",
+        cmd.actor,
+        callback_id=cb.id,
+        attempt=number,
+        outcome=cmd.outcome.value,
+        note=cmd.note,
+        next_attempt_at=cb.due_at.isoformat() if retry else None,
+    )
     if retry and announce:
         _announce_move(step, entry, cb, "We tried to call you but could not reach you.")
     if cmd.outcome in ANSWERED:
         _end(step, cb, CallbackStatus.COMPLETED, cmd.outcome.value)
     elif cmd.outcome == CallbackOutcome.WRONG_NUMBER:
         _end(step, cb, CallbackStatus.FAILED, "wrong number")
-        _tell_customer(step, entry, MessageKind.CALLBACK_UNREACHABLE, "We could not reach you",
-                       f"We tried to call you on {cb.phone} but it was not your number. Please reply with the "
-                       "number we should call.")
+        _tell_customer(
+            step,
+            entry,
+            MessageKind.CALLBACK_UNREACHABLE,
+            "We could not reach you",
+            f"We tried to call you on {cb.phone} but it was not your number. Please reply with the "
+            "number we should call.",
+        )
     elif not retry:
         _unreachable(step, cb, entry)
     return cb
@@ -278,9 +411,14 @@ def _unreachable(step: Step, cb: Callback, entry: TimelineEntry) -> None:
     s, policy = step.state, step.policy
     tries = len(cb.attempts)
     _end(step, cb, CallbackStatus.FAILED, f"no answer after {tries} attempts")
-    _tell_customer(step, entry, MessageKind.CALLBACK_UNREACHABLE, "We tried to call you",
-                   f"We tried to call you {tries} times but could not reach you. Reply to this message, or call "
-                   "us, and we will pick your case up straight away.")
+    _tell_customer(
+        step,
+        entry,
+        MessageKind.CALLBACK_UNREACHABLE,
+        "We tried to call you",
+        f"We tried to call you {tries} times but could not reach you. Reply to this message, or call "
+        "us, and we will pick your case up straight away.",
+    )
     detail = f"{cb.id}: customer not reached after {tries} attempts"
     above = policy.above(s.tier)
     if policy.callbacks.on_unreachable == "escalate" and above is not None:
@@ -303,15 +441,25 @@ def cancel_all(step: Step, reason: str) -> None:
         _end(step, cb, CallbackStatus.CANCELLED, reason)
     entry = step.log("callbacks_cancelled", SYSTEM, callback_ids=[c.id for c in pending], reason=reason)
     for cb in pending:
-        _tell_owner(step, entry, cb, MessageKind.CALLBACK_CANCELLED, f"callback cancelled ({cb.id})",
-                    f"No need to call: {reason}.")
+        _tell_owner(
+            step,
+            entry,
+            cb,
+            MessageKind.CALLBACK_CANCELLED,
+            f"callback cancelled ({cb.id})",
+            f"No need to call: {reason}.",
+        )
     # The customer was promised these calls: say they will not come (unless the promise never went out).
     promised = [cb for cb in pending if _customer_told(step, cb)]
     if promised:
         zone = step.state.input.customer.time_zone
-        _tell_customer(step, entry, MessageKind.CALLBACK_CANCELLED, "No need for our call",
-                       f"We will not call you on {' or '.join(local(cb.due_at, zone) for cb in promised)} "
-                       f"as planned: {reason}.")
+        _tell_customer(
+            step,
+            entry,
+            MessageKind.CALLBACK_CANCELLED,
+            "No need for our call",
+            f"We will not call you on {' or '.join(local(cb.due_at, zone) for cb in promised)} as planned: {reason}.",
+        )
 
 
 # ----- time passing
@@ -326,14 +474,25 @@ def advance(step: Step) -> None:
             cb.remind_at = None
             if cb.due_at > step.now:
                 entry = step.log("callback_reminder", SYSTEM, callback_id=cb.id, owner=cb.owner.id)
-                _tell_owner(step, entry, cb, MessageKind.CALLBACK_REMINDER, f"callback soon ({cb.id})",
-                            "You have a callback coming up.")
+                _tell_owner(
+                    step,
+                    entry,
+                    cb,
+                    MessageKind.CALLBACK_REMINDER,
+                    f"callback soon ({cb.id})",
+                    "You have a callback coming up.",
+                )
         if not cb.due_told and cb.due_at <= step.now:
             cb.due_told = True
-            entry = step.log("callback_due", SYSTEM, callback_id=cb.id, owner=cb.owner.id,
-                             attempt=len(cb.attempts) + 1)
-            _tell_owner(step, entry, cb, MessageKind.CALLBACK_DUE, f"call the customer now ({cb.id})",
-                        "This callback is due now.")
+            entry = step.log("callback_due", SYSTEM, callback_id=cb.id, owner=cb.owner.id, attempt=len(cb.attempts) + 1)
+            _tell_owner(
+                step,
+                entry,
+                cb,
+                MessageKind.CALLBACK_DUE,
+                f"call the customer now ({cb.id})",
+                "This callback is due now.",
+            )
         if cb.closes_at <= step.now:
             _missed(step, cb)
 
@@ -344,8 +503,7 @@ def _missed(step: Step, cb: Callback) -> None:
     s.breaches += 1
     cb.missed_by.append(cb.owner.id)
     cb.handing_over = True
-    step.log("breached", SYSTEM, clock="callback", callback_id=cb.id, owner=cb.owner.id,
-             due_at=cb.due_at.isoformat())
+    step.log("breached", SYSTEM, clock="callback", callback_id=cb.id, owner=cb.owner.id, due_at=cb.due_at.isoformat())
     tier = cb.owner.tier if cb.owner.tier in step.policy.ladder else s.tier
     routing.request_owner(step, callback_id=cb.id, exclude=cb.missed_by, tier=tier)
 
@@ -363,26 +521,52 @@ def handed_over(step: Step, routed: routing.Routed, *, announce: bool = True) ->
         entry = step.log("callback_missed", SYSTEM, callback_id=cb.id, missed_by=cb.missed_by, reason=routed.reason)
         tier = cb.owner.tier
         team = Recipient(kind="team", id=f"team-{tier.value}", name=f"{tier.value} queue", tier=tier)
-        step.send(entry, MessageKind.UNASSIGNED, team, ContactChannel.EMAIL,
-                  f"[{s.case_id}] missed callback {cb.id}: nobody to take it",
-                  f"{cb.id} was due {cb.due_at:%Y-%m-%d %H:%M} UTC; missed by {', '.join(cb.missed_by)}. "
-                  f"{routed.reason}.", at=step.now)
-        _tell_customer(step, entry, MessageKind.CALLBACK_UNREACHABLE, "Sorry we missed your callback",
-                       "We did not call you back when we promised. Your case stays open and we will be in touch; "
-                       "reply to this message to tell us a good time.")
+        step.send(
+            entry,
+            MessageKind.UNASSIGNED,
+            team,
+            ContactChannel.EMAIL,
+            f"[{s.case_id}] missed callback {cb.id}: nobody to take it",
+            f"{cb.id} was due {cb.due_at:%Y-%m-%d %H:%M} UTC; missed by {', '.join(cb.missed_by)}. {routed.reason}.",
+            at=step.now,
+        )
+        _tell_customer(
+            step,
+            entry,
+            MessageKind.CALLBACK_UNREACHABLE,
+            "Sorry we missed your callback",
+            "We did not call you back when we promised. Your case stays open and we will be in touch; "
+            "reply to this message to tell us a good time.",
+        )
         return
     previous, promised = cb.owner.id, cb.due_at
     cb.owner = routed.owner
     start = max(step.now, routed.starts_at or step.now)
     _plan(step, cb, _contact(step).next_open(start))
     cb.due_told = cb.due_at <= step.now
-    entry = step.log("callback_reassigned", SYSTEM, callback_id=cb.id, from_owner=previous, owner=cb.owner.id,
-                     at=cb.due_at.isoformat())
-    _tell_owner(step, entry, cb, MessageKind.CALLBACK_DUE, f"take over callback {cb.id}",
-                f"{previous} did not make this callback in its window; it is yours now.")
+    entry = step.log(
+        "callback_reassigned",
+        SYSTEM,
+        callback_id=cb.id,
+        from_owner=previous,
+        owner=cb.owner.id,
+        at=cb.due_at.isoformat(),
+    )
+    _tell_owner(
+        step,
+        entry,
+        cb,
+        MessageKind.CALLBACK_DUE,
+        f"take over callback {cb.id}",
+        f"{previous} did not make this callback in its window; it is yours now.",
+    )
     if announce:
-        _announce_move(step, entry, cb, f"We did not call you on {local(promised, s.input.customer.time_zone)} "
-                       "as promised; we are sorry.")
+        _announce_move(
+            step,
+            entry,
+            cb,
+            f"We did not call you on {local(promised, s.input.customer.time_zone)} as promised; we are sorry.",
+        )
 
 
 def deadlines(state: CaseState) -> list[datetime]:

@@ -6,19 +6,43 @@ from datetime import datetime
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.models import (
+    AcceptInput,
+    AcknowledgeInput,
+    CallbackOutcomeInput,
     CallbackStatus,
-    AcceptInput, CallbackOutcomeInput, CancelCallbackInput, ReassignInput, RescheduleCallbackInput,
-    ScheduleCallbackInput, TimelineEntry,
-    AcknowledgeInput, CaseState, CloseInput, CustomerRepliedInput, DeEscalateInput, WaitOnCustomerInput, EscalateInput, EscalationInput,
-    EscalationOutcome, EscalationReason, FollowUpResponseInput, NoteInput, OfferInput, OfferResponseInput,
-    OfferStatus, Outcome, Owner, ContactChannel, Resolution, ResolveInput, Status, CheckInResult,
+    CancelCallbackInput,
+    CaseState,
+    CheckInResult,
+    CloseInput,
+    ContactChannel,
+    CustomerRepliedInput,
+    DeEscalateInput,
+    EscalateInput,
+    EscalationInput,
+    EscalationOutcome,
+    EscalationReason,
+    FollowUpResponseInput,
+    NoteInput,
+    OfferInput,
+    OfferResponseInput,
+    OfferStatus,
+    Outcome,
+    Owner,
+    ReassignInput,
+    RescheduleCallbackInput,
+    Resolution,
+    ResolveInput,
+    ScheduleCallbackInput,
+    Status,
+    TimelineEntry,
+    WaitOnCustomerInput,
 )
 from escalation.domain.policy import Policy
 from escalation.domain.rules import callback, fallback, followup, offer, pause, routing
 from escalation.domain.rules.brief import build_brief, granted_total, offer_line
 from escalation.domain.rules.durations import human
-from escalation.domain.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
 from escalation.domain.rules.routing import Routed
+from escalation.domain.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
 from escalation.domain.rules.tier import enter_tier, escalation_target, move, on_ladder
 
 Result = tuple[CaseState, list[Effect]]
@@ -27,12 +51,26 @@ Result = tuple[CaseState, list[Effect]]
 def open_case(inp: EscalationInput, policy: Policy, now: datetime, opening_id: str) -> Result:
     first = policy.threat_target if inp.threat else policy.first_tier
     state = CaseState(
-        case_id=inp.case_id, opening_id=opening_id, input=inp, policy_name=policy.name, policy_version=policy.version,
-        status=Status.OPEN, tier=first, sentiment=inp.sentiment, opened_at=now,
+        case_id=inp.case_id,
+        opening_id=opening_id,
+        input=inp,
+        policy_name=policy.name,
+        policy_version=policy.version,
+        status=Status.OPEN,
+        tier=first,
+        sentiment=inp.sentiment,
+        opened_at=now,
     )
     step = Step(state, policy, now)
-    step.log("opened", inp.opened_by, channel=inp.channel.value, severity=inp.severity.value,
-             threat=inp.threat, policy=policy.name, policy_version=policy.version)
+    step.log(
+        "opened",
+        inp.opened_by,
+        channel=inp.channel.value,
+        severity=inp.severity.value,
+        threat=inp.threat,
+        policy=policy.name,
+        policy_version=policy.version,
+    )
     enter_tier(step, first, reason="threat" if inp.threat else "opened")
     return step.result()
 
@@ -51,8 +89,15 @@ def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | 
     return step.result()
 
 
-def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime, *, own_hours: bool = True,
-                announce_moves: bool = True) -> Result:
+def owner_found(
+    state: CaseState,
+    policy: Policy,
+    routed: Routed,
+    now: datetime,
+    *,
+    own_hours: bool = True,
+    announce_moves: bool = True,
+) -> Result:
     """The routing answer for an `Assign` effect: offer the case to the rep (or assign it at once when the
     policy has no acceptance timeout); nobody qualified and free moves it up a tier with `no_capacity`.
     An owner assigned at once hears in their own hours (`routed.starts_at`); with `own_hours=False` in the
@@ -77,19 +122,34 @@ def owner_found(state: CaseState, policy: Policy, routed: Routed, now: datetime,
     else:
         # The top of the ladder has nobody free: say so loudly, to the tier's queue and the escalation contact.
         entry = _unassigned(step, routed.reason or "nobody available", reason=EscalationReason.NO_CAPACITY.value)
-        step.send(entry, MessageKind.NO_CAPACITY,
-                  Recipient(kind="escalation_contact", id=policy.escalation_contact, name="escalation contact",
-                            email=policy.escalation_contact),
-                  _channel(None), f"[{s.case_id}] nobody free at {s.tier.value}, the top of the ladder",
-                  build_brief(s, policy, now).text, at=now)
+        step.send(
+            entry,
+            MessageKind.NO_CAPACITY,
+            Recipient(
+                kind="escalation_contact",
+                id=policy.escalation_contact,
+                name="escalation contact",
+                email=policy.escalation_contact,
+            ),
+            _channel(None),
+            f"[{s.case_id}] nobody free at {s.tier.value}, the top of the ladder",
+            build_brief(s, policy, now).text,
+            at=now,
+        )
     return step.result()
 
 
 def _unassigned(step: Step, detail: str, **extra: str) -> TimelineEntry:
     s = step.state
     entry = step.log("unassigned", SYSTEM, detail=detail, **extra)
-    step.send(entry, MessageKind.UNASSIGNED, step.team(), _channel(None), f"[{s.case_id}] waiting for a {s.tier.value}",
-              build_brief(s, step.policy, step.now).text)
+    step.send(
+        entry,
+        MessageKind.UNASSIGNED,
+        step.team(),
+        _channel(None),
+        f"[{s.case_id}] waiting for a {s.tier.value}",
+        build_brief(s, step.policy, step.now).text,
+    )
     return entry
 
 
@@ -103,9 +163,15 @@ def _assign(step: Step, owner: Owner, starts_at: datetime | None = None) -> None
     at = None
     if starts_at is not None and s.input.severity not in step.policy.urgent_severities:
         at = max(step.now, starts_at)
-    step.send(entry, MessageKind.OWNER_ASSIGNED, routing.recipient(owner), _channel(owner),
-              f"[{s.case_id}] {s.input.severity.value} escalation for you: {s.input.summary[:80]}",
-              build_brief(s, step.policy, step.now).text, at=at)
+    step.send(
+        entry,
+        MessageKind.OWNER_ASSIGNED,
+        routing.recipient(owner),
+        _channel(owner),
+        f"[{s.case_id}] {s.input.severity.value} escalation for you: {s.input.summary[:80]}",
+        build_brief(s, step.policy, step.now).text,
+        at=at,
+    )
 
 
 def accept(state: CaseState, policy: Policy, cmd: AcceptInput, now: datetime) -> Result:
@@ -114,8 +180,9 @@ def accept(state: CaseState, policy: Policy, cmd: AcceptInput, now: datetime) ->
     return step.result()
 
 
-def reassign(state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime,
-             to_rep: Owner | None = None) -> Result:
+def reassign(
+    state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime, to_rep: Owner | None = None
+) -> Result:
     """`to_rep` is the rep `cmd.to` names, as the roster knows them (the workflow looks them up): one at
     another tier is refused. Unknown or inactive, they are only a preference routing cannot follow."""
     step = Step.begin(state, policy, now)
@@ -123,16 +190,18 @@ def reassign(state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime
     return step.result()
 
 
-def schedule_callback(state: CaseState, policy: Policy, cmd: ScheduleCallbackInput, now: datetime,
-                      owner: Owner | None = None) -> Result:
+def schedule_callback(
+    state: CaseState, policy: Policy, cmd: ScheduleCallbackInput, now: datetime, owner: Owner | None = None
+) -> Result:
     """`owner` is the rep `cmd.owner` names, as the roster knows them (the workflow looks them up)."""
     step = Step.begin(state, policy, now)
     callback.schedule(step, cmd, owner)
     return step.result()
 
 
-def reschedule_callback(state: CaseState, policy: Policy, cmd: RescheduleCallbackInput, now: datetime,
-                        owner: Owner | None = None) -> Result:
+def reschedule_callback(
+    state: CaseState, policy: Policy, cmd: RescheduleCallbackInput, now: datetime, owner: Owner | None = None
+) -> Result:
     step = Step.begin(state, policy, now)
     callback.reschedule(step, cmd, owner)
     return step.result()
@@ -144,8 +213,15 @@ def cancel_callback(state: CaseState, policy: Policy, cmd: CancelCallbackInput, 
     return step.result()
 
 
-def record_callback_outcome(state: CaseState, policy: Policy, cmd: CallbackOutcomeInput, now: datetime, *,
-                            announce_moves: bool = True, not_early: bool = True) -> Result:
+def record_callback_outcome(
+    state: CaseState,
+    policy: Policy,
+    cmd: CallbackOutcomeInput,
+    now: datetime,
+    *,
+    announce_moves: bool = True,
+    not_early: bool = True,
+) -> Result:
     """Refused before the attempt is due; a retry's new time is announced to the customer. Both can be
     turned off for histories recorded before they existed."""
     step = Step.begin(state, policy, now)
@@ -164,8 +240,9 @@ def acknowledge(state: CaseState, policy: Policy, cmd: AcknowledgeInput, now: da
     step.require_open()
     s = step.state
     if s.acknowledged_by is not None:
-        raise RuleViolation("actor", f"already acknowledged at {s.tier.value} by {s.acknowledged_by}",
-                            type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "actor", f"already acknowledged at {s.tier.value} by {s.acknowledged_by}", type=ERR_INVALID_STATE
+        )
     pending = s.pending_assignment
     if pending is not None and pending.rep.id == cmd.actor:
         routing.take(step, cmd.actor)  # acknowledging the case offered to you accepts it
@@ -190,8 +267,9 @@ def de_escalate(state: CaseState, policy: Policy, cmd: DeEscalateInput, now: dat
     s = step.state
     below = policy.below(s.tier)
     if below is None:
-        raise RuleViolation("target_tier", f"the case is already at the first tier ({s.tier.value}); "
-                            "there is nothing below it")
+        raise RuleViolation(
+            "target_tier", f"the case is already at the first tier ({s.tier.value}); there is nothing below it"
+        )
     target = below if cmd.target_tier is None else on_ladder(step, cmd.target_tier, "target_tier")
     if policy.rank(target) >= policy.rank(s.tier):
         raise RuleViolation("target_tier", f"'{target.value}' is not below the current tier '{s.tier.value}'")
@@ -236,23 +314,43 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
     step = Step.begin(state, policy, now)
     s = step.state
     if s.status == Status.RESOLVED and s.resolution:
-        raise RuleViolation("status", f"case {s.case_id} was already resolved at "
-                            f"{s.resolution.resolved_at:%Y-%m-%d %H:%M} UTC by {s.resolution.resolved_by}",
-                            type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "status",
+            f"case {s.case_id} was already resolved at "
+            f"{s.resolution.resolved_at:%Y-%m-%d %H:%M} UTC by {s.resolution.resolved_by}",
+            type=ERR_INVALID_STATE,
+        )
     step.require_open()
     waiting = [o.id for o in s.offers if o.status == OfferStatus.PROPOSED]
     if waiting:
-        raise RuleViolation("offers", f"{', '.join(waiting)} still await the customer's answer; record it with "
-                            "record_offer_response before resolving", type=ERR_INVALID_STATE)
-    s.resolution = Resolution(resolution=cmd.resolution, root_cause=cmd.root_cause, kb_article=cmd.kb_article,
-                              kb_missing=cmd.kb_missing, resolved_by=cmd.actor, resolved_at=now, tier=s.tier)
+        raise RuleViolation(
+            "offers",
+            f"{', '.join(waiting)} still await the customer's answer; record it with "
+            "record_offer_response before resolving",
+            type=ERR_INVALID_STATE,
+        )
+    s.resolution = Resolution(
+        resolution=cmd.resolution,
+        root_cause=cmd.root_cause,
+        kb_article=cmd.kb_article,
+        kb_missing=cmd.kb_missing,
+        resolved_by=cmd.actor,
+        resolved_at=now,
+        tier=s.tier,
+    )
     s.resolutions.append(s.resolution)
     s.status = Status.RESOLVED
     pause.end(step, cmd.actor)
     step.stop_clocks()
     s.stints[-1].left_at = now  # time in follow-up is not time spent at the tier
-    step.log("resolved", cmd.actor, resolution=cmd.resolution, root_cause=cmd.root_cause.value,
-             kb_article=cmd.kb_article, kb_missing=cmd.kb_missing or None)
+    step.log(
+        "resolved",
+        cmd.actor,
+        resolution=cmd.resolution,
+        root_cause=cmd.root_cause.value,
+        kb_article=cmd.kb_article,
+        kb_missing=cmd.kb_missing or None,
+    )
     routing.withdraw(step)
     callback.cancel_all(step, "the case was resolved")
     followup.schedule(step)
@@ -264,15 +362,21 @@ def close(state: CaseState, policy: Policy, cmd: CloseInput, now: datetime) -> R
     step.require_not_closed()
     s = step.state
     if cmd.outcome == Outcome.RESOLVED and s.status != Status.RESOLVED:
-        raise RuleViolation("outcome", "a case is closed as resolved only after resolve; resolve it first",
-                            type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "outcome", "a case is closed as resolved only after resolve; resolve it first", type=ERR_INVALID_STATE
+        )
     if not policy.may_close_as(cmd.outcome, s.tier):
         allowed = policy.close_lost_allowed
         if not allowed:
-            raise RuleViolation("outcome", f"policy '{policy.name}' lets no tier close a case as "
-                                f"{cmd.outcome.value} (close_lost_tiers is empty)")
-        raise RuleViolation("outcome", f"only {', '.join(t.value for t in allowed)} may close a case as "
-                            f"{cmd.outcome.value} (the case is at {s.tier.value}); escalate it first")
+            raise RuleViolation(
+                "outcome",
+                f"policy '{policy.name}' lets no tier close a case as {cmd.outcome.value} (close_lost_tiers is empty)",
+            )
+        raise RuleViolation(
+            "outcome",
+            f"only {', '.join(t.value for t in allowed)} may close a case as "
+            f"{cmd.outcome.value} (the case is at {s.tier.value}); escalate it first",
+        )
     _close(step, cmd.outcome, cmd.actor, cmd.reason)
     return step.result()
 
@@ -304,23 +408,39 @@ def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInp
         tier = resolver.tier if resolver else s.tier
         s.resolution = None
         # Whoever fixed it first knows the case best: route back to them when they are available.
-        move(step, tier, kind="reopened", reason=EscalationReason.FOLLOWUP_NEGATIVE.value, actor="customer",
-             detail=cmd.comment, prefer=resolver.resolved_by if resolver else None)
+        move(
+            step,
+            tier,
+            kind="reopened",
+            reason=EscalationReason.FOLLOWUP_NEGATIVE.value,
+            actor="customer",
+            detail=cmd.comment,
+            prefer=resolver.resolved_by if resolver else None,
+        )
     elif policy.followups.stop_on_positive:
         _close(step, Outcome.RESOLVED, "customer", "customer confirmed the fix works")
     return step.result()
 
 
-def delivery_failed(state: CaseState, policy: Policy, message: Message, error: str, now: datetime, *,
-                    permanent: bool = False) -> Result:
+def delivery_failed(
+    state: CaseState, policy: Policy, message: Message, error: str, now: datetime, *, permanent: bool = False
+) -> Result:
     """A message could not be handed over (refused for good, or still failing after a day of retries): the
     case says so instead of stalling, and the message goes out again by the next route, if there is one."""
     step = Step.begin(state, policy, now)
     route = fallback.next_route(step, message)
-    entry = step.log("delivery_failed", SYSTEM, key=message.key, message_kind=message.kind.value, to=message.to.id,
-                     channel=message.channel.value, error=error[:500], permanent=permanent or None,
-                     fallback_to=route.to.id if route else None,
-                     fallback_channel=route.channel.value if route else None)
+    entry = step.log(
+        "delivery_failed",
+        SYSTEM,
+        key=message.key,
+        message_kind=message.kind.value,
+        to=message.to.id,
+        channel=message.channel.value,
+        error=error[:500],
+        permanent=permanent or None,
+        fallback_to=route.to.id if route else None,
+        fallback_channel=route.channel.value if route else None,
+    )
     if route is not None:
         fallback.resend(step, entry, message, route, error)
     return step.result()
@@ -330,8 +450,9 @@ def delivery_failed(state: CaseState, policy: Policy, message: Message, error: s
 _HOLDING_NOTICES = {MessageKind.OWNER_ASSIGNED, MessageKind.CASE_OFFERED, MessageKind.UNASSIGNED}
 
 
-def message_obsolete(state: CaseState, message: Message, *, about: str | None = None,
-                     announces: datetime | None = None) -> bool:
+def message_obsolete(
+    state: CaseState, message: Message, *, about: str | None = None, announces: datetime | None = None
+) -> bool:
     """Whether a message held until its recipient's hours no longer concerns anyone: a notice that the case
     is yours, offered to you or waiting for your team, when the case has since closed, resolved or moved
     on; a callback confirmation (`about` a callback, `announces` its time) when that callback has been
@@ -394,26 +515,42 @@ def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
                 continue
             clock.breached_at = now
             s.breaches += 1
-            entry = step.log("breached", SYSTEM, clock=name, due_at=clock.due_at.isoformat(),
-                             owner=s.owner.id if s.owner else None)
+            entry = step.log(
+                "breached", SYSTEM, clock=name, due_at=clock.due_at.isoformat(), owner=s.owner.id if s.owner else None
+            )
             above = policy.above(s.tier)
             if above is not None:
-                move(step, above, kind="escalated", reason=EscalationReason.SLA_BREACH.value,
-                     detail=f"{name} target at {s.tier.value} missed (due {clock.due_at:%Y-%m-%d %H:%M:%S} UTC)")
+                move(
+                    step,
+                    above,
+                    kind="escalated",
+                    reason=EscalationReason.SLA_BREACH.value,
+                    detail=f"{name} target at {s.tier.value} missed (due {clock.due_at:%Y-%m-%d %H:%M:%S} UTC)",
+                )
                 break  # the new tier's clocks start now
             brief = build_brief(s, policy, now)
-            step.send(entry, MessageKind.TOP_BREACH,
-                      Recipient(kind="escalation_contact", id=policy.escalation_contact,
-                                name="escalation contact", email=policy.escalation_contact),
-                      _channel(None),
-                      f"[{s.case_id}] {name} target missed at {s.tier.value}, the top of the ladder",
-                      brief.text)
+            step.send(
+                entry,
+                MessageKind.TOP_BREACH,
+                Recipient(
+                    kind="escalation_contact",
+                    id=policy.escalation_contact,
+                    name="escalation contact",
+                    email=policy.escalation_contact,
+                ),
+                _channel(None),
+                f"[{s.case_id}] {name} target missed at {s.tier.value}, the top of the ladder",
+                brief.text,
+            )
         routing.expire(step)
         callback.advance(step)
     elif s.status == Status.RESOLVED:
         followup.send_due(step)
-        if s.followup_ends_at is not None and s.followup_ends_at <= now and all(
-                c.sent_at or c.cancelled for c in s.checkins):
+        if (
+            s.followup_ends_at is not None
+            and s.followup_ends_at <= now
+            and all(c.sent_at or c.cancelled for c in s.checkins)
+        ):
             for c in s.checkins:
                 if c.sent_at and c.answer is None:
                     c.expired = True
@@ -429,14 +566,24 @@ def _wait_expired(step: Step) -> None:
     hours = (step.now - waited.started_at).total_seconds() / 3600
     if waited.on_limit == "close":
         step.log("wait_expired", SYSTEM, reason=waited.reason, waited_hours=round(hours, 2), then="close")
-        _close(step, Outcome.CUSTOMER_LOST, SYSTEM, f"no reply from the customer within "
-               f"{human(step.now - waited.started_at)} (waiting for: {waited.reason})")
+        _close(
+            step,
+            Outcome.CUSTOMER_LOST,
+            SYSTEM,
+            f"no reply from the customer within {human(step.now - waited.started_at)} (waiting for: {waited.reason})",
+        )
         return
     covered = pause.end(step, SYSTEM)
     clock = s.resolve_clock
-    step.log("wait_expired", SYSTEM, reason=waited.reason, waited_hours=round(hours, 2), then="resume",
-             paused_business_seconds=covered.total_seconds() if covered is not None else None,
-             due_at=clock.due_at.isoformat() if clock and clock.running else None)
+    step.log(
+        "wait_expired",
+        SYSTEM,
+        reason=waited.reason,
+        waited_hours=round(hours, 2),
+        then="resume",
+        paused_business_seconds=covered.total_seconds() if covered is not None else None,
+        due_at=clock.due_at.isoformat() if clock and clock.running else None,
+    )
 
 
 def outcome(state: CaseState, policy: Policy) -> EscalationOutcome:
@@ -465,7 +612,10 @@ def outcome(state: CaseState, policy: Policy) -> EscalationOutcome:
         reopens=s.reopens,
         root_cause=last.root_cause if last else None,
         kb_missing=any(r.kb_missing for r in s.resolutions),
-        followups=[CheckInResult(number=c.number, channel=c.channel, sent_at=c.sent_at, answer=c.answer,
-                                 comment=c.comment) for c in s.checkins if not c.cancelled],
+        followups=[
+            CheckInResult(number=c.number, channel=c.channel, sent_at=c.sent_at, answer=c.answer, comment=c.comment)
+            for c in s.checkins
+            if not c.cancelled
+        ],
         callbacks_missed=sum(len(c.missed_by) for c in s.callbacks),
     )

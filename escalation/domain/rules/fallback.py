@@ -31,7 +31,10 @@ def resend(step: Step, entry: TimelineEntry, message: Message, route: Route, err
     subject, body = message.subject, message.body
     if route.to.id != message.to.id:  # the team hears who could not be reached, and why
         subject = f"[{message.to.name} unreachable] {subject}"
-        body = (f"{message.to.name} could not be reached by {message.channel.value} ({error[:200]}). "
-                f"Please make sure someone picks this up.\n\n{body}")
-    step.send(entry, message.kind, route.to, route.channel, subject, body,
-              attempted=[*message.attempted, message.channel])
+        body = (
+            f"{message.to.name} could not be reached by {message.channel.value} ({error[:200]}). "
+            f"Please make sure someone picks this up.\n\n{body}"
+        )
+    step.send(
+        entry, message.kind, route.to, route.channel, subject, body, attempted=[*message.attempted, message.channel]
+    )

@@ -18,8 +18,11 @@ def schedule(step: Step) -> None:
         due = window.next_open(step.now + offset)
         if last is not None and due <= last:
             continue  # two check-ins in one closed stretch would arrive together: send one
-        s.checkins.append(CheckIn(number=len(s.checkins) + 1, resolution=len(s.resolutions), due_at=due,
-                                  channel=cust.preferred_channel))
+        s.checkins.append(
+            CheckIn(
+                number=len(s.checkins) + 1, resolution=len(s.resolutions), due_at=due, channel=cust.preferred_channel
+            )
+        )
         last = due
     # No check-ins at all: the follow-up is over at once.
     s.followup_ends_at = last + fp.response_window if last is not None else step.now
@@ -44,7 +47,8 @@ def send_due(step: Step) -> None:
             cust = s.input.customer
             resolution = s.resolution.resolution if s.resolution else ""
             step.send(
-                entry, MessageKind.FOLLOWUP_CHECKIN,
+                entry,
+                MessageKind.FOLLOWUP_CHECKIN,
                 step.customer(),
                 c.channel,
                 f"Is everything working now? (case {s.case_id})",
@@ -57,30 +61,45 @@ def send_due(step: Step) -> None:
 def answer(step: Step, cmd: FollowUpResponseInput) -> CheckIn:
     s = step.state
     if s.status != Status.RESOLVED:
-        raise RuleViolation("status", f"case {s.case_id} is {s.status.value}; follow-up answers are taken only "
-                            "while a resolved case is in follow-up", type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "status",
+            f"case {s.case_id} is {s.status.value}; follow-up answers are taken only "
+            "while a resolved case is in follow-up",
+            type=ERR_INVALID_STATE,
+        )
     # Only this resolution's check-ins: an answer about an earlier fix says nothing about this one.
     sent = [c for c in s.checkins if c.sent_at and not c.cancelled and c.resolution == len(s.resolutions)]
     if not sent:
         upcoming = next((c for c in s.checkins if not c.cancelled and c.sent_at is None), None)
         when = f"; the first goes out at {upcoming.due_at:%Y-%m-%d %H:%M} UTC" if upcoming else ""
-        raise RuleViolation("checkin", f"no check-in has been sent on case {s.case_id} yet{when}",
-                            type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "checkin", f"no check-in has been sent on case {s.case_id} yet{when}", type=ERR_INVALID_STATE
+        )
     if cmd.checkin is None:
         target = sent[-1]
     else:
         target = next((c for c in sent if c.number == cmd.checkin), None)
         if target is None:
-            raise RuleViolation("checkin", f"check-in {cmd.checkin} is not one sent about the current resolution "
-                                f"of case {s.case_id} (those are: {', '.join(str(c.number) for c in sent)})")
+            raise RuleViolation(
+                "checkin",
+                f"check-in {cmd.checkin} is not one sent about the current resolution "
+                f"of case {s.case_id} (those are: {', '.join(str(c.number) for c in sent)})",
+            )
     if target.answer is not None:
-        raise RuleViolation("checkin", f"check-in {target.number} was already answered '{target.answer.value}'",
-                            type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "checkin", f"check-in {target.number} was already answered '{target.answer.value}'", type=ERR_INVALID_STATE
+        )
     target.answer = cmd.answer
     target.answered_at = step.now
     target.comment = cmd.comment
-    step.log("followup_answered", "customer", checkin=target.number, answer=cmd.answer.value,
-             comment=cmd.comment, channel=(cmd.channel or target.channel).value)
+    step.log(
+        "followup_answered",
+        "customer",
+        checkin=target.number,
+        answer=cmd.answer.value,
+        comment=cmd.comment,
+        channel=(cmd.channel or target.channel).value,
+    )
     return target
 
 

@@ -15,37 +15,61 @@ def wait(step: Step, cmd: WaitOnCustomerInput) -> None:
     step.require_open()
     s, policy = step.state, step.policy
     if s.waiting is not None:
-        raise RuleViolation("status", f"case {s.case_id} is already waiting on the customer since "
-                            f"{s.waiting.started_at:%Y-%m-%d %H:%M} UTC ({s.waiting.reason}); record "
-                            "customer_replied first", type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "status",
+            f"case {s.case_id} is already waiting on the customer since "
+            f"{s.waiting.started_at:%Y-%m-%d %H:%M} UTC ({s.waiting.reason}); record "
+            "customer_replied first",
+            type=ERR_INVALID_STATE,
+        )
     most = policy.pause.limit
     if cmd.limit is not None and cmd.limit <= timedelta(0):
         raise RuleViolation("limit", "must be longer than zero")
     if cmd.limit is not None and most is not None and cmd.limit > most:
-        raise RuleViolation("limit", f"{human(cmd.limit)} is longer than policy '{policy.name}' allows "
-                            f"({human(most)}); leave it out to wait the policy's limit")
+        raise RuleViolation(
+            "limit",
+            f"{human(cmd.limit)} is longer than policy '{policy.name}' allows "
+            f"({human(most)}); leave it out to wait the policy's limit",
+        )
     limit = cmd.limit or most
     clock = s.resolve_clock
     if clock is not None and clock.running:
         pause_clock(clock, step.calendar, step.now)
-    pause = Pause(started_at=step.now, by=cmd.actor, reason=cmd.reason,
-                  until=step.now + limit if limit else None, on_limit=policy.pause.on_limit)
+    pause = Pause(
+        started_at=step.now,
+        by=cmd.actor,
+        reason=cmd.reason,
+        until=step.now + limit if limit else None,
+        on_limit=policy.pause.on_limit,
+    )
     s.pauses.append(pause)
-    step.log("waiting_on_customer", cmd.actor, reason=cmd.reason,
-             until=pause.until.isoformat() if pause.until else None,
-             remaining_seconds=clock.remaining.total_seconds() if clock and clock.remaining is not None else None)
+    step.log(
+        "waiting_on_customer",
+        cmd.actor,
+        reason=cmd.reason,
+        until=pause.until.isoformat() if pause.until else None,
+        remaining_seconds=clock.remaining.total_seconds() if clock and clock.remaining is not None else None,
+    )
 
 
 def replied(step: Step, cmd: CustomerRepliedInput) -> None:
     s = step.state
     if s.waiting is None:
         step.require_open()
-        raise RuleViolation("status", f"case {s.case_id} is not waiting on the customer; nothing to resume "
-                            "(wait_on_customer stops the clock)", type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "status",
+            f"case {s.case_id} is not waiting on the customer; nothing to resume (wait_on_customer stops the clock)",
+            type=ERR_INVALID_STATE,
+        )
     covered = end(step, cmd.actor)
-    step.log("customer_replied", cmd.actor, channel=cmd.channel, note=cmd.note,
-             paused_business_seconds=covered.total_seconds() if covered is not None else None,
-             due_at=s.resolve_clock.due_at.isoformat() if s.resolve_clock and s.resolve_clock.running else None)
+    step.log(
+        "customer_replied",
+        cmd.actor,
+        channel=cmd.channel,
+        note=cmd.note,
+        paused_business_seconds=covered.total_seconds() if covered is not None else None,
+        due_at=s.resolve_clock.due_at.isoformat() if s.resolve_clock and s.resolve_clock.running else None,
+    )
 
 
 def end(step: Step, actor: str) -> timedelta | None:

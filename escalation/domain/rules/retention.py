@@ -62,6 +62,10 @@ def require_room(before: CaseState, after: CaseState) -> None:
     """Refuse a command that leaves the state over `STATE_BYTES` and larger than it found it."""
     grown = size(after)
     if grown > STATE_BYTES and grown > size(before):  # `before` measured only when it matters
-        raise RuleViolation("case", f"case {after.case_id} would hold {grown:,} bytes, over the {STATE_BYTES:,} a "
-                            "case may hold; nothing more can be added to it: close it and open a new case that "
-                            "refers to it", type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "case",
+            f"case {after.case_id} would hold {grown:,} bytes, over the {STATE_BYTES:,} a "
+            "case may hold; nothing more can be added to it: close it and open a new case that "
+            "refers to it",
+            type=ERR_INVALID_STATE,
+        )

@@ -12,10 +12,18 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from escalation.domain.calendar import CalendarError
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.calendar import CalendarError
 from escalation.domain.models import (
-    AcceptInput, Assignment, AssignmentStatus, CaseState, ContactChannel, Contract, Owner, Status, Tier,
+    AcceptInput,
+    Assignment,
+    AssignmentStatus,
+    CaseState,
+    ContactChannel,
+    Contract,
+    Owner,
+    Status,
+    Tier,
 )
 from escalation.domain.roster import Rep, Roster
 from escalation.domain.rules.brief import build_brief
@@ -77,10 +85,16 @@ def choose(roster: Roster, req: Assign, loads: Mapping[str, int] | None, now: da
             continue  # closed for the foreseeable future (closed dates cover every working day)
     if not starts:
         return Routed(**answer, reason=f"no qualified {tier} ({_names(free)}) has working time ahead")
-    best = min((r for r in free if r.id in starts),
-               key=lambda r: (starts[r.id], r.id != req.prefer, load(r), _spread(req.case_id, r.id)))
-    return Routed(**answer, owner=roster.owner(best), load=None if loads is None else load(best),
-                  starts_at=starts[best.id] if best.calendar is not None else None)
+    best = min(
+        (r for r in free if r.id in starts),
+        key=lambda r: (starts[r.id], r.id != req.prefer, load(r), _spread(req.case_id, r.id)),
+    )
+    return Routed(
+        **answer,
+        owner=roster.owner(best),
+        load=None if loads is None else load(best),
+        starts_at=starts[best.id] if best.calendar is not None else None,
+    )
 
 
 # ----- changing a case
@@ -103,8 +117,14 @@ def holder(state: CaseState) -> str | None:
     return pending.rep.id if pending is not None else None
 
 
-def request_owner(step: Step, *, prefer: str | None = None, exclude: Iterable[str] = (),
-                  callback_id: str | None = None, tier: Tier | None = None) -> None:
+def request_owner(
+    step: Step,
+    *,
+    prefer: str | None = None,
+    exclude: Iterable[str] = (),
+    callback_id: str | None = None,
+    tier: Tier | None = None,
+) -> None:
     """Ask routing for a rep. For the case itself this voids any open offer, and reps already asked at
     this tier are not asked again (unless preferred by name)."""
     s = step.state
@@ -115,11 +135,20 @@ def request_owner(step: Step, *, prefer: str | None = None, exclude: Iterable[st
         stint = len(s.stints)
         excluded |= {a.rep.id for a in s.assignments if a.stint == stint}
     excluded.discard(prefer)
-    step.effects.append(Assign(
-        case_id=s.case_id, tier=tier or s.tier, stint=len(s.stints), skills=list(s.input.skills),
-        language=s.input.customer.language, prefer=prefer, exclude=sorted(excluded), request=s.route_requests,
-        at=step.now, callback_id=callback_id,
-    ))
+    step.effects.append(
+        Assign(
+            case_id=s.case_id,
+            tier=tier or s.tier,
+            stint=len(s.stints),
+            skills=list(s.input.skills),
+            language=s.input.customer.language,
+            prefer=prefer,
+            exclude=sorted(excluded),
+            request=s.route_requests,
+            at=step.now,
+            callback_id=callback_id,
+        )
+    )
 
 
 def withdraw(step: Step) -> None:
@@ -136,20 +165,32 @@ def offer(step: Step, routed: Routed, accept_within: timedelta) -> Assignment:
     rep = routed.owner
     assert rep is not None
     start = max(step.now, routed.starts_at or step.now)
-    offered = Assignment(stint=len(s.stints), rep=rep, offered_at=step.now, accept_by=start + accept_within,
-                         load=routed.load)
+    offered = Assignment(
+        stint=len(s.stints), rep=rep, offered_at=step.now, accept_by=start + accept_within, load=routed.load
+    )
     s.assignments.append(offered)
-    entry = step.log("assignment_offered", SYSTEM, rep=rep.id, rep_name=rep.name, load=routed.load,
-                     accept_by=offered.accept_by.isoformat(),
-                     starts_at=start.isoformat() if start > step.now else None)
+    entry = step.log(
+        "assignment_offered",
+        SYSTEM,
+        rep=rep.id,
+        rep_name=rep.name,
+        load=routed.load,
+        accept_by=offered.accept_by.isoformat(),
+        starts_at=start.isoformat() if start > step.now else None,
+    )
     urgent = s.input.severity in step.policy.urgent_severities
     brief = build_brief(s, step.policy, step.now)
-    step.send(entry, MessageKind.CASE_OFFERED, recipient(rep), channel(rep),
-              f"[{s.case_id}] accept within {human(accept_within)}: {s.input.severity.value} escalation "
-              f"{s.input.summary[:80]}",
-              f"{brief.text}\n\nAccept by {offered.accept_by:%Y-%m-%d %H:%M:%S} UTC (update `accept`), "
-              "or the case is offered to the next rep.",
-              at=step.now if urgent else start)
+    step.send(
+        entry,
+        MessageKind.CASE_OFFERED,
+        recipient(rep),
+        channel(rep),
+        f"[{s.case_id}] accept within {human(accept_within)}: {s.input.severity.value} escalation "
+        f"{s.input.summary[:80]}",
+        f"{brief.text}\n\nAccept by {offered.accept_by:%Y-%m-%d %H:%M:%S} UTC (update `accept`), "
+        "or the case is offered to the next rep.",
+        at=step.now if urgent else start,
+    )
     return offered
 
 
@@ -162,8 +203,12 @@ def take(step: Step, actor: str, note: str | None = None) -> None:
     pending.answered_at = step.now
     s.owner = pending.rep
     s.stints[-1].owners.append(actor)
-    step.log("assignment_accepted", actor, note=note,
-             waited_seconds=round((step.now - pending.offered_at).total_seconds(), 3))
+    step.log(
+        "assignment_accepted",
+        actor,
+        note=note,
+        waited_seconds=round((step.now - pending.offered_at).total_seconds(), 3),
+    )
 
 
 def accept(step: Step, cmd: AcceptInput) -> None:
@@ -174,11 +219,15 @@ def accept(step: Step, cmd: AcceptInput) -> None:
         if s.owner is not None and s.owner.id == cmd.actor:
             raise RuleViolation("actor", f"{cmd.actor} already owns case {s.case_id}", type=ERR_INVALID_STATE)
         held = f" (its owner is {s.owner.id})" if s.owner else ""
-        raise RuleViolation("actor", f"case {s.case_id} is not offered to anyone right now{held}",
-                            type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "actor", f"case {s.case_id} is not offered to anyone right now{held}", type=ERR_INVALID_STATE
+        )
     if pending.rep.id != cmd.actor:
-        raise RuleViolation("actor", f"case {s.case_id} is offered to {pending.rep.id}, not {cmd.actor}; only "
-                            f"{pending.rep.id} may accept it (reassign hands it to someone else)")
+        raise RuleViolation(
+            "actor",
+            f"case {s.case_id} is offered to {pending.rep.id}, not {cmd.actor}; only "
+            f"{pending.rep.id} may accept it (reassign hands it to someone else)",
+        )
     take(step, cmd.actor, cmd.note)
 
 
@@ -193,8 +242,15 @@ def expire(step: Step) -> None:
     request_owner(step)
 
 
-def reassign(step: Step, actor: str, reason: str, *, to: str | None = None, from_owner: str | None = None,
-             to_rep: Owner | None = None) -> None:
+def reassign(
+    step: Step,
+    actor: str,
+    reason: str,
+    *,
+    to: str | None = None,
+    from_owner: str | None = None,
+    to_rep: Owner | None = None,
+) -> None:
     """Take the case from whoever holds it (owner or open offer) and route it again at the same tier.
     `to_rep`: the rep `to` names, as the roster knows them; one at another tier is refused (routing
     would pass them over and page the escalation contact instead)."""
@@ -202,14 +258,20 @@ def reassign(step: Step, actor: str, reason: str, *, to: str | None = None, from
     s = step.state
     current = holder(s)
     if from_owner is not None and from_owner != current:
-        raise RuleViolation("from_owner", f"case {s.case_id} is with {current or 'nobody'}, not {from_owner}; "
-                            "nothing to reassign", type=ERR_INVALID_STATE)
+        raise RuleViolation(
+            "from_owner",
+            f"case {s.case_id} is with {current or 'nobody'}, not {from_owner}; nothing to reassign",
+            type=ERR_INVALID_STATE,
+        )
     if to is not None and to == current:
         raise RuleViolation("to", f"case {s.case_id} is already with {to}")
     if to_rep is not None and to_rep.id == to and to_rep.tier != s.tier:
-        raise RuleViolation("to", f"{to} is a rep at {to_rep.tier.value} and case {s.case_id} is at {s.tier.value}; "
-                            f"name a rep at {s.tier.value}, leave `to` out to let routing choose, or move the case "
-                            f"to {to_rep.tier.value} first (escalate / de_escalate)")
+        raise RuleViolation(
+            "to",
+            f"{to} is a rep at {to_rep.tier.value} and case {s.case_id} is at {s.tier.value}; "
+            f"name a rep at {s.tier.value}, leave `to` out to let routing choose, or move the case "
+            f"to {to_rep.tier.value} first (escalate / de_escalate)",
+        )
     s.owner = None
     step.log("reassigned", actor, from_owner=current, to=to, reason=reason)
     request_owner(step, prefer=to, exclude=[current] if current else [])
@@ -220,5 +282,16 @@ def deadlines(state: CaseState) -> list[datetime]:
     return [pending.accept_by] if state.status == Status.OPEN and pending is not None else []
 
 
-__all__ = ["Routed", "accept", "choose", "deadlines", "expire", "holder", "offer", "reassign",
-           "request_owner", "take", "withdraw"]
+__all__ = [
+    "Routed",
+    "accept",
+    "choose",
+    "deadlines",
+    "expire",
+    "holder",
+    "offer",
+    "reassign",
+    "request_owner",
+    "take",
+    "withdraw",
+]

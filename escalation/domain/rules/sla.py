@@ -47,8 +47,14 @@ def overdue_since(state: CaseState) -> datetime | None:
     if state.status != Status.OPEN:
         return None
     ack, res = state.acknowledge_clock, state.resolve_clock
-    missed = [c.due_at for c in (ack, res) if c and c.breached_at is not None and c.due_at is not None
-              and not (c is ack and state.acknowledged_by is not None)]
+    missed = [
+        c.due_at
+        for c in (ack, res)
+        if c
+        and c.breached_at is not None
+        and c.due_at is not None
+        and not (c is ack and state.acknowledged_by is not None)
+    ]
     return min(missed) if missed else None
 
 
@@ -71,6 +77,9 @@ def paused_remaining(state: CaseState) -> timedelta | None:
     """The business time a paused clock (waiting on the customer) has left; None when no clock is paused."""
     if state.status != Status.OPEN:
         return None
-    left = [c.remaining for c in (state.acknowledge_clock, state.resolve_clock)
-            if c and c.live and c.paused_at is not None and c.remaining is not None]
+    left = [
+        c.remaining
+        for c in (state.acknowledge_clock, state.resolve_clock)
+        if c and c.live and c.paused_at is not None and c.remaining is not None
+    ]
     return min(left) if left else None

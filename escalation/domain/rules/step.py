@@ -7,13 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE
-from escalation.domain.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
+from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.calendar import ALWAYS, WorkingCalendar
+from escalation.domain.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
 from escalation.domain.policy import Policy
 from escalation.domain.rules.retention import trim
-from escalation.domain.rules.violation import RuleViolation
 from escalation.domain.rules.sla import paused_remaining, sla_due
+from escalation.domain.rules.violation import RuleViolation
 
 SYSTEM = "system"
 
@@ -108,9 +108,20 @@ class Step:
         self.state.timeline.append(entry)
         return entry
 
-    def send(self, entry: TimelineEntry, kind: MessageKind, to: Recipient, channel: ContactChannel,
-             subject: str, body: str, attempted: list[ContactChannel] | None = None, *,
-             at: datetime | None = None, about: str | None = None, announces: datetime | None = None) -> None:
+    def send(
+        self,
+        entry: TimelineEntry,
+        kind: MessageKind,
+        to: Recipient,
+        channel: ContactChannel,
+        subject: str,
+        body: str,
+        attempted: list[ContactChannel] | None = None,
+        *,
+        at: datetime | None = None,
+        about: str | None = None,
+        announces: datetime | None = None,
+    ) -> None:
         """Queue a message; it is held until the recipient's hours open, or until `at` when given."""
         key = f"{self.state.case_id}/{self.state.opening_id}/{entry.seq}/{kind.value}/{to.id}"
         # One entry may send the same kind twice to one person (two callbacks called off at once):
@@ -119,10 +130,23 @@ class Step:
         if key in taken:
             key = next(f"{key}/{n}" for n in range(2, len(taken) + 3) if f"{key}/{n}" not in taken)
         opens = at if at is not None else self.contact_window(to).next_open(self.now)
-        self.effects.append(Send(message=Message(
-            key=key, case_id=self.state.case_id, kind=kind, to=to, channel=channel,
-            subject=subject, body=body, attempted=attempted or [],
-        ), not_before=opens if opens > self.now else None, about=about, announces=announces))
+        self.effects.append(
+            Send(
+                message=Message(
+                    key=key,
+                    case_id=self.state.case_id,
+                    kind=kind,
+                    to=to,
+                    channel=channel,
+                    subject=subject,
+                    body=body,
+                    attempted=attempted or [],
+                ),
+                not_before=opens if opens > self.now else None,
+                about=about,
+                announces=announces,
+            )
+        )
 
     @property
     def calendar(self) -> WorkingCalendar:

@@ -33,8 +33,7 @@ def escalation_target(step: Step, reason: EscalationReason, target: Tier | None,
     if above is None:
         raise RuleViolation(
             "target_tier" if target else "reason",
-            f"the case is already at the top tier ({current.value}); resolve it, or close it as "
-            "customer_lost or legal",
+            f"the case is already at the top tier ({current.value}); resolve it, or close it as customer_lost or legal",
         )
     if target is not None:
         on_ladder(step, target, "target_tier")
@@ -81,8 +80,16 @@ def enter_tier(step: Step, tier: Tier, *, reason: str, prefer: str | None = None
     routing.request_owner(step, prefer=prefer)
 
 
-def move(step: Step, target: Tier, *, kind: str, reason: str, actor: str = SYSTEM,
-         detail: str | None = None, prefer: str | None = None) -> None:
+def move(
+    step: Step,
+    target: Tier,
+    *,
+    kind: str,
+    reason: str,
+    actor: str = SYSTEM,
+    detail: str | None = None,
+    prefer: str | None = None,
+) -> None:
     s = step.state
     origin = s.tier
     if step.policy.rank(target) > step.policy.rank(origin):
