@@ -6,12 +6,14 @@ BIN    := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test worker schemas clean-data chaos
+.PHONY: help run test worker schemas clean-data chaos lint format typecheck check
 
 help:
 	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases; data in ./data"
 	@echo "                 DEMO=0 skips the demo cases; TEMPORAL_ADDRESS=host:port runs the worker only"
 	@echo "make test        run the test suite"
+	@echo "make check       the gates CI runs before the tests: make lint (ruff) and make typecheck (mypy)"
+	@echo "make format      format the code and fix what ruff can fix safely"
 	@echo "make worker      run only the worker against TEMPORAL_ADDRESS (default localhost:7233)"
 	@echo "make chaos       fault-injection run: 200 cases, worker and server killed, every history replayed (~10 min)"
 	@echo "make schemas     regenerate the contract's JSON Schemas in schemas/ from the models"
@@ -26,6 +28,19 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 
 run: $(INSTALLED)
 	$(BIN)/python -m escalation.dev.devrun
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+check: lint typecheck
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
