@@ -9,7 +9,8 @@ object, so acknowledging, escalating or resolving simply changes what the loop w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -17,8 +18,13 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notify import NotifyActivities
+    from activities.policy import PolicyActivities
+    from activities.record import RecordActivities
+    from activities.route import RouteActivities
     from escalation.constants import (
         ERR_CASE_UNAVAILABLE,
         ERR_DELIVERY_REJECTED,
@@ -78,29 +84,40 @@ with workflow.unsafe.imports_passed_through():
 
 
 # Activity options. Messages may take a day of retries (a channel is down) without holding up the case.
-QUICK = dict(
+QUICK = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
 )
-POLICY_OPTS = dict(
+POLICY_OPTS = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=10),
     schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
-ASSIGN_OPTS = dict(QUICK, schedule_to_close_timeout=timedelta(minutes=5))
-SEND_OPTS = dict(
+ASSIGN_OPTS: ActivityConfig = {**QUICK, "schedule_to_close_timeout": timedelta(minutes=5)}
+SEND_OPTS = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(days=1),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)),
 )
 # Events: the attempt may run long (a big batch to a slow receiver) as long as it heartbeats its progress;
 # a lost attempt (worker or server killed) is noticed within the heartbeat timeout, as fast as before.
-RECORD_OPTS = dict(SEND_OPTS, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30))
-DEAD_LETTER_OPTS = dict(
+RECORD_OPTS: ActivityConfig = {
+    **SEND_OPTS,
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=30),
+}
+DEAD_LETTER_OPTS = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(days=7),
     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
 )
+
+
+def _with_summary(options: ActivityConfig, summary: str) -> ActivityConfig:
+    """`options` for one call, with the summary the UI shows for it (a call cannot name it beside `**options`)."""
+    return {**options, "summary": summary}
+
+
 # Events given up on after a day of retries are dead-lettered (older histories only logged them).
 EVENTS_DEAD_LETTER_PATCH = "events-dead-letter"
 PATCH_DELIVERY_FALLBACK = "delivery-fallback"
@@ -447,12 +464,8 @@ class Escalation:
         if rep_id is None:
             return None
         try:
-            return await workflow.execute_activity(
-                "find_rep",
-                rep_id,
-                result_type=Owner | None,  # type: ignore[arg-type]
-                summary=f"look up rep {rep_id}",
-                **ASSIGN_OPTS,
+            return await workflow.execute_activity_method(
+                RouteActivities.find_rep, rep_id, **_with_summary(ASSIGN_OPTS, f"look up rep {rep_id}")
             )
         except ActivityError as err:  # the roster could not be read for minutes: refuse, changing nothing
             raise ApplicationError(
@@ -471,7 +484,7 @@ class Escalation:
     def brief(self) -> Brief:
         if self._state is None and self._open_error is None:
             return opening_brief(self._opening(), workflow.now())
-        return rules.build_brief(self._ready_state(), self._policy, self._asked_at())
+        return rules.build_brief(self._ready_state(), self._loaded_policy, self._asked_at())
 
     @staticmethod
     def _asked_at() -> datetime:
@@ -488,6 +501,12 @@ class Escalation:
     def _current(self) -> CaseState:
         assert self._state is not None
         return self._state
+
+    @property
+    def _loaded_policy(self) -> Policy:
+        """The case's policy: loaded (or carried) before the case has a state, so whenever it has one."""
+        assert self._policy is not None
+        return self._policy
 
     def _ready_state(self) -> CaseState:
         if self._open_error is not None:
@@ -517,7 +536,7 @@ class Escalation:
         if self._state is None:
             return None  # still opening: the handler waits for the state and checks then
         try:
-            result = rule(self._state, self._policy, cmd, workflow.now())
+            result = rule(self._state, self._loaded_policy, cmd, workflow.now())
             if not isinstance(cmd, FollowUpResponseInput):  # a customer's answer is always taken
                 require_room(self._state, result[0])
         except RuleViolation as err:
@@ -534,10 +553,11 @@ class Escalation:
         made = [e for e in self._current.timeline if e.seq > recorded]
         # The entry this command made, even when another comes first (acknowledging the case offered to you
         # records assignment_accepted, then acknowledged); entries that follow from it come after it.
-        own = OWN_ENTRY.get(getattr(rule, "__name__", None) or getattr(getattr(rule, "func", None), "__name__", ""))
+        named = rule.func if isinstance(rule, partial) else rule
+        own = OWN_ENTRY.get(getattr(named, "__name__", ""))
         return next((e for e in made if e.kind == own), made[0])
 
-    def _apply(self, state: CaseState, effects: list[Effect | EventBatch]) -> None:
+    def _apply(self, state: CaseState, effects: Sequence[Effect | EventBatch]) -> None:
         """Adopt the new state, start its effects, publish its new timeline entries, refresh search."""
         self._state = state
         # By number: the timeline keeps only its recent entries (rules.retention); until it first drops one,
@@ -567,8 +587,8 @@ class Escalation:
 
     async def _load_policy(self, name: str) -> Policy:
         try:
-            return await workflow.execute_activity(
-                "load_policy", name, result_type=Policy, summary=f"load policy {name}", **POLICY_OPTS
+            return await workflow.execute_activity_method(
+                PolicyActivities.load_policy, name, **_with_summary(POLICY_OPTS, f"load policy {name}")
             )
         except ActivityError as err:
             cause = err.cause
@@ -580,12 +600,13 @@ class Escalation:
             await self._assign_at_once(effect)
             return
         try:
-            routed = await workflow.execute_activity(
-                "find_owner",
+            routed = await workflow.execute_activity_method(
+                RouteActivities.find_owner,
                 effect,
-                result_type=Routed,
-                summary=f"find {effect.tier.value}" + (f" for {effect.callback_id}" if effect.callback_id else ""),
-                **ASSIGN_OPTS,
+                **_with_summary(
+                    ASSIGN_OPTS,
+                    f"find {effect.tier.value}" + (f" for {effect.callback_id}" if effect.callback_id else ""),
+                ),
             )
         except ActivityError as err:
             workflow.logger.warning("routing_failed", extra={"tier": effect.tier.value, "error": str(err.cause or err)})
@@ -602,24 +623,20 @@ class Escalation:
         announce = routed.callback_id is None or workflow.patched(CALLBACK_MOVES_PATCH)
         self._apply(
             *rules.owner_found(
-                self._current, self._policy, routed, workflow.now(), own_hours=own_hours, announce_moves=announce
+                self._current, self._loaded_policy, routed, workflow.now(), own_hours=own_hours, announce_moves=announce
             )
         )
         self._changed = True
 
     async def _assign_at_once(self, effect: Assign) -> None:
         try:
-            owner = await workflow.execute_activity(
-                "assign_owner",
-                effect,
-                result_type=Owner | None,  # type: ignore[arg-type]
-                summary=f"find {effect.tier.value}",
-                **ASSIGN_OPTS,
+            owner = await workflow.execute_activity_method(
+                RouteActivities.assign_owner, effect, **_with_summary(ASSIGN_OPTS, f"find {effect.tier.value}")
             )
         except ActivityError as err:
             workflow.logger.warning("routing_failed", extra={"tier": effect.tier.value, "error": str(err.cause or err)})
             owner = None
-        self._apply(*rules.owner_assigned(self._current, self._policy, effect.stint, owner, workflow.now()))
+        self._apply(*rules.owner_assigned(self._current, self._loaded_policy, effect.stint, owner, workflow.now()))
         self._changed = True
 
     async def _send(self, effect: Send) -> None:
@@ -636,12 +653,10 @@ class Escalation:
                 def obsolete() -> bool:
                     return rules.message_obsolete(self._current, m, about=effect.about, announces=effect.announces)
 
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
                         obsolete, timeout=effect.not_before - workflow.now(), timeout_summary=summary
                     )
-                except TimeoutError:
-                    pass
                 if obsolete():
                     workflow.logger.info(
                         "held_message_dropped",
@@ -649,12 +664,10 @@ class Escalation:
                     )
                     return
         try:
-            await workflow.execute_activity(
-                "send_message",
+            await workflow.execute_activity_method(
+                NotifyActivities.send_message,
                 m,
-                result_type=str,
-                summary=f"{m.kind.value} to {m.to.id} by {m.channel.value}",
-                **SEND_OPTS,
+                **_with_summary(SEND_OPTS, f"{m.kind.value} to {m.to.id} by {m.channel.value}"),
             )
         except ActivityError as err:
             # Refused for good (HTTP 4xx, SMTP 5xx) or a day of outage: say so in the timeline, and the
@@ -667,7 +680,7 @@ class Escalation:
             reason = str(cause) if cause else str(err)
             permanent = isinstance(cause, ApplicationError) and cause.non_retryable
             state, effects = rules.delivery_failed(
-                self._current, self._policy, m, reason, workflow.now(), permanent=permanent
+                self._current, self._loaded_policy, m, reason, workflow.now(), permanent=permanent
             )
             # Histories from before fallbacks existed replay without the resend.
             self._apply(state, effects if workflow.patched(PATCH_DELIVERY_FALLBACK) else [])
@@ -675,7 +688,9 @@ class Escalation:
     async def _record(self, batch: EventBatch) -> None:
         events = batch.events
         try:
-            await workflow.execute_activity("record_events", events, summary=f"{len(events)} event(s)", **RECORD_OPTS)
+            await workflow.execute_activity_method(
+                RecordActivities.record_events, events, **_with_summary(RECORD_OPTS, f"{len(events)} event(s)")
+            )
         except ActivityError as err:
             workflow.logger.error(
                 "events_not_recorded",
@@ -685,8 +700,10 @@ class Escalation:
             # Refused events were dead-lettered one by one already; a batch that ran out of retries is
             # kept whole (receivers dedupe the ones that did arrive) so nothing is lost.
             if not refused and workflow.patched(EVENTS_DEAD_LETTER_PATCH):
-                await workflow.execute_activity(
-                    "dead_letter_events", events, summary=f"dead-letter {len(events)} event(s)", **DEAD_LETTER_OPTS
+                await workflow.execute_activity_method(
+                    RecordActivities.dead_letter_events,
+                    events,
+                    **_with_summary(DEAD_LETTER_OPTS, f"dead-letter {len(events)} event(s)"),
                 )
 
     def _event(self, entry: TimelineEntry, state: CaseState) -> CaseEvent:
@@ -704,11 +721,13 @@ class Escalation:
         )
 
     def _refresh_search(self, state: CaseState) -> None:
+        tier = state.tier
+        assert tier is not None  # only a query's stand-in for an opening case has no tier, and it is never adopted
         due, breach = state.sla_due_at, breach_flag(state)
         if breach is not None and not workflow.patched(SLA_OVERDUE_PATCH):
             due, breach = running_due(state), None  # a history from before the overdue marker
         wanted: dict[str, Any] = {
-            SA_TIER: state.tier.value,
+            SA_TIER: tier.value,
             SA_STATUS: state.status.value,
             SA_OWNER: rules.holder(state),
             SA_CUSTOMER: state.input.customer.id,
@@ -735,7 +754,7 @@ class Escalation:
             sla = f", SLA due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""
         if (left := state.sla_paused_remaining) is not None:
             sla += f", resolve clock paused with {human(left)} of working time left"
-        details = f"**{state.status.value}** at **{state.tier.value}** ({owner}){waiting}{sla}"
+        details = f"**{state.status.value}** at **{tier.value}** ({owner}){waiting}{sla}"
         if details != self._details:
             workflow.set_current_details(details)
             self._details = details
@@ -782,7 +801,7 @@ class Escalation:
             await workflow.wait_condition(workflow.all_handlers_finished)
         carried = CarriedCase(
             state=self._current,
-            policy=self._policy.model_dump(mode="json"),
+            policy=self._loaded_policy.model_dump(mode="json"),
             published=self._published,
             pending=list(self._pending.values()),
             answered=self._answered,
