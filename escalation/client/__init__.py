@@ -23,7 +23,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import (
@@ -128,8 +128,9 @@ OPEN_POLL = 0.1
 RETRY_FIRST_DELAY = 0.25
 RETRY_MAX_DELAY = 4.0
 
-R = TypeVar("R")
-I = TypeVar("I", bound=BaseModel)
+T = TypeVar("T")
+A = TypeVar("A", bound=BaseModel)  # an update's argument
+R = TypeVar("R", bound=BaseModel)  # an update's result
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -182,8 +183,7 @@ def _blame(model: type[BaseModel], value: Any) -> str | None:
         if name not in value:
             continue
         try:
-            kind = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
-            TypeAdapter(kind).validate_python(value[name])
+            TypeAdapter(info.rebuild_annotation()).validate_python(value[name])  # the field's type and bounds
         except Exception:
             return name
     return None
@@ -245,9 +245,12 @@ class EscalationClient:
             raise InvalidArgument(
                 "carried: internal to the workflow; leave it out when opening a case", field="carried"
             )
-        if self.policy_dir is not None and policy_names(self.policy_dir):
-            if (unknown := unknown_policy(self.policy_dir, inp.policy)) is not None:
-                raise UnknownPolicy(str(unknown), field="policy")
+        if (
+            self.policy_dir is not None
+            and policy_names(self.policy_dir)
+            and (unknown := unknown_policy(self.policy_dir, inp.policy)) is not None
+        ):
+            raise UnknownPolicy(str(unknown), field="policy")
         try:
             handle = await open_case(self.temporal, inp, task_queue_name=self.task_queue)
         except CaseAlreadyOpen:
@@ -315,7 +318,7 @@ class Case:
     def workflow_id(self) -> str:
         return self.handle.id
 
-    async def update(self, op: Update[I, R], cmd: I | Mapping[str, Any], *, update_id: str | None = None) -> R:
+    async def update(self, op: Update[A, R], cmd: A | Mapping[str, Any], *, update_id: str | None = None) -> R:
         """Send update `op`. `update_id` is its idempotency key (default: a new one for this call): the server
         applies an update id once per run of the case and answers a repeat with the first result. A retryable
         failure (the case's workflow task is failing, the server did not answer) is resent with the same id,
@@ -356,7 +359,7 @@ class Case:
             delay = min(delay * 2, RETRY_MAX_DELAY)
             attempt += 1
 
-    async def _send(self, op: Update[I, R], arg: I, update_id: str) -> R:
+    async def _send(self, op: Update[A, R], arg: A, update_id: str) -> R:
         try:
             # The server admits an update and then waits for a worker to take it, for ever when none runs:
             # give up after `update_timeout` with an answer a person can act on.
@@ -582,10 +585,10 @@ async def execute_update(
     update: str,
     arg: Any,
     *,
-    result_type: type[R],
+    result_type: type[T],
     attempts: int = 5,
     update_id: str | None = None,
-) -> R:
+) -> T:
     """Run an update, retrying (with the same update id, so it is applied once) when the server says the
     case was briefly not ready: that happens while a long case hands over to a new run. A caller that
     retries on its own passes its idempotency key as `update_id`: a repeat returns the first result. A case

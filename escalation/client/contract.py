@@ -40,14 +40,14 @@ from escalation.domain.models import (
     WaitOnCustomerInput,
 )
 
-I = TypeVar("I", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
+A = TypeVar("A", bound=BaseModel)  # an update's argument
+R = TypeVar("R", bound=BaseModel)  # its result
 
 
 @dataclass(frozen=True)
-class Update(Generic[I, R]):
+class Update(Generic[A, R]):
     name: str
-    arg: type[I]
+    arg: type[A]
     result: type[R]
 
 
@@ -115,7 +115,7 @@ def payloads() -> dict[type[BaseModel], Mode]:
     found: dict[type[BaseModel], Mode] = {START: "validation"}
     for update in (*UPDATES, *SIGNALS):
         found[update.arg] = "validation"
-    outputs = [*(u.result for u in UPDATES), *(q.result for q in QUERIES), RESULT, *EVENTS]
+    outputs: list[type[BaseModel]] = [*(u.result for u in UPDATES), *(q.result for q in QUERIES), RESULT, *EVENTS]
     for model in outputs:
         if found.get(model, "serialization") != "serialization":
             raise ValueError(f"{model.__name__} is both sent and received; give each direction its own model")
