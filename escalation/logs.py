@@ -5,6 +5,7 @@ SDK's traceback on every retry."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import (
@@ -30,7 +32,7 @@ from escalation.constants import WORKFLOW_ID_PREFIX
 _SECRET_KEYS = ("password", "secret", "token", "api_key", "authorization")
 
 
-def _redact(_logger, _name, event: dict) -> dict:
+def _redact(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     for key in list(event):
         if any(s in key.lower() for s in _SECRET_KEYS):
             event[key] = "***"
@@ -80,7 +82,7 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def _record_fields(_logger, _name, event: dict) -> dict:
+def _record_fields(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     """A Python logging record's context as fields: the logger, the case and run a workflow or activity
     line concerns, core's target and fields, and whatever the call passed in `extra`."""
     record: logging.LogRecord | None = event.get("_record")
@@ -108,10 +110,8 @@ def _record_fields(_logger, _name, event: dict) -> dict:
     core = getattr(record, "temporal_log", None)
     if core is not None:
         found["target"] = core.target
-        try:
+        with contextlib.suppress(Exception):  # a field core could not convert: the message still goes
             found |= {k: _plain(v) for k, v in core.fields.items()}
-        except Exception:  # a field core could not convert: the message still goes
-            pass
     if case := case_of(found.get("workflow_id")):
         found["case_id"] = case
     for key, value in vars(record).items():
@@ -127,7 +127,7 @@ class _JsonHandler(logging.StreamHandler):
 
 
 def _json_logging(level: str) -> None:
-    shared = [
+    shared: list[Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _record_fields,
@@ -291,7 +291,7 @@ class TaskFailureFilter(logging.Filter):
         with self._lock:
             seen = self._runs.get(failure.run_id)
             first = seen is None
-            if first:
+            if seen is None:
                 seen = self._runs[failure.run_id] = [now, 0]
                 while len(self._runs) > _RUNS_KEPT:
                     self._runs.popitem(last=False)
@@ -355,10 +355,9 @@ def temporal_runtime() -> Runtime:
 
 
 def _forward_core_logs() -> None:
-    try:
+    # A client that exists already keeps its runtime (a test process); core writes to stderr there.
+    with contextlib.suppress(RuntimeError):
         Runtime.set_default(temporal_runtime())
-    except RuntimeError:
-        pass  # a client exists already and keeps its runtime (a test process); core writes to stderr there
 
 
 def leave(code: int) -> NoReturn:
