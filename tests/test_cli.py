@@ -24,13 +24,13 @@ from typer._completion_classes import BashComplete
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from escalation.cli import app, views
+from escalation.cli import ManualReason, app
 from escalation.client import EscalationClient
 from escalation.client.converter import data_converter
 from escalation.client.errors import InvalidArgument
 from escalation.constants import workflow_id
-from escalation.domain.models import CaseState
-from escalation.domain.rules.durations import human
+from escalation.domain.formatting import duration
+from escalation.domain.models import MANUAL_REASONS, CaseState, EscalationReason
 from tests.cases import case_input, eventually
 from workflows import Escalation
 
@@ -383,6 +383,10 @@ async def test_ack_of_the_case_offered_to_you_prints_the_acknowledgement(cli, tm
     ), printed
 
 
+def test_the_reasons_offered_are_the_contract_s_manual_reasons_in_its_order():
+    assert [r.value for r in ManualReason] == [r.value for r in EscalationReason if r in MANUAL_REASONS]
+
+
 async def test_escalate_offers_only_the_reasons_a_person_may_give(cli, env, tmp_path):
     manual = ["customer_request", "threat", "needs_authority", "complexity"]
     shown = CliRunner().invoke(app, ["escalate", "--help"]).stdout
@@ -418,13 +422,13 @@ async def test_a_paused_clock_shows_its_remaining_time(cli, env, tmp_path):
     assert raw["resolve_clock"]["due_at"] is None and raw["resolve_clock"]["paused_at"] is not None
     assert s.sla_paused_remaining == left and s.sla_due_at == s.acknowledge_clock.due_at
     shown = (await cli("show", case_id)).stdout
-    assert f"resolve paused (waiting on the customer), {views.span(left)} of working time left" in shown
+    assert f"resolve paused (waiting on the customer), {duration(left)} of working time left" in shown
     details = (
         await EscalationClient(env.client)
         .case(case_id)
         .handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     ).current_details
-    assert details.endswith(f", resolve clock paused with {human(left)} of working time left"), details
+    assert details.endswith(f", resolve clock paused with {duration(left)} of working time left"), details
     await cli("replied", case_id, "-a", agent, "--channel", "email")
     resumed = await state(cli, case_id)
     assert resumed.sla_paused_remaining is None and resumed.resolve_clock.remaining is None

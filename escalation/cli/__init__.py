@@ -16,8 +16,8 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -45,7 +45,6 @@ from escalation.client.errors import (
 )
 from escalation.config import ConfigError, Settings
 from escalation.domain.models import (
-    MANUAL_REASONS,
     Callback,
     CallbackChannel,
     CallbackOutcome,
@@ -133,9 +132,17 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# The reasons a person may give, in the contract's order: the only choices `escalate --reason` lists and
-# completes (sla_breach, no_capacity and the other system reasons are refused by the case for API callers).
-ManualReason = StrEnum("ManualReason", {r.name: r.value for r in EscalationReason if r in MANUAL_REASONS})
+
+class ManualReason(StrEnum):
+    """The reasons a person may give (MANUAL_REASONS, in the contract's order; a test keeps them equal): the only
+    choices `escalate --reason` lists and completes (sla_breach, no_capacity and the other system reasons are
+    refused by the case for API callers)."""
+
+    CUSTOMER_REQUEST = EscalationReason.CUSTOMER_REQUEST.value
+    THREAT = EscalationReason.THREAT.value
+    NEEDS_AUTHORITY = EscalationReason.NEEDS_AUTHORITY.value
+    COMPLEXITY = EscalationReason.COMPLEXITY.value
+
 
 CaseId = Annotated[str, typer.Argument(help="The case id (the workflow id without 'escalation-').")]
 ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR", help="Who does this (rep id).")]
@@ -283,7 +290,7 @@ def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) ->
         unexpected(err)
 
 
-def emit(result: BaseModel | list[BaseModel] | Mapping[str, Any], as_json: bool, human: str) -> None:
+def emit(result: BaseModel | Sequence[BaseModel] | Mapping[str, Any], as_json: bool, human: str) -> None:
     if not as_json:
         say(human)
     elif isinstance(result, BaseModel):

@@ -155,7 +155,8 @@ async def examine(client: Client, wid: str, rid: str, *, deep: bool = False) -> 
 
 def _failing(events: Sequence[HistoryEvent]) -> tuple[HistoryEvent, HistoryEvent] | None:
     """(first, last) workflow task failure or timeout since the last completed workflow task, if any."""
-    first = last = None
+    first: HistoryEvent | None = None
+    last: HistoryEvent | None = None
     for e in events:
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             first = last = None
@@ -164,7 +165,7 @@ def _failing(events: Sequence[HistoryEvent]) -> tuple[HistoryEvent, HistoryEvent
             and e.workflow_task_failed_event_attributes.cause not in _ROUTINE
         ):
             first, last = first or e, e
-    return None if last is None else (first, last)
+    return None if first is None or last is None else (first, last)
 
 
 def _failing_for(since: HistoryEvent) -> timedelta:
@@ -234,11 +235,13 @@ async def _replay_failure(history: WorkflowHistory) -> tuple[str, str] | None:
         result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     except Exception as err:  # the history could not be replayed at all (not a workflow task failing)
         return "REPLAY_ERROR", first_line(f"{type(err).__name__}: {err}")
-    err = result.replay_failure
-    if err is None:
+    failure = result.replay_failure
+    if failure is None:
         return None
-    cause = "NON_DETERMINISTIC_ERROR" if isinstance(err, NondeterminismError) else "WORKFLOW_WORKER_UNHANDLED_FAILURE"
-    return cause, first_line(core_failure_message(str(err))) or type(err).__name__
+    cause = (
+        "NON_DETERMINISTIC_ERROR" if isinstance(failure, NondeterminismError) else "WORKFLOW_WORKER_UNHANDLED_FAILURE"
+    )
+    return cause, first_line(core_failure_message(str(failure))) or type(failure).__name__
 
 
 def _cut(history: WorkflowHistory, last_event_id: int) -> WorkflowHistory:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
 from escalation.client.errors import Ending
+from escalation.domain.formatting import duration, instant, stamp, with_offset
 from escalation.domain.models import Brief, Callback, CaseState, Clock, Offer, TimelineEntry
-from escalation.domain.rules.durations import human
 from escalation.search import CaseSummary
 
 if TYPE_CHECKING:
@@ -47,17 +47,12 @@ def _cell(value: object) -> Text:
     return Text(printable(str(value)))
 
 
-def span(delta: timedelta) -> str:
-    """'45s', '12m30s', '3h05m', '2d04h' (never '0s' for a span above zero)."""
-    return human(delta)
-
-
 def when(at: datetime | None, now: datetime) -> str:
     """'2026-11-24 09:05 UTC (in 12m)' or '(3h05m ago)'."""
     if at is None:
         return "-"
-    rel = f"in {span(at - now)}" if at > now else f"{span(now - at)} ago"
-    return f"{at:%Y-%m-%d %H:%M} UTC ({rel})"
+    rel = f"in {duration(at - now)}" if at > now else f"{duration(now - at)} ago"
+    return f"{instant(at)} ({rel})"
 
 
 def _details(detail: dict[str, Any]) -> str:
@@ -67,7 +62,7 @@ def _details(detail: dict[str, Any]) -> str:
 def entry_line(entry: TimelineEntry) -> str:
     """'#5 2026-11-24 09:05:12 escalated at team_lead by ana: reason=needs_authority'"""
     detail = _details(entry.detail)
-    return f"#{entry.seq} {entry.at:%Y-%m-%d %H:%M:%S} {entry.kind} at {entry.tier.value} by {entry.actor}" + (
+    return f"#{entry.seq} {stamp(entry.at, seconds=True)} {entry.kind} at {entry.tier.value} by {entry.actor}" + (
         f": {detail}" if detail else ""
     )
 
@@ -81,11 +76,11 @@ def offer_line(offer: Offer) -> str:
 
 
 def callback_line(cb: Callback) -> str:
-    """'callback-1 scheduled: sol calls 2026-11-24 15:00 +01:00 customer's time (09:00 -05:00 theirs), within 30m'"""
+    """'callback-1 scheduled: sol calls 2026-11-24 15:00 +0100 customer's time (09:00 -0500 theirs), within 30m'"""
     tries = f", attempt {len(cb.attempts) + 1}" if cb.attempts and cb.status == "scheduled" else ""
     line = (
-        f"{cb.id} {cb.status.value}: {cb.owner.id} calls {cb.customer_time:%Y-%m-%d %H:%M %z} customer's time "
-        f"({cb.owner_time:%H:%M %z} theirs), within {span(cb.window)} by {cb.channel.value}{tries}"
+        f"{cb.id} {cb.status.value}: {cb.owner.id} calls {with_offset(cb.customer_time)} customer's time "
+        f"({with_offset(cb.owner_time, day=False)} theirs), within {duration(cb.window)} by {cb.channel.value}{tries}"
     )
     return line + (f"; {cb.end_reason}" if cb.end_reason else "")
 
@@ -98,7 +93,7 @@ def _clock(name: str, clock: Clock | None, now: datetime) -> str | None:
     if clock.stopped_at:
         return f"{name} met {when(clock.stopped_at, now)}"
     if clock.paused_at:
-        left = f", {span(clock.remaining)} of working time left" if clock.remaining is not None else ""
+        left = f", {duration(clock.remaining)} of working time left" if clock.remaining is not None else ""
         return f"{name} paused (waiting on the customer){left}"
     return f"{name} due {when(clock.due_at, now)}"
 
@@ -110,11 +105,11 @@ def case_text(
     server) is shown as such, its last state below."""
     c = state.input.customer
     owner = f"{state.owner.name} ({state.owner.id})" if state.owner else "unassigned"
-    stopped = ending is not None and ending.status not in ("completed", "continued as new")
-    status = f"{ending.status} (was {state.status.value})" if stopped else state.status.value
+    stopped = ending if ending is not None and ending.status not in ("completed", "continued as new") else None
+    status = f"{stopped.status} (was {state.status.value})" if stopped else state.status.value
     lines = [
         f"Case {state.case_id}: {status} {_where(state)}, owner {owner}",
-        *([f"  ENDED      {ending}; no outcome, takes no more commands"] if stopped else []),
+        *([f"  ENDED      {stopped}; no outcome, takes no more commands"] if stopped else []),
         f"  customer   {c.name} ({c.id}), {c.time_zone}, lifetime value {c.lifetime_value}"
         f"{' ' + brief.currency if brief and brief.currency else ''}, prefers {c.preferred_channel.value}",
         f"  severity   {state.input.severity.value}{', THREAT' if state.input.threat else ''}; sentiment {state.sentiment.value}; "
@@ -145,7 +140,7 @@ def case_text(
         lines.append("Follow-up check-ins")
         lines += [
             f"  #{ch.number} by {ch.channel.value} due {when(ch.due_at, now)}"
-            + (f", sent {ch.sent_at:%Y-%m-%d %H:%M}" if ch.sent_at else "")
+            + (f", sent {stamp(ch.sent_at)}" if ch.sent_at else "")
             + (f", answered {ch.answer.value}" if ch.answer else "")
             for ch in state.checkins
         ]
@@ -166,7 +161,7 @@ def status_line(state: CaseState, now: datetime) -> str:
     due = f", SLA due {when(state.sla_due_at, now)}" if state.sla_due_at else ""
     waiting = ", waiting on the customer" if state.waiting else ""
     if state.sla_paused_remaining is not None:
-        waiting += f" (resolve clock paused, {span(state.sla_paused_remaining)} of working time left)"
+        waiting += f" (resolve clock paused, {duration(state.sla_paused_remaining)} of working time left)"
     return f"== {state.case_id}: {state.status.value} {_where(state)}, owner {owner}{waiting}{due}"
 
 
@@ -195,7 +190,9 @@ def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
         due = (
             "-"
             if c.sla_due_at is None
-            else (f"in {span(c.sla_due_at - now)}" if c.sla_due_at > now else f"{span(now - c.sla_due_at)} late")
+            else (
+                f"in {duration(c.sla_due_at - now)}" if c.sla_due_at > now else f"{duration(now - c.sla_due_at)} late"
+            )
         )
         if c.sla_breach is not None:
             due = f"{due}, BREACHED" + (", unowned" if c.sla_breach == "unowned" else "")
@@ -212,7 +209,7 @@ def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
                     c.owner or "-",
                     c.customer or "-",
                     c.severity.value if c.severity else "-",
-                    span(now - c.opened_at),
+                    duration(now - c.opened_at),
                     due,
                 ),
             )
@@ -247,7 +244,7 @@ def doctor_table(report: Report, now: datetime) -> Table | Text:
                     f.state if f.state == "stuck" else "latent (would fail replay)",
                     f.cause,
                     f.message,
-                    span(now - f.failing_since) if f.failing_since else "-",
+                    duration(now - f.failing_since) if f.failing_since else "-",
                     str(f.attempt or "-"),
                     str(f.reset_event_id) if f.reset_event_id else "none",
                 ),
