@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from escalation.cli.views import span
 from escalation.client import open_case
 from escalation.domain import rules as R
+from escalation.domain.formatting import duration, duration_in_days
 from escalation.domain.models import (
     AcknowledgeInput,
     Brief,
@@ -30,7 +30,6 @@ from escalation.domain.models import (
 from escalation.domain.policy import Policy
 from escalation.domain.rules import Routed
 from escalation.domain.rules.callback import local
-from escalation.domain.rules.durations import days_or_less, human
 from escalation.domain.rules.step import MessageKind
 from tests.cases import case_input, eventually, owned
 from tests.test_callbacks import SAM, book, supervised
@@ -123,10 +122,10 @@ def test_a_duration_above_zero_never_reads_as_zero():
         90000: "1d01h",
         2 * 86400 + 4 * 3600 + 59: "2d04h",
     }
-    assert {s: human(timedelta(seconds=s)) for s in cases} == cases
-    assert human(-15) == "15s" and span(timedelta(seconds=-0.2)) == "under 1s"
-    assert days_or_less(timedelta(days=30)) == "30 days" and days_or_less(timedelta(days=1)) == "1 day"
-    assert days_or_less(timedelta(hours=12)) == "12h"
+    assert {s: duration(timedelta(seconds=s)) for s in cases} == cases
+    assert duration(-15) == "15s" and duration(timedelta(seconds=-0.2)) == "under 1s"
+    assert duration_in_days(timedelta(days=30)) == "30 days" and duration_in_days(timedelta(days=1)) == "1 day"
+    assert duration_in_days(timedelta(hours=12)) == "12h"
 
 
 def with_(policy: Policy, **overrides: Any) -> Policy:
@@ -288,7 +287,7 @@ async def test_the_brief_counts_time_open_to_when_it_is_asked(env, worker, setti
             last_task,
             asked,
         )
-        assert f"Open for {human(brief.time_open_seconds)}" in brief.text
+        assert f"Open for {duration(brief.time_open_seconds)}" in brief.text
         return brief if asked - last_task > 3 * SECOND else None
 
     await eventually(asked_while_quiet, timeout=20)

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.domain import rules
     from escalation.domain.carry import CarriedCase
+    from escalation.domain.formatting import duration, instant
     from escalation.domain.models import (
         AcceptInput,
         AcknowledgeInput,
@@ -76,7 +77,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.domain.policy import Policy
     from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send
-    from escalation.domain.rules.durations import human
     from escalation.domain.rules.opening import opening_brief, opening_state
     from escalation.domain.rules.retention import require_room
     from escalation.domain.rules.sla import breach_flag, running_due
@@ -644,7 +644,7 @@ class Escalation:
         if effect.not_before is not None and effect.not_before > workflow.now():
             # Outside the recipient's hours: a durable timer holds the message (it survives restarts
             # and travels with a continue-as-new as a pending effect).
-            summary = f"hold {m.kind.value} to {m.to.id} until {effect.not_before:%Y-%m-%d %H:%M} UTC"
+            summary = f"hold {m.kind.value} to {m.to.id} until {instant(effect.not_before)}"
             if not workflow.patched(HELD_NOTICES_PATCH):
                 await workflow.sleep(effect.not_before - workflow.now(), summary=summary)
             else:
@@ -746,14 +746,14 @@ class Escalation:
             self._search = wanted
         owner = state.owner.name if state.owner else "unassigned"
         waiting = f", waiting on the customer ({state.waiting.reason})" if state.waiting else ""
-        if breach is not None:
-            sla = f", **SLA target missed** at {due:%Y-%m-%d %H:%M:%S} UTC" + (
+        if breach is not None and due is not None:  # a missed target is owed since `due`
+            sla = f", **SLA target missed** at {instant(due, seconds=True)}" + (
                 ", nobody owns the case" if breach == "unowned" else ""
             )
         else:
-            sla = f", SLA due {due:%Y-%m-%d %H:%M:%S} UTC" if due else ""
+            sla = f", SLA due {instant(due, seconds=True)}" if due else ""
         if (left := state.sla_paused_remaining) is not None:
-            sla += f", resolve clock paused with {human(left)} of working time left"
+            sla += f", resolve clock paused with {duration(left)} of working time left"
         details = f"**{state.status.value}** at **{tier.value}** ({owner}){waiting}{sla}"
         if details != self._details:
             workflow.set_current_details(details)

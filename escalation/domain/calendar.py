@@ -16,10 +16,12 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
+from escalation.domain.formatting import calendar_day
 from escalation.domain.models import Contract, TimeZoneName
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -101,7 +103,7 @@ class WorkingCalendar(Contract):
         # Lay the week out as a ring (Sunday night runs into Monday) and look for overlaps.
         ring = sorted((a % WEEK, a % WEEK + (b - a), name) for a, b, name in spans)
         ring += [(a + WEEK, b + WEEK, name) for a, b, name in ring[:1]]
-        for (a1, b1, n1), (a2, _, n2) in zip(ring, ring[1:]):
+        for (_, b1, n1), (a2, _, n2) in pairwise(ring):
             if a2 < b1:  # also an interval written twice, which would otherwise count twice
                 raise ValueError(f"'{n1}' and '{n2}' overlap")
         return hours
@@ -178,7 +180,7 @@ class WorkingCalendar(Contract):
                     yield a, b
                     horizon = b
             day += timedelta(days=1)
-        raise CalendarError(f"no working time within {SEARCH_DAYS} days of {start:%Y-%m-%d}; check closed_dates")
+        raise CalendarError(f"no working time within {SEARCH_DAYS} days of {calendar_day(start)}; check closed_dates")
 
     # ----- questions
 

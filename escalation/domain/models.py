@@ -724,6 +724,14 @@ class CaseState(Contract):
     callbacks: list[Callback] = Field(default_factory=list)
 
     @property
+    def current_tier(self) -> Tier:
+        """The tier the case is at. Only an opening case has none (its policy is loading), and no rule runs on
+        an opening case."""
+        if self.tier is None:
+            raise ValueError(f"case {self.case_id} is opening: it has no tier yet")
+        return self.tier
+
+    @property
     def pending_assignment(self) -> Assignment | None:
         """The offer a rep has yet to accept, if any."""
         a = self.assignments[-1] if self.assignments else None
@@ -758,8 +766,8 @@ class OfferLine(Contract):
     answer_note: str | None = None
 
 
-class Brief(Contract):
-    """What the next owner reads so the customer never repeats themselves."""
+class BriefFacts(Contract):
+    """What a brief says, as data: every field of `Brief` but its text."""
 
     case_id: str
     tier: Tier | None  # None only while the case is opening
@@ -783,6 +791,11 @@ class Brief(Contract):
     previous_owners: list[str]
     time_open_seconds: float
     time_by_tier_seconds: dict[str, float]
+
+
+class Brief(BriefFacts):
+    """What the next owner reads so the customer never repeats themselves."""
+
     text: str
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -184,7 +185,7 @@ class Policy(Contract):
         if [order.index(n) for n in names] != sorted(order.index(n) for n in names):
             raise ValueError("tiers: list them lowest first (agent, team_lead, supervisor, manager)")
         limits = [t.authority_limit for t in self.tiers]
-        for low, high in zip(limits, limits[1:]):
+        for low, high in pairwise(limits):
             if (low is None and high is not None) or (low is not None and high is not None and high < low):
                 raise ValueError("tiers: authority_limit must not shrink going up the ladder")
         for field in ("threat_tier", "customer_request_tier"):

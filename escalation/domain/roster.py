@@ -3,6 +3,7 @@ contact details and optional own authority limit. Pure data; routing (escalation
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 
 import structlog
@@ -167,10 +168,8 @@ class RosterStore:
 
     def warm(self) -> None:
         """Read the roster if it is valid now, so it stays in force should the file break later."""
-        try:
+        with suppress(RosterError):  # the worker's start-up check reports it
             self.get()
-        except RosterError:
-            pass  # the worker's start-up check reports it
 
 
 __all__ = ["Rep", "Roster", "RosterError", "RosterStore", "load_roster"]

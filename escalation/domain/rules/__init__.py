@@ -3,18 +3,28 @@
 No temporalio import, no I/O, no clock reads: the workflow feeds events in and turns effects into
 activities and timers. Every function works on a copy and raises `RuleViolation` before changing
 anything, so an update validator can run the very same function as a dry run.
+
+A command's rule is written on a `Step` next to what it changes and named after the update that runs it;
+`@command` makes it that function:
+
+    @command
+    def propose_offer(step: Step, cmd: OfferInput) -> None: ...
+
+A new command is then its input model, its rule (exported here) and the workflow's handler.
 """
 
-from escalation.domain.rules.brief import build_brief
+from escalation.domain.rules.brief import brief_facts, brief_text, build_brief
+from escalation.domain.rules.callback import (
+    cancel_callback,
+    record_callback_outcome,
+    reschedule_callback,
+    schedule_callback,
+)
 from escalation.domain.rules.case import (
-    Result,
-    accept,
     acknowledge,
     add_note,
     advance,
-    cancel_callback,
     close,
-    customer_replied,
     de_escalate,
     delivery_failed,
     describe_deadline,
@@ -26,18 +36,24 @@ from escalation.domain.rules.case import (
     outcome,
     owner_assigned,
     owner_found,
-    propose_offer,
     reassign,
-    record_callback_outcome,
-    record_offer_response,
-    reschedule_callback,
     resolve,
-    schedule_callback,
-    wait_on_customer,
 )
-from escalation.domain.rules.routing import Routed, holder
+from escalation.domain.rules.offer import propose_offer, record_offer_response
+from escalation.domain.rules.pause import customer_replied, wait_on_customer
+from escalation.domain.rules.routing import Routed, accept, holder
 from escalation.domain.rules.sla import sla_due
-from escalation.domain.rules.step import Assign, Effect, Message, Recipient, RuleViolation, Send
+from escalation.domain.rules.step import (
+    Assign,
+    Effect,
+    Message,
+    Recipient,
+    Result,
+    RuleViolation,
+    Send,
+    Step,
+    command,
+)
 
 __all__ = [
     "Assign",
@@ -48,13 +64,17 @@ __all__ = [
     "Routed",
     "RuleViolation",
     "Send",
+    "Step",
     "accept",
     "acknowledge",
     "add_note",
     "advance",
+    "brief_facts",
+    "brief_text",
     "build_brief",
     "cancel_callback",
     "close",
+    "command",
     "customer_replied",
     "de_escalate",
     "delivery_failed",

@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from escalation.domain.models import Brief, CaseState, EscalationReason, Offer, OfferLine, OfferStatus
+from escalation.domain.formatting import duration, instant, stamp
+from escalation.domain.models import (
+    Brief,
+    BriefFacts,
+    CaseState,
+    EscalationReason,
+    Offer,
+    OfferLine,
+    OfferStatus,
+    TimelineEntry,
+)
 from escalation.domain.policy import Policy
-from escalation.domain.rules.durations import human
 
 # Timeline kinds that tell the story of what was tried.
 _STORY = {
@@ -77,9 +86,9 @@ def time_by_tier(state: CaseState, now: datetime) -> dict[str, float]:
     return spent
 
 
-def _story_line(e) -> str:
+def _story_line(e: TimelineEntry) -> str:
     d = e.detail
-    when = e.at.strftime("%Y-%m-%d %H:%M UTC")
+    when = instant(e.at)
     match e.kind:
         case "escalated" | "de_escalated" | "reopened":
             extra = f" ({d['detail']})" if d.get("detail") else ""
@@ -106,72 +115,80 @@ def _story_line(e) -> str:
             return f"{when} {e.kind.replace('_', ' ')} by {e.actor}"
 
 
-def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
-    inp = state.input
-    tried = [_story_line(e) for e in state.timeline if e.kind in _STORY]
-    notes = [f"{n.at.strftime('%Y-%m-%d %H:%M')} {n.actor}: {_indented(n.detail.get('text'))}" for n in state.notes]
-    previous = []
+def brief_facts(state: CaseState, policy: Policy, now: datetime) -> BriefFacts:
+    """What the brief of `state` says at `now`, as data."""
+    inp, customer = state.input, state.input.customer
+    previous: list[str] = []
     for stint in state.stints:
         for owner in stint.owners:
             if owner not in previous and (state.owner is None or owner != state.owner.id):
                 previous.append(owner)
-    offers = [offer_line(o) for o in state.offers]
-    spent = time_by_tier(state, now)
-    open_for = ((state.closed_at or now) - state.opened_at).total_seconds()
-    threat = is_threat(state)
-    currency = policy.currency
-    lines = [
-        f"Case {state.case_id} - {inp.severity.value} {inp.category}"
-        + (" - THREAT" if threat else "")
-        + f" - now at {state.tier.value}",
-        f"Customer: {inp.customer.name} ({inp.customer.id}), lifetime value {inp.customer.lifetime_value} {currency}, "
-        f"prefers {inp.customer.preferred_channel.value}, time zone {inp.customer.time_zone}",
-        f"Came in by {inp.channel.value}; sentiment now: {state.sentiment.value}",
-        f"Problem: {_indented(inp.summary)}",
-        f"Wants: {_indented(inp.desired_outcome)}",
-        f"Open for {human(open_for)}"
-        + ("; by tier: " + ", ".join(f"{t} {human(v)}" for t, v in spent.items()) if spent else ""),
-    ]
-    if offers:
-        lines.append("Offers:")
-        lines += [
-            f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
-            + (f"; customer said: {_indented(o.answer_note)}" if o.answer_note else "")
-            for o in offers
-        ]
-        lines.append(f"  granted so far: {granted_total(state)} {currency}")
-    if tried or state.timeline_earlier:
-        lines.append("What happened so far:")
-        if state.timeline_earlier:
-            lines.append(f"  - ({state.timeline_earlier} earlier entries are in the case's events)")
-        lines += [f"  - {_indented(t)}" for t in tried]
-    if notes:
-        lines.append("Notes:")
-        lines += [f"  - {n}" for n in notes]
-    if previous:
-        lines.append("Previous owners: " + ", ".join(previous))
-    return Brief(
+    return BriefFacts(
         case_id=state.case_id,
-        tier=state.tier,
+        tier=state.current_tier,
         owner=state.owner.id if state.owner else None,
         status=state.status,
         severity=inp.severity,
-        threat=threat,
-        customer=inp.customer.name,
-        customer_value=inp.customer.lifetime_value,
-        customer_time_zone=inp.customer.time_zone,
-        preferred_channel=inp.customer.preferred_channel,
+        threat=is_threat(state),
+        customer=customer.name,
+        customer_value=customer.lifetime_value,
+        customer_time_zone=customer.time_zone,
+        preferred_channel=customer.preferred_channel,
         problem=inp.summary,
         wants=inp.desired_outcome,
         category=inp.category,
         sentiment=state.sentiment,
-        tried=tried,
-        offers=offers,
+        tried=[_story_line(e) for e in state.timeline if e.kind in _STORY],
+        offers=[offer_line(o) for o in state.offers],
         granted_total=granted_total(state),
-        currency=currency,
-        notes=notes,
+        currency=policy.currency,
+        notes=[f"{stamp(n.at)} {n.actor}: {_indented(n.detail.get('text'))}" for n in state.notes],
         previous_owners=previous,
-        time_open_seconds=open_for,
-        time_by_tier_seconds=spent,
-        text="\n".join(lines),
+        time_open_seconds=((state.closed_at or now) - state.opened_at).total_seconds(),
+        time_by_tier_seconds=time_by_tier(state, now),
     )
+
+
+def brief_text(facts: BriefFacts, state: CaseState) -> str:
+    """The brief as the next owner reads it: the facts, with what only the text shows from the case (the
+    customer's id, the channel the case came in by, how many entries the state no longer keeps)."""
+    f, inp = facts, state.input
+    currency = f.currency or ""
+    spent = f.time_by_tier_seconds
+    lines = [
+        f"Case {f.case_id} - {f.severity.value} {f.category}"
+        + (" - THREAT" if f.threat else "")
+        + (f" - now at {f.tier.value}" if f.tier else " - opening"),
+        f"Customer: {f.customer} ({inp.customer.id}), lifetime value {f.customer_value} {currency}, "
+        f"prefers {f.preferred_channel.value}, time zone {f.customer_time_zone}",
+        f"Came in by {inp.channel.value}; sentiment now: {f.sentiment.value}",
+        f"Problem: {_indented(f.problem)}",
+        f"Wants: {_indented(f.wants)}",
+        f"Open for {duration(f.time_open_seconds)}"
+        + ("; by tier: " + ", ".join(f"{t} {duration(v)}" for t, v in spent.items()) if spent else ""),
+    ]
+    if f.offers:
+        lines.append("Offers:")
+        lines += [
+            f"  - {o.kind.value} {o.amount} {o.currency} ({o.status.value}, {o.tier.value}): {o.description}"
+            + (f"; customer said: {_indented(o.answer_note)}" if o.answer_note else "")
+            for o in f.offers
+        ]
+        lines.append(f"  granted so far: {f.granted_total} {currency}")
+    if f.tried or state.timeline_earlier:
+        lines.append("What happened so far:")
+        if state.timeline_earlier:
+            lines.append(f"  - ({state.timeline_earlier} earlier entries are in the case's events)")
+        lines += [f"  - {_indented(t)}" for t in f.tried]
+    if f.notes:
+        lines.append("Notes:")
+        lines += [f"  - {n}" for n in f.notes]
+    if f.previous_owners:
+        lines.append("Previous owners: " + ", ".join(f.previous_owners))
+    return "\n".join(lines)
+
+
+def build_brief(state: CaseState, policy: Policy, now: datetime) -> Brief:
+    """The brief of `state` at `now`: its facts and their text."""
+    facts = brief_facts(state, policy, now)
+    return Brief(**dict(facts), text=brief_text(facts, state))

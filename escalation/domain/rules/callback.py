@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.calendar import WorkingCalendar
+from escalation.domain.formatting import duration, duration_in_days, instant, local, wall
 from escalation.domain.models import (
     Callback,
     CallbackAttempt,
@@ -32,17 +33,12 @@ from escalation.domain.models import (
     TimelineEntry,
 )
 from escalation.domain.rules import routing
-from escalation.domain.rules.durations import days_or_less, human
-from escalation.domain.rules.step import SYSTEM, MessageKind, Recipient, RuleViolation, Step
+from escalation.domain.rules.step import SYSTEM, MessageKind, Recipient, RuleViolation, Step, command
 from escalation.domain.rules.tier import move
 
 LONGEST_WINDOW = timedelta(days=1)
 RETRYABLE = {CallbackOutcome.NO_ANSWER, CallbackOutcome.VOICEMAIL}
 ANSWERED = {CallbackOutcome.REACHED, CallbackOutcome.DECLINED}
-
-
-def local(at: datetime, zone: str) -> str:
-    return at.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y %H:%M %Z")
 
 
 def _hours_text(hours: dict[str, list[str]] | None) -> str:
@@ -75,8 +71,7 @@ def when(step: Step, at: CallbackTime, field: str = "at") -> datetime:
             if due.astimezone(ZoneInfo(zone)).replace(tzinfo=None) != at:
                 raise RuleViolation(
                     field,
-                    f"{at:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go forward "
-                    "that night); pick another time",
+                    f"{wall(at)} does not exist in {zone} (the clocks go forward that night); pick another time",
                 )
         else:
             due = at.astimezone(UTC)
@@ -97,8 +92,8 @@ def when(step: Step, at: CallbackTime, field: str = "at") -> datetime:
     if due > step.now + horizon:
         raise RuleViolation(
             field,
-            f"{local(due, zone)} is more than {days_or_less(horizon)} ahead; policy "
-            f"'{policy.name}' books callbacks up to {days_or_less(horizon)} ahead",
+            f"{local(due, zone)} is more than {duration_in_days(horizon)} ahead; policy "
+            f"'{policy.name}' books callbacks up to {duration_in_days(horizon)} ahead",
         )
     return due
 
@@ -144,10 +139,10 @@ def _find(step: Step, callback_id: str) -> Callback:
         known = ", ".join(c.id for c in s.callbacks) or "none yet"
         raise RuleViolation("callback_id", f"no callback '{callback_id}' on case {s.case_id} (callbacks: {known})")
     if cb.status != CallbackStatus.SCHEDULED:
+        since = f" since {instant(cb.ended_at)}" if cb.ended_at else ""
         raise RuleViolation(
             "callback_id",
-            f"{cb.id} is {cb.status.value} since {cb.ended_at:%Y-%m-%d %H:%M} UTC "
-            f"({cb.end_reason}); schedule a new one",
+            f"{cb.id} is {cb.status.value}{since} ({cb.end_reason}); schedule a new one",
             type=ERR_INVALID_STATE,
         )
     return cb
@@ -163,7 +158,7 @@ def _tell_owner(step: Step, entry: TimelineEntry, cb: Callback, kind: MessageKin
     body = (
         f"{lead}\n\nCustomer: {s.input.customer.name}, {cb.channel.value} {cb.phone or ''}\n"
         f"When: {local(cb.due_at, zone)} your time = {local(cb.due_at, s.input.customer.time_zone)} for the "
-        f"customer; within {human(cb.window)}\n"
+        f"customer; within {duration(cb.window)}\n"
         + (f"Notes: {cb.notes}\n" if cb.notes else "")
         + f"Record the outcome with record_callback_outcome (case {s.case_id}, {cb.id})."
     )
@@ -243,10 +238,12 @@ def _plan(step: Step, cb: Callback, due: datetime) -> None:
     cb.due_told = False
 
 
-def schedule(step: Step, cmd: ScheduleCallbackInput, found: Owner | None) -> Callback:
+@command
+def schedule_callback(step: Step, cmd: ScheduleCallbackInput, owner: Owner | None = None) -> None:
+    """`owner` is the rep `cmd.owner` names, as the roster knows them (the workflow looks them up)."""
     step.require_open()
     s = step.state
-    owner = caller(step, cmd.owner, found)
+    rep = caller(step, cmd.owner, owner)
     due = when(step, cmd.at)
     cb = Callback(
         id=f"callback-{len(s.callbacks) + 1}",
@@ -254,7 +251,7 @@ def schedule(step: Step, cmd: ScheduleCallbackInput, found: Owner | None) -> Cal
         window=_window(step, cmd.window),
         customer_time=due,
         owner_time=due,
-        owner=owner,
+        owner=rep,
         channel=cmd.channel,
         phone=_number(step, cmd.channel, cmd.phone),
         notes=cmd.notes,
@@ -267,7 +264,7 @@ def schedule(step: Step, cmd: ScheduleCallbackInput, found: Owner | None) -> Cal
         "callback_scheduled",
         cmd.actor,
         callback_id=cb.id,
-        owner=owner.id,
+        owner=rep.id,
         at=due.isoformat(),
         customer_time=cb.customer_time.isoformat(),
         owner_time=cb.owner_time.isoformat(),
@@ -287,21 +284,22 @@ def schedule(step: Step, cmd: ScheduleCallbackInput, found: Owner | None) -> Cal
         entry,
         MessageKind.CALLBACK_SCHEDULED,
         "We will call you back",
-        f"{owner.name} will call you on {local(due, s.input.customer.time_zone)}"
+        f"{rep.name} will call you on {local(due, s.input.customer.time_zone)}"
         + (f" on {cb.phone}." if cb.channel == CallbackChannel.CALL else " by video (invitation to follow)."),
         announcing=cb,
     )
-    return cb
 
 
-def reschedule(step: Step, cmd: RescheduleCallbackInput, found: Owner | None) -> Callback:
+@command
+def reschedule_callback(step: Step, cmd: RescheduleCallbackInput, owner: Owner | None = None) -> None:
+    """`owner` is the rep `cmd.owner` names, as the roster knows them (the workflow looks them up)."""
     step.require_open()
     cb = _find(step, cmd.callback_id)
-    owner = caller(step, cmd.owner, found) if cmd.owner is not None else cb.owner
+    rep = caller(step, cmd.owner, owner) if cmd.owner is not None else cb.owner
     due = when(step, cmd.at)
     window = _window(step, cmd.window if cmd.window is not None else cb.window)
     before, before_owner = cb.due_at, cb.owner.id
-    cb.owner, cb.window, cb.handing_over = owner, window, False
+    cb.owner, cb.window, cb.handing_over = rep, window, False
     cb.notes = cmd.notes or cb.notes
     _plan(step, cb, due)
     entry = step.log(
@@ -311,8 +309,8 @@ def reschedule(step: Step, cmd: RescheduleCallbackInput, found: Owner | None) ->
         from_at=before.isoformat(),
         at=due.isoformat(),
         customer_time=cb.customer_time.isoformat(),
-        owner=owner.id,
-        from_owner=before_owner if before_owner != owner.id else None,
+        owner=rep.id,
+        from_owner=before_owner if before_owner != rep.id else None,
     )
     _tell_owner(
         step,
@@ -320,13 +318,13 @@ def reschedule(step: Step, cmd: RescheduleCallbackInput, found: Owner | None) ->
         cb,
         MessageKind.CALLBACK_SCHEDULED,
         f"callback moved ({cb.id})",
-        f"{cmd.actor} moved this callback (it was due {local(before, owner.time_zone or 'UTC')}).",
+        f"{cmd.actor} moved this callback (it was due {local(before, rep.time_zone or 'UTC')}).",
     )
     _announce_move(step, entry, cb)
-    return cb
 
 
-def cancel(step: Step, cmd: CancelCallbackInput) -> Callback:
+@command
+def cancel_callback(step: Step, cmd: CancelCallbackInput) -> None:
     step.require_open()
     cb = _find(step, cmd.callback_id)
     _end(step, cb, CallbackStatus.CANCELLED, cmd.reason)
@@ -347,12 +345,14 @@ def cancel(step: Step, cmd: CancelCallbackInput) -> Callback:
             "Your callback is cancelled",
             f"We will not call you on {local(cb.due_at, step.state.input.customer.time_zone)} as planned.",
         )
-    return cb
 
 
-def record_outcome(step: Step, cmd: CallbackOutcomeInput, *, announce: bool = True, not_early: bool = True) -> Callback:
-    """How the call went. Refused before the attempt is due (`not_early`; histories from before that
-    check replay without it). A retry's new time is announced to the customer (`announce`)."""
+@command
+def record_callback_outcome(
+    step: Step, cmd: CallbackOutcomeInput, *, announce_moves: bool = True, not_early: bool = True
+) -> None:
+    """How the call went. Refused before the attempt is due (`not_early`); a retry's new time is announced to
+    the customer (`announce_moves`). Both can be turned off for histories recorded before they existed."""
     step.require_open()
     cp = step.policy.callbacks
     cb = _find(step, cmd.callback_id)
@@ -362,8 +362,8 @@ def record_outcome(step: Step, cmd: CallbackOutcomeInput, *, announce: bool = Tr
         raise RuleViolation(
             "callback_id",
             f"{cb.id} is not due yet: attempt {number} is due "
-            f"{cb.due_at:%Y-%m-%d %H:%M} UTC ({local(cb.due_at, zone)} for the customer) and it is "
-            f"{step.now:%Y-%m-%d %H:%M} UTC now; record the outcome once the call has been made, or "
+            f"{instant(cb.due_at)} ({local(cb.due_at, zone)} for the customer) and it is "
+            f"{instant(step.now)} now; record the outcome once the call has been made, or "
             "move the callback with reschedule_callback",
             type=ERR_INVALID_STATE,
         )
@@ -387,7 +387,7 @@ def record_outcome(step: Step, cmd: CallbackOutcomeInput, *, announce: bool = Tr
         note=cmd.note,
         next_attempt_at=cb.due_at.isoformat() if retry else None,
     )
-    if retry and announce:
+    if retry and announce_moves:
         _announce_move(step, entry, cb, "We tried to call you but could not reach you.")
     if cmd.outcome in ANSWERED:
         _end(step, cb, CallbackStatus.COMPLETED, cmd.outcome.value)
@@ -403,7 +403,6 @@ def record_outcome(step: Step, cmd: CallbackOutcomeInput, *, announce: bool = Tr
         )
     elif not retry:
         _unreachable(step, cb, entry)
-    return cb
 
 
 def _unreachable(step: Step, cb: Callback, entry: TimelineEntry) -> None:
@@ -420,7 +419,7 @@ def _unreachable(step: Step, cb: Callback, entry: TimelineEntry) -> None:
         "us, and we will pick your case up straight away.",
     )
     detail = f"{cb.id}: customer not reached after {tries} attempts"
-    above = policy.above(s.tier)
+    above = policy.above(s.current_tier)
     if policy.callbacks.on_unreachable == "escalate" and above is not None:
         move(step, above, kind="escalated", reason=EscalationReason.CUSTOMER_UNREACHABLE.value, detail=detail)
     else:
@@ -504,7 +503,7 @@ def _missed(step: Step, cb: Callback) -> None:
     cb.missed_by.append(cb.owner.id)
     cb.handing_over = True
     step.log("breached", SYSTEM, clock="callback", callback_id=cb.id, owner=cb.owner.id, due_at=cb.due_at.isoformat())
-    tier = cb.owner.tier if cb.owner.tier in step.policy.ladder else s.tier
+    tier = cb.owner.tier if cb.owner.tier in step.policy.ladder else s.current_tier
     routing.request_owner(step, callback_id=cb.id, exclude=cb.missed_by, tier=tier)
 
 
@@ -527,7 +526,7 @@ def handed_over(step: Step, routed: routing.Routed, *, announce: bool = True) ->
             team,
             ContactChannel.EMAIL,
             f"[{s.case_id}] missed callback {cb.id}: nobody to take it",
-            f"{cb.id} was due {cb.due_at:%Y-%m-%d %H:%M} UTC; missed by {', '.join(cb.missed_by)}. {routed.reason}.",
+            f"{cb.id} was due {instant(cb.due_at)}; missed by {', '.join(cb.missed_by)}. {routed.reason}.",
             at=step.now,
         )
         _tell_customer(

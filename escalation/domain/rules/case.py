@@ -1,21 +1,21 @@
-"""The public rules of a case. Each function: (state, policy, command, now) -> (new state, effects)."""
+"""The public rules of a case. Each function: (state, policy, command, now) -> (new state, effects).
+
+A command's rule is written on a Step and made that function by `@command`; the commands whose rule lives
+with its subject (offers, waits, routing, callbacks) are exported from there by `escalation.domain.rules`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.formatting import duration, instant
 from escalation.domain.models import (
-    AcceptInput,
     AcknowledgeInput,
-    CallbackOutcomeInput,
     CallbackStatus,
-    CancelCallbackInput,
     CaseState,
     CheckInResult,
     CloseInput,
     ContactChannel,
-    CustomerRepliedInput,
     DeEscalateInput,
     EscalateInput,
     EscalationInput,
@@ -23,29 +23,31 @@ from escalation.domain.models import (
     EscalationReason,
     FollowUpResponseInput,
     NoteInput,
-    OfferInput,
-    OfferResponseInput,
     OfferStatus,
     Outcome,
     Owner,
     ReassignInput,
-    RescheduleCallbackInput,
     Resolution,
     ResolveInput,
-    ScheduleCallbackInput,
     Status,
     TimelineEntry,
-    WaitOnCustomerInput,
 )
 from escalation.domain.policy import Policy
-from escalation.domain.rules import callback, fallback, followup, offer, pause, routing
+from escalation.domain.rules import callback, fallback, followup, pause, routing
 from escalation.domain.rules.brief import build_brief, granted_total, offer_line
-from escalation.domain.rules.durations import human
 from escalation.domain.rules.routing import Routed
-from escalation.domain.rules.step import SYSTEM, Effect, Message, MessageKind, Recipient, RuleViolation, Step
+from escalation.domain.rules.sla import due
+from escalation.domain.rules.step import (
+    SYSTEM,
+    Message,
+    MessageKind,
+    Recipient,
+    Result,
+    RuleViolation,
+    Step,
+    command,
+)
 from escalation.domain.rules.tier import enter_tier, escalation_target, move, on_ladder
-
-Result = tuple[CaseState, list[Effect]]
 
 
 def open_case(inp: EscalationInput, policy: Policy, now: datetime, opening_id: str) -> Result:
@@ -83,7 +85,7 @@ def owner_assigned(state: CaseState, policy: Policy, stint: int, owner: Owner | 
     if stint != len(s.stints) or s.status != Status.OPEN:
         return state, []  # the case moved on (another tier, resolved, closed) while routing ran
     if owner is None:
-        _unassigned(step, f"nobody available at {s.tier.value}")
+        _unassigned(step, f"nobody available at {s.current_tier.value}")
     else:
         _assign(step, owner)
     return step.result()
@@ -117,7 +119,7 @@ def owner_found(
             routing.offer(step, routed, policy.routing.accept_within)
     elif routed.failed:
         _unassigned(step, routed.reason or "routing failed")
-    elif (above := policy.above(s.tier)) is not None:
+    elif (above := policy.above(s.current_tier)) is not None:
         move(step, above, kind="escalated", reason=EscalationReason.NO_CAPACITY.value, detail=routed.reason)
     else:
         # The top of the ladder has nobody free: say so loudly, to the tier's queue and the escalation contact.
@@ -132,7 +134,7 @@ def owner_found(
                 email=policy.escalation_contact,
             ),
             _channel(None),
-            f"[{s.case_id}] nobody free at {s.tier.value}, the top of the ladder",
+            f"[{s.case_id}] nobody free at {s.current_tier.value}, the top of the ladder",
             build_brief(s, policy, now).text,
             at=now,
         )
@@ -147,7 +149,7 @@ def _unassigned(step: Step, detail: str, **extra: str) -> TimelineEntry:
         MessageKind.UNASSIGNED,
         step.team(),
         _channel(None),
-        f"[{s.case_id}] waiting for a {s.tier.value}",
+        f"[{s.case_id}] waiting for a {s.current_tier.value}",
         build_brief(s, step.policy, step.now).text,
     )
     return entry
@@ -174,59 +176,11 @@ def _assign(step: Step, owner: Owner, starts_at: datetime | None = None) -> None
     )
 
 
-def accept(state: CaseState, policy: Policy, cmd: AcceptInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
-    routing.accept(step, cmd)
-    return step.result()
-
-
-def reassign(
-    state: CaseState, policy: Policy, cmd: ReassignInput, now: datetime, to_rep: Owner | None = None
-) -> Result:
+@command
+def reassign(step: Step, cmd: ReassignInput, to_rep: Owner | None = None) -> None:
     """`to_rep` is the rep `cmd.to` names, as the roster knows them (the workflow looks them up): one at
     another tier is refused. Unknown or inactive, they are only a preference routing cannot follow."""
-    step = Step.begin(state, policy, now)
     routing.reassign(step, cmd.actor, cmd.reason, to=cmd.to, from_owner=cmd.from_owner, to_rep=to_rep)
-    return step.result()
-
-
-def schedule_callback(
-    state: CaseState, policy: Policy, cmd: ScheduleCallbackInput, now: datetime, owner: Owner | None = None
-) -> Result:
-    """`owner` is the rep `cmd.owner` names, as the roster knows them (the workflow looks them up)."""
-    step = Step.begin(state, policy, now)
-    callback.schedule(step, cmd, owner)
-    return step.result()
-
-
-def reschedule_callback(
-    state: CaseState, policy: Policy, cmd: RescheduleCallbackInput, now: datetime, owner: Owner | None = None
-) -> Result:
-    step = Step.begin(state, policy, now)
-    callback.reschedule(step, cmd, owner)
-    return step.result()
-
-
-def cancel_callback(state: CaseState, policy: Policy, cmd: CancelCallbackInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
-    callback.cancel(step, cmd)
-    return step.result()
-
-
-def record_callback_outcome(
-    state: CaseState,
-    policy: Policy,
-    cmd: CallbackOutcomeInput,
-    now: datetime,
-    *,
-    announce_moves: bool = True,
-    not_early: bool = True,
-) -> Result:
-    """Refused before the attempt is due; a retry's new time is announced to the customer. Both can be
-    turned off for histories recorded before they existed."""
-    step = Step.begin(state, policy, now)
-    callback.record_outcome(step, cmd, announce=announce_moves, not_early=not_early)
-    return step.result()
 
 
 def _channel(owner: Owner | None) -> ContactChannel:
@@ -235,89 +189,61 @@ def _channel(owner: Owner | None) -> ContactChannel:
     return ContactChannel.EMAIL
 
 
-def acknowledge(state: CaseState, policy: Policy, cmd: AcknowledgeInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def acknowledge(step: Step, cmd: AcknowledgeInput) -> None:
     step.require_open()
     s = step.state
     if s.acknowledged_by is not None:
         raise RuleViolation(
-            "actor", f"already acknowledged at {s.tier.value} by {s.acknowledged_by}", type=ERR_INVALID_STATE
+            "actor", f"already acknowledged at {s.current_tier.value} by {s.acknowledged_by}", type=ERR_INVALID_STATE
         )
     pending = s.pending_assignment
     if pending is not None and pending.rep.id == cmd.actor:
         routing.take(step, cmd.actor)  # acknowledging the case offered to you accepts it
     s.acknowledged_by = cmd.actor
     if s.acknowledge_clock and s.acknowledge_clock.running:
-        s.acknowledge_clock.stopped_at = now  # like paging tools: an ack stops the escalation clock
+        s.acknowledge_clock.stopped_at = step.now  # like paging tools: an ack stops the escalation clock
     step.log("acknowledged", cmd.actor, note=cmd.note)
-    return step.result()
 
 
-def escalate(state: CaseState, policy: Policy, cmd: EscalateInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def escalate(step: Step, cmd: EscalateInput) -> None:
     step.require_open()
     target = escalation_target(step, cmd.reason, cmd.target_tier, manual=True)
     move(step, target, kind="escalated", reason=cmd.reason.value, actor=cmd.actor, detail=cmd.detail)
-    return step.result()
 
 
-def de_escalate(state: CaseState, policy: Policy, cmd: DeEscalateInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def de_escalate(step: Step, cmd: DeEscalateInput) -> None:
     step.require_open()
     s = step.state
-    below = policy.below(s.tier)
+    below = step.policy.below(s.current_tier)
     if below is None:
         raise RuleViolation(
-            "target_tier", f"the case is already at the first tier ({s.tier.value}); there is nothing below it"
+            "target_tier", f"the case is already at the first tier ({s.current_tier.value}); there is nothing below it"
         )
     target = below if cmd.target_tier is None else on_ladder(step, cmd.target_tier, "target_tier")
-    if policy.rank(target) >= policy.rank(s.tier):
-        raise RuleViolation("target_tier", f"'{target.value}' is not below the current tier '{s.tier.value}'")
+    if step.policy.rank(target) >= step.policy.rank(s.current_tier):
+        raise RuleViolation("target_tier", f"'{target.value}' is not below the current tier '{s.current_tier.value}'")
     move(step, target, kind="de_escalated", reason=cmd.reason, actor=cmd.actor)
-    return step.result()
 
 
-def add_note(state: CaseState, policy: Policy, cmd: NoteInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def add_note(step: Step, cmd: NoteInput) -> None:
     step.require_not_closed()
     step.log("note", cmd.actor, text=cmd.text, sentiment=cmd.sentiment.value if cmd.sentiment else None)
     if cmd.sentiment is not None:
         step.state.sentiment = cmd.sentiment
-    return step.result()
 
 
-def propose_offer(state: CaseState, policy: Policy, cmd: OfferInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
-    offer.propose(step, cmd)
-    return step.result()
-
-
-def record_offer_response(state: CaseState, policy: Policy, cmd: OfferResponseInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
-    offer.respond(step, cmd)
-    return step.result()
-
-
-def wait_on_customer(state: CaseState, policy: Policy, cmd: WaitOnCustomerInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
-    pause.wait(step, cmd)
-    return step.result()
-
-
-def customer_replied(state: CaseState, policy: Policy, cmd: CustomerRepliedInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
-    pause.replied(step, cmd)
-    return step.result()
-
-
-def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def resolve(step: Step, cmd: ResolveInput) -> None:
     s = step.state
     if s.status == Status.RESOLVED and s.resolution:
         raise RuleViolation(
             "status",
             f"case {s.case_id} was already resolved at "
-            f"{s.resolution.resolved_at:%Y-%m-%d %H:%M} UTC by {s.resolution.resolved_by}",
+            f"{instant(s.resolution.resolved_at)} by {s.resolution.resolved_by}",
             type=ERR_INVALID_STATE,
         )
     step.require_open()
@@ -335,14 +261,14 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
         kb_article=cmd.kb_article,
         kb_missing=cmd.kb_missing,
         resolved_by=cmd.actor,
-        resolved_at=now,
-        tier=s.tier,
+        resolved_at=step.now,
+        tier=s.current_tier,
     )
     s.resolutions.append(s.resolution)
     s.status = Status.RESOLVED
     pause.end(step, cmd.actor)
     step.stop_clocks()
-    s.stints[-1].left_at = now  # time in follow-up is not time spent at the tier
+    s.stints[-1].left_at = step.now  # time in follow-up is not time spent at the tier
     step.log(
         "resolved",
         cmd.actor,
@@ -354,31 +280,29 @@ def resolve(state: CaseState, policy: Policy, cmd: ResolveInput, now: datetime) 
     routing.withdraw(step)
     callback.cancel_all(step, "the case was resolved")
     followup.schedule(step)
-    return step.result()
 
 
-def close(state: CaseState, policy: Policy, cmd: CloseInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def close(step: Step, cmd: CloseInput) -> None:
     step.require_not_closed()
     s = step.state
     if cmd.outcome == Outcome.RESOLVED and s.status != Status.RESOLVED:
         raise RuleViolation(
             "outcome", "a case is closed as resolved only after resolve; resolve it first", type=ERR_INVALID_STATE
         )
-    if not policy.may_close_as(cmd.outcome, s.tier):
-        allowed = policy.close_lost_allowed
+    if not step.policy.may_close_as(cmd.outcome, s.current_tier):
+        allowed = step.policy.close_lost_allowed
         if not allowed:
             raise RuleViolation(
                 "outcome",
-                f"policy '{policy.name}' lets no tier close a case as {cmd.outcome.value} (close_lost_tiers is empty)",
+                f"policy '{step.policy.name}' lets no tier close a case as {cmd.outcome.value} (close_lost_tiers is empty)",
             )
         raise RuleViolation(
             "outcome",
             f"only {', '.join(t.value for t in allowed)} may close a case as "
-            f"{cmd.outcome.value} (the case is at {s.tier.value}); escalate it first",
+            f"{cmd.outcome.value} (the case is at {s.current_tier.value}); escalate it first",
         )
     _close(step, cmd.outcome, cmd.actor, cmd.reason)
-    return step.result()
 
 
 def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
@@ -397,15 +321,15 @@ def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
     callback.cancel_all(step, "the case was closed")
 
 
-def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInput, now: datetime) -> Result:
-    step = Step.begin(state, policy, now)
+@command
+def followup_response(step: Step, cmd: FollowUpResponseInput) -> None:
     answered = followup.answer(step, cmd)
     s = step.state
     if followup.is_negative(answered):
         resolver = s.resolution
         followup.cancel_pending(step)
         s.reopens += 1
-        tier = resolver.tier if resolver else s.tier
+        tier = resolver.tier if resolver else s.current_tier
         s.resolution = None
         # Whoever fixed it first knows the case best: route back to them when they are available.
         move(
@@ -417,9 +341,8 @@ def followup_response(state: CaseState, policy: Policy, cmd: FollowUpResponseInp
             detail=cmd.comment,
             prefer=resolver.resolved_by if resolver else None,
         )
-    elif policy.followups.stop_on_positive:
+    elif step.policy.followups.stop_on_positive:
         _close(step, Outcome.RESOLVED, "customer", "customer confirmed the fix works")
-    return step.result()
 
 
 def delivery_failed(
@@ -473,17 +396,17 @@ def message_obsolete(
 def next_deadline(state: CaseState) -> datetime | None:
     """The earliest instant at which `advance` has something to do; None when only events can move the case."""
     s = state
-    due: list[datetime] = []
+    dues: list[datetime] = []
     if s.status == Status.OPEN:
-        due += [c.due_at for c in (s.acknowledge_clock, s.resolve_clock) if c and c.running]
+        dues += [at for c in (s.acknowledge_clock, s.resolve_clock) if (at := due(c))]
         if s.waiting is not None and s.waiting.until is not None:
-            due.append(s.waiting.until)
-        due += routing.deadlines(s) + callback.deadlines(s)
+            dues.append(s.waiting.until)
+        dues += routing.deadlines(s) + callback.deadlines(s)
     elif s.status == Status.RESOLVED:
-        due += [c.due_at for c in s.checkins if c.sent_at is None and not c.cancelled]
+        dues += [c.due_at for c in s.checkins if c.sent_at is None and not c.cancelled]
         if s.followup_ends_at is not None:
-            due.append(s.followup_ends_at)
-    return min(due) if due else None
+            dues.append(s.followup_ends_at)
+    return min(dues) if dues else None
 
 
 def describe_deadline(state: CaseState, deadline: datetime) -> str:
@@ -498,7 +421,7 @@ def describe_deadline(state: CaseState, deadline: datetime) -> str:
             return f"waiting on the customer ({state.waiting.reason})"
         ack = state.acknowledge_clock
         which = "acknowledge" if ack and ack.running and ack.due_at == deadline else "resolve"
-        return f"{which} target at {state.tier.value}"
+        return f"{which} target at {state.current_tier.value}"
     return "follow-up"
 
 
@@ -509,23 +432,24 @@ def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
     if s.status == Status.OPEN and s.waiting is not None and s.waiting.until is not None and s.waiting.until <= now:
         _wait_expired(step)
     if s.status == Status.OPEN:
-        for name in ("acknowledge", "resolve"):
-            clock = getattr(s, f"{name}_clock")
-            if clock is None or not clock.running or clock.due_at > now:
+        for name, clock in (("acknowledge", s.acknowledge_clock), ("resolve", s.resolve_clock)):
+            due_at = due(clock)
+            if clock is None or due_at is None or due_at > now:
                 continue
             clock.breached_at = now
             s.breaches += 1
             entry = step.log(
-                "breached", SYSTEM, clock=name, due_at=clock.due_at.isoformat(), owner=s.owner.id if s.owner else None
+                "breached", SYSTEM, clock=name, due_at=due_at.isoformat(), owner=s.owner.id if s.owner else None
             )
-            above = policy.above(s.tier)
+            tier = s.current_tier
+            above = policy.above(tier)
             if above is not None:
                 move(
                     step,
                     above,
                     kind="escalated",
                     reason=EscalationReason.SLA_BREACH.value,
-                    detail=f"{name} target at {s.tier.value} missed (due {clock.due_at:%Y-%m-%d %H:%M:%S} UTC)",
+                    detail=f"{name} target at {tier.value} missed (due {instant(due_at, seconds=True)})",
                 )
                 break  # the new tier's clocks start now
             brief = build_brief(s, policy, now)
@@ -539,7 +463,7 @@ def advance(state: CaseState, policy: Policy, now: datetime) -> Result:
                     email=policy.escalation_contact,
                 ),
                 _channel(None),
-                f"[{s.case_id}] {name} target missed at {s.tier.value}, the top of the ladder",
+                f"[{s.case_id}] {name} target missed at {tier.value}, the top of the ladder",
                 brief.text,
             )
         routing.expire(step)
@@ -570,11 +494,10 @@ def _wait_expired(step: Step) -> None:
             step,
             Outcome.CUSTOMER_LOST,
             SYSTEM,
-            f"no reply from the customer within {human(step.now - waited.started_at)} (waiting for: {waited.reason})",
+            f"no reply from the customer within {duration(step.now - waited.started_at)} (waiting for: {waited.reason})",
         )
         return
     covered = pause.end(step, SYSTEM)
-    clock = s.resolve_clock
     step.log(
         "wait_expired",
         SYSTEM,
@@ -582,7 +505,7 @@ def _wait_expired(step: Step) -> None:
         waited_hours=round(hours, 2),
         then="resume",
         paused_business_seconds=covered.total_seconds() if covered is not None else None,
-        due_at=clock.due_at.isoformat() if clock and clock.running else None,
+        due_at=at.isoformat() if (at := due(s.resolve_clock)) else None,
     )
 
 
@@ -596,7 +519,7 @@ def outcome(state: CaseState, policy: Policy) -> EscalationOutcome:
     return EscalationOutcome(
         case_id=s.case_id,
         outcome=s.outcome,
-        final_tier=s.tier,
+        final_tier=s.current_tier,
         highest_tier=policy.ladder[max(ranks)],
         policy_version=s.policy_version,
         offers_granted=[offer_line(o) for o in s.offers if o.status == OfferStatus.ACCEPTED],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.formatting import instant
 from escalation.domain.models import CheckIn, FollowUpAnswer, FollowUpResponseInput, Status
 from escalation.domain.rules.step import SYSTEM, MessageKind, RuleViolation, Step
 
@@ -71,20 +72,17 @@ def answer(step: Step, cmd: FollowUpResponseInput) -> CheckIn:
     sent = [c for c in s.checkins if c.sent_at and not c.cancelled and c.resolution == len(s.resolutions)]
     if not sent:
         upcoming = next((c for c in s.checkins if not c.cancelled and c.sent_at is None), None)
-        when = f"; the first goes out at {upcoming.due_at:%Y-%m-%d %H:%M} UTC" if upcoming else ""
+        when = f"; the first goes out at {instant(upcoming.due_at)}" if upcoming else ""
         raise RuleViolation(
             "checkin", f"no check-in has been sent on case {s.case_id} yet{when}", type=ERR_INVALID_STATE
         )
-    if cmd.checkin is None:
-        target = sent[-1]
-    else:
-        target = next((c for c in sent if c.number == cmd.checkin), None)
-        if target is None:
-            raise RuleViolation(
-                "checkin",
-                f"check-in {cmd.checkin} is not one sent about the current resolution "
-                f"of case {s.case_id} (those are: {', '.join(str(c.number) for c in sent)})",
-            )
+    target = sent[-1] if cmd.checkin is None else next((c for c in sent if c.number == cmd.checkin), None)
+    if target is None:
+        raise RuleViolation(
+            "checkin",
+            f"check-in {cmd.checkin} is not one sent about the current resolution "
+            f"of case {s.case_id} (those are: {', '.join(str(c.number) for c in sent)})",
+        )
     if target.answer is not None:
         raise RuleViolation(
             "checkin", f"check-in {target.number} was already answered '{target.answer.value}'", type=ERR_INVALID_STATE

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.formatting import instant
 from escalation.domain.models import Offer, OfferAnswer, OfferInput, OfferKind, OfferResponseInput, OfferStatus
 from escalation.domain.rules.brief import committed_total
-from escalation.domain.rules.step import MessageKind, RuleViolation, Step
+from escalation.domain.rules.step import MessageKind, RuleViolation, Step, command
 
 
 def authority_limit(step: Step) -> Decimal | None:
@@ -15,14 +16,15 @@ def authority_limit(step: Step) -> Decimal | None:
     s = step.state
     if s.owner is not None and s.owner.authority_limit is not None:
         return s.owner.authority_limit
-    return step.policy.tier(s.tier).authority_limit
+    return step.policy.tier(s.current_tier).authority_limit
 
 
 def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, currency: str) -> str:
     s, policy = step.state, step.policy
     own = s.owner is not None and s.owner.authority_limit is not None
-    whose = f"{s.owner.name}'s own" if own and s.owner else f"the {s.tier.value}"
-    higher = policy.lowest_tier_granting(total, above=s.tier)
+    tier = s.current_tier
+    whose = f"{s.owner.name}'s own" if own and s.owner else f"the {tier.value}"
+    higher = policy.lowest_tier_granting(total, above=tier)
     if higher is not None:
         cap = policy.tier(higher).authority_limit
         where = (
@@ -30,7 +32,7 @@ def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, cur
             f"(limit {cap if cap is not None else 'none'}); escalate with reason needs_authority"
         )
     else:
-        where = f"no tier above {s.tier.value} in policy '{policy.name}' may grant that much"
+        where = f"no tier above {tier.value} in policy '{policy.name}' may grant that much"
     return (
         f"{amount} {currency} would bring the total offered on this case to {total} {currency}, above "
         f"{whose} authority limit of {limit} {currency}; {where} "
@@ -38,7 +40,8 @@ def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, cur
     )
 
 
-def propose(step: Step, cmd: OfferInput) -> Offer:
+@command
+def propose_offer(step: Step, cmd: OfferInput) -> None:
     step.require_open()
     s, policy = step.state, step.policy
     currency = cmd.currency or policy.currency
@@ -61,7 +64,7 @@ def propose(step: Step, cmd: OfferInput) -> Offer:
         description=cmd.description,
         proposed_by=cmd.actor,
         proposed_at=step.now,
-        tier=s.tier,
+        tier=s.current_tier,
     )
     s.offers.append(offer)
     step.log(
@@ -74,10 +77,10 @@ def propose(step: Step, cmd: OfferInput) -> Offer:
         description=offer.description,
         limit=None if limit is None else str(limit),
     )
-    return offer
 
 
-def respond(step: Step, cmd: OfferResponseInput) -> Offer:
+@command
+def record_offer_response(step: Step, cmd: OfferResponseInput) -> None:
     step.require_not_closed()
     s = step.state
     offer = next((o for o in s.offers if o.id == cmd.offer_id), None)
@@ -85,9 +88,10 @@ def respond(step: Step, cmd: OfferResponseInput) -> Offer:
         known = ", ".join(o.id for o in s.offers) or "none yet"
         raise RuleViolation("offer_id", f"no offer '{cmd.offer_id}' on case {s.case_id} (offers: {known})")
     if offer.status != OfferStatus.PROPOSED:
+        answered = f" at {instant(offer.answered_at)}" if offer.answered_at else ""
         raise RuleViolation(
             "offer_id",
-            f"{offer.id} was already {offer.status.value} at {offer.answered_at:%Y-%m-%d %H:%M} UTC",
+            f"{offer.id} was already {offer.status.value}{answered}",
             type=ERR_INVALID_STATE,
         )
     offer.status = OfferStatus(cmd.answer.value)
@@ -113,4 +117,3 @@ def respond(step: Step, cmd: OfferResponseInput) -> Offer:
             f"Dear {c.name},\n\nas agreed, we will provide: {offer.description} "
             f"({offer.amount} {offer.currency}).\n\nReference: case {s.case_id}, {offer.id}.",
         )
-    return offer

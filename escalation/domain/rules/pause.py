@@ -5,20 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.formatting import duration, instant
 from escalation.domain.models import CustomerRepliedInput, Pause, WaitOnCustomerInput
-from escalation.domain.rules.durations import human
-from escalation.domain.rules.sla import pause_clock, resume_clock
-from escalation.domain.rules.step import RuleViolation, Step
+from escalation.domain.rules.sla import due, pause_clock, resume_clock
+from escalation.domain.rules.step import RuleViolation, Step, command
 
 
-def wait(step: Step, cmd: WaitOnCustomerInput) -> None:
+@command
+def wait_on_customer(step: Step, cmd: WaitOnCustomerInput) -> None:
     step.require_open()
     s, policy = step.state, step.policy
     if s.waiting is not None:
         raise RuleViolation(
             "status",
             f"case {s.case_id} is already waiting on the customer since "
-            f"{s.waiting.started_at:%Y-%m-%d %H:%M} UTC ({s.waiting.reason}); record "
+            f"{instant(s.waiting.started_at)} ({s.waiting.reason}); record "
             "customer_replied first",
             type=ERR_INVALID_STATE,
         )
@@ -28,8 +29,8 @@ def wait(step: Step, cmd: WaitOnCustomerInput) -> None:
     if cmd.limit is not None and most is not None and cmd.limit > most:
         raise RuleViolation(
             "limit",
-            f"{human(cmd.limit)} is longer than policy '{policy.name}' allows "
-            f"({human(most)}); leave it out to wait the policy's limit",
+            f"{duration(cmd.limit)} is longer than policy '{policy.name}' allows "
+            f"({duration(most)}); leave it out to wait the policy's limit",
         )
     limit = cmd.limit or most
     clock = s.resolve_clock
@@ -52,7 +53,8 @@ def wait(step: Step, cmd: WaitOnCustomerInput) -> None:
     )
 
 
-def replied(step: Step, cmd: CustomerRepliedInput) -> None:
+@command
+def customer_replied(step: Step, cmd: CustomerRepliedInput) -> None:
     s = step.state
     if s.waiting is None:
         step.require_open()
@@ -68,7 +70,7 @@ def replied(step: Step, cmd: CustomerRepliedInput) -> None:
         channel=cmd.channel,
         note=cmd.note,
         paused_business_seconds=covered.total_seconds() if covered is not None else None,
-        due_at=s.resolve_clock.due_at.isoformat() if s.resolve_clock and s.resolve_clock.running else None,
+        due_at=at.isoformat() if (at := due(s.resolve_clock)) else None,
     )
 
 

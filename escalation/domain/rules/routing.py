@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.calendar import CalendarError
+from escalation.domain.formatting import duration, instant
 from escalation.domain.models import (
     AcceptInput,
     Assignment,
@@ -27,8 +28,7 @@ from escalation.domain.models import (
 )
 from escalation.domain.roster import Rep, Roster
 from escalation.domain.rules.brief import build_brief
-from escalation.domain.rules.durations import human
-from escalation.domain.rules.step import SYSTEM, Assign, MessageKind, Recipient, RuleViolation, Step
+from escalation.domain.rules.step import SYSTEM, Assign, MessageKind, Recipient, RuleViolation, Step, command
 
 
 class Routed(Contract):
@@ -57,18 +57,21 @@ def _names(reps: Iterable[Rep]) -> str:
     return ", ".join(r.id for r in reps)
 
 
+def _nobody(req: Assign, reason: str) -> Routed:
+    return Routed(stint=req.stint, request=req.request, callback_id=req.callback_id, reason=reason)
+
+
 def choose(roster: Roster, req: Assign, loads: Mapping[str, int] | None, now: datetime) -> Routed:
     """Pick the rep for `req`. `loads` maps rep id to open cases held; None means unknown, and then
     nobody counts as full."""
-    answer = dict(stint=req.stint, request=req.request, callback_id=req.callback_id)
     tier = req.tier.value
     qualified = roster.qualified(req.tier, req.skills, req.language)
     if not qualified:
         skills = f" with {', '.join(req.skills)}" if req.skills else ""
-        return Routed(**answer, reason=f"no active {tier}{skills} speaks '{req.language}'")
+        return _nobody(req, f"no active {tier}{skills} speaks '{req.language}'")
     pool = [r for r in qualified if r.id not in set(req.exclude)]
     if not pool:
-        return Routed(**answer, reason=f"every qualified {tier} ({_names(qualified)}) was asked already")
+        return _nobody(req, f"every qualified {tier} ({_names(qualified)}) was asked already")
 
     def load(rep: Rep) -> int:
         return loads.get(rep.id, 0) if loads is not None else 0
@@ -76,7 +79,7 @@ def choose(roster: Roster, req: Assign, loads: Mapping[str, int] | None, now: da
     free = [r for r in pool if r.max_cases is None or load(r) < r.max_cases]
     if not free:
         full = ", ".join(f"{r.id} {load(r)}/{r.max_cases}" for r in pool)
-        return Routed(**answer, reason=f"every qualified {tier} is at their limit of open cases ({full})")
+        return _nobody(req, f"every qualified {tier} is at their limit of open cases ({full})")
     starts: dict[str, datetime] = {}
     for rep in free:
         try:
@@ -84,13 +87,15 @@ def choose(roster: Roster, req: Assign, loads: Mapping[str, int] | None, now: da
         except CalendarError:
             continue  # closed for the foreseeable future (closed dates cover every working day)
     if not starts:
-        return Routed(**answer, reason=f"no qualified {tier} ({_names(free)}) has working time ahead")
+        return _nobody(req, f"no qualified {tier} ({_names(free)}) has working time ahead")
     best = min(
         (r for r in free if r.id in starts),
         key=lambda r: (starts[r.id], r.id != req.prefer, load(r), _spread(req.case_id, r.id)),
     )
     return Routed(
-        **answer,
+        stint=req.stint,
+        request=req.request,
+        callback_id=req.callback_id,
         owner=roster.owner(best),
         load=None if loads is None else load(best),
         starts_at=starts[best.id] if best.calendar is not None else None,
@@ -138,7 +143,7 @@ def request_owner(
     step.effects.append(
         Assign(
             case_id=s.case_id,
-            tier=tier or s.tier,
+            tier=tier or s.current_tier,
             stint=len(s.stints),
             skills=list(s.input.skills),
             language=s.input.customer.language,
@@ -185,9 +190,9 @@ def offer(step: Step, routed: Routed, accept_within: timedelta) -> Assignment:
         MessageKind.CASE_OFFERED,
         recipient(rep),
         channel(rep),
-        f"[{s.case_id}] accept within {human(accept_within)}: {s.input.severity.value} escalation "
+        f"[{s.case_id}] accept within {duration(accept_within)}: {s.input.severity.value} escalation "
         f"{s.input.summary[:80]}",
-        f"{brief.text}\n\nAccept by {offered.accept_by:%Y-%m-%d %H:%M:%S} UTC (update `accept`), "
+        f"{brief.text}\n\nAccept by {instant(offered.accept_by, seconds=True)} (update `accept`), "
         "or the case is offered to the next rep.",
         at=step.now if urgent else start,
     )
@@ -211,6 +216,7 @@ def take(step: Step, actor: str, note: str | None = None) -> None:
     )
 
 
+@command
 def accept(step: Step, cmd: AcceptInput) -> None:
     step.require_open()
     s = step.state
@@ -265,11 +271,12 @@ def reassign(
         )
     if to is not None and to == current:
         raise RuleViolation("to", f"case {s.case_id} is already with {to}")
-    if to_rep is not None and to_rep.id == to and to_rep.tier != s.tier:
+    tier = s.current_tier
+    if to_rep is not None and to_rep.id == to and to_rep.tier != tier:
         raise RuleViolation(
             "to",
-            f"{to} is a rep at {to_rep.tier.value} and case {s.case_id} is at {s.tier.value}; "
-            f"name a rep at {s.tier.value}, leave `to` out to let routing choose, or move the case "
+            f"{to} is a rep at {to_rep.tier.value} and case {s.case_id} is at {tier.value}; "
+            f"name a rep at {tier.value}, leave `to` out to let routing choose, or move the case "
             f"to {to_rep.tier.value} first (escalate / de_escalate)",
         )
     s.owner = None

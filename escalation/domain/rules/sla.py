@@ -32,12 +32,17 @@ def resume_clock(clock: Clock, calendar: WorkingCalendar, now: datetime) -> time
     return covered
 
 
+def due(clock: Clock | None) -> datetime | None:
+    """When `clock` falls due; None when there is no clock or it does not run (stopped, breached, paused)."""
+    return clock.due_at if clock is not None and clock.running else None
+
+
 def running_due(state: CaseState) -> datetime | None:
     """The next instant a running SLA clock of an open case falls due."""
     if state.status != Status.OPEN:
         return None
-    due = [c.due_at for c in (state.acknowledge_clock, state.resolve_clock) if c and c.running and c.due_at]
-    return min(due) if due else None
+    dues = [at for c in (state.acknowledge_clock, state.resolve_clock) if (at := due(c))]
+    return min(dues) if dues else None
 
 
 def overdue_since(state: CaseState) -> datetime | None:

@@ -1,11 +1,16 @@
-"""Shared plumbing of the rules: the error type, the effects, and a Step that collects both."""
+"""Shared plumbing of the rules: the error type, the effects, a Step that collects both, and `command`, which
+makes a rule written on a Step the function the workflow runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from functools import wraps
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+
+from pydantic import Field
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.calendar import ALWAYS, WorkingCalendar
@@ -52,7 +57,7 @@ class Message(Contract):
     subject: str
     body: str
     # Channels this message already failed on (a fallback carries them, so the next one is new).
-    attempted: list[ContactChannel] = []
+    attempted: list[ContactChannel] = Field(default_factory=list)
 
 
 class Assign(Contract):
@@ -64,7 +69,7 @@ class Assign(Contract):
     skills: list[str]
     language: str
     prefer: str | None = None
-    exclude: list[str] = []
+    exclude: list[str] = Field(default_factory=list)
     request: int = 0  # which routing request of the case this is (answers to older ones are ignored)
     at: datetime | None = None  # the case's "now": who is working is judged at this instant
     callback_id: str | None = None  # find a rep to take over this callback instead of the case
@@ -81,6 +86,8 @@ class Send(Contract):
 
 
 Effect = Assign | Send
+# What every rule returns: the new state (a changed copy) and the effects it asks for.
+Result = tuple[CaseState, list[Effect]]
 
 
 @dataclass
@@ -102,7 +109,7 @@ class Step:
             at=self.now,
             kind=kind,
             actor=actor,
-            tier=self.state.tier,
+            tier=self.state.current_tier,
             detail={k: v for k, v in detail.items() if v is not None},
         )
         self.state.timeline.append(entry)
@@ -151,7 +158,7 @@ class Step:
     @property
     def calendar(self) -> WorkingCalendar:
         """The business calendar the current tier's clocks count in."""
-        return self.policy.calendar_for(self.state.tier, self.state.input.severity)
+        return self.policy.calendar_for(self.state.current_tier, self.state.input.severity)
 
     def contact_window(self, to: Recipient) -> WorkingCalendar:
         """When `to` may hear from us: customers in their contact window (their own zone), staff in
@@ -191,7 +198,7 @@ class Step:
 
     def team(self) -> Recipient:
         """The current tier's team queue: for nobody-available notices and unreachable owners."""
-        tier = self.state.tier
+        tier = self.state.current_tier
         return Recipient(kind="team", id=f"team-{tier.value}", name=f"{tier.value} queue", tier=tier)
 
     def require_not_closed(self, field: str = "status") -> None:
@@ -203,3 +210,27 @@ class Step:
         self.state.sla_due_at = sla_due(self.state)
         self.state.sla_paused_remaining = paused_remaining(self.state)
         return self.state, self.effects
+
+
+Cmd = TypeVar("Cmd")
+Extra = ParamSpec("Extra")
+
+
+def command(
+    rule: Callable[Concatenate[Step, Cmd, Extra], object],
+) -> Callable[Concatenate[CaseState, Policy, Cmd, datetime, Extra], Result]:
+    """A command's rule, written on a Step (`def propose_offer(step: Step, cmd: OfferInput) -> None`, raising
+    `RuleViolation` to refuse), as the function the workflow runs: `(state, policy, cmd, now, ...) -> Result`
+    on a copy of `state`, so a refusal changes nothing and a validator can dry-run it. Arguments after `cmd`
+    (the rep a handler looked up, a flag for older histories) go to the rule; whatever it returns is dropped
+    (the workflow reads the new state). The name stays the rule's, which is the command's."""
+
+    @wraps(rule)
+    def run(
+        state: CaseState, policy: Policy, cmd: Cmd, now: datetime, /, *args: Extra.args, **kwargs: Extra.kwargs
+    ) -> Result:
+        step = Step.begin(state, policy, now)
+        rule(step, cmd, *args, **kwargs)
+        return step.result()
+
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from escalation.domain.models import MANUAL_REASONS, EscalationReason, Status, Tier, TierStint
+from escalation.domain.policy import Policy
 from escalation.domain.rules import pause, routing
 from escalation.domain.rules.sla import start_clock
 from escalation.domain.rules.step import SYSTEM, RuleViolation, Step
@@ -23,7 +24,7 @@ def on_ladder(step: Step, tier: Tier, field: str) -> Tier:
 
 def escalation_target(step: Step, reason: EscalationReason, target: Tier | None, *, manual: bool) -> Tier:
     """Where an escalation goes. Team lead stands in before supervisor and manager unless policy says so."""
-    policy, current = step.policy, step.state.tier
+    policy, current = step.policy, step.state.current_tier
     if manual and reason not in MANUAL_REASONS:
         raise RuleViolation(
             "reason",
@@ -42,19 +43,18 @@ def escalation_target(step: Step, reason: EscalationReason, target: Tier | None,
                 "target_tier",
                 f"'{target.value}' is not above the current tier '{current.value}'; use de_escalate to go down",
             )
-        if target not in (above, _routed(policy, reason, current)) and reason not in policy.skip_reasons:
+        if target not in (above, _routed(policy, reason, current, above)) and reason not in policy.skip_reasons:
             raise RuleViolation(
                 "target_tier",
                 f"reason '{reason.value}' may only go to the next tier ('{above.value}'); skipping tiers needs "
                 f"one of: {', '.join(r.value for r in policy.skip_reasons)}",
             )
         return target
-    return _routed(policy, reason, current)
+    return _routed(policy, reason, current, above)
 
 
-def _routed(policy, reason: EscalationReason, current: Tier) -> Tier:
-    """Where the policy sends a reason by default; never down or sideways."""
-    above = policy.above(current)
+def _routed(policy: Policy, reason: EscalationReason, current: Tier, above: Tier) -> Tier:
+    """Where the policy sends a reason by default (`above` is the tier above `current`); never down or sideways."""
     wanted = above
     if reason == EscalationReason.THREAT:
         wanted = policy.threat_target
@@ -91,7 +91,7 @@ def move(
     prefer: str | None = None,
 ) -> None:
     s = step.state
-    origin = s.tier
+    origin = s.current_tier
     if step.policy.rank(target) > step.policy.rank(origin):
         s.escalations += 1
     step.log(kind, actor, from_tier=origin.value, to_tier=target.value, reason=reason, detail=detail)
