@@ -11,9 +11,11 @@ run (absolute times on shared machines say little).
 from __future__ import annotations
 
 import argparse
+import operator
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from escalation.domain import rules
@@ -73,8 +75,8 @@ def main() -> None:
     ).with_holidays(range(2025, 2029))
     rows: list[tuple[str, float, float]] = []
     for label, duration in (("10m", timedelta(minutes=10)), ("8h", timedelta(hours=8)), ("5d", timedelta(days=5))):
-        base = best(lambda: START + duration, args.rounds, 2000)
-        cost = best(lambda: office.add(START, duration), args.rounds, 200)
+        base = best(partial(operator.add, START, duration), args.rounds, 2000)
+        cost = best(partial(office.add, START, duration), args.rounds, 200)
         rows.append((f"deadline {label} business", cost, base))
 
     standard = load_policy_file(ROOT / "tests" / "policies" / "standard.toml")

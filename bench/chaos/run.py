@@ -136,7 +136,7 @@ class Processes:
         self.cfg = cfg
         self.server: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
-        self.worker_log = open(workdir / "worker.log", "ab")
+        self.worker_log = workdir / "worker.log"  # every worker started appends to it
 
     def start_server(self) -> None:
         self.server = start_sqlite_server(self.workdir / "temporal.db", self.port)
@@ -153,9 +153,8 @@ class Processes:
             }
             | self.cfg.worker_env
         )
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=self.worker_log, stderr=self.worker_log
-        )
+        with self.worker_log.open("ab") as log:  # the worker keeps its own copy of the file
+            self.worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
     @staticmethod
     def _kill(proc: subprocess.Popen | None) -> None:
@@ -178,7 +177,6 @@ class Processes:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        self.worker_log.close()
 
 
 async def connect(port: int, timeout: float = 30.0) -> Client:
@@ -202,7 +200,7 @@ async def persist(what: Callable[[], Awaitable[T]], *, until: float) -> T:
         except WorkflowUpdateFailedError:
             raise  # the case refused the command: retrying it changes nothing
         except (TimeoutError, RPCError, RuntimeError) as err:
-            retry = err
+            retry: Exception = err
         except Exception as err:  # update and query failures from a case whose task is failing
             if "already started" in str(err):
                 raise
@@ -292,6 +290,7 @@ class Driver:
             s = await self.wait_for(case_id, lambda s: s.tier == Tier.TEAM_LEAD and s.owner is not None)
         else:
             s = await self.wait_for(case_id, lambda s: s.owner is not None)
+        assert s.owner is not None  # what it waited for
         owner = s.owner.id
         await self.update(case_id, "ack", "acknowledge", AcknowledgeInput(actor=owner, note="on it"))
         await self.update(case_id, "note", "add_note", NoteInput(actor=owner, text="Customer calmer"))
@@ -512,7 +511,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def report(calm: Phase | None, stormy: Phase) -> bool:

@@ -88,6 +88,12 @@ class DemoCase:
     async def state(self) -> CaseState:
         return await case_state(self.handle)
 
+    def tier_of(self, s: CaseState) -> Tier:
+        """The case's tier (a state has none only while the case opens, before any demo step)."""
+        if s.tier is None:
+            raise DemoStepFailed(f"{self.case_id}: still opening, no tier yet")
+        return s.tier
+
     async def until(self, what: str, check: Callable[[CaseState], T | None]) -> T:
         """Poll the `state` query until `check` returns something truthy."""
         loop = asyncio.get_running_loop()
@@ -223,7 +229,7 @@ class DemoCase:
             actor=actor,
             reason=reason.value,
         )
-        tier = (await self.state()).tier
+        tier = self.tier_of(await self.state())
         self.log.info("demo_step", step="escalated_to", tier=tier.value)
         return tier
 
@@ -300,7 +306,7 @@ async def nobody_touches(case: DemoCase) -> None:
     seen: set[Tier] = set()
 
     def progress(s: CaseState) -> bool:
-        if s.tier not in seen:
+        if s.tier is not None and s.tier not in seen:
             seen.add(s.tier)
             case.log.info(
                 "demo_step", step="at_tier", tier=s.tier.value, breaches=s.breaches, escalations=s.escalations
@@ -419,8 +425,9 @@ async def needs_authority(case: DemoCase) -> None:
     number = await case.next_checkin_number()
     await case.followup(number, FollowUpAnswer.NOT_FIXED, "Router drops the connection again every evening")
     s = await case.state()
-    case.log.info("demo_step", step="reopened", tier=s.tier.value, status=s.status.value, reopens=s.reopens)
-    owner = await case.owner_at(s.tier)
+    tier = case.tier_of(s)
+    case.log.info("demo_step", step="reopened", tier=tier.value, status=s.status.value, reopens=s.reopens)
+    owner = await case.owner_at(tier)
     await case.acknowledge(owner, "Reopened: shipping a replacement")
     await case.resolve(owner.id, "Replacement router shipped by express; old one collected", RootCause.PRODUCT_DEFECT)
     case.log.info(
