@@ -71,7 +71,7 @@ class SmtpEmail:
                 hostname=s.host,
                 port=s.effective_port,
                 use_tls=s.security == SmtpSecurity.TLS,
-                start_tls=True if s.security == SmtpSecurity.STARTTLS else False,
+                start_tls=s.security == SmtpSecurity.STARTTLS,  # False, not None: no upgrade unless asked for
                 tls_context=self._tls_context(),
                 username=s.username,
                 password=s.password.get_secret_value() if s.password else None,
