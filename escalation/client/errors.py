@@ -19,6 +19,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, workflow_id
+from escalation.domain.formatting import instant
 from escalation.domain.refusal import describe
 
 
@@ -112,7 +113,7 @@ class Ending:
     def __str__(self) -> str:
         """'terminated by temporal-cli:ops@host at 2026-11-24 09:05 UTC: duplicate of C-1002'"""
         by = f" by {self.by}" if self.by else ""
-        at = f" at {self.at:%Y-%m-%d %H:%M} UTC" if self.at else ""
+        at = f" at {instant(self.at)}" if self.at else ""
         why = f": {self.reason}" if self.reason else (" (no reason given)" if self.status == "terminated" else "")
         return f"{self.status}{by}{at}{why}"
 
