@@ -1,9 +1,10 @@
 """Case events POSTed to another system (CRM, data warehouse) as signed JSON, one request per event.
 
-Each request carries the event id as Idempotency-Key and an HMAC-SHA256 signature over timestamp and
-body (escalation/delivery/signature.py). Events of a batch go in order; a retried batch sends them again and the
-receiver drops ids it has seen. An event the receiver refuses for good (4xx) is kept in a dead-letter
-file, so it is never lost, and the activity fails without retrying.
+Each request carries the event id as Idempotency-Key and as webhook-id, signed in the Standard Webhooks format
+over id, timestamp and body (escalation/delivery/signature.py): one signature per secret while a secret
+rotates, and the legacy Escalation-Signature header too, this release only. Events of a batch go in order;
+a retried batch sends them again and the receiver drops ids it has seen. An event the receiver refuses for
+good (4xx) is kept in a dead-letter file, so it is never lost, and the activity fails without retrying.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.delivery import JsonLinesOutbox, Progress, rejected
 from activities.http import post
-from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER
+from escalation.constants import ERR_DELIVERY_REJECTED, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER
 from escalation.delivery.settings import WebhookSettings
-from escalation.delivery.signature import sign
+from escalation.delivery.signature import signed_headers
 from escalation.domain.events import WebhookEvent
 from escalation.domain.models import CaseEvent
 
@@ -30,6 +31,8 @@ class WebhookEvents:
     def __init__(self, settings: WebhookSettings, dead_letters: Path) -> None:
         self.settings = settings
         self.dead_letters = JsonLinesOutbox(dead_letters, "id")
+        # The current secret signs first; previous ones still sign while receivers move to the new one.
+        self.secrets = [s.get_secret_value() for s in (settings.secret, *settings.previous_secrets)]
 
     def request(self, event: CaseEvent, now: float) -> tuple[bytes, dict[str, str]]:
         body = WebhookEvent.of(event).model_dump_json().encode()
@@ -37,7 +40,7 @@ class WebhookEvents:
             "Content-Type": "application/json",
             IDEMPOTENCY_HEADER: event.id,
             EVENT_TYPE_HEADER: event.type,
-            SIGNATURE_HEADER: sign(self.settings.secret.get_secret_value(), body, int(now)),
+            **signed_headers(self.secrets, event.id, body, int(now)),
         }
 
     async def publish(self, events: list[CaseEvent], progress: Progress | None = None) -> None:

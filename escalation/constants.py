@@ -53,6 +53,12 @@ def task_queue() -> str:
 ERR_DELIVERY_REJECTED = "DeliveryRejected"  # a permanent refusal (HTTP 4xx, SMTP 5xx): not retried
 ERR_DELIVERY_UNAVAILABLE = "DeliveryUnavailable"  # down, timed out, 5xx, SMTP 4xx: retried with backoff
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # message key or event id, identical on every retry
+# Standard Webhooks signature headers (standardwebhooks.com), on every signed request, outbound and inbound.
+WEBHOOK_ID_HEADER = "webhook-id"  # outbound: the event id (as Idempotency-Key); inbound: the gateway's message id
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"  # unix seconds
+# "v1,<base64 HMAC-SHA256 of '<id>.<timestamp>.<body>'>", one per secret, space-separated
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+# The earlier signature: still sent, and accepted inbound, this release only; removed in the next.
 SIGNATURE_HEADER = "Escalation-Signature"  # "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>"
 EVENT_TYPE_HEADER = "Escalation-Event"
 MESSAGE_KEY_HEADER = "Escalation-Key"  # on emails, beside the Message-ID derived from the key

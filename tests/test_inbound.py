@@ -1,4 +1,5 @@
-"""The inbound endpoint on a real HTTP server: signed follow-up answers drive the workflow's update."""
+"""The inbound endpoint on a real HTTP server: follow-up answers signed in the Standard Webhooks format (by the
+`standardwebhooks` library, as a gateway would sign them) drive the workflow's update."""
 
 from __future__ import annotations
 
@@ -11,22 +12,32 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 import structlog.testing
 from aiohttp import web
+from standardwebhooks import Webhook
 
 from escalation.client import case_state, open_case
-from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
+from escalation.constants import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    WEBHOOK_ID_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
+)
 from escalation.delivery.inbound import MAX_BODY, build_app
-from escalation.delivery.signature import sign
+from escalation.delivery.signature import sign_legacy
 from escalation.domain.models import ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
 from tests.servers import LOOPBACK, free_port
 
-SECRET = "inbound-test-secret-4f0c9d2a7b1e8635"  # at least 32 characters, or the endpoint refuses to start
+# whsec_ and the base64 of at least 24 bytes, or the endpoint refuses to start
+SECRET = "whsec_aW5ib3VuZC10ZXN0LXNlY3JldC00ZjBjOWQyYTdiMWU4NjM1"
+NEW_SECRET = "whsec_aW5ib3VuZC1yb3RhdGVkLXNlY3JldC05YjJlNGY3MGExZDM="
 
 
 @asynccontextmanager
@@ -49,6 +60,17 @@ async def inbound(env):
         yield url
 
 
+def signed(body: bytes, *, secret: str = SECRET, at: float | None = None, msg_id: str | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers a gateway sends, made with the `standardwebhooks` library."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    moment = datetime.fromtimestamp(int(at or time.time()), UTC)
+    return {
+        WEBHOOK_ID_HEADER: msg_id,
+        WEBHOOK_TIMESTAMP_HEADER: str(int(moment.timestamp())),
+        WEBHOOK_SIGNATURE_HEADER: Webhook(secret).sign(msg_id, moment, body.decode()),
+    }
+
+
 async def post(
     url: str,
     payload: dict | bytes,
@@ -56,13 +78,13 @@ async def post(
     secret: str = SECRET,
     at: float | None = None,
     key: str | None = None,
-    signature: str | bytes | None = None,
+    msg_id: str | None = None,
+    signature: dict[str, str | bytes] | None = None,
 ) -> httpx.Response:
+    """POSTs an answer signed with `secret` (or with the `signature` headers given instead)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature or sign(secret, body, int(at or time.time())),
-    }
+    headers: dict[str, str | bytes] = {"Content-Type": "application/json"}
+    headers |= signature if signature is not None else signed(body, secret=secret, at=at, msg_id=msg_id)
     if key:
         headers[IDEMPOTENCY_HEADER] = key
     async with httpx.AsyncClient(timeout=10) as client:
@@ -89,16 +111,25 @@ async def test_unsigned_or_badly_signed_answers_are_refused_and_change_nothing(e
     handle, before = await resolved_and_checked_in(env, settings)
     answer = {"case_id": before.case_id, "answer": "not_fixed", "comment": "still charged twice"}
     body = json.dumps(answer).encode()
+    now = int(time.time())
     refused = [
-        await post(inbound, answer, secret="guessed-secret"),
+        await post(inbound, answer, secret="whsec_Z3Vlc3NlZC1zZWNyZXQtb2YtMjQtYnl0ZXM="),
         await post(inbound, answer, at=time.time() - 3600),  # a replay of an old request
-        await post(inbound, body.replace(b"not_fixed", b"fixed"), signature=sign(SECRET, body, int(time.time()))),
-        await post(inbound, answer, signature="t=1,v1=00"),
-        await post(inbound, answer, signature=f"t={int(time.time())},v1=\u00e9".encode("latin-1")),
+        await post(inbound, body.replace(b"not_fixed", b"fixed"), signature=signed(body)),  # tampered
+        await post(inbound, answer, signature=signed(body) | {WEBHOOK_ID_HEADER: "msg_another"}),  # id swapped
+        await post(inbound, answer, signature=signed(body) | {WEBHOOK_SIGNATURE_HEADER: "v1,AAAA"}),
+        await post(inbound, answer, signature=signed(body) | {WEBHOOK_SIGNATURE_HEADER: "v1,\u00e9".encode("latin-1")}),
+        await post(inbound, answer, signature=signed(body) | {WEBHOOK_TIMESTAMP_HEADER: "soon"}),
+        await post(inbound, answer, signature={WEBHOOK_ID_HEADER: "msg_1", WEBHOOK_TIMESTAMP_HEADER: str(now)}),
+        # the legacy header, still accepted this release, is refused just the same when wrong
+        await post(inbound, answer, signature={SIGNATURE_HEADER: "t=1,v1=00"}),
+        await post(inbound, answer, signature={SIGNATURE_HEADER: f"t={now},v1=\u00e9".encode("latin-1")}),
     ]
-    assert [r.status_code for r in refused] == [401, 401, 401, 401, 401]
+    assert [r.status_code for r in refused] == [401] * len(refused)
     reasons = [r.json()["error"] for r in refused]
-    assert "does not match" in reasons[0] and "stale" in reasons[1] and "does not match" in reasons[2]
+    assert all("does not match" in reasons[i] for i in (0, 2, 3, 4, 5, 9)), reasons
+    assert "stale" in reasons[1] and "stale" in reasons[8] and "unix seconds" in reasons[6], reasons
+    assert "missing: webhook-signature" in reasons[7], reasons
     async with httpx.AsyncClient() as client:
         missing = await client.post(f"{inbound}/followups", content=body)
     assert missing.status_code == 401 and "missing" in missing.json()["error"]
@@ -110,21 +141,25 @@ async def test_unsigned_or_badly_signed_answers_are_refused_and_change_nothing(e
 async def test_a_signed_answer_reopens_the_case_once_even_when_the_gateway_repeats_it(env, worker, settings, inbound):
     handle, state = await resolved_and_checked_in(env, settings)
     answer = {"case_id": state.case_id, "answer": "not_fixed", "comment": "still charged twice", "channel": "sms"}
-    first = await post(inbound, answer, key="gw-msg-881")
+    first = await post(inbound, answer, msg_id="gw-msg-881")
     assert first.status_code == 200, first.text
     entry = TimelineEntry.model_validate(first.json())
     assert entry.kind == "followup_answered" and entry.detail["answer"] == "not_fixed"
     assert entry.detail["channel"] == "sms" and entry.actor == "customer"
 
-    again = await post(inbound, answer, key="gw-msg-881")  # the gateway did not hear back and retries
+    # The gateway did not hear back and retries: the same webhook-id, signed again a moment later, is the
+    # idempotency key, as is an Idempotency-Key header with the same value.
+    again = await post(inbound, answer, msg_id="gw-msg-881", at=time.time() + 1)
     assert again.status_code == 200 and again.json() == first.json()
+    keyed = await post(inbound, answer, key="gw-msg-881")
+    assert keyed.status_code == 200 and keyed.json() == first.json()
 
     state = await case_state(handle)
     assert state.status == "open" and state.reopens == 1
     assert [e.kind for e in state.timeline].count("followup_answered") == 1
     assert state.timeline[entry.seq].kind == "reopened"
 
-    # Without the key, a repeat is a second answer, and the case says it is not in follow-up any more.
+    # Under another id, a repeat is a second answer, and the case says it is not in follow-up any more.
     late = await post(inbound, answer)
     assert late.status_code == 409 and late.json()["error"].startswith("status: ")
 
@@ -152,6 +187,40 @@ async def test_answers_that_do_not_fit_are_refused_with_the_reason(env, worker, 
     await handle.result()  # "fixed" closes the case under this policy
     closed = await post(inbound, {"case_id": state.case_id, "answer": "not_fixed"})
     assert closed.status_code == 409 and "has completed; it takes no more commands" in closed.json()["error"]
+
+
+async def test_while_the_secret_rotates_answers_signed_with_either_secret_are_taken(env):
+    """An unknown case is a 404: the signature was accepted. 401: it was not."""
+    answer = {"case_id": "C-nope", "answer": "fixed"}
+    body = json.dumps(answer).encode()
+    async with serving(build_app(env.client, NEW_SECRET, previous_secrets=[SECRET], tolerance=300)) as url:
+        new = await post(url, answer, secret=NEW_SECRET)
+        old = await post(url, answer, secret=SECRET)  # a gateway not yet moved to the new secret
+        both = signed(body, secret=NEW_SECRET)
+        moment = datetime.fromtimestamp(int(both[WEBHOOK_TIMESTAMP_HEADER]), UTC)
+        both[WEBHOOK_SIGNATURE_HEADER] += " " + Webhook(SECRET).sign(both[WEBHOOK_ID_HEADER], moment, body.decode())
+        either = await post(url, answer, signature=both)  # a gateway signing with both while it moves
+        other = await post(url, answer, secret="whsec_c29tZW9uZS1lbHNlcy1zZWNyZXQtNDI=")
+    assert [r.status_code for r in (new, old, either)] == [404, 404, 404], (new.text, old.text, either.text)
+    assert other.status_code == 401 and "does not match" in other.json()["error"]
+    # Once the previous secret is dropped, its answers are refused.
+    async with serving(build_app(env.client, NEW_SECRET, tolerance=300)) as url:
+        dropped = await post(url, answer, secret=SECRET)
+    assert dropped.status_code == 401
+
+
+async def test_the_legacy_signature_header_is_still_accepted_this_release_and_logged(env):
+    answer = {"case_id": "C-nope", "answer": "fixed"}
+    body = json.dumps(answer).encode()
+    with structlog.testing.capture_logs() as logged:
+        async with serving(build_app(env.client, SECRET, tolerance=300)) as url:
+            legacy = await post(
+                url, answer, signature={SIGNATURE_HEADER: sign_legacy([SECRET], body, int(time.time()))}
+            )
+            stale = await post(url, answer, signature={SIGNATURE_HEADER: sign_legacy([SECRET], body, 1_700_000_000)})
+    assert legacy.status_code == 404, legacy.text
+    assert stale.status_code == 401 and "stale" in stale.json()["error"]
+    assert [e["event"] for e in logged if e["event"] == "inbound_legacy_signature"] == ["inbound_legacy_signature"]
 
 
 async def test_health(inbound):
@@ -183,19 +252,22 @@ async def test_the_endpoint_connects_with_the_workers_connection_settings(env, t
 
 
 @pytest.mark.parametrize(
-    "secret, reason",
+    "secret, previous, reason",
     [
-        ("", "ESCALATIONS_INBOUND__SECRET is not set"),
-        ("x" * 31, "ESCALATIONS_INBOUND__SECRET is too short (31 characters): use at least 32"),
+        ("", [], "ESCALATIONS_INBOUND__SECRET is not set"),
+        ("x" * 31, [], "ESCALATIONS_INBOUND__SECRET is too short (31 characters): use at least 32"),
+        ("whsec_c2hvcnQta2V5", [], "ESCALATIONS_INBOUND__SECRET is too short (9 bytes after whsec_): use at least 24"),
+        (SECRET, ["x" * 31], "ESCALATIONS_INBOUND__PREVIOUS_SECRETS is too short (31 characters)"),
     ],
 )
-async def test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret(secret, reason):
-    started = await asyncio.to_thread(_inbound, {"ESCALATIONS_INBOUND__SECRET": secret})
+async def test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret(secret, previous, reason):
+    env = {"ESCALATIONS_INBOUND__SECRET": secret, "ESCALATIONS_INBOUND__PREVIOUS_SECRETS": json.dumps(previous)}
+    started = await asyncio.to_thread(_inbound, env)
     assert started.returncode == 1, started.stderr
     [line] = started.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith(f"escalations-inbound: {reason}"), started.stderr
-    with pytest.raises(ValueError, match="ESCALATIONS_INBOUND__SECRET"):
-        build_app(None, secret, tolerance=300)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=reason.split(" ")[0]):
+        build_app(None, secret, previous_secrets=previous, tolerance=300)  # type: ignore[arg-type]
 
 
 async def test_an_answer_no_worker_takes_is_a_quick_503_with_retry_after(env):

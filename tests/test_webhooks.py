@@ -1,7 +1,11 @@
-"""Signed event webhooks: the signature scheme, and every change of a case POSTed to a real HTTP server."""
+"""Signed event webhooks: the signature scheme (Standard Webhooks, and the legacy header for this release), and
+every change of a case POSTed to a real HTTP server, verified there by the `standardwebhooks` library."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -9,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+from standardwebhooks import Webhook, WebhookVerificationError
 from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookEvents
@@ -18,10 +24,13 @@ from escalation.constants import (
     EVENT_TYPE_HEADER,
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
+    WEBHOOK_ID_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER,
     WORKFLOW_ID_PREFIX,
 )
 from escalation.delivery.settings import DeliverySettings, WebhookSettings
-from escalation.delivery.signature import SignatureError, sign, verify
+from escalation.delivery.signature import SignatureError, Verified, sign, sign_legacy, signed_headers, verify
 from escalation.domain.events import EVENT_TYPES, WebhookEvent
 from escalation.domain.models import (
     AcknowledgeInput,
@@ -35,51 +44,184 @@ from tests.cases import case_input, eventually, owned
 from tests.servers import HttpServer
 from worker import build_worker
 
-SECRET = "whsec-test-7c1f"
+SECRET = "whsec_" + base64.b64encode(b"test-key-of-the-crm-receiver-7c1f").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"test-key-being-rotated-out-42a9d").decode()
 BODY = b'{"id":"escalation-C-1/run-1/1","type":"escalation.opened"}'
+ID = "escalation-C-1/run-1/1"
 NOW = 1_795_000_000
 
 
-# ----- the signature scheme
+def headers(secrets: str | list[str] = SECRET, body: bytes = BODY, at: int = NOW, msg_id: str = ID) -> dict[str, str]:
+    return signed_headers([secrets] if isinstance(secrets, str) else secrets, msg_id, body, at)
 
 
-def test_a_good_signature_verifies_and_returns_its_timestamp():
-    assert verify(SECRET, sign(SECRET, BODY, NOW), BODY, now=NOW + 10) == NOW
+# ----- the signature scheme: Standard Webhooks
+
+
+def test_the_signature_reproduces_the_standard_webhooks_test_vector():
+    """The specification's published vector: any Standard Webhooks library verifies what we sign."""
+    assert (
+        sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            b'{"test": 2432232314}',
+            1614265330,
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+
+
+def test_the_signature_is_hmac_sha256_over_id_timestamp_and_body_in_base64():
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    expected = base64.b64encode(hmac.new(key, f"{ID}.{NOW}.".encode() + BODY, hashlib.sha256).digest()).decode()
+    assert headers() | {SIGNATURE_HEADER: "(legacy)"} == {
+        WEBHOOK_ID_HEADER: ID,
+        WEBHOOK_TIMESTAMP_HEADER: str(NOW),
+        WEBHOOK_SIGNATURE_HEADER: f"v1,{expected}",
+        SIGNATURE_HEADER: "(legacy)",
+    }
+
+
+def test_a_secret_without_the_whsec_prefix_is_a_raw_key():
+    """Secrets configured before this format keep working: their UTF-8 bytes are the key."""
+    legacy = "an-older-secret-of-at-least-32-characters"
+    expected = hmac.new(legacy.encode(), f"{ID}.{NOW}.".encode() + BODY, hashlib.sha256).digest()
+    assert sign(legacy, ID, BODY, NOW) == f"v1,{base64.b64encode(expected).decode()}"
+    Webhook(legacy.encode()).verify(BODY, headers(legacy, at=int(time.time())))
+
+
+def test_a_good_signature_verifies_and_says_what_signed_it():
+    assert verify(SECRET, headers(), BODY, now=NOW + 10) == Verified(NOW, ID)
+    # Header names are case-insensitive, as in HTTP.
+    shouted = {name.upper(): value for name, value in headers().items()}
+    assert verify(SECRET, shouted, BODY, now=NOW) == Verified(NOW, ID)
+
+
+def test_an_off_the_shelf_receiver_verifies_our_signature():
+    now = int(time.time())
+    assert Webhook(SECRET).verify(BODY, headers(at=now)) == json.loads(BODY)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OLD_SECRET).verify(BODY, headers(at=now))
+
+
+def test_while_a_secret_rotates_each_request_carries_a_signature_per_secret():
+    now = int(time.time())
+    rotating = headers([SECRET, OLD_SECRET], at=now)
+    assert len(rotating[WEBHOOK_SIGNATURE_HEADER].split(" ")) == 2  # space-separated, the current one first
+    assert rotating[WEBHOOK_SIGNATURE_HEADER].split(" ")[0] == sign(SECRET, ID, BODY, now)
+    # A receiver still on the old secret and one already on the new both verify, with the library.
+    for receiver_secret in (SECRET, OLD_SECRET):
+        Webhook(receiver_secret).verify(BODY, rotating)
+    # ... and ours: any configured secret, any listed signature.
+    assert verify([OLD_SECRET], rotating, BODY, now=now).timestamp == now
+    assert verify(["whsec_b3RoZXItc2VjcmV0LW9mLTI0LWJ5dGVz", SECRET], headers(at=now), BODY, now=now).id == ID
+    # The legacy header lists one v1 per secret as well.
+    assert rotating[SIGNATURE_HEADER].count("v1=") == 2
+
+
+def without(name: str) -> dict[str, str]:
+    return {k: v for k, v in headers().items() if k != name}
+
+
+def replaced(name: str, value: str) -> dict[str, str]:
+    return headers() | {name: value}
+
+
+@pytest.mark.parametrize(
+    "given, body, now, reason",
+    [
+        (headers(), BODY.replace(b"opened", b"closed"), NOW, "does not match"),  # tampered body
+        (headers("whsec_YW5vdGhlci1zZWNyZXQtb2YtMjQtYnl0ZXM="), BODY, NOW, "does not match"),  # someone else's
+        (replaced(WEBHOOK_TIMESTAMP_HEADER, str(NOW + 1)), BODY, NOW, "does not match"),  # moved timestamp
+        (replaced(WEBHOOK_ID_HEADER, "escalation-C-1/run-1/2"), BODY, NOW, "does not match"),  # another id
+        (headers(), BODY, NOW + 301, "stale"),  # replayed later
+        (headers(at=NOW + 600), BODY, NOW, "stale"),  # from a clock far ahead
+        ({}, BODY, NOW, "missing: webhook-id, webhook-timestamp, webhook-signature"),
+        (without(WEBHOOK_ID_HEADER), BODY, NOW, "missing: webhook-id"),
+        (without(WEBHOOK_SIGNATURE_HEADER), BODY, NOW, "missing: webhook-signature"),
+        (replaced(WEBHOOK_SIGNATURE_HEADER, ""), BODY, NOW, "missing: webhook-signature"),
+        (replaced(WEBHOOK_TIMESTAMP_HEADER, "soon"), BODY, NOW, "not a time in unix seconds"),
+        (replaced(WEBHOOK_TIMESTAMP_HEADER, f"{NOW}.5"), BODY, NOW, "not a time in unix seconds"),
+        (replaced(WEBHOOK_SIGNATURE_HEADER, "v1,abc"), BODY, NOW, "does not match"),  # not base64
+        (replaced(WEBHOOK_SIGNATURE_HEADER, "v1"), BODY, NOW, "does not match"),
+        (replaced(WEBHOOK_SIGNATURE_HEADER, "v1,\u00e9t\u00e9"), BODY, NOW, "does not match"),  # non-ASCII
+        (
+            replaced(WEBHOOK_SIGNATURE_HEADER, headers()[WEBHOOK_SIGNATURE_HEADER].replace("v1,", "v2,")),
+            BODY,
+            NOW,
+            "does not match",
+        ),
+        (headers(), b"caf\xe9", NOW, "not UTF-8"),  # bytes no Standard Webhooks library reads
+    ],
+)
+def test_bad_signatures_are_refused_with_the_reason(given, body, now, reason):
+    with pytest.raises(SignatureError, match=reason):
+        verify(SECRET, given, body, now=now)
+
+
+# ----- the legacy header: sent, and accepted, this release only
+
+
+def test_the_legacy_header_is_still_hmac_sha256_over_timestamp_dot_body_in_hex():
+    expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
+    assert sign_legacy([SECRET], BODY, NOW) == f"t={NOW},v1={expected}"
+    assert headers()[SIGNATURE_HEADER] == f"t={NOW},v1={expected}"
+
+
+def test_a_request_with_only_the_legacy_header_verifies_as_legacy():
+    legacy = {SIGNATURE_HEADER: sign_legacy([SECRET], BODY, NOW)}
+    assert verify(SECRET, legacy, BODY, now=NOW + 10) == Verified(NOW, None, legacy=True)
+    assert verify([SECRET, OLD_SECRET], {SIGNATURE_HEADER: sign_legacy([OLD_SECRET], BODY, NOW)}, BODY, now=NOW)
 
 
 @pytest.mark.parametrize(
     "header, body, now, reason",
     [
-        (sign(SECRET, BODY, NOW), BODY.replace(b"opened", b"closed"), NOW, "does not match"),  # tampered body
-        (sign("another-secret", BODY, NOW), BODY, NOW, "does not match"),  # signed by someone else
-        (sign(SECRET, BODY, NOW).replace(f"t={NOW}", f"t={NOW + 1}"), BODY, NOW, "does not match"),  # moved timestamp
-        (sign(SECRET, BODY, NOW), BODY, NOW + 301, "stale"),  # replayed later
-        (sign(SECRET, BODY, NOW + 600), BODY, NOW, "stale"),  # from a clock far ahead
-        (None, BODY, NOW, "missing"),
+        (sign_legacy([SECRET], BODY, NOW), BODY.replace(b"opened", b"closed"), NOW, "does not match"),
+        (sign_legacy(["another-secret"], BODY, NOW), BODY, NOW, "does not match"),
+        (sign_legacy([SECRET], BODY, NOW).replace(f"t={NOW}", f"t={NOW + 1}"), BODY, NOW, "does not match"),
+        (sign_legacy([SECRET], BODY, NOW), BODY, NOW + 301, "stale"),
         ("", BODY, NOW, "missing"),
         ("v1=abc", BODY, NOW, "no timestamp"),
-        ("t=soon,v1=abc", BODY, NOW, "no timestamp"),
         (f"t={NOW}", BODY, NOW, "does not match"),
         (f"t={NOW},v1=\u00e9t\u00e9", BODY, NOW, "does not match"),  # non-ASCII: refused, not a crash
     ],
 )
-def test_bad_signatures_are_refused_with_the_reason(header, body, now, reason):
+def test_bad_legacy_signatures_are_refused_with_the_reason(header, body, now, reason):
     with pytest.raises(SignatureError, match=reason):
-        verify(SECRET, header, body, now=now)
+        verify(SECRET, {SIGNATURE_HEADER: header}, body, now=now)
 
 
-def test_secret_rotation_accepts_either_secret_and_any_listed_signature():
-    assert verify(["new-secret", SECRET], sign(SECRET, BODY, NOW), BODY, now=NOW) == NOW
-    both = f"{sign('new-secret', BODY, NOW)},v1={sign(SECRET, BODY, NOW).split('v1=')[1]}"
-    assert verify(SECRET, both, BODY, now=NOW) == NOW
+def test_standard_headers_win_over_the_legacy_one():
+    """A request with both is judged by the standard headers: a good legacy one does not rescue a bad one."""
+    both = replaced(WEBHOOK_SIGNATURE_HEADER, sign("whsec_YW5vdGhlci1zZWNyZXQtb2YtMjQtYnl0ZXM=", ID, BODY, NOW))
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, both, BODY, now=NOW)
 
 
-def test_the_signature_is_hmac_sha256_over_timestamp_dot_body():
-    import hashlib
-    import hmac
+# ----- secrets in the settings
 
-    expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
-    assert sign(SECRET, BODY, NOW) == f"t={NOW},v1={expected}"
+
+def test_previous_secrets_come_from_the_environment_as_a_json_list_and_bad_secrets_stop_start_up():
+    env = {
+        "ESCALATIONS_WEBHOOK__URL": "https://crm.example.com/hooks",
+        "ESCALATIONS_WEBHOOK__SECRET": SECRET,
+        "ESCALATIONS_WEBHOOK__PREVIOUS_SECRETS": json.dumps([OLD_SECRET]),
+        "ESCALATIONS_INBOUND__PREVIOUS_SECRETS": json.dumps([OLD_SECRET, "x" * 32]),
+    }
+    loaded = DeliverySettings.load(env)
+    assert loaded.webhook is not None
+    assert [s.get_secret_value() for s in loaded.webhook.previous_secrets] == [OLD_SECRET]
+    assert [s.get_secret_value() for s in loaded.inbound.previous_secrets] == [OLD_SECRET, "x" * 32]
+    assert WebhookSettings(url="https://crm.example.com", secret=SECRET).previous_secrets == []
+    for bad, field in [
+        ({"ESCALATIONS_WEBHOOK__SECRET": "whsec_not base64!"}, "webhook.secret"),
+        ({"ESCALATIONS_WEBHOOK__PREVIOUS_SECRETS": OLD_SECRET}, "webhook.previous_secrets"),
+        ({"ESCALATIONS_INBOUND__PREVIOUS_SECRETS": '["whsec_%%%"]'}, "inbound.previous_secrets"),
+    ]:
+        with pytest.raises(ValidationError, match=field) as caught:
+            DeliverySettings.load(env | bad)
+        assert "whsec_" in str(caught.value) or "JSON list" in str(caught.value)
 
 
 # ----- the catalogue
@@ -136,10 +278,14 @@ async def receiver():
     await server.stop()
 
 
-def verified(request) -> WebhookEvent:
-    """What a receiver does: check the signature over the raw body, then parse."""
-    verify(SECRET, request.headers.get(SIGNATURE_HEADER), request.body, now=time.time())
-    return WebhookEvent.model_validate_json(request.body)
+def verified(request, secret: str = SECRET) -> WebhookEvent:
+    """What a receiver does, with an off-the-shelf Standard Webhooks library: check the signature over the raw
+    body, then parse. The legacy header, sent this release too, still verifies the earlier way."""
+    Webhook(secret).verify(request.body, request.headers)
+    verify(secret, {SIGNATURE_HEADER: request.headers[SIGNATURE_HEADER]}, request.body, now=time.time())
+    event = WebhookEvent.model_validate_json(request.body)
+    assert request.headers[WEBHOOK_ID_HEADER] == request.headers[IDEMPOTENCY_HEADER] == event.id
+    return event
 
 
 async def test_a_refused_event_is_kept_as_a_dead_letter_and_the_others_still_go(receiver, tmp_path):
@@ -152,6 +298,39 @@ async def test_a_refused_event_is_kept_as_a_dead_letter_and_the_others_still_go(
     assert [verified(r).seq for r in receiver.requests] == [1, 2, 3]
     [dead] = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert dead["id"] == "escalation-C-5/run-1/2" and "HTTP 422" in dead["error"]
+
+
+async def test_while_the_secret_rotates_a_receiver_with_only_the_old_secret_still_verifies(receiver, tmp_path):
+    settings = WebhookSettings(url=f"{receiver.url}/hooks", secret=SECRET, previous_secrets=[OLD_SECRET])
+    await WebhookEvents(settings, tmp_path / "dead.jsonl").publish([event(1), event(2)])
+    assert [verified(r, OLD_SECRET).seq for r in receiver.requests] == [1, 2]  # not yet moved to the new one
+    assert [verified(r, SECRET).seq for r in receiver.requests] == [1, 2]  # already moved
+    for request in receiver.requests:
+        assert len(request.headers[WEBHOOK_SIGNATURE_HEADER].split(" ")) == 2
+    # Once the old secret is dropped from the settings, a receiver still on it refuses the requests.
+    receiver.requests.clear()
+    current = WebhookSettings(url=f"{receiver.url}/hooks", secret=SECRET)
+    await WebhookEvents(current, tmp_path / "dead.jsonl").publish([event(3)])
+    with pytest.raises(WebhookVerificationError):
+        verified(receiver.requests[0], OLD_SECRET)
+
+
+async def test_a_refusal_that_echoes_the_signature_headers_keeps_none_of_them(tmp_path):
+    def echo(request, number: int) -> str:
+        return "refused: " + json.dumps(request.headers)
+
+    receiver = await HttpServer(respond=lambda request, number: 401, reply=echo).start()
+    try:
+        sink = WebhookEvents(WebhookSettings(url=receiver.url, secret=SECRET), tmp_path / "dead.jsonl")
+        with pytest.raises(ApplicationError):
+            await sink.publish([event(1)])
+    finally:
+        await receiver.stop()
+    [request] = receiver.requests
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert "HTTP 401" in dead
+    assert request.headers[WEBHOOK_SIGNATURE_HEADER].removeprefix("v1,") not in dead
+    assert request.headers[SIGNATURE_HEADER].split("v1=")[1] not in dead
 
 
 async def test_a_5xx_fails_the_batch_for_a_retry(receiver, tmp_path):
@@ -212,7 +391,7 @@ async def test_every_change_of_a_case_is_posted_signed_in_order_and_retries_dedu
     assert events[-1].type == "escalation.closed" and events[-1].detail["outcome"] == "resolved"
     assert all(e.type in EVENT_TYPES for e in events)
     assert len({e.id for e in events}) == len(events)
-    for request, e in zip(receiver.delivered, events):
+    for request, e in zip(receiver.delivered, events, strict=True):
         assert request.path == "/escalations"
         assert request.headers[IDEMPOTENCY_HEADER] == e.id and request.headers[EVENT_TYPE_HEADER] == e.type
         assert request.headers["Content-Type"] == "application/json"

@@ -1,9 +1,14 @@
 """The inbound endpoint: a gateway relays a customer's answer to a follow-up check-in.
 
     POST /followups   {"case_id": "C-1001", "answer": "fixed" | "not_fixed", "comment"?, "channel"?, "checkin"?}
-    Escalation-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the inbound secret>
-    Idempotency-Key: <the gateway's id for this answer>   (optional; a repeat returns the first result)
+    webhook-id: <the gateway's id for this answer>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>" with the inbound secret>
+    Idempotency-Key: <an id for this answer>   (optional, else webhook-id; a repeat returns the first result)
 
+Signed in the Standard Webhooks format (escalation/delivery/signature.py), so a gateway signs with any Standard
+Webhooks library; while the secret rotates, a signature with a previous secret is accepted too. The earlier
+`Escalation-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` is accepted this release only.
 The signature is checked before anything else; then the answer drives the case's `followup_response`
 update (an update, not a signal, so the gateway learns whether it was taken). Answers: 200 with the
 timeline entry; 401 bad or stale signature; 400 a body that breaks the contract; 404 no such case;
@@ -21,7 +26,7 @@ import asyncio
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -41,8 +46,8 @@ from escalation.client.errors import (
     Unreachable,
 )
 from escalation.config import ConfigError, Settings
-from escalation.constants import IDEMPOTENCY_HEADER, SIGNATURE_HEADER
-from escalation.delivery.signature import SignatureError, verify
+from escalation.constants import IDEMPOTENCY_HEADER, WEBHOOK_ID_HEADER
+from escalation.delivery.signature import SECRET_PREFIX, SignatureError, signing_key, verify
 from escalation.domain.models import FollowUpResponseInput, Identifier
 from escalation.domain.refusal import describe
 
@@ -51,7 +56,9 @@ log = structlog.get_logger()
 MAX_BODY = 64 * 1024
 # The secret signs every answer: a short one can be guessed (and an empty one signs for anybody).
 MIN_SECRET = 32
+MIN_KEY_BYTES = 24  # a whsec_<base64> secret: its key, as the Standard Webhooks specification asks
 SECRET_SETTING = "ESCALATIONS_INBOUND__SECRET"
+PREVIOUS_SECRETS_SETTING = "ESCALATIONS_INBOUND__PREVIOUS_SECRETS"
 # How long an answer may take in all, every Temporal call included: a gateway waits on it, so an answer the
 # case cannot take now (no worker, a failing workflow task) is a quick 503 with Retry-After, not a hang.
 TIMEOUT = 5.0
@@ -74,14 +81,24 @@ def _unavailable(message: str) -> web.Response:
     return _error(503, message, **{"Retry-After": str(RETRY_AFTER)})
 
 
-def secret_problem(secret: str | None) -> str | None:
+def secret_problem(secret: str | None, setting: str = SECRET_SETTING) -> str | None:
     """Why `secret` cannot sign answers, or None when it can."""
     if not secret:
-        return f"{SECRET_SETTING} is not set: the endpoint verifies every answer with it (at least {MIN_SECRET} characters)"
-    if len(secret) < MIN_SECRET:
+        return f"{setting} is not set: the endpoint verifies every answer with it (at least {MIN_SECRET} characters)"
+    try:
+        key = signing_key(secret)
+    except ValueError as err:
+        return f"{setting}: {err}"
+    if secret.startswith(SECRET_PREFIX):
+        if len(key) < MIN_KEY_BYTES:
+            return (
+                f"{setting} is too short ({len(key)} bytes after {SECRET_PREFIX}): use at least {MIN_KEY_BYTES}, "
+                'e.g. from `echo "whsec_$(openssl rand -base64 32)"`'
+            )
+    elif len(secret) < MIN_SECRET:
         return (
-            f"{SECRET_SETTING} is too short ({len(secret)} characters): use at least {MIN_SECRET}, "
-            "e.g. from `openssl rand -hex 32`"
+            f"{setting} is too short ({len(secret)} characters): use at least {MIN_SECRET}, "
+            'e.g. from `echo "whsec_$(openssl rand -base64 32)"`'
         )
     return None
 
@@ -118,29 +135,42 @@ async def json_errors(
 
 
 def build_app(
-    client: Client, secret: str, *, tolerance: float, clock: Callable[[], float] = time.time, timeout: float = TIMEOUT
+    client: Client,
+    secret: str,
+    *,
+    previous_secrets: Sequence[str] = (),
+    tolerance: float,
+    clock: Callable[[], float] = time.time,
+    timeout: float = TIMEOUT,
 ) -> web.Application:
-    """The endpoint. `timeout` bounds each answer's Temporal calls in all (seconds)."""
-    if (problem := secret_problem(secret)) is not None:
+    """The endpoint. Answers signed with `secret` or, while it rotates, one of `previous_secrets` are taken.
+    `timeout` bounds each answer's Temporal calls in all (seconds)."""
+    problems = [secret_problem(secret)] + [secret_problem(p, PREVIOUS_SECRETS_SETTING) for p in previous_secrets]
+    if problem := next((p for p in problems if p is not None), None):
         raise ValueError(problem)
+    secrets = [secret, *previous_secrets]
 
     async def followups(request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            verify(secret, request.headers.get(SIGNATURE_HEADER), body, now=clock(), tolerance=tolerance)
+            signed = verify(secrets, request.headers, body, now=clock(), tolerance=tolerance)
         except SignatureError as err:
             log.warning("inbound_refused", reason=str(err), remote=request.remote)
             return _error(401, str(err))
+        if signed.legacy:  # the gateway still signs the earlier way, which the next release no longer takes
+            log.warning("inbound_legacy_signature", remote=request.remote)
         try:
             answer = FollowUpAnswerRequest.model_validate_json(body)
         except ValidationError as err:
             return _error(400, describe(err))
-        key = request.headers.get(IDEMPOTENCY_HEADER)
+        # The gateway's id for the answer: Idempotency-Key, else the signed webhook-id (the same on its retries).
+        named, key = IDEMPOTENCY_HEADER, request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None and signed.id is not None:
+            named, key = WEBHOOK_ID_HEADER, signed.id
         if key is not None and not (0 < len(key) <= MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX) and key.isprintable()):
             return _error(
                 400,
-                f"{IDEMPOTENCY_HEADER}: 1 to {MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX)} printable "
-                f"characters (got {len(key)})",
+                f"{named}: 1 to {MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX)} printable characters (got {len(key)})",
             )
         case_id = answer.case_id
         # The update waits for a worker for most of the deadline; a case briefly not ready (handing over to a
@@ -200,12 +230,15 @@ def main() -> None:
     if (problem := secret_problem(secret)) is not None:
         raise SystemExit(f"escalations-inbound: {problem}")
     assert inbound is not None and secret is not None
+    previous = [p.get_secret_value() for p in inbound.previous_secrets]
+    if problem := next(filter(None, (secret_problem(p, PREVIOUS_SECRETS_SETTING) for p in previous)), None):
+        raise SystemExit(f"escalations-inbound: {problem}")
 
     async def app() -> web.Application:
         # The worker's connection settings: profile, TLS, API key, gRPC headers.
         client = await connect(settings)
         log.info("inbound_started", host=inbound.host, port=inbound.port, address=settings.address)
-        return build_app(client, secret, tolerance=inbound.tolerance)
+        return build_app(client, secret, previous_secrets=previous, tolerance=inbound.tolerance)
 
     try:
         web.run_app(app(), host=inbound.host, port=inbound.port, print=None)

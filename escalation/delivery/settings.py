@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
+from escalation.delivery import signature
 from escalation.domain.models import ContactChannel, Tier
 from escalation.files import read_toml
 
@@ -123,15 +124,26 @@ class GatewaySettings(Section):
 
 class WebhookSettings(Section):
     url: AnyHttpUrl
-    secret: SecretStr  # shared with the receiver, which verifies every request with it
+    secret: SecretStr  # shared with the receiver, which verifies every request with it (whsec_<base64>)
+    # While the secret rotates: earlier secrets, each still signing every request beside the current one.
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
     timeout: float = 10.0
+
+    _secrets_from_text = field_validator("previous_secrets", mode="before")(signature.secrets_from_text)
+    _secrets_valid = field_validator("secret", "previous_secrets")(signature.check_secrets)
 
 
 class InboundSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8088
     secret: SecretStr | None = None  # the gateway signs answers with it; the endpoint refuses to start without
+    # While the secret rotates: earlier secrets, answers signed with any of them still accepted.
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
     tolerance: float = SIGNATURE_TOLERANCE_SECONDS
+
+    _secrets_from_text = field_validator("previous_secrets", mode="before")(signature.secrets_from_text)
+    # (the secret itself is checked by the endpoint, which names its variable)
+    _secrets_valid = field_validator("previous_secrets")(signature.check_secrets)
 
 
 SECTIONS = ("smtp", "gateway", "webhook", "inbound", "teams")
