@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -692,9 +692,9 @@ def weekly_hours(draw: st.DrawFn, zone: str) -> dict[str, list[str]]:
         point = st.one_of(st.integers(0, WEEK_MIN - 1), notable, notable)
     points = sorted(draw(st.lists(point, min_size=2 * n, max_size=2 * n, unique=True)))
     if draw(st.booleans()):
-        points = points[1:] + [points[0] + WEEK_MIN]
+        points = [*points[1:], points[0] + WEEK_MIN]
     hours: dict[str, list[str]] = {}
-    for s, e in zip(points[::2], points[1::2]):
+    for s, e in zip(points[::2], points[1::2], strict=True):
         length = min(e - s, DAY_MIN)
         begin = s % DAY_MIN
         end = begin + length
@@ -840,7 +840,7 @@ def test_next_open_is_the_first_working_instant(data: st.DataObject) -> None:
     # Periods come in order, never overlap, and are never empty.
     periods = first_periods(cal, t, 12)
     assert utc(periods[0][0]) == utc(opens)
-    for (a1, b1), (a2, b2) in zip(periods, periods[1:]):
+    for (a1, b1), (a2, b2) in pairwise(periods):
         assert a1 < b1 <= a2 < b2
 
 

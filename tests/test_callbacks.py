@@ -47,7 +47,7 @@ from escalation.domain.rules.callback import local
 from escalation.domain.rules.step import Assign, MessageKind
 from tests.cases import case_input, eventually
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
-from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
+from tests.test_cli import cli_fixture, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_cli import state as cli_state
 from tests.test_routing import ROUTING, held_by
 from tests.test_rules import OPENING, assigns, kinds, refused, sends
@@ -611,7 +611,7 @@ async def test_a_supervisor_callback_is_reminded_due_and_reached(skip_env, skip_
     [reminder] = await eventually(lambda: _messages(settings, "callback_reminder", 1))
     assert reminder["to"]["id"] == "sol" and "explain the refund" in reminder["body"]
     await skip_until(skip_env, cb.due_at + SECOND)
-    [due] = await eventually(lambda: _messages(settings, "callback_due", 1))
+    [_due] = await eventually(lambda: _messages(settings, "callback_due", 1))
     done = await record(handle, cb.id, "reached", "sol")
     assert done.status == "completed"
     state = await case_state(handle)

@@ -50,8 +50,8 @@ def worker_logs_stay_out_of_cli_output():
     structlog.configure(**saved)
 
 
-@pytest_asyncio.fixture
-async def cli(env, worker, settings):
+@pytest_asyncio.fixture(name="cli")  # named apart from its function, so modules that import it can ask for `cli`
+async def cli_fixture(env, worker, settings):
     runner = CliRunner()
     base = [*connection(env), "--task-queue", settings.task_queue]
 

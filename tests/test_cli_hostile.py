@@ -248,7 +248,7 @@ async def test_bad_values_name_the_field_and_change_nothing(live, tmp_path):
         (["show", case_id, "--timeline", "1e9"], 2, ["--timeline"]),
     ]
     results = await asyncio.gather(*(live.cli(*args) for args, _, _ in table))
-    for (args, code, words), done in zip(table, results):
+    for (_, code, words), done in zip(table, results, strict=True):
         assert_clear(done, code, *words)
         assert 'day" identifier' not in done.stderr and "InvalidOperation" not in done.stderr, done.stderr
     after = await live.client.case(case_id).state()

@@ -10,6 +10,7 @@ loop, as from a terminal) so the worker on the test's loop keeps working meanwhi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -91,10 +92,8 @@ def at_least(n: int, handle: WorkflowHandle) -> Callable[[], Awaitable[bool]]:
 
 async def stop(*handles: WorkflowHandle) -> None:
     for handle in handles:
-        try:
+        with contextlib.suppress(Exception):  # completed already
             await handle.terminate("test finished")
-        except Exception:
-            pass  # completed already
 
 
 async def test_doctor_lists_a_stuck_case_and_repairs_it(env, settings):
@@ -191,11 +190,11 @@ async def test_worker_logs_one_line_per_failing_run_not_a_traceback_per_retry(en
                 for handle in handles:
                     # The SDK reported the failure at least twice (first attempt and retry) ...
                     run_id = (await handle.describe()).run_id
-                    await eventually(lambda: _true(watch.failures(run_id) >= 2), timeout=30)
+                    await eventually(lambda run_id=run_id: _true(watch.failures(run_id) >= 2), timeout=30)
         finally:
             await stop(*handles)
     # ... and the log has one line per run, naming its case, with the traceback once.
-    for inp, handle in zip(cases, handles):
+    for inp, handle in zip(cases, handles, strict=True):
         [line] = lines_for(captured, inp.case_id)
         assert line["workflow_id"] == f"escalation-{inp.case_id}" and line["run_id"] == handle.result_run_id
         assert line["error"] == "RuntimeError" and line["message"] == "routing table missing"
@@ -240,9 +239,9 @@ async def _true(value: bool) -> bool:
 @pytest.mark.parametrize("size", [1, 2, 7, 30])
 async def test_newest_good_finds_what_trying_newest_first_would(size):
     for first_bad in range(size + 1):  # candidates before first_bad replay, the rest do not
-        tried = []
+        tried: list[int] = []
 
-        async def good(i: int) -> bool:
+        async def good(i: int, tried: list[int] = tried, first_bad: int = first_bad) -> bool:
             tried.append(i)
             return i < first_bad
 

@@ -298,7 +298,7 @@ async def test_a_stream_of_maximal_updates_cannot_keep_a_case_from_continuing_or
         state = await eventually(climbed, timeout=30)
         assert any(e.kind == "breached" for e in state.timeline) or state.breaches >= 1
         runs = 0
-        async for wf in env.client.list_workflows(f"WorkflowId = '{handle.id}'"):
+        async for _ in env.client.list_workflows(f"WorkflowId = '{handle.id}'"):
             runs += 1
         assert runs > 3, runs
         # Every note exactly once, across all runs: the events file has each number once.

@@ -93,7 +93,8 @@ async def drive_routing_story(client: Client, task_queue: str) -> WorkflowHandle
         "schedule_callback", ScheduleCallbackInput(actor=first, at="earliest"), result_type=Callback
     )
     for attempt, result in enumerate(("no_answer", "reached"), start=1):
-        await eventually(lambda: _callback_due(handle, attempt))  # outcomes before the due time are refused
+        # Outcomes before the due time are refused.
+        await eventually(lambda attempt=attempt: _callback_due(handle, attempt))
         await handle.execute_update(
             "record_callback_outcome",
             CallbackOutcomeInput(actor=first, callback_id="callback-1", outcome=result),

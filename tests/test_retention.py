@@ -79,9 +79,7 @@ def carried(state: CaseState) -> int:
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40)), min_size=50, max_size=200))
 def test_random_maximal_commands_keep_the_state_under_its_bound(picks):
     state, _ = R.open_case(case_input("standard"), STANDARD, NOW, OPENING)
-    minutes = 0
-    for i, (which, n) in enumerate(picks):
-        minutes += 1
+    for minutes, (which, n) in enumerate(picks, start=1):
         rule, cmd = commands(n)[which]
         state = run(state, rule, cmd, minutes)
         assert size(state) <= BOUND

@@ -1096,7 +1096,7 @@ def test_a_late_advance_climbs_one_tier_and_restarts_clocks_then():
 
 def test_custom_escalation_contact():
     policy = policy_with(escalation_contact="oncall@example.net")
-    state, effects = R.advance(at_tier(MG, policy), policy, NOW + 30 * MIN)
+    _, effects = R.advance(at_tier(MG, policy), policy, NOW + 30 * MIN)
     assert sends(effects)[0].message.to.id == "oncall@example.net"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -308,12 +309,8 @@ def call(run: Run, cmd: tuple) -> tuple[str, Any]:
 
 
 def upward_moves(state: CaseState, policy: Policy) -> int:
-    n = 0
-    for e in state.timeline:
-        if e.kind in ("escalated", "de_escalated", "reopened"):
-            if policy.rank(Tier(e.detail["to_tier"])) > policy.rank(Tier(e.detail["from_tier"])):
-                n += 1
-    return n
+    moves = [e for e in state.timeline if e.kind in ("escalated", "de_escalated", "reopened")]
+    return sum(policy.rank(Tier(e.detail["to_tier"])) > policy.rank(Tier(e.detail["from_tier"])) for e in moves)
 
 
 def check_invariants(state: CaseState, policy: Policy) -> None:
@@ -325,7 +322,7 @@ def check_invariants(state: CaseState, policy: Policy) -> None:
     assert all(st_.left_at is not None for st_ in state.stints[:-1])
     # the timeline: 1..n, times never go back
     assert [e.seq for e in state.timeline] == list(range(1, len(state.timeline) + 1))
-    assert all(a.at <= b.at for a, b in zip(state.timeline, state.timeline[1:]))
+    assert all(a.at <= b.at for a, b in pairwise(state.timeline))
     assert all(e.tier in ladder for e in state.timeline)
     # counters agree with the story
     assert state.escalations == upward_moves(state, policy)
@@ -594,7 +591,7 @@ def test_only_time_passing_climbs_to_the_top_and_stays(policy, threat, ticks):
             if isinstance(e, R.Send):
                 assert e.message.to.id == policy.escalation_contact
                 assert state.tier == policy.top_tier
-    assert all(b - a in (0, 1) for a, b in zip(ranks, ranks[1:]))
+    assert all(b - a in (0, 1) for a, b in pairwise(ranks))
     assert state.breaches >= state.escalations == ranks[-1] - ranks[0]
 
 

@@ -33,7 +33,9 @@ async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation
     breaches = [e for e in state.timeline if e.kind == "breached"]
     assert [e.tier for e in breaches] == ["agent", "team_lead", "supervisor"]
     # Each breach fires at its due instant (one timer, not a poll): only task latency after it.
-    for breach, (start, minutes) in zip(breaches, ((opened, 5), (breaches[0].at, 10), (breaches[1].at, 15))):
+    for breach, (start, minutes) in zip(
+        breaches, ((opened, 5), (breaches[0].at, 10), (breaches[1].at, 15)), strict=True
+    ):
         assert timedelta(0) <= breach.at - start - timedelta(minutes=minutes) < timedelta(seconds=1)
         assert breach.detail["due_at"] <= breach.at.isoformat()
 

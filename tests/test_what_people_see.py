@@ -33,7 +33,7 @@ from escalation.domain.rules.callback import local
 from escalation.domain.rules.step import MessageKind
 from tests.cases import case_input, eventually, owned
 from tests.test_callbacks import SAM, book, supervised
-from tests.test_cli import cli, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
+from tests.test_cli import cli_fixture, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_cli import state as cli_state
 from tests.test_routing import ROUTING, held_by
 from tests.test_rules import (

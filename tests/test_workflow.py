@@ -359,7 +359,7 @@ async def test_written_notices_go_by_the_preferred_channel_first(env, worker, se
         )
         await update(handle, "schedule_callback", ScheduleCallbackInput(actor=agent, at="earliest"), Callback)
 
-        async def told():
+        async def told(handle=handle):
             sent = {
                 m["kind"]: m
                 for m in outbox(settings)
