@@ -1,9 +1,14 @@
-"""Settings shared by worker, client, CLI and demo.
+"""Settings shared by worker, client, CLI, inbound endpoint and `make run`: one model, read in one place.
 
 The Temporal connection (address, namespace, TLS, API key) is read the way every Temporal SDK and the
 `temporal` CLI read it (`temporalio.envconfig`): a profile from the client config file
 (TEMPORAL_CONFIG_FILE, else the default location; TEMPORAL_PROFILE, else "default"), overridden by
-TEMPORAL_* environment variables. Escalation settings and worker options come from ESCALATIONS_*.
+TEMPORAL_* environment variables. Every ESCALATIONS_* value is read by pydantic-settings
+(escalation.environment): `Settings` (ESCALATIONS_TASK_QUEUE, ESCALATIONS_POLICY_DIR, ...), its worker
+options (`WorkerOptions`: ESCALATIONS_MAX_CONCURRENT_ACTIVITIES, ...) and its delivery sections
+(`DeliverySettings`: ESCALATIONS_SMTP__HOST, ..., over the ESCALATIONS_DELIVERY_CONFIG file). Command-line
+options win over the environment, the environment over the delivery file. `Settings.from_env` is the one
+place that reads them all.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
@@ -22,24 +27,26 @@ from escalation.constants import DEFAULT_TASK_QUEUE
 from escalation.delivery.settings import CONFIG_ENV, DeliverySettings
 from escalation.domain.models import Duration
 from escalation.domain.refusal import describe
+from escalation.environment import EnvSettings
 from escalation.files import FileProblem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Settings field -> environment variable, for the settings read from ESCALATIONS_* (and named in errors).
-ENV_VARS: dict[str, str] = {
-    "task_queue": "ESCALATIONS_TASK_QUEUE",
-    "data_dir": "ESCALATIONS_DATA_DIR",
-    "policy_dir": "ESCALATIONS_POLICY_DIR",
-    "roster_path": "ESCALATIONS_ROSTER",
-}
-WORKER_ENV_VARS: dict[str, str] = {
-    "max_concurrent_activities": "ESCALATIONS_MAX_CONCURRENT_ACTIVITIES",
-    "max_concurrent_workflow_tasks": "ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS",
-    "max_cached_workflows": "ESCALATIONS_MAX_CACHED_WORKFLOWS",
-    "graceful_shutdown_timeout": "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT",
-    "sticky_queue_schedule_to_start_timeout": "ESCALATIONS_STICKY_QUEUE_TIMEOUT",
-}
+# The fields the Temporal connection fills (temporalio.envconfig, and the command line), never ESCALATIONS_*.
+CONNECTION_FIELDS = frozenset(
+    {
+        "address",
+        "namespace",
+        "api_key",
+        "tls",
+        "tls_server_name",
+        "tls_server_ca_cert",
+        "tls_client_cert",
+        "tls_client_key",
+        "rpc_metadata",
+        "profile",
+    }
+)
 # TLS material: field -> (what it is, where it is set), so a missing file names its setting.
 TLS_FILES: dict[str, tuple[str, str]] = {
     "tls_server_ca_cert": (
@@ -51,14 +58,24 @@ TLS_FILES: dict[str, tuple[str, str]] = {
 }
 
 
+def _on_unless(*off: str, fold: bool = False) -> BeforeValidator:
+    """A yes/no variable that is on unless it reads as one of `off` (trimmed and lower-cased with `fold`), as
+    these variables have always been read."""
+
+    def on(value: Any) -> Any:
+        if isinstance(value, str):
+            return (value.strip().lower() if fold else value) not in off
+        return value
+
+    return BeforeValidator(on)
+
+
 class ConfigError(Exception):
     """A setting that cannot work; the message names the setting, the value and what to do."""
 
 
-class WorkerOptions(BaseModel):
-    """Worker tuning. None leaves the SDK's default."""
-
-    model_config = ConfigDict(extra="forbid")
+class WorkerOptions(EnvSettings):
+    """Worker tuning: ESCALATIONS_<FIELD>, e.g. ESCALATIONS_MAX_CACHED_WORKFLOWS. None leaves the SDK's default."""
 
     max_concurrent_activities: int | None = Field(default=None, ge=1)
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=1)
@@ -67,7 +84,9 @@ class WorkerOptions(BaseModel):
     graceful_shutdown_timeout: Duration = timedelta(seconds=10)
     # How long a case's next task waits for the worker that has it cached before any worker may take it:
     # after a worker dies, its cases resume on another worker this much later. None: the SDK's 10 s.
-    sticky_queue_schedule_to_start_timeout: Duration | None = None
+    sticky_queue_schedule_to_start_timeout: Duration | None = Field(
+        default=None, validation_alias="ESCALATIONS_STICKY_QUEUE_TIMEOUT"
+    )
 
     @model_validator(mode="after")
     def _sticky_timeout_positive(self) -> WorkerOptions:
@@ -87,8 +106,10 @@ class WorkerOptions(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Settings(EnvSettings):
+    """Everything a process of ours needs. Constructed in code it holds what it is given; `from_env` reads it."""
+
+    not_from_environment: ClassVar[frozenset[str]] = CONNECTION_FIELDS | {"worker", "delivery"}
 
     address: str = "localhost:7233"
     namespace: str = "default"
@@ -107,10 +128,16 @@ class Settings(BaseModel):
     task_queue: str = DEFAULT_TASK_QUEUE
     data_dir: Path = PROJECT_ROOT / "data"
     policy_dir: Path = PROJECT_ROOT / "config" / "policies"
-    roster_path: Path = PROJECT_ROOT / "config" / "roster.toml"
+    roster_path: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml", validation_alias="ESCALATIONS_ROSTER")
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
     # SMTP, SMS/voice gateway, webhooks, inbound answers; None: everything to the outbox and events file.
     delivery: DeliverySettings | None = None
+    # `make run` opens its demo cases on a fresh data directory unless DEMO is 0, false, no or off.
+    demo: Annotated[bool, _on_unless("0", "false", "no", "off", fold=True)] = Field(
+        default=True, validation_alias="DEMO"
+    )
+    # The CLI prints the traceback of an unexpected error (ESCALATIONS_DEBUG set, and not 0).
+    debug: Annotated[bool, _on_unless("", "0")] = False
 
     @classmethod
     def from_env(
@@ -121,8 +148,9 @@ class Settings(BaseModel):
         config_file: Path | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Settings from a client config profile, TEMPORAL_* and ESCALATIONS_* variables, then `overrides`
-        (command-line options; None values are ignored). Raises ConfigError naming the bad setting."""
+        """Settings from a client config profile and TEMPORAL_* variables (the connection), ESCALATIONS_*
+        variables and the delivery file, then `overrides` (command-line options; None values are ignored).
+        `env` stands in for the environment. Raises ConfigError naming the bad setting."""
         env = os.environ if env is None else env
         config_file = config_file or (Path(env["TEMPORAL_CONFIG_FILE"]) if env.get("TEMPORAL_CONFIG_FILE") else None)
         if config_file is not None and not config_file.is_file():
@@ -148,11 +176,8 @@ class Settings(BaseModel):
                 tls_client_cert=conn.tls.client_cert,
                 tls_client_key=conn.tls.client_private_key,
             )
-        values |= {field: env[var] for field, var in ENV_VARS.items() if env.get(var)}
-        worker = {field: env[var] for field, var in WORKER_ENV_VARS.items() if env.get(var)}
-        values |= {"worker": worker} | {k: v for k, v in overrides.items() if v is not None}
         try:
-            values["delivery"] = DeliverySettings.load(env)
+            values["delivery"] = DeliverySettings.read(env)
         except (FileNotFoundError, FileProblem) as err:
             raise ConfigError(str(err)) from None
         except ValidationError as err:
@@ -160,9 +185,16 @@ class Settings(BaseModel):
                 f"delivery settings ({CONFIG_ENV} file or ESCALATIONS_<SECTION>__<FIELD>): " + describe(err)
             ) from None
         try:
-            settings = cls.model_validate({k: v for k, v in values.items() if v is not None})
+            values["worker"] = WorkerOptions.read(env)
         except ValidationError as err:
-            raise ConfigError(_describe(err)) from None
+            raise ConfigError(_describe(err, WorkerOptions, within="worker")) from None
+        values = {k: v for k, v in values.items() if v is not None} | {
+            k: v for k, v in overrides.items() if v is not None
+        }
+        try:
+            settings = cls.read(env, **values)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, cls)) from None
         settings.check()
         return settings
 
@@ -198,7 +230,10 @@ class Settings(BaseModel):
             kwargs["tls"] = True  # system roots, no client certificate
         else:
             kwargs["tls"] = TLSConfig(
-                domain=self.tls_server_name, **{arg: self._pem(f) for arg, f in _TLS_ARGS.items()}
+                domain=self.tls_server_name,
+                server_root_ca_cert=self._pem("tls_server_ca_cert"),
+                client_cert=self._pem("tls_client_cert"),
+                client_private_key=self._pem("tls_client_key"),
             )
         return kwargs
 
@@ -223,19 +258,20 @@ class Settings(BaseModel):
         return self.data_dir / "events.jsonl"
 
 
-_TLS_ARGS = {
-    "server_root_ca_cert": "tls_server_ca_cert",
-    "client_cert": "tls_client_cert",
-    "client_private_key": "tls_client_key",
-}
-
-
-def _describe(err: ValidationError) -> str:
+def _describe(err: ValidationError, model: type[EnvSettings], *, within: str = "") -> str:
     """Name the environment variable behind each bad value, since that is what a person fixes."""
-    names = ENV_VARS | {f"worker.{k}": v for k, v in WORKER_ENV_VARS.items()}
+    # A field with a name of its own (ESCALATIONS_ROSTER) is reported under that name: back to the field.
+    aliased = {
+        f.validation_alias: name for name, f in model.model_fields.items() if isinstance(f.validation_alias, str)
+    }
     parts = []
     for e in err.errors(include_url=False, include_context=False):
-        where = ".".join(str(p) for p in e["loc"])
-        label = f"{where} ({names[where]})" if where in names else where or "settings"
+        loc = [str(p) for p in e["loc"]]
+        if loc and loc[0] in aliased:
+            loc[0] = aliased[loc[0]]
+        where = ".".join([within, *loc] if within else loc)
+        label = where or "settings"
+        if len(loc) == 1 and loc[0] in model.model_fields and loc[0] not in model.not_from_environment:
+            label = f"{where} ({model.setting_name(loc[0])})"
         parts.append(f"{label}: {e['msg'].removeprefix('Value error, ')} (got {e['input']!r})")
     return "; ".join(parts)

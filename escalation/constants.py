@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 # Public contract: keep these stable.
 WORKFLOW_TYPE = "Escalation"
 WORKFLOW_ID_PREFIX = "escalation-"
@@ -46,7 +44,10 @@ def workflow_id(case_id: str) -> str:
 
 
 def task_queue() -> str:
-    return os.environ.get("ESCALATIONS_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+    """The task queue new cases start on: ESCALATIONS_TASK_QUEUE, else DEFAULT_TASK_QUEUE (read by the settings)."""
+    from escalation.config import Settings  # the settings import this module
+
+    return Settings.read().task_queue
 
 
 # Delivery (messages, webhooks, inbound answers). Header names are part of the public contract.

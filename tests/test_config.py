@@ -13,6 +13,7 @@ import pytest
 from temporalio.service import TLSConfig
 
 from escalation.config import ConfigError, Settings
+from escalation.constants import task_queue
 from tests.conftest import TESTS
 from worker import build_worker
 
@@ -108,6 +109,59 @@ def test_options_left_unset_keep_the_environment(tmp_path):
     assert (s.address, s.namespace, s.task_queue) == ("temporal.internal:7233", "default", "esc-eu")
 
 
+def test_every_escalations_name_with_empty_ones_leaving_the_default(tmp_path):
+    s = Settings.from_env(
+        {
+            "ESCALATIONS_ROSTER": "/etc/escalations/roster.toml",
+            "ESCALATIONS_DATA_DIR": "/var/lib/escalations",
+            "ESCALATIONS_STICKY_QUEUE_TIMEOUT": "3s",
+            "ESCALATIONS_TASK_QUEUE": "",
+            "ESCALATIONS_MAX_CACHED_WORKFLOWS": "",
+        },
+        config_file=profile_file(tmp_path, ""),
+    )
+    assert s.roster_path == Path("/etc/escalations/roster.toml") and s.data_dir == Path("/var/lib/escalations")
+    assert s.task_queue == "escalations" and s.worker.max_cached_workflows is None
+    assert s.worker.worker_kwargs()["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=3)
+    # Only settings named by the environment or an option count as given (the client then knows the policies).
+    assert "policy_dir" not in s.model_fields_set
+    given = Settings.from_env({"ESCALATIONS_POLICY_DIR": "/p"}, config_file=profile_file(tmp_path, ""))
+    assert "policy_dir" in given.model_fields_set
+
+
+def test_the_connection_comes_from_temporal_settings_only(tmp_path):
+    s = Settings.from_env(
+        {"ESCALATIONS_ADDRESS": "elsewhere:7233", "ESCALATIONS_NAMESPACE": "other", "ESCALATIONS_API_KEY": "k"},
+        config_file=profile_file(tmp_path, ""),
+    )
+    assert (s.address, s.namespace, s.api_key) == ("localhost:7233", "default", None)
+
+
+def test_settings_built_in_code_read_nothing_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ESCALATIONS_TASK_QUEUE", "from-env")
+    monkeypatch.setenv("ESCALATIONS_MAX_CACHED_WORKFLOWS", "3")
+    monkeypatch.setenv("ESCALATIONS_SMTP__HOST", "relay")
+    s = Settings(policy_dir=Path("/p"), roster_path=Path("/r.toml"))
+    assert (s.task_queue, s.worker.max_cached_workflows, s.delivery) == ("escalations", None, None)
+    assert s.roster_path == Path("/r.toml")
+    # The client's default task queue is read like every other setting.
+    assert task_queue() == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("env", "demo", "debug"),
+    [
+        ({}, True, False),
+        ({"DEMO": " Off ", "ESCALATIONS_DEBUG": "1"}, False, True),
+        ({"DEMO": "0", "ESCALATIONS_DEBUG": "0"}, False, False),
+        ({"DEMO": "yes please", "ESCALATIONS_DEBUG": "no"}, True, True),  # anything but the "off" words is on
+    ],
+)
+def test_make_run_demo_and_cli_debug_switches(tmp_path, env, demo, debug):
+    s = Settings.from_env(env, config_file=profile_file(tmp_path, ""))
+    assert (s.demo, s.debug) == (demo, debug)
+
+
 def test_api_key_turns_tls_on_and_is_never_shown(tmp_path):
     s = Settings.from_env(
         {"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_API_KEY": "sekrit"},
@@ -148,6 +202,10 @@ def test_api_key_turns_tls_on_and_is_never_shown(tmp_path):
         (
             {"ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "soon"},
             r"worker\.graceful_shutdown_timeout \(ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT\)",
+        ),
+        (
+            {"ESCALATIONS_STICKY_QUEUE_TIMEOUT": "soon"},
+            r"worker\.sticky_queue_schedule_to_start_timeout \(ESCALATIONS_STICKY_QUEUE_TIMEOUT\)",
         ),
         (
             {"ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "1"},

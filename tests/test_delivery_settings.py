@@ -100,9 +100,26 @@ def test_environment_alone_configures_a_channel(clean_env):
     assert s.smtp.host == "relay.local" and s.smtp.effective_port == 587 and s.gateway is None
 
 
+def test_an_empty_variable_is_an_empty_value_not_the_files(tmp_path):
+    path = tmp_path / "delivery.toml"
+    path.write_text('[inbound]\nsecret = "file-secret"\nport = 9000\n')
+    s = DeliverySettings.load(
+        {CONFIG_ENV: str(path), "ESCALATIONS_INBOUND__SECRET": "", "escalations_inbound__host": "::1"}
+    )
+    assert s.inbound.secret is not None and s.inbound.secret.get_secret_value() == ""
+    assert (s.inbound.host, s.inbound.port) == ("::1", 9000)
+
+
+def test_the_file_holds_delivery_settings_only(tmp_path):
+    path = tmp_path / "delivery.toml"
+    path.write_text('task_queue = "elsewhere"\n')
+    with pytest.raises(ValidationError, match="task_queue"):
+        DeliverySettings.load({CONFIG_ENV: str(path)})
+
+
 def test_a_missing_config_file_or_a_typo_is_an_error(clean_env, tmp_path):
     clean_env.setenv(CONFIG_ENV, str(tmp_path / "nope.toml"))
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.toml"):
         DeliverySettings.load()
     typo = tmp_path / "typo.toml"
     typo.write_text('[smtp]\nhost = "x"\npasword = "y"\n')
@@ -215,7 +232,7 @@ async def test_team_messages_go_to_the_team_address_or_else_to_the_outbox(tmp_pa
 
 def test_the_example_config_file_loads_with_its_secrets_from_the_environment(clean_env):
     clean_env.setenv(CONFIG_ENV, str(PROJECT_ROOT / "config" / "delivery.example.toml"))
-    with pytest.raises(ValidationError, match="webhook.secret"):
+    with pytest.raises(ValidationError, match=r"webhook\.secret"):
         DeliverySettings.load()  # a secret the file leaves to the environment is required
     clean_env.setenv("ESCALATIONS_WEBHOOK__SECRET", "from-env")
     s = DeliverySettings.load()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -247,7 +246,7 @@ def fail(message: str, code: Code) -> NoReturn:
 
 def unexpected(err: BaseException) -> NoReturn:
     """Any error nobody foresaw: one line and exit 1; the traceback only when ESCALATIONS_DEBUG is set."""
-    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+    if Settings.read().debug:
         traceback.print_exception(err)
     text = " ".join(str(err).split())[:500]
     fail(

@@ -1,15 +1,15 @@
 """Where messages and events go: SMTP, an SMS/voice HTTP gateway, event webhooks, inbound answers.
 
-Read from a TOML file named by ESCALATIONS_DELIVERY_CONFIG (optional) and environment variables, which
-win: ESCALATIONS_<SECTION>__<FIELD> with a double underscore, e.g. ESCALATIONS_SMTP__HOST,
-ESCALATIONS_GATEWAY__AUTH, ESCALATIONS_WEBHOOK__SECRET, ESCALATIONS_TEAMS__AGENT. Whatever is not configured goes to the outbox
-(messages) or the events file (events), so a development setup needs no mail server or gateway.
+Read (`DeliverySettings.read`, pydantic-settings) from environment variables on top of a TOML file named by
+ESCALATIONS_DELIVERY_CONFIG (optional); the environment wins: ESCALATIONS_<SECTION>__<FIELD> with a double
+underscore, e.g. ESCALATIONS_SMTP__HOST, ESCALATIONS_GATEWAY__AUTH, ESCALATIONS_WEBHOOK__SECRET,
+ESCALATIONS_TEAMS__AGENT. Whatever is not configured goes to the outbox (messages) or the events file
+(events), so a development setup needs no mail server or gateway.
 Secrets are `SecretStr`: they print as '**********' and are never logged.
 """
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from enum import StrEnum
@@ -20,14 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 from jinja2 import TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from escalation.constants import SIGNATURE_TOLERANCE_SECONDS
 from escalation.delivery import signature
 from escalation.domain.models import ContactChannel, Tier
+from escalation.environment import Environment, EnvSettings
 from escalation.files import read_toml
 
 CONFIG_ENV = "ESCALATIONS_DELIVERY_CONFIG"
-ENV_PREFIX = "ESCALATIONS_"
 
 
 class Section(BaseModel):
@@ -146,10 +147,26 @@ class InboundSettings(Section):
     _secrets_valid = field_validator("previous_secrets")(signature.check_secrets)
 
 
-SECTIONS = ("smtp", "gateway", "webhook", "inbound", "teams")
+class DeliveryFile(TomlConfigSettingsSource):
+    """The TOML file ESCALATIONS_DELIVERY_CONFIG names. It must exist; a file that cannot be read, is not UTF-8
+    or is not TOML is a FileProblem (a ValueError) naming the file and the line."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV}: no delivery config file at '{path}'")
+        self.label = f"{CONFIG_ENV} file {path}"
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return read_toml(Path(file_path), self.label)
 
 
-class DeliverySettings(Section):
+class DeliverySettings(EnvSettings):
+    """The delivery sections: ESCALATIONS_<SECTION>__<FIELD> over the file ESCALATIONS_DELIVERY_CONFIG names."""
+
+    # A field set to "" in the environment is "" (an empty secret is refused, not taken from the file).
+    model_config = SettingsConfigDict(env_ignore_empty=False)
+
     smtp: SmtpSettings | None = None
     gateway: GatewaySettings | None = None
     webhook: WebhookSettings | None = None
@@ -160,20 +177,15 @@ class DeliverySettings(Section):
     templates_dir: Path | None = None  # templates here override the built-in ones, by file name
 
     @classmethod
+    def file_sources(cls, environment: Environment) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = environment.env_vars.get(CONFIG_ENV.lower())
+        return (DeliveryFile(cls, Path(path)),) if path else ()
+
+    @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> DeliverySettings:
-        """From the file ESCALATIONS_DELIVERY_CONFIG names (which must exist), then the environment."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        if path := env.get(CONFIG_ENV):
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"{CONFIG_ENV}: no delivery config file at '{path}'")
-            # Unreadable, not UTF-8 or not TOML: FileProblem (a ValueError) naming the file and the line.
-            values = read_toml(Path(path), f"{CONFIG_ENV} file {path}")
-        for name, value in env.items():
-            section, sep, field = name.removeprefix(ENV_PREFIX).lower().partition("__")
-            if name.startswith(ENV_PREFIX) and sep and section in SECTIONS:
-                values.setdefault(section, {})[field] = value
-        return cls.model_validate(values)
+        """From the environment (default: this process's) over the file ESCALATIONS_DELIVERY_CONFIG names, which
+        must exist. Raises FileNotFoundError, FileProblem, or pydantic's ValidationError naming the field."""
+        return cls.read(env)
 
     @field_validator("templates_dir")
     @classmethod
@@ -202,4 +214,5 @@ class DeliverySettings(Section):
 def _public(url: str) -> str:
     """A URL fit for logs: no user:password@ and no query string (either may hold a token)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

