@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from escalation.domain.models import Customer, EscalationInput, EscalationReason, Outcome, Tier
-from escalation.domain.policy import Policy, PolicyError, PolicyStore, load_policy_file, parse_duration
+from escalation.domain.models import Customer, EscalationInput, EscalationReason, Outcome, Tier, parse_duration
+from escalation.domain.policy import Policy, PolicyError, PolicyStore, load_policy_file
 from escalation.domain.roster import Rep, Roster, RosterError, RosterStore, load_roster
 from escalation.domain.rules import routing
 from escalation.domain.rules.step import Assign
