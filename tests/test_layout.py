@@ -34,3 +34,15 @@ def test_the_domain_imports_no_temporalio_and_nothing_above_it(path):
     above = ("escalation.client", "escalation.cli", "escalation.delivery", "escalation.service", "escalation.dev")
     bad = {m for m in imports(path) if m.split(".")[0] == "temporalio" or m.startswith(above)}
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_readme_layout_names_every_module_of_the_package():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    modules = [p for p in PACKAGE if p.name != "__init__.py" and "rules" not in p.parts]
+    missing = [str(p.relative_to(ROOT)) for p in modules if p.stem not in block]
+    folders = {p.parent.name + "/" for p in PACKAGE if p.parent != ROOT / "escalation"}
+    missing += [f for f in folders if f not in block]
+    assert not missing, f"README Layout does not mention {missing}"
+    rules = {p.stem for p in (ROOT / "escalation" / "domain" / "rules").glob("*.py") if p.stem != "__init__"}
+    assert all(r in block for r in rules), sorted(r for r in rules if r not in block)
