@@ -6,6 +6,7 @@ import structlog
 from temporalio import activity
 
 from activities.delivery import MessageDelivery
+from escalation import metrics
 from escalation.domain.rules.step import Message
 
 log = structlog.get_logger()
@@ -17,7 +18,14 @@ class NotifyActivities:
 
     @activity.defn(name="send_message")
     async def send_message(self, message: Message) -> str:
-        receipt = await self.delivery.deliver(message)
+        labels = {"channel": message.channel.value, "kind": message.kind.value}
+        meter = activity.metric_meter()
+        try:
+            receipt = await self.delivery.deliver(message)
+        except Exception:
+            meter.create_counter(metrics.MESSAGE_ATTEMPTS_FAILED).add(1, labels)
+            raise
+        meter.create_counter(metrics.MESSAGES_SENT).add(1, labels)
         log.info(
             "message_sent",
             key=message.key,

@@ -3,6 +3,7 @@ visibility (the `Owner` search attribute every open case carries), not in a seco
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import structlog
@@ -10,6 +11,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from escalation import metrics
 from escalation.domain.models import Owner
 from escalation.domain.roster import RosterStore
 from escalation.domain.rules.routing import Routed, choose
@@ -46,10 +48,16 @@ class RouteActivities:
 
     @activity.defn(name="find_owner")
     async def find_owner(self, req: Assign) -> Routed:
+        started = time.monotonic()
         roster = self.roster.in_force()
         candidates = [r.id for r in roster.qualified(req.tier, req.skills, req.language) if r.id not in req.exclude]
         loads = await open_cases(activity.client(), candidates) if candidates else {}
         routed = choose(roster, req, loads, req.at or datetime.now(UTC))
+        meter = activity.metric_meter()
+        outcome = "owner" if routed.owner else "nobody"
+        meter.create_counter(metrics.ROUTING_DECISIONS).add(1, {"tier": req.tier.value, "outcome": outcome})
+        latency = meter.create_histogram_float(metrics.ROUTING_LATENCY)
+        latency.record(time.monotonic() - started, {"tier": req.tier.value})
         log.info(
             "owner_chosen",
             case_id=req.case_id,

@@ -136,6 +136,9 @@ class Settings(EnvSettings):
     demo: Annotated[bool, _on_unless("0", "false", "no", "off", fold=True)] = Field(
         default=True, validation_alias="DEMO"
     )
+    # host:port where the worker serves Prometheus metrics (/metrics: the SDK's and escalation.metrics);
+    # None or "off": no metrics. `make run` serves them on 127.0.0.1:9464 unless this is "off".
+    metrics_address: str | None = None
     # The CLI prints the traceback of an unexpected error (ESCALATIONS_DEBUG set, and not 0).
     debug: Annotated[bool, _on_unless("", "0")] = False
 

@@ -19,7 +19,14 @@ from typing import Any, NoReturn
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -27,6 +34,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from escalation import metrics
 from escalation.constants import WORKFLOW_ID_PREFIX
 
 _SECRET_KEYS = ("password", "secret", "token", "api_key", "authorization")
@@ -340,18 +348,37 @@ def watch_task_failures() -> TaskFailureFilter:
     return installed
 
 
-def temporal_runtime() -> Runtime:
+def temporal_runtime(metrics_address: str | None = None) -> Runtime:
     """A Temporal runtime whose core logs go through Python logging (as `temporalio.core`), so its report of
-    a failing workflow task reaches the filter, and its other warnings the same stream as ours."""
+    a failing workflow task reaches the filter, and its other warnings the same stream as ours. With
+    `metrics_address` (host:port) it serves Prometheus metrics there: the SDK's own and ours
+    (escalation.metrics)."""
     # Core's target and fields become JSON fields (escalation.logs._record_fields), not part of the message.
     forwarding = LogForwardingConfig(
         logger=logging.getLogger(CORE_LOGGER), prepend_target_on_message=False, append_log_fields_to_message=False
     )
+    prometheus = None
+    if metrics_address:
+        prometheus = PrometheusConfig(bind_address=metrics_address, histogram_bucket_overrides=dict(metrics.BUCKETS))
     return Runtime(
         telemetry=TelemetryConfig(
-            logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding
+            ),
+            metrics=prometheus,
         )
     )
+
+
+def serve_metrics(address: str | None) -> None:
+    """Serve Prometheus metrics on `address` (host:port; None or "off": none): the default runtime gains them, which
+    works until the first client connects, so call this before connecting."""
+    if address and address.strip().lower() != "off":
+        try:
+            runtime = temporal_runtime(address)
+        except ValueError as err:  # taken, or not host:port
+            raise ValueError(f"metrics_address (ESCALATIONS_METRICS_ADDRESS): {err} (got {address!r})") from None
+        Runtime.set_default(runtime, error_if_already_set=False)
 
 
 def _forward_core_logs() -> None:

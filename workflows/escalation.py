@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import PolicyActivities
     from activities.record import RecordActivities
     from activities.route import RouteActivities
+    from escalation import metrics
     from escalation.constants import (
         ERR_CASE_UNAVAILABLE,
         ERR_DELIVERY_REJECTED,
@@ -566,9 +567,21 @@ class Escalation:
         if new:
             self._published = new[-1].seq
             effects = [*effects, EventBatch(events=[self._event(e, state) for e in new])]
+            self._measure(new, state)
         for effect in effects:
             self._start(effect)
         self._refresh_search(state)
+
+    @staticmethod
+    def _measure(entries: Sequence[TimelineEntry], state: CaseState) -> None:
+        """Count the new entries (escalation.metrics); the SDK's meter records nothing while replaying."""
+        meter = workflow.metric_meter()
+        for entry in entries:
+            for m in metrics.measures(entry, state):
+                if metrics.METRICS[m.name][0] == "histogram":
+                    meter.create_histogram_float(m.name, metrics.METRICS[m.name][1]).record(m.value, m.labels)
+                else:
+                    meter.create_counter(m.name, metrics.METRICS[m.name][1]).add(int(m.value), m.labels)
 
     def _start(self, effect: Assign | Send | EventBatch) -> None:
         """Run one side effect in the background; it stays in `_pending` until done, and a

@@ -341,13 +341,18 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
             server.stop()
 
 
+DEV_METRICS_ADDRESS = "127.0.0.1:9464"
+
+
 def main() -> None:
     # Until the event loop takes over SIGINT below, a Ctrl-C just exits (code 130) without a traceback.
     signal.signal(signal.SIGINT, _quit_quietly)
     logs.configure()
     try:
         settings = Settings.from_env()
-    except ConfigError as err:
+        # Metrics on by default here (ESCALATIONS_METRICS_ADDRESS=off turns them off), before any client connects.
+        logs.serve_metrics(DEV_METRICS_ADDRESS if settings.metrics_address is None else settings.metrics_address)
+    except (ConfigError, ValueError) as err:
         sys.exit(f"\nmake run: {err}\n")
     external = bool(os.environ.get("TEMPORAL_ADDRESS"))
 

@@ -104,7 +104,8 @@ def main() -> None:
     logs.configure()
     try:
         settings = Settings.from_env()
-    except ConfigError as err:
+        logs.serve_metrics(settings.metrics_address)  # before any client connects
+    except (ConfigError, ValueError) as err:
         log.error("worker_config_invalid", error=str(err))
         sys.exit(f"escalations-worker: {err}")
 
