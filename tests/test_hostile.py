@@ -112,7 +112,7 @@ BAD_UPDATES: list[tuple[str, Any, tuple[str, ...]]] = [
     (
         "schedule_callback",
         {"actor": "ana", "at": "earliest", "phone": "1" * 10_000},
-        ("phone", "10,000 characters, over the limit of 24"),
+        ("phone", "10,000 characters"),
     ),
     (
         "reschedule_callback",
@@ -196,7 +196,7 @@ BAD_STARTS: list[tuple[dict[str, Any], tuple[str, ...]]] = [
     (_start_input(skills=["billing"] * 21), ("skills", "21 items, over the limit of 20")),
     (_start_input(summary="s" * 4001), ("summary", "4,001 characters")),
     (_start_input(**{"customer.name": "Dana\r\nBcc: everyone@example.org"}), ("customer.name", "control character")),
-    (_start_input(**{"customer.time_zone": "Europe/" + "x" * 5000}), ("customer.time_zone", "over the limit of 64")),
+    (_start_input(**{"customer.time_zone": "Europe/" + "x" * 5000}), ("customer.time_zone", "5,007 characters")),
     (_start_input(**{"customer.email": "a" * 300 + "@example.org"}), ("customer.email", "over the limit of 254")),
     (_start_input(carried={"state": {}}), ("carried", "set only by the workflow")),
 ]

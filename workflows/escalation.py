@@ -21,11 +21,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.notify import NotifyActivities
     from activities.policy import PolicyActivities
     from activities.record import RecordActivities
     from activities.route import RouteActivities
     from escalation import metrics
+    from escalation.client.converter import oversized
     from escalation.constants import (
         ERR_CASE_UNAVAILABLE,
         ERR_DELIVERY_REJECTED,
@@ -75,8 +78,11 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TimelineEntry,
         WaitOnCustomerInput,
+        as_recorded,
+        check_bounds,
     )
     from escalation.domain.policy import Policy
+    from escalation.domain.refusal import describe
     from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send
     from escalation.domain.rules.opening import opening_brief, opening_state
     from escalation.domain.rules.retention import require_room
@@ -161,8 +167,22 @@ ANSWERS_KEPT = 1000
 # Continue-as-new drains effects while commands keep coming, then refuses new ones for the instant it takes
 # (older histories put it off whenever a command came).
 CAN_THROUGH_UPDATES_PATCH = "continue-as-new-through-updates"
+# A new case's start input is checked against today's bounds (cases started before them replay as they ran).
+BOUNDED_START_PATCH = "start-input-bounded"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
+
+
+def _out_of_bounds(value: Any) -> str | None:
+    """Why a caller's input breaks today's bounds (its size, a field's length, digits, characters), or None."""
+    if (too_big := oversized(value)) is not None:
+        return too_big
+    try:
+        check_bounds(value)
+    except ValidationError as err:
+        return describe(err, type(value))
+    return None
+
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -190,7 +210,8 @@ class Escalation:
         # Update id -> a compact answer, for the last ANSWERS_KEPT updates, carried across continue-as-new
         # (workflows.once: a command resent to the next run is answered, not applied twice).
         # Known from the start: a resend can reach the next run in its very first task, before `run` begins.
-        self._answered: dict[str, dict[str, Any]] = dict((inp.carried or {}).get("answered") or {})
+        answered = (inp.carried or {}).get("answered") if workflow.info().continued_run_id else None
+        self._answered: dict[str, dict[str, Any]] = dict(answered) if isinstance(answered, dict) else {}
         self._details = ""
 
     # ----- main loop
@@ -198,7 +219,9 @@ class Escalation:
     @workflow.run
     async def run(self, inp: EscalationInput) -> EscalationOutcome:
         expected = workflow_id(inp.case_id)
-        if workflow.info().workflow_id != expected and workflow.patched(WORKFLOW_ID_PATCH):
+        # A new case only: a case started before the check carries on, in every run, under the id it has.
+        first_run = inp.carried is None
+        if first_run and workflow.info().workflow_id != expected and workflow.patched(WORKFLOW_ID_PATCH):
             # Clients find a case by its id alone; a case under another workflow id would be lost to them.
             raise ApplicationError(
                 f"workflow id: a case's workflow id must be '{expected}' (its case_id with the "
@@ -207,6 +230,10 @@ class Escalation:
                 type=ERR_INVALID_ARGUMENT,
                 non_retryable=True,
             )
+        refusal = _out_of_bounds(inp) if first_run else None
+        if refusal is not None and workflow.patched(BOUNDED_START_PATCH):
+            # Checked here, not while decoding: a case started before the bounds still replays.
+            raise ApplicationError(refusal, type=ERR_INVALID_ARGUMENT, non_retryable=True)
         if inp.carried is not None:
             if workflow.info().continued_run_id is None:
                 raise ApplicationError(
@@ -214,8 +241,9 @@ class Escalation:
                     type=ERR_INVALID_ARGUMENT,
                     non_retryable=True,
                 )
-            carried = CarriedCase.model_validate(inp.carried)
-            self._policy = Policy.model_validate(carried.policy)
+            with as_recorded():  # the case's own state, as an earlier run kept it
+                carried = CarriedCase.model_validate(inp.carried)
+                self._policy = Policy.model_validate(carried.policy)
             self._published = carried.published
             self._apply(carried.state, carried.pending)
         else:
@@ -534,6 +562,8 @@ class Escalation:
                 {"field": "case"},
                 type=ERR_CASE_UNAVAILABLE,
             )
+        if validating and (refusal := _out_of_bounds(cmd)) is not None:  # not on replay: see as_recorded
+            raise ApplicationError(refusal, type=ERR_INVALID_ARGUMENT, non_retryable=True)
         if self._state is None:
             return None  # still opening: the handler waits for the state and checks then
         try:

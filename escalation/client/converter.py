@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from escalation.client.contract import UPDATES
 from escalation.constants import ERR_INVALID_ARGUMENT
-from escalation.domain.models import EscalationInput
+from escalation.domain.models import EscalationInput, as_recorded
 from escalation.domain.refusal import describe
 
 # The most one start input or one update argument may weigh, as sent. Every field has its own bound
@@ -37,26 +37,37 @@ _CALLER_INPUTS: frozenset[type] = frozenset({EscalationInput, *(u.arg for u in U
 
 
 class ContractJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
-    """Decoding never fails a workflow task: whatever goes wrong (a broken contract, an oversized payload, a
-    number the decimal context cannot hold, bytes that are not UTF-8 JSON) becomes a non-retryable
-    InvalidArgument naming the input and the field."""
+    """Reads payloads as history recorded them (`as_recorded`: the caller bounds of today are checked where a
+    command is taken, so a case written before them still replays). A caller's input that cannot be decoded at
+    all (a broken contract, a number the decimal context cannot hold, bytes that are not UTF-8 JSON) becomes a
+    non-retryable InvalidArgument naming the input and the field; anything else (an activity's result, a
+    query's answer) stays a plain error, so a workflow task is retried rather than the case failed."""
 
     def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
         model = type_hint if isinstance(type_hint, type) and issubclass(type_hint, BaseModel) else None
-        name = model.__name__ if model is not None else "payload"
-        oversized = model is not None and model in _CALLER_INPUTS and len(payload.data) > MAX_INPUT_BYTES
-        # Except a continued run's own state: an input that carries the case may be larger.
-        if oversized and (model is not EscalationInput or b'"carried"' not in payload.data):
-            raise _invalid(
-                f"{name}: {_heaviest(payload.data)}is {len(payload.data):,} bytes, over the limit "
-                f"of {MAX_INPUT_BYTES:,} bytes for one input"
-            )
         try:
-            return super().from_payload(payload, type_hint)
-        except ValidationError as err:
-            raise _invalid(describe(err, model)) from None
+            with as_recorded():
+                return super().from_payload(payload, type_hint)
         except Exception as err:
-            raise _invalid(f"{name}: could not be decoded ({type(err).__name__}: {str(err)[:200]})") from None
+            if model is None or model not in _CALLER_INPUTS:
+                raise
+            if isinstance(err, ValidationError):
+                raise _invalid(describe(err, model)) from None
+            raise _invalid(f"{model.__name__}: could not be decoded ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def oversized(value: BaseModel) -> str | None:
+    """The refusal for a caller's input heavier than MAX_INPUT_BYTES as JSON, or None. A continued run's own
+    state (`EscalationInput.carried`) does not count."""
+    data = value.__pydantic_serializer__.to_json(
+        value, exclude={"carried"} if isinstance(value, EscalationInput) else None
+    )
+    if len(data) <= MAX_INPUT_BYTES:
+        return None
+    return (
+        f"{type(value).__name__}: {_heaviest(data)}is {len(data):,} bytes, over the limit of "
+        f"{MAX_INPUT_BYTES:,} bytes for one input"
+    )
 
 
 def _heaviest(data: bytes) -> str:

@@ -7,9 +7,11 @@ Plain pydantic v2 models, no temporalio import. Contract models forbid unknown f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +27,7 @@ _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
 # The longest duration anyone may give (a wait on the customer, a callback window, a policy's target):
 # longer ones are typos, and a huge one would overflow date arithmetic.
 LONGEST_DURATION = timedelta(days=366)
+_NO_LONGER = timedelta(days=100 * 366)  # even in what was recorded: past this, date arithmetic overflows
 
 
 def parse_duration(value: object) -> object:
@@ -46,7 +49,7 @@ def parse_duration(value: object) -> object:
 def _bounded(seconds: float, given: object) -> timedelta:
     if seconds != seconds or seconds < 0:  # NaN compares unequal to itself
         raise ValueError(f"must be positive (got {str(given)[:40]})")
-    if seconds > LONGEST_DURATION.total_seconds():
+    if seconds > (LONGEST_DURATION if _BOUNDS.get() else _NO_LONGER).total_seconds():
         raise ValueError(f"must be at most {LONGEST_DURATION.days} days (got {str(given)[:40]})")
     return timedelta(seconds=seconds)
 
@@ -54,7 +57,7 @@ def _bounded(seconds: float, given: object) -> timedelta:
 def _within_limit(value: timedelta) -> timedelta:
     if value < timedelta(0):
         raise ValueError("must be positive")
-    if value > LONGEST_DURATION:
+    if _BOUNDS.get() and value > LONGEST_DURATION:
         raise ValueError(f"must be at most {LONGEST_DURATION.days} days")
     return value
 
@@ -173,11 +176,16 @@ class FollowUpAnswer(StrEnum):
     NOT_FIXED = "not_fixed"
 
 
+def _shown(value: str) -> str:
+    """A refused value as a refusal may quote it: short, so a megabyte is never echoed."""
+    return value if len(value) <= 40 else f"{value[:40]}... ({len(value):,} characters)"
+
+
 def _valid_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError) as err:  # OSError: a folder such as 'Europe'
-        raise ValueError(f"'{value}' is not an IANA time zone (for example 'Europe/Berlin')") from err
+        raise ValueError(f"'{_shown(value)}' is not an IANA time zone (for example 'Europe/Berlin')") from err
     return value
 
 
@@ -187,9 +195,46 @@ def _money(value: Decimal) -> Decimal:
         raise ValueError("must be a finite amount")
     if value < 0:
         raise ValueError(f"must not be negative (got {value})")
-    if value != value.quantize(Decimal("0.01")):
+    try:
+        exact = value == value.quantize(Decimal("0.01"))
+    except InvalidOperation:  # more digits than the decimal context holds ('1e309')
+        raise ValueError(f"has more than {MONEY_DIGITS} digits (at most {'9' * (MONEY_DIGITS - 2)}.99)") from None
+    if not exact:
         raise ValueError(f"has more than 2 decimal places (got {value})")
     return value
+
+
+# Whether the bounds below apply. They apply to everything built or sent now; what history recorded before
+# they existed is read as it was (`as_recorded`), or a running case would fail its replay after a deploy.
+# Workers check the bounds where commands are taken instead: update validators, and a case's first task.
+_BOUNDS: ContextVar[bool] = ContextVar("escalation_bounds", default=True)
+
+
+@contextmanager
+def as_recorded() -> Iterator[None]:
+    """Read payloads without the caller bounds (lengths, control characters, digits, counts, ranges)."""
+    token = _BOUNDS.set(False)
+    try:
+        yield
+    finally:
+        _BOUNDS.reset(token)
+
+
+def check_bounds(value: BaseModel) -> None:
+    """Raise the ValidationError a caller would get for `value` (read `as_recorded`) under today's bounds."""
+    type(value).model_validate(value.model_dump(mode="json", exclude_none=True))
+
+
+def _at_most(limit: int, unit: str = "characters") -> Any:
+    """A length bound that `as_recorded` lifts, shown in the JSON Schema as maxLength or maxItems."""
+
+    def check(value: Any) -> Any:
+        if _BOUNDS.get() and len(value) > limit:
+            raise ValueError(f"is {len(value):,} {unit}, over the limit of {limit:,}")
+        return value
+
+    key = "maxItems" if unit == "items" else "maxLength"
+    return [AfterValidator(check), Field(json_schema_extra={key: limit})]
 
 
 # Bounds on what callers send (README "Limits"). Text is counted in characters; a start input or an update
@@ -208,7 +253,7 @@ _TEXT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202
 
 def _refuse_control(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if (bad := pattern.search(value)) is not None:
+        if _BOUNDS.get() and (bad := pattern.search(value)) is not None:
             raise ValueError(
                 f"contains a control character (U+{ord(bad.group()):04X}) at character {bad.start() + 1}; {what}"
             )
@@ -228,27 +273,43 @@ _multi_line = _refuse_control(_TEXT_CONTROL, "only line breaks and tabs are kept
 NonEmpty = Annotated[
     str,
     BeforeValidator(_newlines),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_CHARS),
+    StringConstraints(strip_whitespace=True, min_length=1),
+    *_at_most(TEXT_CHARS),
     AfterValidator(_multi_line),
 ]
 Text = Annotated[
     str,
     BeforeValidator(_newlines),
-    StringConstraints(strip_whitespace=True, max_length=TEXT_CHARS),
+    StringConstraints(strip_whitespace=True),
+    *_at_most(TEXT_CHARS),
     AfterValidator(_multi_line),
 ]
 Line = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_CHARS), AfterValidator(_one_line)
+    str, StringConstraints(strip_whitespace=True, min_length=1), *_at_most(LINE_CHARS), AfterValidator(_one_line)
 ]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_CHARS), AfterValidator(_one_line)
+    str, StringConstraints(strip_whitespace=True, min_length=1), *_at_most(NAME_CHARS), AfterValidator(_one_line)
 ]
 Actor = Name
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
-TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_valid_zone)]
+TimeZoneName = Annotated[str, *_at_most(64), AfterValidator(_valid_zone)]
+
+
+def _digits(value: Decimal) -> Decimal:
+    # Before `_money`: quantize would overflow the decimal context on '1e309' or 30 digits.
+    if _BOUNDS.get() and value.is_finite():
+        _sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        total = len(digits) + exponent if exponent >= 0 else max(len(digits), -exponent)
+        if total > MONEY_DIGITS:
+            raise ValueError(f"has more than {MONEY_DIGITS} digits (at most {'9' * (MONEY_DIGITS - 2)}.99)")
+    return value
+
+
 Money = Annotated[
     Decimal,
-    Field(max_digits=MONEY_DIGITS, decimal_places=2),
+    Field(decimal_places=2),
+    AfterValidator(_digits),
     AfterValidator(_money),
     Field(
         description='An amount as a string ("19.99"): not negative, at most 2 decimal places, '
@@ -261,18 +322,18 @@ _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,24}$")
 
 def _email(value: str | None) -> str | None:
     if value is not None and not _EMAIL.match(value):
-        raise ValueError(f"'{value}' is not an email address")
+        raise ValueError(f"'{_shown(value)}' is not an email address")
     return value
 
 
 def _phone(value: str | None) -> str | None:
     if value is not None and not _PHONE.match(value):
-        raise ValueError(f"'{value}' is not a phone number (digits, optional leading +)")
+        raise ValueError(f"'{_shown(value)}' is not a phone number (digits, optional leading +)")
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
-Phone = Annotated[str, StringConstraints(max_length=24), AfterValidator(_phone)]
+Email = Annotated[str, *_at_most(254), AfterValidator(_email)]
+Phone = Annotated[str, *_at_most(24), AfterValidator(_phone)]
 
 
 class Customer(Contract):
@@ -311,7 +372,7 @@ class EscalationInput(Contract):
     customer: Customer
     channel: Channel
     category: Identifier
-    skills: list[Identifier] = Field(default_factory=list, max_length=MAX_SKILLS)
+    skills: Annotated[list[Identifier], *_at_most(MAX_SKILLS, "items")] = Field(default_factory=list)
     severity: Severity = Severity.MEDIUM
     summary: NonEmpty
     desired_outcome: NonEmpty
@@ -580,7 +641,7 @@ class CallbackStatus(StrEnum):
 # read on the customer's own wall clock ("10:00" means 10:00 where they are, whatever the DST).
 def _plausible(value: datetime) -> datetime:
     # Far-off years overflow date arithmetic (a window added to year 9999); no callback is booked there.
-    if not 2000 <= value.year <= 2999:
+    if _BOUNDS.get() and not 2000 <= value.year <= 2999:
         raise ValueError(f"must be a time in the years 2000 to 2999 (got year {value.year})")
     return value
 
@@ -642,7 +703,7 @@ class CallbackAttempt(Contract):
     outcome: CallbackOutcome
     by: str
     recorded_at: datetime
-    note: Text | None = None
+    note: str | None = None
 
 
 class Callback(Contract):
