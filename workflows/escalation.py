@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -171,6 +172,14 @@ CAN_THROUGH_UPDATES_PATCH = "continue-as-new-through-updates"
 BOUNDED_START_PATCH = "start-input-bounded"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
+
+
+def _answer_key(update_id: str) -> str:
+    """How an update id is kept: as it is, or hashed when long (a raw client may send up to the server's limit),
+    so the carried answers stay small."""
+    if len(update_id) <= 100:
+        return update_id
+    return "sha256:" + hashlib.sha256(update_id.encode()).hexdigest()
 
 
 def _out_of_bounds(value: Any) -> str | None:
@@ -451,11 +460,11 @@ class Escalation:
     # ----- answers to updates, kept so a repeat in a later run gets the first answer (workflows.once)
 
     def knows(self, update_id: str) -> bool:
-        return update_id in self._answered
+        return _answer_key(update_id) in self._answered
 
     async def answer(self, update_id: str) -> TimelineEntry | Offer | Callback | None:
         await workflow.wait_condition(lambda: self._state is not None)
-        ref = self._answered[update_id]
+        ref = self._answered[_answer_key(update_id)]
         if "offer" in ref:
             return next((o for o in self._current.offers if o.id == ref["offer"]), None)
         if "callback" in ref:
@@ -473,7 +482,7 @@ class Escalation:
             ref = {"entry": [result.seq, result.kind, result.at.isoformat(), result.actor, result.tier.value]}
         else:
             return
-        self._answered[update_id] = ref
+        self._answered[_answer_key(update_id)] = ref
         while len(self._answered) > ANSWERS_KEPT:
             del self._answered[next(iter(self._answered))]
 
@@ -841,7 +850,16 @@ class Escalation:
             self._changed = True  # the loop re-evaluates what the commands taken meanwhile changed
             # Only for the instant the commands already taken need to finish: new ones are refused (retryable).
             self._moving = True
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            # Commands taken may still wait on an activity (a roster lookup): not past the next deadline.
+            due = rules.next_deadline(self._current)
+            try:
+                await workflow.wait_condition(
+                    workflow.all_handlers_finished,
+                    timeout=None if due is None else max(due - workflow.now(), timedelta(0)),
+                )
+            except TimeoutError:
+                self._moving = False
+                return
         carried = CarriedCase(
             state=self._current,
             policy=self._loaded_policy.model_dump(mode="json"),

@@ -19,7 +19,9 @@ from escalation.domain.rules.violation import RuleViolation
 
 TIMELINE_KEPT = 200  # recent timeline entries kept in the state
 TIMELINE_CHARS = 100_000  # and at most this much of their text
-RECENT_KEPT = 20  # routing offers, owners of one stint, reps who missed one callback
+# Routing offers, owners of one stint, reps who missed one callback. Routing leaves out the reps a stint was
+# offered to and a callback's missed reps: with more qualified reps than this at a tier, offers go round again.
+RECENT_KEPT = 100
 # A command that would take the state past this is refused. What the clock adds afterwards is trimmed, so the
 # carried state stays under STATE_BYTES plus one command's input (escalation.client.converter.MAX_INPUT_BYTES).
 STATE_BYTES = 768 * 1024
