@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.live import Live
 
+from escalation.board import gather_board
 from escalation.cli import doctor, views
 from escalation.client import Case, EscalationClient, contract
 from escalation.client.contract import Update
@@ -1010,6 +1011,42 @@ class _NoLive:
         if text != self.last:
             self.console.print(text, end="", markup=False, highlight=False)
             self.last = text
+
+
+@app.command("board", epilog="Examples: escalations board  |  escalations board --once --breaches 5")
+def board(
+    ctx: typer.Context,
+    interval: Annotated[
+        float, typer.Option(min=0.1, max=3600, callback=finite, help="Seconds between refreshes.")
+    ] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    breaches: Annotated[int, typer.Option(min=1, max=100, help="How many of the next breaches to show.")] = 10,
+    roster: Annotated[
+        Path | None,
+        typer.Option(help="The roster, for each rep's tier and state (else ESCALATIONS_ROSTER or config/roster.toml)."),
+    ] = None,
+) -> None:
+    """Live wallboard: open cases per tier and status, the next breaches with a countdown, unowned cases and
+    each rep's load, from visibility. Case ids, tiers, severities and owner ids only."""
+
+    async def show(esc: EscalationClient) -> None:
+        roster_path = roster or ctx.obj.settings().roster_path
+        console = _console()
+        live: Live | _NoLive = (
+            Live(console=console, auto_refresh=False, transient=False)
+            if console.is_terminal and not once
+            else _NoLive(console)
+        )
+        with live:
+            while True:
+                now = _now()
+                found = await gather_board(esc, now, roster_path=roster_path, breaches=breaches)
+                live.update(views.board_view(found, now), refresh=True)
+                if once:
+                    return
+                await asyncio.sleep(interval)
+
+    run(ctx, show)
 
 
 # ----- repairs

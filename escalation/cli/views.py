@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -15,6 +16,7 @@ from escalation.domain.models import Brief, Callback, CaseState, Clock, Offer, T
 from escalation.search import CaseSummary
 
 if TYPE_CHECKING:
+    from escalation.board import Board, BoardCase
     from escalation.cli.doctor import Report
 
 
@@ -215,6 +217,60 @@ def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
             )
         )
     return table
+
+
+def countdown(at: datetime | None, now: datetime) -> str:
+    """'in 4m12s', '3m late', or '-'."""
+    if at is None:
+        return "-"
+    return f"in {duration(at - now)}" if at > now else f"{duration(now - at)} late"
+
+
+def _board_cases(title: str, cases: list[BoardCase], now: datetime) -> Table:
+    table = Table("case", "tier", "severity", "owner", "SLA due", title=title, title_justify="left")
+    for c in cases:
+        due = countdown(c.sla_due_at, now)
+        if c.sla_breach is not None:
+            due = f"{due}, BREACHED" + (", unowned" if c.sla_breach == "unowned" else "")
+        table.add_row(
+            *map(
+                _cell,
+                (
+                    c.case_id,
+                    c.tier.value if c.tier else "-",
+                    c.severity.value if c.severity else "-",
+                    c.owner or "-",
+                    due,
+                ),
+            )
+        )
+    return table
+
+
+def board_view(board: Board, now: datetime) -> Group:
+    """The wallboard: cases per tier and status, what breaches next, unowned cases, each rep's load. Ids, tiers,
+    severities and owner ids only: nothing about the customer."""
+    statuses = list(next(iter(board.counts.values()), {}))
+    counts = Table("tier", *(s.value for s in statuses), title=f"{board.running} running case(s)", title_justify="left")
+    for tier, by_status in board.counts.items():
+        counts.add_row(tier.value, *(str(by_status[s]) for s in statuses))
+    reps = Table("rep", "tier", "open cases", "state", title="Reps", title_justify="left")
+    for rep in board.reps:
+        held = f"{rep.open_cases}/{rep.max_cases}" if rep.max_cases is not None else str(rep.open_cases)
+        reps.add_row(*map(_cell, (rep.rep_id, rep.tier.value if rep.tier else "-", held, rep.state or "-")))
+    notes = []
+    if not board.complete:
+        notes.append(f"lists below the counts are from the first {board.listed} of {board.running} running cases")
+    if board.roster_problem is not None:
+        notes.append(f"roster not readable, rep states missing: {board.roster_problem}")
+    return Group(
+        Text(f"Escalations board at {instant(board.at, seconds=True)}", style="bold"),
+        counts,
+        _board_cases("Next breaches", board.next_breaches, now),
+        _board_cases(f"Unowned: {len(board.unowned)}", board.unowned, now),
+        reps,
+        *(_cell(note) for note in notes),
+    )
 
 
 def doctor_table(report: Report, now: datetime) -> Table | Text:
