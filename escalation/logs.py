@@ -1,7 +1,9 @@
 """JSON logs, one object per line: structlog for our own code, and the same JSON for every line of Python
 logging (workflow.logger in workflow code, temporalio's own loggers, core's lines forwarded to Python), with
-the case, workflow and activity they concern as fields. One line per failing workflow run instead of the
-SDK's traceback on every retry."""
+the case, workflow, run, tier and activity they concern as fields (case_id, workflow_id, run_id, tier,
+activity); on a terminal the same lines are rendered for reading. No personal data: contact details and free
+text are redacted from every line. One line per failing workflow run instead of the SDK's traceback on every
+retry."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, NoReturn
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -35,7 +38,8 @@ from temporalio.worker import (
 )
 
 from escalation import metrics
-from escalation.constants import WORKFLOW_ID_PREFIX
+from escalation.constants import SA_TIER, WORKFLOW_ID_PREFIX
+from escalation.delivery.redact import REDACTED, redact
 
 _SECRET_KEYS = ("password", "secret", "token", "api_key", "authorization")
 
@@ -45,6 +49,60 @@ def _redact(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
         if any(s in key.lower() for s in _SECRET_KEYS):
             event[key] = "***"
     return event
+
+
+# Fields whose value is a person's contact detail or text someone typed: never logged as they are.
+PERSONAL_KEYS = frozenset(
+    {
+        "name",
+        "customer_name",
+        "owner_name",
+        "rep_name",
+        "email",
+        "phone",
+        "summary",
+        "desired_outcome",
+        "description",
+        "comment",
+        "note",
+        "notes",
+        "text",
+        "body",
+        "subject",
+        "resolution",
+        "answer_note",
+    }
+)
+# Contact details wherever they stand in a line (an error quoting a request): email addresses and phone numbers
+# written with their country code.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PHONE = re.compile(r"\+\d[\d ()./-]{5,}\d")
+# Text from outside (receivers' and servers' answers) may carry credentials: escalation.delivery.redact hides them.
+_ERROR_KEYS = frozenset({"error", "exception"})
+_NOT_TEXT = frozenset({"level", "timestamp", "logger"})
+
+
+def _scrub(text: str) -> str:
+    return _PHONE.sub(REDACTED, _EMAIL.sub(REDACTED, text))
+
+
+def _personal(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """Contact details and free text out of a line: the fields that hold them are replaced, and email
+    addresses and phone numbers are hidden in every other text (the message included)."""
+    for key, value in list(event.items()):
+        if key.lower() in PERSONAL_KEYS and value is not None:
+            event[key] = REDACTED
+        elif isinstance(value, str) and key not in _NOT_TEXT:
+            event[key] = _scrub(redact(value) if key in _ERROR_KEYS else value)
+    return event
+
+
+def _renderer() -> Processor:
+    """JSON lines; on a terminal, the console renderer (the same fields, for reading)."""
+    stream = sys.__stderr__ or sys.stderr
+    if stream is not None and stream.isatty():
+        return structlog.dev.ConsoleRenderer()
+    return structlog.processors.JSONRenderer()
 
 
 def configure(level: str = "INFO") -> None:
@@ -58,7 +116,8 @@ def configure(level: str = "INFO") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            _personal,
+            _renderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
@@ -84,6 +143,9 @@ _TEMPORAL_EXTRAS = {
     "activity_info",
     "__temporal_error_identifier",
 }
+
+
+_TIER = SearchAttributeKey.for_keyword(SA_TIER)
 
 
 def _plain(value: Any) -> Any:
@@ -115,6 +177,13 @@ def _record_fields(_logger: WrappedLogger, _name: str, event: EventDict) -> Even
         }
         if "workflow_run_id" in activity:
             found["run_id"] = activity["workflow_run_id"]
+        if "activity_type" in activity:
+            found["activity"] = activity["activity_type"]
+    info = getattr(record, "workflow_info", None)  # workflow.logger's (full_workflow_info_on_extra)
+    if isinstance(info, workflow.Info):
+        with contextlib.suppress(Exception):  # a search attribute of another type under the name
+            if (tier := info.typed_search_attributes.get(_TIER)) is not None:
+                found["tier"] = tier
     core = getattr(record, "temporal_log", None)
     if core is not None:
         found["target"] = core.target
@@ -136,6 +205,8 @@ class _JsonHandler(logging.StreamHandler):
 
 def _json_logging(level: str) -> None:
     shared: list[Processor] = [
+        # What an activity bound (escalation.service.log_context) goes on its Python logging lines too.
+        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _record_fields,
@@ -150,7 +221,8 @@ def _json_logging(level: str) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
+                _personal,
+                _renderer(),
             ],
         )
     )
@@ -164,6 +236,8 @@ def _json_logging(level: str) -> None:
     # The SDK appends its context to the message as a dict's repr; the fields above carry it instead.
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
+    # The whole workflow info on each record, for the case's tier (its search attribute) as a field.
+    workflow.logger.full_workflow_info_on_extra = True
 
 
 # ----- failing workflow tasks

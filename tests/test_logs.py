@@ -1,16 +1,24 @@
 """The worker's log stream on the real dev server: every line is one JSON object, whoever wrote it (our own
-code, workflow.logger in the workflow, temporalio's loggers, the roster watcher), with the case it concerns."""
+code, workflow.logger in the workflow, temporalio's loggers, the roster watcher), with the case it concerns
+(case id, workflow id, run id, tier, activity) and no personal data."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
+from temporalio.api.common.v1 import Payload
+
+from escalation import logs
 from escalation.client import EscalationClient, case_state, open_case
+from escalation.delivery.redact import REDACTED
 from escalation.domain.models import Callback, CallbackStatus
+from escalation.service.log_context import TIER_HEADER, tier_of
 from tests.cases import case_input, eventually, worker_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +86,69 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
     assert dropped["key"].endswith(f"/callback_scheduled/{customer['id']}") and dropped["workflow_id"] == handle.id
     assert dropped["reason"] == "the case moved on" and dropped["level"] == "info"
     assert events["case_reassigned"]["from_owner"] == rep  # the roster watcher
+    assert dropped["tier"] in {"agent", "team_lead", "supervisor", "manager"}  # the case's, from its search attribute
+    # Activities: every line one logs carries the case, its workflow and run, the activity and the case's tier.
+    run_id = (await handle.describe()).run_id
+    from_activities = [e for e in logged if "activity" in e]
+    assert {e["event"] for e in from_activities} >= {"owner_chosen", "message_sent"}, from_activities
+    for entry in from_activities:
+        assert entry["case_id"] == case.case_id and entry["workflow_id"] == handle.id, entry
+        assert entry["run_id"] == run_id and entry["tier"] in {"agent", "team_lead", "supervisor", "manager"}, entry
+    assert {e["activity"] for e in from_activities} >= {"find_owner", "send_message"}
+    # Nothing about the customer: no name, contact detail or what they told us, in any line.
+    text = err.decode()
+    for personal in (customer["name"], customer["email"], customer["phone"], "Charged twice", "duplicate charge"):
+        assert personal not in text, personal
     shutdown = [e for e in logged if e.get("logger", "").startswith("temporalio.worker")]  # the SDK's own
     assert any(e["event"].startswith("Beginning worker shutdown") for e in shutdown), logged
     assert "worker_started" in events and "worker_stopped" in events
+
+
+def _processed(**fields):
+    event = {"event": "something_happened", "level": "info", **fields}
+    return logs._personal(None, "info", event)
+
+
+def test_contact_details_and_free_text_are_redacted_from_a_line():
+    line = _processed(
+        name="Dana Doe",
+        summary="Charged twice",
+        note=None,
+        owner="sam",
+        error="refused for dana@example.org at +49 30 1234567: Authorization: Bearer abc.def",
+        exception="ValueError: 'dana@example.org' is not allowed",
+    )
+    assert line["name"] == REDACTED and line["summary"] == REDACTED and line["note"] is None
+    assert line["owner"] == "sam"
+    assert "dana@example.org" not in line["error"] and "+49 30 1234567" not in line["error"]
+    assert "abc.def" not in line["error"] and line["error"].startswith("refused for ")
+    assert "dana@example.org" not in line["exception"]
+    # Ids, times and counts stay as they are.
+    kept = _processed(
+        run_id="0195c6a2-7b1e-7c3a-9f21-3a4b5c6d7e8f",
+        at="2026-11-29 09:40:12 UTC",
+        case_id="C-1001",
+        count=3,
+    )
+    assert kept["run_id"] == "0195c6a2-7b1e-7c3a-9f21-3a4b5c6d7e8f" and kept["at"] == "2026-11-29 09:40:12 UTC"
+    assert kept["case_id"] == "C-1001" and kept["count"] == 3
+
+
+def test_a_tier_header_is_read_only_when_it_is_a_short_json_string():
+    json_plain = {"encoding": b"json/plain"}
+    assert tier_of({TIER_HEADER: Payload(metadata=json_plain, data=b'"manager"')}) == "manager"
+    assert tier_of({}) is None
+    assert tier_of({TIER_HEADER: Payload(metadata=json_plain, data=b"not json")}) is None
+    assert tier_of({TIER_HEADER: Payload(metadata=json_plain, data=b"42")}) is None
+    assert tier_of({TIER_HEADER: Payload(metadata=json_plain, data=b'"' + b"x" * 100 + b'"')}) is None
+
+
+def test_bound_case_fields_reach_python_logging_lines_too(capsys):
+    """An activity's context (bound by the worker interceptor) goes on lines of Python logging it causes, such
+    as the SDK's own, rendered as JSON."""
+    logs.configure()
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, logs._JsonHandler))
+    record = logging.LogRecord("temporalio.activity", logging.WARNING, __file__, 1, "attempt failed", (), None)
+    with structlog.contextvars.bound_contextvars(case_id="C-1", workflow_id="escalation-C-1", activity="find_owner"):
+        line = json.loads(handler.format(record))
+    assert line["case_id"] == "C-1" and line["activity"] == "find_owner" and line["event"] == "attempt failed"

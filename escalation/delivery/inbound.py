@@ -46,7 +46,7 @@ from escalation.client.errors import (
     Unreachable,
 )
 from escalation.config import ConfigError, Settings
-from escalation.constants import IDEMPOTENCY_HEADER, WEBHOOK_ID_HEADER
+from escalation.constants import IDEMPOTENCY_HEADER, WEBHOOK_ID_HEADER, workflow_id
 from escalation.delivery.signature import SECRET_PREFIX, SignatureError, signing_key, verify
 from escalation.domain.models import FollowUpResponseInput, Identifier
 from escalation.domain.refusal import describe
@@ -172,6 +172,12 @@ def build_app(
                 400,
                 f"{named}: 1 to {MAX_UPDATE_ID - len(IDEMPOTENCY_PREFIX)} printable characters (got {len(key)})",
             )
+        # Every line logged while the answer is taken names its case.
+        bound = {"case_id": answer.case_id, "workflow_id": workflow_id(answer.case_id)}
+        with structlog.contextvars.bound_contextvars(**bound):
+            return await take(answer, key)
+
+    async def take(answer: FollowUpAnswerRequest, key: str | None) -> web.Response:
         case_id = answer.case_id
         # The update waits for a worker for most of the deadline; a case briefly not ready (handing over to a
         # new run, a failing task) is asked again for half of it; the deadline bounds everything else.

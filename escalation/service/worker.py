@@ -28,6 +28,7 @@ from escalation.client.errors import Unreachable
 from escalation.config import ConfigError, Settings
 from escalation.domain.policy import PolicyError, PolicyStore
 from escalation.domain.roster import RosterError, RosterStore
+from escalation.service.log_context import LogContext
 from escalation.service.roster_watch import watch_roster
 from workflows import Escalation
 from workflows.arguments import OneArgument
@@ -75,7 +76,7 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         # an update sent without its one argument as InvalidArgument (workflows.arguments); answers an update resent
         # to a later run of the case with its first answer (workflows.once).
         **(
-            {"interceptors": [logs.RunNames(), OneArgument(), AnsweredOnce()]}
+            {"interceptors": [LogContext(), logs.RunNames(), OneArgument(), AnsweredOnce()]}
             | settings.worker.worker_kwargs()
             | options
         ),
