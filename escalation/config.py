@@ -6,7 +6,8 @@ The Temporal connection (address, namespace, TLS, API key) is read the way every
 TEMPORAL_* environment variables. Every ESCALATIONS_* value is read by pydantic-settings
 (escalation.environment): `Settings` (ESCALATIONS_TASK_QUEUE, ESCALATIONS_POLICY_DIR, ...), its worker
 options (`WorkerOptions`: ESCALATIONS_MAX_CONCURRENT_ACTIVITIES, ...) and its delivery sections
-(`DeliverySettings`: ESCALATIONS_SMTP__HOST, ..., over the ESCALATIONS_DELIVERY_CONFIG file). Command-line
+(`DeliverySettings`: ESCALATIONS_SMTP__HOST, ..., over the ESCALATIONS_DELIVERY_CONFIG file) and its identity
+section (`IdentitySettings`: ESCALATIONS_IDENTITY__KEYS, ..., and ESCALATIONS_CREDENTIAL). Command-line
 options win over the environment, the environment over the delivery file. `Settings.from_env` is the one
 place that reads them all.
 """
@@ -29,6 +30,7 @@ from escalation.domain.models import Duration
 from escalation.domain.refusal import describe
 from escalation.environment import EnvSettings
 from escalation.files import FileProblem
+from escalation.identity.settings import IdentitySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +111,7 @@ class WorkerOptions(EnvSettings):
 class Settings(EnvSettings):
     """Everything a process of ours needs. Constructed in code it holds what it is given; `from_env` reads it."""
 
-    not_from_environment: ClassVar[frozenset[str]] = CONNECTION_FIELDS | {"worker", "delivery"}
+    not_from_environment: ClassVar[frozenset[str]] = CONNECTION_FIELDS | {"worker", "delivery", "identity"}
 
     address: str = "localhost:7233"
     namespace: str = "default"
@@ -130,6 +132,8 @@ class Settings(EnvSettings):
     policy_dir: Path = PROJECT_ROOT / "config" / "policies"
     roster_path: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml", validation_alias="ESCALATIONS_ROSTER")
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
+    # Who may act: the keys that sign and verify credentials (ESCALATIONS_IDENTITY__*), ESCALATIONS_CREDENTIAL.
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     # SMTP, SMS/voice gateway, webhooks, inbound answers; None: everything to the outbox and events file.
     delivery: DeliverySettings | None = None
     # `make run` opens its demo cases on a fresh data directory unless DEMO is 0, false, no or off.
@@ -191,6 +195,10 @@ class Settings(EnvSettings):
             values["worker"] = WorkerOptions.read(env)
         except ValidationError as err:
             raise ConfigError(_describe(err, WorkerOptions, within="worker")) from None
+        try:
+            values["identity"] = IdentitySettings.read(env)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, IdentitySettings, within="identity")) from None
         values = {k: v for k, v in values.items() if v is not None} | {
             k: v for k, v in overrides.items() if v is not None
         }

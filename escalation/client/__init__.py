@@ -47,6 +47,7 @@ from escalation import constants
 from escalation.client import contract
 from escalation.client.contract import Update
 from escalation.client.converter import data_converter
+from escalation.client.credentials import Credential, CredentialInterceptor, use_credential
 from escalation.client.errors import (
     WORKFLOW_TASK_FAILING,
     CaseAlreadyOpen,
@@ -64,7 +65,7 @@ from escalation.client.errors import (
     from_validation_error,
     translate,
 )
-from escalation.config import Settings
+from escalation.config import ConfigError, Settings
 from escalation.constants import (
     RETRY_TIMEOUT,
     SA_CUSTOMER,
@@ -103,6 +104,7 @@ from escalation.domain.models import (
     WaitOnCustomerInput,
 )
 from escalation.domain.policy import policy_names, unknown_policy
+from escalation.identity import KeyProblem
 from escalation.search import CaseFilter, CaseSummary
 
 __all__ = [
@@ -135,10 +137,17 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def connect(settings: Settings | None = None) -> Client:
-    """A Temporal client for `settings` (default: from the environment) with the escalation data converter."""
+    """A Temporal client for `settings` (default: from the environment) with the escalation data converter, whose
+    commands carry a credential from the settings' identity section (escalation.client.credentials)."""
     settings = settings or Settings.from_env()
     try:
-        return await Client.connect(**settings.connect_kwargs(), data_converter=data_converter)
+        credentials = CredentialInterceptor.from_settings(settings.identity)
+    except KeyProblem as err:
+        raise ConfigError(f"identity: {err}") from None
+    try:
+        return await Client.connect(
+            **settings.connect_kwargs(), data_converter=data_converter, interceptors=[credentials]
+        )
     except (RuntimeError, RPCError) as err:  # "Failed client connect: ...", or credentials refused
         refused = isinstance(err, RPCError) and err.status in (
             RPCStatusCode.UNAUTHENTICATED,
@@ -228,6 +237,7 @@ class EscalationClient:
         *,
         if_open: Literal["return", "fail"] = "return",
         wait: float = OPEN_WAIT,
+        credential: Credential | None = None,
     ) -> Case:
         """Open a case. Opening is idempotent by case id: if the case is open already its handle is returned
         (`Case.opened` is False) unless `if_open="fail"`, which raises CaseAlreadyOpen. A closed case's id
@@ -239,7 +249,8 @@ class EscalationClient:
         start the workers refuse at once (a policy they do not have, input they refuse) raises that failure,
         UnknownPolicy or InvalidArgument, instead of returning a case that is already gone. When no worker
         took the case within `wait`, the case is returned with `still_opening` set (it opens when a worker
-        runs). `wait=0` returns right after the start."""
+        runs). `wait=0` returns right after the start. `credential` (a token, or a function returning one) is
+        sent with the start and with every command of the returned case, instead of the client's own."""
         inp = _model(EscalationInput, case)
         if inp.carried is not None:
             raise InvalidArgument(
@@ -252,27 +263,35 @@ class EscalationClient:
         ):
             raise UnknownPolicy(str(unknown), field="policy")
         try:
-            handle = await open_case(self.temporal, inp, task_queue_name=self.task_queue)
+            with use_credential(credential):
+                handle = await open_case(self.temporal, inp, task_queue_name=self.task_queue)
         except CaseAlreadyOpen:
             if if_open == "fail":
                 raise
-            return self.case(inp.case_id)
+            return self.case(inp.case_id, credential=credential)
         except RPCError as err:
             raise translate(err, inp.case_id) from None
         opened = Case(
-            handle, inp.case_id, opened=True, update_timeout=self.update_timeout, retry_timeout=self.retry_timeout
+            handle,
+            inp.case_id,
+            opened=True,
+            update_timeout=self.update_timeout,
+            retry_timeout=self.retry_timeout,
+            credential=credential,
         )
         if wait > 0:
             opened.still_opening = not await opened._until_open(wait)
         return opened
 
-    def case(self, case_id: str) -> Case:
-        """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used)."""
+    def case(self, case_id: str, *, credential: Credential | None = None) -> Case:
+        """The handle of a case by id (no call is made; a missing case raises CaseNotFound when used). Its commands
+        carry `credential` (a token, or a function returning one) when given, else the client's own."""
         return Case(
             case_handle(self.temporal, case_id),
             case_id,
             update_timeout=self.update_timeout,
             retry_timeout=self.retry_timeout,
+            credential=credential,
         )
 
     async def list_cases(
@@ -305,6 +324,7 @@ class Case:
         opened: bool = False,
         update_timeout: float | None = UPDATE_TIMEOUT,
         retry_timeout: float = RETRY_TIMEOUT,
+        credential: Credential | None = None,
     ) -> None:
         self.handle = handle
         self.case_id = case_id
@@ -313,6 +333,8 @@ class Case:
         self.still_opening = False
         self.update_timeout = update_timeout
         self.retry_timeout = retry_timeout
+        # Sent with every command of this case instead of the client's own credential (None: the client's).
+        self.credential = credential
 
     @property
     def workflow_id(self) -> str:
@@ -363,10 +385,11 @@ class Case:
         try:
             # The server admits an update and then waits for a worker to take it, for ever when none runs:
             # give up after `update_timeout` with an answer a person can act on.
-            return await asyncio.wait_for(
-                execute_update(self.handle, op.name, arg, result_type=op.result, update_id=update_id),
-                self.update_timeout,
-            )
+            with use_credential(self.credential):
+                return await asyncio.wait_for(
+                    execute_update(self.handle, op.name, arg, result_type=op.result, update_id=update_id),
+                    self.update_timeout,
+                )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise NoWorker(
                 f"no worker took '{op.name}' for case {self.case_id} within {self.update_timeout:g}s: is a "
