@@ -141,7 +141,7 @@ def build_set(document: Any, source: str, *, signing: bool) -> KeySet:
             raise KeyProblem(f"{source}: key {kid!r} is shorter than {MIN_SECRET_BYTES * 8} bits; generate a new one")
         usable.append(Key(kid=kid, algorithm=algorithm, jwk=jwk, secret=secret))
     if not usable:
-        what = "a key that can sign (a secret oct key, or a private key)" if signing else "a key we can verify with"
+        what = "key that can sign (a secret oct key, or a private key)" if signing else "key we can verify with"
         left = "; ".join(f"{kid} {why}" for kid, why in skipped.items())
         raise KeyProblem(f"{source}: no {what}" + (f" ({left})" if left else ""))
     return KeySet(source=source, keys=tuple(usable), skipped=skipped)
