@@ -35,6 +35,10 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 ERR_INVALID_ARGUMENT = "InvalidArgument"
 ERR_INVALID_STATE = "InvalidState"
 ERR_UNKNOWN_POLICY = "UnknownPolicy"
+# No credential, or one that does not verify or names nobody of the roster: nothing was applied.
+ERR_UNAUTHENTICATED = "Unauthenticated"
+# A verified person or service who may not do that on this case (policy permissions, own authority).
+ERR_NOT_PERMITTED = "NotPermitted"
 # The case takes no command for a moment (it is handing over to a new run): send the same command again.
 ERR_CASE_UNAVAILABLE = "CaseUnavailable"
 

@@ -109,3 +109,15 @@ async def worker_process(
         | extra,
     )
     return process, queue, data
+
+
+def as_customer(case_id: str, checkin: int | None = None):
+    """Within the block, commands carry the customer's credential for `case_id`, as the signed inbound endpoint
+    mints it (the only way a customer's answer reaches a case)."""
+    from escalation.client.credentials import use_credential
+    from escalation.identity import Signer
+    from tests.conftest import IDENTITY
+
+    signer = Signer.from_settings(IDENTITY)
+    assert signer is not None
+    return use_credential(signer.mint("customer", case_id=case_id, checkin=checkin))

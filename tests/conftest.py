@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import timedelta
@@ -34,11 +36,25 @@ from temporalio.worker import Worker
 
 from escalation.client import open_case
 from escalation.client.converter import data_converter
+from escalation.client.credentials import CredentialInterceptor
 from escalation.config import Settings
 from escalation.constants import SEARCH_ATTRIBUTES
+from escalation.identity import IdentitySettings, ensure_key
 from worker import build_worker
 
 TESTS = Path(__file__).parent
+# The signing key of the test run (HS256, 0600), as `make run` makes one: the tests' clients sign each command
+# for the rep it names, and their workers (and the programs the tests start) verify with it.
+IDENTITY_KEYS = Path(tempfile.mkdtemp(prefix="escalations-test-keys-")) / "identity.jwks"
+ensure_key(IDENTITY_KEYS)
+os.environ["ESCALATIONS_IDENTITY__KEYS"] = str(IDENTITY_KEYS)
+IDENTITY = IdentitySettings(keys=str(IDENTITY_KEYS))
+
+
+def signing() -> list[CredentialInterceptor]:
+    """The client interceptor that signs every command for whoever it names, with the test run's key."""
+    return [CredentialInterceptor.from_settings(IDENTITY)]
+
 
 # Fixtures that start a real Temporal server (or connect to `--temporal-address`): a test that uses one,
 # directly or through another fixture, is a server test. test_readme.py has an `env` of its own.
@@ -129,7 +145,7 @@ def _only_server_tests_start_processes(request: pytest.FixtureRequest, monkeypat
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     address = request.config.getoption("--temporal-address")
     if address:
-        client = await Client.connect(address, data_converter=data_converter)
+        client = await Client.connect(address, data_converter=data_converter, interceptors=signing())
         yield WorkflowEnvironment.from_client(client)
         return
     environment = await WorkflowEnvironment.start_local(
@@ -137,6 +153,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
         data_converter=data_converter,
         search_attributes=_keys(),
         dev_server_log_level="error",
+        interceptors=signing(),
     )
     yield environment
     await environment.shutdown()
@@ -151,6 +168,7 @@ async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=_keys(),
         dev_server_log_level="error",
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
+        interceptors=signing(),
     )
     yield environment
     await environment.shutdown()
@@ -161,6 +179,7 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
         data_converter=data_converter,
+        interceptors=signing(),
     )
     kinds = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -212,6 +231,7 @@ def make_settings(folder: Path, name: str = "test") -> Settings:
         data_dir=folder / "data",
         policy_dir=TESTS / "policies",
         roster_path=TESTS / "roster.toml",
+        identity=IDENTITY,
     )
 
 

@@ -32,10 +32,13 @@ from escalation.constants import (
 from escalation.delivery.inbound import MAX_BODY, build_app
 from escalation.delivery.signature import sign_legacy
 from escalation.domain.models import ResolveInput, TimelineEntry
+from escalation.identity import Signer
 from tests.cases import case_input, eventually, owned
+from tests.conftest import IDENTITY
 from tests.servers import LOOPBACK, free_port
 
 # whsec_ and the base64 of at least 24 bytes, or the endpoint refuses to start
+CUSTOMERS = Signer.from_settings(IDENTITY)
 SECRET = "whsec_aW5ib3VuZC10ZXN0LXNlY3JldC00ZjBjOWQyYTdiMWU4NjM1"
 NEW_SECRET = "whsec_aW5ib3VuZC1yb3RhdGVkLXNlY3JldC05YjJlNGY3MGExZDM="
 
@@ -56,7 +59,7 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
 @pytest.fixture
 async def inbound(env):
     """The endpoint served on loopback, talking to the dev server; yields its base URL."""
-    async with serving(build_app(env.client, SECRET, tolerance=300)) as url:
+    async with serving(build_app(env.client, SECRET, tolerance=300, customers=CUSTOMERS)) as url:
         yield url
 
 
@@ -193,7 +196,9 @@ async def test_while_the_secret_rotates_answers_signed_with_either_secret_are_ta
     """An unknown case is a 404: the signature was accepted. 401: it was not."""
     answer = {"case_id": "C-nope", "answer": "fixed"}
     body = json.dumps(answer).encode()
-    async with serving(build_app(env.client, NEW_SECRET, previous_secrets=[SECRET], tolerance=300)) as url:
+    async with serving(
+        build_app(env.client, NEW_SECRET, previous_secrets=[SECRET], tolerance=300, customers=CUSTOMERS)
+    ) as url:
         new = await post(url, answer, secret=NEW_SECRET)
         old = await post(url, answer, secret=SECRET)  # a gateway not yet moved to the new secret
         both = signed(body, secret=NEW_SECRET)
@@ -204,7 +209,7 @@ async def test_while_the_secret_rotates_answers_signed_with_either_secret_are_ta
     assert [r.status_code for r in (new, old, either)] == [404, 404, 404], (new.text, old.text, either.text)
     assert other.status_code == 401 and "does not match" in other.json()["error"]
     # Once the previous secret is dropped, its answers are refused.
-    async with serving(build_app(env.client, NEW_SECRET, tolerance=300)) as url:
+    async with serving(build_app(env.client, NEW_SECRET, tolerance=300, customers=CUSTOMERS)) as url:
         dropped = await post(url, answer, secret=SECRET)
     assert dropped.status_code == 401
 
@@ -213,7 +218,7 @@ async def test_the_legacy_signature_header_is_still_accepted_this_release_and_lo
     answer = {"case_id": "C-nope", "answer": "fixed"}
     body = json.dumps(answer).encode()
     with structlog.testing.capture_logs() as logged:
-        async with serving(build_app(env.client, SECRET, tolerance=300)) as url:
+        async with serving(build_app(env.client, SECRET, tolerance=300, customers=CUSTOMERS)) as url:
             legacy = await post(
                 url, answer, signature={SIGNATURE_HEADER: sign_legacy([SECRET], body, int(time.time()))}
             )
@@ -233,7 +238,11 @@ def _inbound(env: dict[str, str]) -> subprocess.CompletedProcess:
     """Runs the `escalations-inbound` console script; it should stop at once, so a timeout is a failure."""
     script = Path(sys.executable).parent / "escalations-inbound"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    env = clean | {"ESCALATIONS_INBOUND__SECRET": SECRET, "ESCALATIONS_INBOUND__PORT": str(free_port())} | env
+    env = clean | {
+        "ESCALATIONS_INBOUND__SECRET": SECRET,
+        "ESCALATIONS_INBOUND__PORT": str(free_port()),
+        "ESCALATIONS_IDENTITY__KEYS": str(IDENTITY.keys),
+    } | env
     return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -267,14 +276,14 @@ async def test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret(secre
     [line] = started.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith(f"escalations-inbound: {reason}"), started.stderr
     with pytest.raises(ValueError, match=reason.split(" ")[0]):
-        build_app(None, secret, previous_secrets=previous, tolerance=300)  # type: ignore[arg-type]
+        build_app(None, secret, previous_secrets=previous, tolerance=300, customers=CUSTOMERS)  # type: ignore[arg-type]
 
 
 async def test_an_answer_no_worker_takes_is_a_quick_503_with_retry_after(env):
     # A case on a task queue no worker polls: its first workflow task is never picked up.
     handle = await open_case(env.client, case_input("fast"), task_queue_name=f"nobody-polls-{uuid.uuid4().hex[:8]}")
     try:
-        async with serving(build_app(env.client, SECRET, tolerance=300, timeout=2)) as url:
+        async with serving(build_app(env.client, SECRET, tolerance=300, customers=CUSTOMERS, timeout=2)) as url:
             started = time.monotonic()
             response = await post(
                 url, {"case_id": handle.id.removeprefix("escalation-"), "answer": "fixed"}, key="gw-msg-503"
@@ -293,7 +302,7 @@ async def test_an_answer_for_a_case_whose_workflow_task_fails_is_a_503_not_a_500
     inp = case_input()
     handle = await open_stuck(env, f"{settings.task_queue}-stuck", inp, task_timeout=1)
     try:
-        async with serving(build_app(env.client, SECRET, tolerance=300, timeout=2)) as url:
+        async with serving(build_app(env.client, SECRET, tolerance=300, customers=CUSTOMERS, timeout=2)) as url:
             started = time.monotonic()
             response = await post(url, {"case_id": inp.case_id, "answer": "not_fixed"})
             took = time.monotonic() - started
@@ -309,7 +318,9 @@ async def test_a_failure_of_the_endpoint_is_a_json_500_with_one_log_line_and_no_
         raise RuntimeError("clock source gone: /dev/rtc0 for dana@example.org")
 
     with structlog.testing.capture_logs() as logged:
-        async with serving(build_app(env.client, SECRET, tolerance=300, clock=broken_clock)) as url:
+        async with serving(
+            build_app(env.client, SECRET, tolerance=300, customers=CUSTOMERS, clock=broken_clock)
+        ) as url:
             response = await post(url, {"case_id": "C-1", "answer": "fixed", "comment": "Dana, still broken"})
     assert response.status_code == 500 and response.headers["Content-Type"].startswith("application/json")
     error = response.json()["error"]

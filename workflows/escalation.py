@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityConfig
+from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.identity import IdentifyRequest, IdentityActivities
     from activities.notify import NotifyActivities
     from activities.policy import PolicyActivities
     from activities.record import RecordActivities
@@ -83,11 +84,14 @@ with workflow.unsafe.imports_passed_through():
         check_bounds,
     )
     from escalation.domain.policy import Policy
+    from escalation.domain.principal import Principal
     from escalation.domain.refusal import describe
     from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send
     from escalation.domain.rules.opening import opening_brief, opening_state
+    from escalation.domain.rules.permission import may_open
     from escalation.domain.rules.retention import require_room
     from escalation.domain.rules.sla import breach_flag, running_due
+    from escalation.identity import sender
     from escalation.search import SEARCH_KEYS
 
 
@@ -114,6 +118,13 @@ RECORD_OPTS: ActivityConfig = {
     "start_to_close_timeout": timedelta(minutes=10),
     "heartbeat_timeout": timedelta(seconds=30),
 }
+# Who a credential names (workflows.verified): the roster is local to the worker, so a local activity.
+IDENTIFY_OPTS = LocalActivityConfig(
+    start_to_close_timeout=timedelta(seconds=10),
+    schedule_to_close_timeout=timedelta(minutes=1),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+    summary="check who acts",
+)
 DEAD_LETTER_OPTS = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(days=7),
@@ -170,6 +181,8 @@ ANSWERS_KEPT = 1000
 CAN_THROUGH_UPDATES_PATCH = "continue-as-new-through-updates"
 # A new case's start input is checked against today's bounds (cases started before them replay as they ran).
 BOUNDED_START_PATCH = "start-input-bounded"
+# A new case's start must carry a credential naming who opens it (cases started before credentials replay).
+OPENED_BY_VERIFIED_PATCH = "opened-by-verified"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -243,6 +256,7 @@ class Escalation:
         if refusal is not None and workflow.patched(BOUNDED_START_PATCH):
             # Checked here, not while decoding: a case started before the bounds still replays.
             raise ApplicationError(refusal, type=ERR_INVALID_ARGUMENT, non_retryable=True)
+        opener = await self._opener(inp) if first_run and workflow.patched(OPENED_BY_VERIFIED_PATCH) else None
         if inp.carried is not None:
             if workflow.info().continued_run_id is None:
                 raise ApplicationError(
@@ -262,7 +276,7 @@ class Escalation:
             # with an earlier task's time after a crash, and opening at that time wrote histories that did not
             # replay. Cases started before this keep opening at the policy's answer when they replay.
             opened = workflow.info().workflow_start_time if workflow.patched(OPENED_AT_START_PATCH) else workflow.now()
-            self._apply(*rules.open_case(inp, self._policy, opened, opening))
+            self._apply(*rules.open_case(inp, self._policy, opened, opening, by=opener))
 
         while True:
             state = self._current
@@ -512,6 +526,35 @@ class Escalation:
                 type=ERR_INVALID_STATE,
             ) from None
 
+    # ----- who sends a command (workflows.verified)
+
+    async def _opener(self, inp: EscalationInput) -> Principal:
+        """Who opens the case, by the credential it was started with, verified as of the start; a case nobody
+        verified may open fails at once, as a case with bad input does."""
+        token = sender.start_token.get()
+        if not token:
+            raise sender.unauthenticated("opening a case needs a credential naming who opens it")
+        principal = await self._identify(IdentifyRequest(token=token, at=workflow.info().workflow_start_time))
+        try:
+            may_open(principal, inp.opened_by)
+        except RuleViolation as err:
+            raise ApplicationError(str(err), {"field": err.field}, type=err.type, non_retryable=True) from None
+        return principal
+
+    async def _sender(self) -> Principal | None:
+        """In a handler: who sent the command, as the roster has them (recorded: a replay reads the answer).
+        None for a command taken before credentials existed, which replays as it ran."""
+        claims = sender.recorded_claims()
+        if claims is None:
+            return None
+        return await self._identify(IdentifyRequest(claims=claims))
+
+    async def _identify(self, req: IdentifyRequest) -> Principal:
+        found = await workflow.execute_local_activity_method(IdentityActivities.identify, req, **IDENTIFY_OPTS)
+        if found.principal is None:
+            raise sender.unauthenticated(found.refusal or "refused")
+        return found.principal
+
     # ----- queries
 
     @workflow.query
@@ -561,10 +604,16 @@ class Escalation:
         return opening_state(self._input, workflow.info().first_execution_run_id, workflow.now())
 
     def _dry_run(
-        self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C, *, validating: bool = True
+        self,
+        rule: Callable[..., rules.Result],
+        cmd: C,
+        *,
+        validating: bool = True,
+        by: Principal | None = None,
     ) -> rules.Result | None:
-        """The rule's result for `cmd` (None while the case is opening), or the refusal. The rules are pure, so the
-        handler adopts this very result."""
+        """The rule's result for `cmd` sent `by` someone (None while the case is opening), or the refusal. The
+        rules are pure, so the handler adopts this very result. A validator's sender is the one its credential
+        names, verified (workflows.verified)."""
         if validating and self._moving:  # validators only: they are not replayed, and what they took is applied
             raise ApplicationError(
                 "case: handing over to a fresh run of its history (a moment); nothing was applied, send it again",
@@ -575,17 +624,20 @@ class Escalation:
             raise ApplicationError(refusal, type=ERR_INVALID_ARGUMENT, non_retryable=True)
         if self._state is None:
             return None  # still opening: the handler waits for the state and checks then
+        if validating:
+            by = sender.sender()
         try:
-            result = rule(self._state, self._loaded_policy, cmd, workflow.now())
+            result = rule(self._state, self._loaded_policy, cmd, workflow.now(), by=by)
             if not isinstance(cmd, FollowUpResponseInput):  # a customer's answer is always taken
                 require_room(self._state, result[0])
         except RuleViolation as err:
             raise ApplicationError(str(err), {"field": err.field}, type=err.type, non_retryable=True) from None
         return result
 
-    async def _handle(self, rule: Callable[[CaseState, Policy, C, datetime], rules.Result], cmd: C) -> TimelineEntry:
+    async def _handle(self, rule: Callable[..., rules.Result], cmd: C) -> TimelineEntry:
+        by = await self._sender()
         await workflow.wait_condition(lambda: self._state is not None)
-        result = self._dry_run(rule, cmd, validating=False)  # the state may have moved on since validation
+        result = self._dry_run(rule, cmd, validating=False, by=by)  # the state may have moved on since validation
         assert result is not None
         recorded = self._current.last_seq
         self._apply(*result)
@@ -766,6 +818,7 @@ class Escalation:
             seq=entry.seq,
             at=entry.at,
             actor=entry.actor,
+            via=entry.via,
             tier=entry.tier,
             status=state.status,
             owner=state.owner.id if state.owner else None,

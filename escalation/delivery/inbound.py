@@ -27,6 +27,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -36,6 +37,7 @@ from temporalio.client import Client
 
 from escalation import logs
 from escalation.client import MAX_UPDATE_ID, Case, case_handle, connect
+from escalation.client.credentials import use_credential
 from escalation.client.errors import (
     CaseEnded,
     CaseNotFound,
@@ -50,6 +52,7 @@ from escalation.constants import IDEMPOTENCY_HEADER, WEBHOOK_ID_HEADER, workflow
 from escalation.delivery.signature import SECRET_PREFIX, SignatureError, signing_key, verify
 from escalation.domain.models import FollowUpResponseInput, Identifier
 from escalation.domain.refusal import describe
+from escalation.identity import CUSTOMER, KeyProblem, Signer
 
 log = structlog.get_logger()
 
@@ -140,11 +143,15 @@ def build_app(
     *,
     previous_secrets: Sequence[str] = (),
     tolerance: float,
+    customers: Signer,
+    customer_ttl: timedelta = timedelta(minutes=2),
     clock: Callable[[], float] = time.time,
     timeout: float = TIMEOUT,
 ) -> web.Application:
     """The endpoint. Answers signed with `secret` or, while it rotates, one of `previous_secrets` are taken.
-    `timeout` bounds each answer's Temporal calls in all (seconds)."""
+    A verified answer reaches its case with a credential `customers` mints for that case (and check-in) alone,
+    living `customer_ttl`: the customer's only way in (escalation.identity). `timeout` bounds each answer's
+    Temporal calls in all (seconds)."""
     problems = [secret_problem(secret)] + [secret_problem(p, PREVIOUS_SECRETS_SETTING) for p in previous_secrets]
     if problem := next((p for p in problems if p is not None), None):
         raise ValueError(problem)
@@ -182,14 +189,17 @@ def build_app(
         # The update waits for a worker for most of the deadline; a case briefly not ready (handing over to a
         # new run, a failing task) is asked again for half of it; the deadline bounds everything else.
         case = Case(case_handle(client, case_id), case_id, update_timeout=timeout * 0.8, retry_timeout=timeout * 0.5)
+        # The customer's credential, for this case and check-in only, minted now that the signature holds.
+        credential = customers.mint(CUSTOMER, case_id=case_id, checkin=answer.checkin, ttl=customer_ttl)
         try:
-            entry = await asyncio.wait_for(
-                case.followup_response(
-                    FollowUpResponseInput.model_validate(answer.model_dump(exclude={"case_id"})),
-                    update_id=f"{IDEMPOTENCY_PREFIX}{key}" if key else None,
-                ),
-                timeout,
-            )
+            with use_credential(credential):
+                entry = await asyncio.wait_for(
+                    case.followup_response(
+                        FollowUpResponseInput.model_validate(answer.model_dump(exclude={"case_id"})),
+                        update_id=f"{IDEMPOTENCY_PREFIX}{key}" if key else None,
+                    ),
+                    timeout,
+                )
         except TimeoutError:
             return _unavailable(
                 f"case {case_id} did not answer within {timeout:g}s (no worker took the answer); "
@@ -239,12 +249,28 @@ def main() -> None:
     previous = [p.get_secret_value() for p in inbound.previous_secrets]
     if problem := next(filter(None, (secret_problem(p, PREVIOUS_SECRETS_SETTING) for p in previous)), None):
         raise SystemExit(f"escalations-inbound: {problem}")
+    try:
+        customers = Signer.from_settings(settings.identity)
+    except KeyProblem as err:
+        raise SystemExit(f"escalations-inbound: identity: {err}") from None
+    if customers is None:
+        raise SystemExit(
+            "escalations-inbound: identity: no signing key to mint the customer's credential with: set "
+            "ESCALATIONS_IDENTITY__SIGNING_KEYS (or ESCALATIONS_IDENTITY__KEYS to a JWKS file holding one)"
+        )
 
     async def app() -> web.Application:
         # The worker's connection settings: profile, TLS, API key, gRPC headers.
         client = await connect(settings)
         log.info("inbound_started", host=inbound.host, port=inbound.port, address=settings.address)
-        return build_app(client, secret, previous_secrets=previous, tolerance=inbound.tolerance)
+        return build_app(
+            client,
+            secret,
+            previous_secrets=previous,
+            tolerance=inbound.tolerance,
+            customers=customers,
+            customer_ttl=settings.identity.customer_ttl,
+        )
 
     try:
         web.run_app(app(), host=inbound.host, port=inbound.port, print=None)

@@ -500,8 +500,10 @@ class TimelineEntry(Contract):
     seq: int
     at: datetime
     kind: str
-    actor: str
+    actor: str  # the verified sender (a rep, a service, "customer") or "system"
     tier: Tier
+    # The service that acted for the rep in `actor` (a CRM for its logged-in rep); left out when none.
+    via: str | None = Field(default=None, exclude_if=lambda v: v is None)
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -904,6 +906,7 @@ class CaseEvent(Contract):
     actor: str
     tier: Tier
     status: Status
+    via: str | None = Field(default=None, exclude_if=lambda v: v is None)  # the service acting for `actor`
     owner: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
 

@@ -130,6 +130,45 @@ class CallbackPolicy(Contract):
         return self
 
 
+class Permission(Contract):
+    """Who may send one command on a case (services: the commands the roster gives them).
+
+    The defaults: the owner and anyone at the case's tier or above may act; only the owner or a higher tier
+    may resolve; reassigning needs a team lead or above."""
+
+    # The case's owner (or the rep it is offered to) may, whatever their tier, unless below `at_least`.
+    owner: bool = True
+    # Other reps: at the case's tier or above ("case"), only above it ("above"), or nobody ("none").
+    others: Literal["case", "above", "none"] = "case"
+    # Nobody below this tier, the owner included.
+    at_least: Tier | None = None
+
+
+# The commands the table governs: opening, accepting (only the rep it is offered to) and the customer's
+# follow-up answer (only the customer) have fixed rules.
+GOVERNED = (
+    "acknowledge",
+    "escalate",
+    "de_escalate",
+    "add_note",
+    "propose_offer",
+    "record_offer_response",
+    "wait_on_customer",
+    "customer_replied",
+    "resolve",
+    "close",
+    "reassign",
+    "schedule_callback",
+    "reschedule_callback",
+    "cancel_callback",
+    "record_callback_outcome",
+)
+DEFAULT_PERMISSIONS: dict[str, Permission] = {
+    "resolve": Permission(others="above"),
+    "reassign": Permission(at_least=Tier.TEAM_LEAD),
+}
+
+
 class Policy(Contract):
     name: str
     version: str
@@ -166,6 +205,16 @@ class Policy(Contract):
     pause: PausePolicy = Field(default_factory=PausePolicy)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
     callbacks: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    # Who may send which command ([permissions.resolve] others = "above"); unnamed commands keep the defaults.
+    permissions: dict[str, Permission] = Field(default_factory=dict)
+
+    @field_validator("permissions")
+    @classmethod
+    def _known_commands(cls, table: dict[str, Permission]) -> dict[str, Permission]:
+        unknown = sorted(set(table) - set(GOVERNED))
+        if unknown:
+            raise ValueError(f"unknown command(s) {', '.join(unknown)} (known: {', '.join(GOVERNED)})")
+        return table
 
     @field_validator("contact_hours")
     @classmethod
@@ -273,6 +322,9 @@ class Policy(Contract):
 
     def may_close_as(self, outcome: Outcome, tier: Tier) -> bool:
         return outcome == Outcome.RESOLVED or tier in self.close_lost_allowed
+
+    def permission(self, command: str) -> Permission:
+        return self.permissions.get(command) or DEFAULT_PERMISSIONS.get(command) or Permission()
 
     def lowest_tier_granting(self, total: Decimal, above: Tier | None = None) -> Tier | None:
         """The lowest tier (above `above`, when given) whose authority limit covers `total`."""

@@ -10,8 +10,9 @@ import structlog
 from pydantic import Field, ValidationError, model_validator
 
 from escalation.domain.calendar import ALWAYS, CalendarError, WorkingCalendar
-from escalation.domain.models import Contract, Identifier, Money, Owner, Tier, TimeZoneName
+from escalation.domain.models import Contract, Email, Identifier, Money, Owner, Phone, Tier, TimeZoneName
 from escalation.domain.policy import file_version, holiday_years
+from escalation.domain.principal import COMMANDS, RESERVED, Identity, NotIdentified, Principal, Service
 from escalation.domain.refusal import describe
 from escalation.files import FileProblem, read_toml
 
@@ -24,8 +25,9 @@ class Rep(Contract):
     tier: Tier
     skills: list[str] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=lambda: ["en"])
-    email: str | None = None
-    phone: str | None = None
+    # Checked when the roster loads: a rep nobody can reach is found out then, not at the first breach.
+    email: Email | None = None
+    phone: Phone | None = None
     authority_limit: Money | None = None
     # When the rep works: a name from the roster's [calendars], or their own calendar; unset: any time.
     calendar: str | WorkingCalendar | None = None
@@ -40,14 +42,26 @@ class Rep(Contract):
 class Roster(Contract):
     calendars: dict[str, WorkingCalendar] = Field(default_factory=dict)
     reps: list[Rep] = Field(default_factory=list)
+    # Systems that act by their own credential (the worker's roster watch, a CRM acting for its reps).
+    services: list[Service] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Roster:
         seen: set[str] = set()
+        for what, ids in (("reps", [r.id for r in self.reps]), ("services", [s.id for s in self.services])):
+            for id_ in ids:
+                if id_ in RESERVED:
+                    raise ValueError(f"{what}: '{id_}' is reserved (the case itself, or its customer)")
+                if id_ in seen:
+                    raise ValueError(f"{what}: id '{id_}' appears twice (rep and service ids share one space)")
+                seen.add(id_)
+        for service in self.services:
+            unknown = sorted(set(service.may) - set(COMMANDS) - {"*"})
+            if unknown:
+                raise ValueError(
+                    f"services.{service.id}.may: unknown command(s) {', '.join(unknown)} (known: {', '.join(COMMANDS)})"
+                )
         for rep in self.reps:
-            if rep.id in seen:
-                raise ValueError(f"reps: id '{rep.id}' appears twice")
-            seen.add(rep.id)
             if isinstance(rep.calendar, str) and rep.calendar not in self.calendars:
                 known = ", ".join(sorted(self.calendars)) or "none defined"
                 raise ValueError(f"reps.{rep.id}.calendar: no calendar named '{rep.calendar}' in calendars ({known})")
@@ -55,6 +69,56 @@ class Roster(Contract):
 
     def rep(self, rep_id: str) -> Rep | None:
         return next((r for r in self.reps if r.id == rep_id), None)
+
+    def identify(self, who: Identity) -> Principal:
+        """The principal a verified credential names: an active rep, a service of the roster (by itself, or acting
+        for an active rep when it may), or the customer of one case. Raises NotIdentified saying why not."""
+        sub = who.subject
+        if sub in RESERVED:
+            if sub != "customer":
+                raise NotIdentified(f"'{sub}' is the case itself; no credential may name it")
+            if who.case_id is None:
+                raise NotIdentified("a customer credential must name its case")
+            if who.acting_service is not None:
+                raise NotIdentified("a customer credential cannot name a service acting for it")
+            return Principal(id=sub, kind="customer", case_id=who.case_id, checkin=who.checkin)
+        if who.case_id is not None or who.checkin is not None:
+            raise NotIdentified("only a customer credential names a case or check-in")
+        via = None
+        if who.acting_service is not None:
+            via = self._service(who.acting_service)
+            if not via.acts_for_reps:
+                raise NotIdentified(f"service '{via.id}' may not act for reps (roster: acts_for_reps)")
+        rep = self.rep(sub)
+        if rep is not None:
+            if not rep.active:
+                raise NotIdentified(f"rep '{rep.id}' is inactive in the roster")
+            return Principal(
+                id=rep.id,
+                kind="rep",
+                name=rep.name,
+                tier=rep.tier,
+                authority_limit=rep.authority_limit,
+                via=via.id if via else None,
+            )
+        if via is not None:
+            raise NotIdentified(f"'{sub}' is not a rep of the roster")
+        service = self._service(sub)
+        return Principal(
+            id=service.id,
+            kind="service",
+            name=service.name,
+            may=list(service.may),
+            authority_limit=service.authority_limit,
+        )
+
+    def _service(self, service_id: str) -> Service:
+        service = next((s for s in self.services if s.id == service_id), None)
+        if service is None:
+            raise NotIdentified(f"'{service_id}' is not a rep or service of the roster")
+        if not service.active:
+            raise NotIdentified(f"service '{service.id}' is inactive in the roster")
+        return service
 
     def calendar_of(self, rep: Rep) -> WorkingCalendar:
         if rep.calendar is None:

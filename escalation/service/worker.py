@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.channels import build_delivery, build_events
 from activities.delivery import MessageDelivery
+from activities.identity import IdentityActivities
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.record import RecordActivities
@@ -28,16 +29,29 @@ from escalation.client.errors import Unreachable
 from escalation.config import ConfigError, Settings
 from escalation.domain.policy import PolicyError, PolicyStore
 from escalation.domain.roster import RosterError, RosterStore
+from escalation.identity import KeyProblem, Verifier
 from escalation.service.log_context import LogContext
 from escalation.service.roster_watch import watch_roster
 from workflows import Escalation
 from workflows.arguments import OneArgument
 from workflows.once import AnsweredOnce
+from workflows.verified import Verified
 
 log = structlog.get_logger()
 
 
-def build_activities(settings: Settings, delivery: MessageDelivery | None = None) -> list:
+def build_identity(settings: Settings) -> IdentityActivities:
+    """Who a credential names: the settings' keys (escalation.identity) and the roster."""
+    try:
+        verifier = Verifier.from_settings(settings.identity)
+    except KeyProblem as err:
+        raise ConfigError(f"identity: {err}") from None
+    return IdentityActivities(verifier, RosterStore(settings.roster_path))
+
+
+def build_activities(
+    settings: Settings, delivery: MessageDelivery | None = None, identity: IdentityActivities | None = None
+) -> list:
     """All activities, wired to the backends the settings name (or the delivery given)."""
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = RouteActivities(RosterStore(settings.roster_path))
@@ -54,10 +68,27 @@ def build_activities(settings: Settings, delivery: MessageDelivery | None = None
         notify.send_message,
         record.record_events,
         record.dead_letter_events,
+        (identity or build_identity(settings)).identify,
     ]
 
 
-def build_worker(client: Client, settings: Settings, *, delivery: MessageDelivery | None = None, **options) -> Worker:
+def interceptors(identity: IdentityActivities) -> list:
+    """The worker's interceptors, outermost first. They bind each activity's case to its log lines
+    (escalation.service.log_context); name the case of a failing workflow task that core reports by run id
+    alone (escalation.logs); refuse an update sent without its one argument as InvalidArgument
+    (workflows.arguments); verify the credential of every command (workflows.verified); answer an update resent
+    to a later run of the case with its first answer (workflows.once)."""
+    return [LogContext(), logs.RunNames(), OneArgument(), Verified(identity.check), AnsweredOnce()]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    delivery: MessageDelivery | None = None,
+    identity: IdentityActivities | None = None,
+    **options,
+) -> Worker:
     """The worker for `settings`; `options` override the settings' worker options (Worker keyword arguments)."""
     # Fail fast on missing or broken policy or roster files rather than at the first case.
     policies = PolicyStore(settings.policy_dir)
@@ -67,25 +98,20 @@ def build_worker(client: Client, settings: Settings, *, delivery: MessageDeliver
         raise ConfigError(f"roster_path: roster file not found: {settings.roster_path} (set by ESCALATIONS_ROSTER)")
     policies.validate_all()
     RosterStore(settings.roster_path).get()
+    identity = identity or build_identity(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[Escalation],
-        activities=build_activities(settings, delivery),
-        # Names the case of a failing workflow task that core reports by run id alone (escalation.logs); refuses
-        # an update sent without its one argument as InvalidArgument (workflows.arguments); answers an update resent
-        # to a later run of the case with its first answer (workflows.once).
-        **(
-            {"interceptors": [LogContext(), logs.RunNames(), OneArgument(), AnsweredOnce()]}
-            | settings.worker.worker_kwargs()
-            | options
-        ),
+        activities=build_activities(settings, delivery, identity),
+        **({"interceptors": interceptors(identity)} | settings.worker.worker_kwargs() | options),
     )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
-    worker = build_worker(client, settings)
+    identity = build_identity(settings)
+    worker = build_worker(client, settings, identity=identity)
     log.info(
         "worker_started",
         address=settings.address,
@@ -96,8 +122,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         **(settings.delivery.describe() if settings.delivery else {}),
     )
     async with worker:
+        # Keys added to or removed from the JWKS (a rotation) take effect without a restart.
+        keys = asyncio.create_task(identity.verifier.keep_fresh(stop))
         # Cases of reps the roster marks inactive are reassigned from here.
         await watch_roster(client, RosterStore(settings.roster_path), stop)
+        await keys
     log.info("worker_stopped")
 
 

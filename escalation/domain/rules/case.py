@@ -33,7 +33,8 @@ from escalation.domain.models import (
     TimelineEntry,
 )
 from escalation.domain.policy import Policy
-from escalation.domain.rules import callback, fallback, followup, pause, routing
+from escalation.domain.principal import Principal
+from escalation.domain.rules import callback, fallback, followup, pause, permission, routing
 from escalation.domain.rules.brief import build_brief, granted_total, offer_line
 from escalation.domain.rules.routing import Routed
 from escalation.domain.rules.sla import due
@@ -50,7 +51,10 @@ from escalation.domain.rules.step import (
 from escalation.domain.rules.tier import enter_tier, escalation_target, move, on_ladder
 
 
-def open_case(inp: EscalationInput, policy: Policy, now: datetime, opening_id: str) -> Result:
+def open_case(
+    inp: EscalationInput, policy: Policy, now: datetime, opening_id: str, by: Principal | None = None
+) -> Result:
+    """A new case; `by` is who opened it, verified (None: a case opened before credentials existed)."""
     first = policy.threat_target if inp.threat else policy.first_tier
     state = CaseState(
         case_id=inp.case_id,
@@ -63,7 +67,7 @@ def open_case(inp: EscalationInput, policy: Policy, now: datetime, opening_id: s
         sentiment=inp.sentiment,
         opened_at=now,
     )
-    step = Step(state, policy, now)
+    step = Step(state, policy, now, by=by)
     step.log(
         "opened",
         inp.opened_by,
@@ -302,6 +306,15 @@ def close(step: Step, cmd: CloseInput) -> None:
             f"only {', '.join(t.value for t in allowed)} may close a case as "
             f"{cmd.outcome.value} (the case is at {s.current_tier.value}); escalate it first",
         )
+    by = step.by
+    if cmd.outcome != Outcome.RESOLVED and by is not None and by.tier is not None:
+        # Losing a customer or handing a case to legal is the decision of a rep of such a tier themselves.
+        lowest = min(step.policy.close_lost_allowed, key=permission.rank)
+        if permission.rank(by.tier) < permission.rank(lowest):
+            raise permission.refuse(
+                f"{by.label} may not close a case as {cmd.outcome.value}: only a {lowest.value} or above "
+                f"(policy '{step.policy.name}' close_lost_tiers)"
+            )
     _close(step, cmd.outcome, cmd.actor, cmd.reason)
 
 
@@ -323,6 +336,7 @@ def _close(step: Step, result: Outcome, actor: str, reason: str) -> None:
 
 @command
 def followup_response(step: Step, cmd: FollowUpResponseInput) -> None:
+    permission.customer_checkin(step, cmd.checkin)
     answered = followup.answer(step, cmd)
     s = step.state
     if followup.is_negative(answered):

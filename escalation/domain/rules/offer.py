@@ -1,4 +1,8 @@
-"""Offers of compensation or goodwill, within the authority of whoever owns the case."""
+"""Offers of compensation or goodwill, within the authority of the rep who makes them.
+
+Authority belongs to the person: the acting rep's own limit from the roster, else their tier's; never the
+case owner's or the case tier's when someone else acts. Offers from before identity (no verified sender)
+replay with the owner's or the case tier's limit, as they were made."""
 
 from __future__ import annotations
 
@@ -6,25 +10,68 @@ from decimal import Decimal
 
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.formatting import instant
-from escalation.domain.models import Offer, OfferAnswer, OfferInput, OfferKind, OfferResponseInput, OfferStatus
+from escalation.domain.models import (
+    Offer,
+    OfferAnswer,
+    OfferInput,
+    OfferKind,
+    OfferResponseInput,
+    OfferStatus,
+    Owner,
+    Tier,
+)
+from escalation.domain.policy import Policy
 from escalation.domain.rules.brief import committed_total
+from escalation.domain.rules.permission import rank
 from escalation.domain.rules.step import MessageKind, RuleViolation, Step, command
 
 
+def tier_limit(policy: Policy, tier: Tier) -> Decimal | None:
+    """A tier's limit; a tier the ladder skips has the limit of the highest ladder tier below it (none: 0)."""
+    if tier in policy.ladder:
+        return policy.tier(tier).authority_limit
+    below = [t for t in policy.tiers if rank(t.name) < rank(tier)]
+    return below[-1].authority_limit if below else Decimal(0)
+
+
 def authority_limit(step: Step) -> Decimal | None:
-    """The owner's own limit when the roster sets one, else the tier's. None means no limit."""
-    s = step.state
-    if s.owner is not None and s.owner.authority_limit is not None:
-        return s.owner.authority_limit
-    return step.policy.tier(s.current_tier).authority_limit
+    """The most the sender may commit in total on this case; None means no limit. A rep: their own limit when
+    the roster sets one, else their tier's. A service: the roster's limit for it, else none at all."""
+    by, s = step.by, step.state
+    if by is None:  # an offer from before identity: the owner's or the case tier's limit, as it was made
+        if s.owner is not None and s.owner.authority_limit is not None:
+            return s.owner.authority_limit
+        return step.policy.tier(s.current_tier).authority_limit
+    if by.authority_limit is not None:
+        return by.authority_limit
+    return tier_limit(step.policy, by.tier) if by.tier is not None else Decimal(0)
+
+
+def _owner_limit(policy: Policy, owner: Owner) -> Decimal | None:
+    return owner.authority_limit if owner.authority_limit is not None else tier_limit(policy, owner.tier)
 
 
 def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, currency: str) -> str:
-    s, policy = step.state, step.policy
-    own = s.owner is not None and s.owner.authority_limit is not None
-    tier = s.current_tier
-    whose = f"{s.owner.name}'s own" if own and s.owner else f"the {tier.value}"
-    higher = policy.lowest_tier_granting(total, above=tier)
+    s, policy, by = step.state, step.policy, step.by
+    if by is None:
+        own = s.owner is not None and s.owner.authority_limit is not None
+        tier: Tier | None = s.current_tier
+        whose = f"{s.owner.name}'s own" if own and s.owner else f"the {s.current_tier.value}"
+    else:
+        tier = by.tier
+        whose = f"{by.id}'s own" if by.authority_limit is not None or tier is None else f"{by.id}'s ({tier.value})"
+    start = tier if tier is not None and tier in policy.ladder else None
+    higher = policy.lowest_tier_granting(total, above=start)
+    if by is not None and s.owner is not None and s.owner.id != by.id:
+        cap = _owner_limit(policy, s.owner)
+        if cap is None or cap >= total:
+            # The case's own owner can grant it: the quickest way, no escalation needed.
+            return (
+                f"{amount} {currency} would bring the total offered on this case to {total} {currency}, above "
+                f"{whose} authority limit of {limit} {currency}; the case's owner {s.owner.id} "
+                f"({s.owner.tier.value}) may grant it"
+                f" (customer lifetime value is {s.input.customer.lifetime_value} {currency})"
+            )
     if higher is not None:
         cap = policy.tier(higher).authority_limit
         where = (
@@ -32,7 +79,7 @@ def _over_limit(step: Step, amount: Decimal, total: Decimal, limit: Decimal, cur
             f"(limit {cap if cap is not None else 'none'}); escalate with reason needs_authority"
         )
     else:
-        where = f"no tier above {tier.value} in policy '{policy.name}' may grant that much"
+        where = f"no tier above {tier.value if tier else 'that'} in policy '{policy.name}' may grant that much"
     return (
         f"{amount} {currency} would bring the total offered on this case to {total} {currency}, above "
         f"{whose} authority limit of {limit} {currency}; {where} "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import wraps
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import Field
 
@@ -16,6 +16,8 @@ from escalation.constants import ERR_INVALID_STATE
 from escalation.domain.calendar import ALWAYS, WorkingCalendar
 from escalation.domain.models import CaseState, ContactChannel, Contract, Status, Tier, TimelineEntry
 from escalation.domain.policy import Policy
+from escalation.domain.principal import Principal
+from escalation.domain.rules.permission import permit
 from escalation.domain.rules.retention import trim
 from escalation.domain.rules.sla import paused_remaining, sla_due
 from escalation.domain.rules.violation import RuleViolation
@@ -98,17 +100,25 @@ class Step:
     policy: Policy
     now: datetime
     effects: list[Effect] = field(default_factory=list)
+    # Who sent the command, verified (None: the case's own doing, or a command from before identity).
+    by: Principal | None = None
+    # The owner whose case a rep at the case's tier or above acted on (recorded on the entries they make).
+    override_of: str | None = None
 
     @classmethod
-    def begin(cls, state: CaseState, policy: Policy, now: datetime) -> Step:
-        return cls(state.model_copy(deep=True), policy, now)
+    def begin(cls, state: CaseState, policy: Policy, now: datetime, by: Principal | None = None) -> Step:
+        return cls(state.model_copy(deep=True), policy, now, by=by)
 
     def log(self, kind: str, actor: str, /, **detail: Any) -> TimelineEntry:
+        mine = self.by is not None and actor == self.by.id
+        if mine and self.override_of is not None:
+            detail["override_of"] = self.override_of
         entry = TimelineEntry(
             seq=self.state.last_seq + 1,
             at=self.now,
             kind=kind,
             actor=actor,
+            via=self.by.via if mine and self.by is not None else None,
             tier=self.state.current_tier,
             detail={k: v for k, v in detail.items() if v is not None},
         )
@@ -213,23 +223,49 @@ class Step:
 
 
 Cmd = TypeVar("Cmd")
-Extra = ParamSpec("Extra")
+Cmd_contra = TypeVar("Cmd_contra", contravariant=True)
 
 
-def command(
-    rule: Callable[Concatenate[Step, Cmd, Extra], object],
-) -> Callable[Concatenate[CaseState, Policy, Cmd, datetime, Extra], Result]:
+class CommandRule(Protocol[Cmd_contra]):
+    """A command as the workflow runs it (see `command`)."""
+
+    __name__: str
+
+    def __call__(
+        self,
+        state: CaseState,
+        policy: Policy,
+        cmd: Cmd_contra,
+        now: datetime,
+        /,
+        *args: Any,
+        by: Principal | None = None,
+        **kwargs: Any,
+    ) -> Result: ...
+
+
+def command(rule: Callable[..., object]) -> CommandRule[Any]:
     """A command's rule, written on a Step (`def propose_offer(step: Step, cmd: OfferInput) -> None`, raising
-    `RuleViolation` to refuse), as the function the workflow runs: `(state, policy, cmd, now, ...) -> Result`
-    on a copy of `state`, so a refusal changes nothing and a validator can dry-run it. Arguments after `cmd`
-    (the rep a handler looked up, a flag for older histories) go to the rule; whatever it returns is dropped
-    (the workflow reads the new state). The name stays the rule's, which is the command's."""
+    `RuleViolation` to refuse), as the function the workflow runs: `(state, policy, cmd, now, ..., by=sender)
+    -> Result` on a copy of `state`, so a refusal changes nothing and a validator can dry-run it. `by` is the
+    command's verified sender: the policy's permissions are checked first (escalation.domain.rules.permission).
+    Other arguments after `cmd` (the rep a handler looked up, a flag for older histories) go to the rule;
+    whatever it returns is dropped (the workflow reads the new state). The name stays the rule's, which is
+    the command's."""
 
     @wraps(rule)
     def run(
-        state: CaseState, policy: Policy, cmd: Cmd, now: datetime, /, *args: Extra.args, **kwargs: Extra.kwargs
+        state: CaseState,
+        policy: Policy,
+        cmd: Any,
+        now: datetime,
+        /,
+        *args: Any,
+        by: Principal | None = None,
+        **kwargs: Any,
     ) -> Result:
-        step = Step.begin(state, policy, now)
+        step = Step.begin(state, policy, now, by)
+        permit(step, rule.__name__, getattr(cmd, "actor", None))
         rule(step, cmd, *args, **kwargs)
         return step.result()
 
