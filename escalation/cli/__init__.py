@@ -23,7 +23,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from rich.console import Console
 from rich.live import Live
 
@@ -61,6 +61,20 @@ from escalation.domain.models import (
     TimelineEntry,
     parse_duration,
 )
+from escalation.identity import (
+    ALGORITHMS,
+    CREDENTIAL_ENV,
+    CUSTOMER,
+    CredentialRefused,
+    IdentitySettings,
+    KeyProblem,
+    Signer,
+    Verifier,
+    new_key,
+    unverified_claims,
+)
+from escalation.identity.keys import write_public
+from escalation.identity.settings import IDENTITY_PREFIX
 from escalation.logs import leave
 
 T = TypeVar("T")
@@ -78,7 +92,7 @@ class Code(IntEnum):
     NOT_FOUND = 5
     ALREADY_OPEN = 6  # open --fail-if-open
     UNKNOWN_POLICY = 7
-    UNREACHABLE = 8  # connection or configuration, or no worker answering
+    UNREACHABLE = 8  # connection or configuration (keys included), or no worker answering
     UNAVAILABLE = 9  # the case cannot take commands for now (workflow task failing): retry with --update-id
     STUCK = 10  # doctor: stuck cases (or, with --deep, cases that would fail replay) left as they are
 
@@ -91,6 +105,8 @@ EXIT_CODES: list[tuple[type[Exception], Code]] = [
     (UnknownPolicy, Code.UNKNOWN_POLICY),
     (Unreachable, Code.UNREACHABLE),
     (ConfigError, Code.UNREACHABLE),
+    (KeyProblem, Code.UNREACHABLE),
+    (CredentialRefused, Code.INVALID_ARGUMENT),
     (CaseUnavailable, Code.UNAVAILABLE),
 ]
 
@@ -99,7 +115,9 @@ Examples:
 
   escalations open examples/case.json
 
-  escalations ack C-1001 --actor ana
+  escalations ack C-1001 --as ana
+
+  escalations credential mint --as ana --for-service crm
 
   escalations offer C-1001 --actor ana --kind compensation --amount 20 --description "Refund of the fee"
 
@@ -145,7 +163,16 @@ class ManualReason(StrEnum):
 
 
 CaseId = Annotated[str, typer.Argument(help="The case id (the workflow id without 'escalation-').")]
-ActorOpt = Annotated[str, typer.Option("--actor", "-a", envvar="ESCALATIONS_ACTOR", help="Who does this (rep id).")]
+ActorOpt = Annotated[
+    str,
+    typer.Option(
+        "--actor",
+        "--as",
+        "-a",
+        envvar="ESCALATIONS_ACTOR",
+        help="Who does this (rep id); with a signing key the command carries a credential signed for them.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 UpdateIdOpt = Annotated[
     str | None,
@@ -170,9 +197,10 @@ class Options(BaseModel):
     task_queue: str | None = None
     retry_timeout: float | None = None
     policy_dir: Path | None = None
+    credential: str | None = None
 
     def settings(self) -> Settings:
-        return Settings.from_env(
+        settings = Settings.from_env(
             profile=self.profile,
             config_file=self.config_file,
             address=self.address,
@@ -180,6 +208,24 @@ class Options(BaseModel):
             task_queue=self.task_queue,
             policy_dir=self.policy_dir,
         )
+        if self.credential is None:
+            return settings
+        identity = settings.identity.model_copy(update={"credential": SecretStr(read_credential(self.credential))})
+        return settings.model_copy(update={"identity": identity})
+
+
+def read_credential(value: str) -> str:
+    """--credential: the token itself, or @FILE (read, surrounding whitespace dropped), or - for stdin."""
+    if value == "-":
+        return sys.stdin.read().strip()
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(
+                f"--credential {value[:80]}: cannot read: {getattr(err, 'strerror', None) or err}"
+            ) from None
+    return value.strip()
 
 
 def finite(value: float | None) -> float | None:
@@ -222,6 +268,15 @@ def main(
             help="The workers' policies folder (else ESCALATIONS_POLICY_DIR): `open` refuses a policy it has no file for before starting anything."
         ),
     ] = None,
+    credential: Annotated[
+        str | None,
+        typer.Option(
+            envvar=CREDENTIAL_ENV,
+            show_envvar=True,
+            help="A signed credential (JWT) to send with every command as it is, @FILE to read it from a file, or - "
+            f"for stdin (else one is signed for --as with the key {IDENTITY_PREFIX}KEYS or SIGNING_KEYS names).",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Options(
         address=address,
@@ -231,6 +286,7 @@ def main(
         task_queue=task_queue,
         retry_timeout=retry_timeout,
         policy_dir=policy_dir,
+        credential=credential,
     )
 
 
@@ -268,7 +324,7 @@ def run(ctx: typer.Context, work: Callable[[EscalationClient], Awaitable[T]]) ->
 
     try:
         return asyncio.run(go())
-    except (EscalationError, ConfigError) as err:
+    except (EscalationError, ConfigError, KeyProblem, CredentialRefused) as err:
         code = next((c for kind, c in EXIT_CODES if isinstance(err, kind)), Code.ERROR)
         retry_with = getattr(err, "update_id", None) if getattr(err, "retryable", False) else None
         fail(
@@ -302,12 +358,18 @@ def emit(result: BaseModel | Sequence[BaseModel] | Mapping[str, Any], as_json: b
 
 
 def command(
-    ctx: typer.Context, case_id: str, op: Update, fields: dict[str, Any], as_json: bool, update_id: str | None = None
+    ctx: typer.Context,
+    case_id: str,
+    op: Update,
+    fields: dict[str, Any],
+    as_json: bool,
+    update_id: str | None = None,
+    credential: Callable[[], str | None] | None = None,
 ) -> None:
-    """Send one update (with `update_id` as its idempotency key); print what it recorded (the timeline entry,
-    or the offer)."""
+    """Send one update (with `update_id` as its idempotency key, and `credential` instead of the client's own
+    when given); print what it recorded (the timeline entry, or the offer)."""
     arg = {k: v for k, v in fields.items() if v is not None}
-    result = run(ctx, lambda esc: esc.case(case_id).update(op, arg, update_id=update_id))
+    result = run(ctx, lambda esc: esc.case(case_id, credential=credential).update(op, arg, update_id=update_id))
     line = (
         views.entry_line(result)
         if isinstance(result, TimelineEntry)
@@ -574,7 +636,9 @@ def followup(
     as_json: JsonOpt = False,
     update_id: UpdateIdOpt = None,
 ) -> None:
-    """Record the customer's answer to a follow-up check-in ("not_fixed" reopens the case)."""
+    """Record the customer's answer to a follow-up check-in ("not_fixed" reopens the case). It carries a customer
+    credential for the case and check-in, signed with the signing key when there is one (the embedded default),
+    else the one --credential or ESCALATIONS_CREDENTIAL gives."""
     command(
         ctx,
         case_id,
@@ -582,7 +646,23 @@ def followup(
         {"answer": answer, "comment": comment, "checkin": checkin},
         as_json,
         update_id,
+        credential=customer_credential(ctx, case_id, checkin),
     )
+
+
+def customer_credential(ctx: typer.Context, case_id: str, checkin: int | None) -> Callable[[], str | None]:
+    """A customer credential for the case, minted when the command is sent with the settings' signing key (as the
+    inbound endpoint mints one); None, so the client's own source decides, when a credential is given or there is
+    no signing key."""
+
+    def mint() -> str | None:
+        identity = ctx.obj.settings().identity
+        if identity.credential_token() is not None:
+            return None
+        signer = Signer.from_settings(identity)
+        return None if signer is None else signer.mint(CUSTOMER, case_id=case_id, checkin=checkin)
+
+    return mint
 
 
 @app.command(
@@ -1116,6 +1196,174 @@ async def _repair(esc: EscalationClient, finding: doctor.Finding, yes: bool, as_
         return
     # With --json the report (new_run_id) goes to stdout; this line to stderr.
     typer.echo(f"reset case {finding.case_id} to event {finding.reset_event_id}: new run {new_run}", err=as_json)
+
+
+# ----- credentials
+
+credential_app = typer.Typer(
+    help="Credentials (signed JWTs naming who acts) for other SDKs and the temporal CLI, and the keys that sign them.",
+    no_args_is_help=True,
+)
+app.add_typer(credential_app, name="credential")
+
+
+def _ttl(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        span = parse_duration(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err).removeprefix("Value error, ")) from None
+    if not isinstance(span, timedelta) or span <= timedelta(0):
+        raise typer.BadParameter(f"'{value[:40]}' is not a duration (90s, 5m, 1h)")
+    return span
+
+
+def _identity(ctx: typer.Context, key: Path | None) -> IdentitySettings:
+    identity = ctx.obj.settings().identity
+    return identity if key is None else identity.model_copy(update={"signing_keys": key})
+
+
+def _guarded(work: Callable[[], T]) -> T:
+    """Run a command that needs no server: settings and key problems are one line and their exit code."""
+    try:
+        return work()
+    except (ConfigError, KeyProblem) as err:
+        fail(str(err), Code.UNREACHABLE)
+    except CredentialRefused as err:
+        fail(f"credential refused: {err}", Code.INVALID_ARGUMENT)
+    except ValueError as err:
+        fail(str(err), Code.INVALID_ARGUMENT)
+
+
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help=f"The JWKS file to sign with (else {IDENTITY_PREFIX}SIGNING_KEYS, or {IDENTITY_PREFIX}KEYS when it holds secret keys).",
+    ),
+]
+
+
+@credential_app.command(
+    "mint",
+    epilog="Examples: escalations credential mint --as ana  |  escalations credential mint --as ana --for-service crm "
+    "--ttl 10m.  Send it as the header escalations-credential, e.g. temporal workflow update execute "
+    "--headers escalations-credential='\"'$(escalations credential mint --as ana)'\"' ...",
+)
+def credential_mint(
+    ctx: typer.Context,
+    subject: Annotated[
+        str,
+        typer.Option("--as", "--actor", "-a", envvar="ESCALATIONS_ACTOR", help="Who it names (rep or service id)."),
+    ],
+    for_service: Annotated[
+        str | None, typer.Option("--for-service", help="The service acting for that rep (the 'act' claim).")
+    ] = None,
+    ttl: Annotated[
+        str | None, typer.Option(help=f"How long it lives, e.g. 10m (else {IDENTITY_PREFIX}TTL, 5m).")
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="With --as customer: the case the customer answers for.")] = None,
+    checkin: Annotated[int | None, typer.Option(min=0, help="With --as customer: which check-in.")] = None,
+    key: KeyFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a credential for --as, signed with the signing key: for other SDKs and the temporal CLI."""
+    lifetime = _ttl(ttl)
+
+    def mint() -> str:
+        identity = _identity(ctx, key)
+        signer = Signer.from_settings(identity)
+        if signer is None:
+            raise ConfigError(
+                f"no signing key: set {IDENTITY_PREFIX}SIGNING_KEYS (or {IDENTITY_PREFIX}KEYS to a file with secret "
+                "keys), or pass --key FILE; `escalations credential new-key FILE` makes one"
+            )
+        return signer.mint(subject, acting_service=for_service, case_id=case, checkin=checkin, ttl=lifetime)
+
+    token = _guarded(mint)
+    if as_json:
+        claims = unverified_claims(token)
+        emit({"credential": token, "claims": claims.model_dump(mode="json")}, True, "")
+    else:
+        typer.echo(token)
+
+
+@credential_app.command(
+    "new-key",
+    epilog="Examples: escalations credential new-key data/identity.jwks  |  escalations credential new-key "
+    "keys/signing.jwks --alg EdDSA --public keys/public.jwks --keep 2",
+)
+def credential_new_key(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help=f"The JWKS file (mode 0600) to add the key to, first, so it signs from now on while the keys already "
+            f"there still verify (else {IDENTITY_PREFIX}SIGNING_KEYS or {IDENTITY_PREFIX}KEYS)."
+        ),
+    ] = None,
+    alg: Annotated[str, typer.Option(help=f"Algorithm: {', '.join(ALGORITHMS)}.")] = "HS256",
+    kid: Annotated[str | None, typer.Option(help="Key id (default: the algorithm and random hex).")] = None,
+    keep: Annotated[
+        int | None, typer.Option(min=1, help="Keep this many keys in all, the newest (default: keep every key).")
+    ] = None,
+    public: Annotated[
+        Path | None,
+        typer.Option(help="Also write the public JWKS of an RS256, ES256 or EdDSA file here, for the verifiers."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a signing key into a JWKS file (created 0600): a first key, or a rotation."""
+    if alg not in ALGORITHMS:
+        raise typer.BadParameter(f"one of {', '.join(ALGORITHMS)} (got {alg[:40]})", param_hint="--alg")
+
+    def make() -> tuple[Path, str, list[str]]:
+        path = file
+        if path is None:
+            identity = ctx.obj.settings().identity
+            path = identity.signing_keys or identity.keys_file
+        if path is None:
+            raise ConfigError(f"name the file: escalations credential new-key FILE (or set {IDENTITY_PREFIX}KEYS)")
+        made = new_key(path, algorithm=alg, kid=kid, keep=keep)
+        keys = json.loads(path.read_text(encoding="utf-8"))["keys"]
+        if public is not None:
+            if alg == "HS256":
+                raise ConfigError("--public: an HS256 key is secret; verifiers share the same 0600 file")
+            write_public(public, keys)
+        return path, made["kid"], [k["kid"] for k in keys]
+
+    path, made, kids = _guarded(make)
+    emit(
+        {"file": str(path), "kid": made, "keys": kids} | ({"public": str(public)} if public else {}),
+        as_json,
+        f"new key {made} ({alg}) signs from now on; {path} holds {', '.join(kids)} (mode 0600)"
+        + (f"; public keys in {public}" if public else ""),
+    )
+
+
+@credential_app.command(
+    "verify",
+    epilog="Examples: escalations credential verify eyJ...  |  escalations credential mint --as ana | escalations credential verify -",
+)
+def credential_verify(
+    ctx: typer.Context,
+    token: Annotated[str, typer.Argument(help="The credential, @FILE, or - for stdin.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a credential with the keys the workers verify with; print what it says, or why it is refused (exit 3)."""
+
+    def check() -> Any:
+        return Verifier.from_settings(ctx.obj.settings().identity).verify(read_credential(token))
+
+    claims = _guarded(check)
+    act = f" acting through {claims.acting_service}" if claims.acting_service else ""
+    case = (
+        f" for case {claims.case_id}" + (f" check-in {claims.checkin}" if claims.checkin is not None else "")
+        if claims.case_id
+        else ""
+    )
+    emit(claims, as_json, f"{claims.subject}{act}{case}, key {claims.key_id}, expires {claims.expires_at.isoformat()}")
 
 
 def entrypoint() -> None:

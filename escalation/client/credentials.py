@@ -3,7 +3,7 @@ carries a credential in the Temporal header `escalation.identity.HEADER`.
 
 Where the credential comes from, first that applies:
 1. one given for the call: `with use_credential(token): ...` (what `Case(credential=...)` does), a token or a
-   function returning one (called per command, so it can mint a fresh one);
+   function returning one (called per command, so it can mint a fresh one; when it returns None, what follows);
 2. ESCALATIONS_CREDENTIAL (`IdentitySettings.credential`): a ready-made token, sent as it is;
 3. a signing key in the settings: a credential minted for the actor the command names (the update argument's
    `actor`, or a start's `opened_by`), with "act" naming `acting_service` when this client is a service acting for
@@ -92,7 +92,9 @@ class CredentialSource:
     def token_for(self, actor: str | None) -> str | None:
         given = _given.get()
         if given is not None:
-            return given() if callable(given) else given
+            token = given() if callable(given) else given
+            if token is not None:
+                return token
         if self.token is not None:
             return self.token
         if self.signer is None or actor is None or actor in (SYSTEM, CUSTOMER):
@@ -156,8 +158,9 @@ class _Outbound(OutboundInterceptor):
 
 
 def with_credentials(client: Client, settings: IdentitySettings | CredentialSource) -> Client:
-    """A client sharing `client`'s connection whose commands carry credentials from `settings`."""
+    """A client sharing `client`'s connection whose commands carry credentials from `settings` (before any its
+    interceptors would attach: the first header set is kept)."""
     source = settings if isinstance(settings, CredentialSource) else CredentialSource.from_settings(settings)
     config = client.config()
-    config["interceptors"] = [*config["interceptors"], CredentialInterceptor(source)]
+    config["interceptors"] = [CredentialInterceptor(source), *config["interceptors"]]
     return Client(**config)
