@@ -30,7 +30,7 @@ from escalation.domain.models import Duration
 from escalation.domain.refusal import describe
 from escalation.environment import EnvSettings
 from escalation.files import FileProblem
-from escalation.identity.settings import IdentitySettings
+from escalation.identity.settings import DEV_KEYS_FILE, IdentitySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,7 +207,16 @@ class Settings(EnvSettings):
         except ValidationError as err:
             raise ConfigError(_describe(err, cls)) from None
         settings.check()
-        return settings
+        return settings.with_dev_keys()
+
+    def with_dev_keys(self) -> Settings:
+        """With no identity keys named, the signing key `make run` keeps in the data directory, when it is there:
+        the CLI, the worker and the demo next to `make run` sign and verify with it without any setting."""
+        identity = self.identity
+        dev_keys = self.data_dir / DEV_KEYS_FILE
+        if identity.keys is not None or identity.signing_keys is not None or not dev_keys.is_file():
+            return self
+        return self.model_copy(update={"identity": identity.model_copy(update={"keys": str(dev_keys)})})
 
     def check(self) -> None:
         """TLS material that is named must be there, and mTLS needs both halves."""

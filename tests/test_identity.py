@@ -545,7 +545,7 @@ def test_identity_settings_come_from_escalations_identity_variables(tmp_path):
         timedelta(minutes=1),
     )
     assert ids.acting_service == "crm" and ids.credential_token() == "eyJ.token.here"
-    defaults = Settings.from_env({}).identity
+    defaults = Settings.from_env({"ESCALATIONS_DATA_DIR": str(tmp_path)}).identity
     assert (defaults.keys, defaults.ttl, defaults.customer_ttl, defaults.leeway, defaults.max_lifetime) == (
         None,
         timedelta(minutes=5),
@@ -573,3 +573,35 @@ def test_bad_identity_settings_name_the_variable_and_never_the_credential(env, m
         Settings.from_env(env | {"ESCALATIONS_CREDENTIAL": "eyJsecret.token.value"})
     assert message in str(caught.value)
     assert "eyJsecret" not in str(caught.value)
+
+
+# ----- the embedded default: `make run`'s dev key
+
+
+def test_make_run_generates_the_dev_key_once_and_everything_next_to_it_uses_it(tmp_path, monkeypatch):
+    from escalation.dev.devrun import with_dev_key
+
+    monkeypatch.delenv("ESCALATIONS_IDENTITY__KEYS", raising=False)
+    data = tmp_path / "data"
+    settings = with_dev_key(Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}))
+    path = data / "identity.jwks"
+    assert settings.identity.keys == str(path.resolve())
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and jwks(path)[0]["kid"].startswith("dev-")
+    assert os.environ["ESCALATIONS_IDENTITY__KEYS"] == str(path.resolve())
+    kid = jwks(path)[0]["kid"]
+    again = with_dev_key(Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}))  # a restart keeps the key
+    assert jwks(path)[0]["kid"] == kid and len(jwks(path)) == 1
+    # The CLI and a worker beside it find the key in the data directory without any setting.
+    beside = Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}).identity
+    assert beside.keys == str(data / "identity.jwks")
+    signer = Signer.from_settings(beside)
+    assert signer is not None and Verifier.from_settings(again.identity).verify(signer.mint("ana")).subject == "ana"
+    # Keys that are set win over the dev key.
+    other = keyfile(tmp_path, name="prod.jwks")
+    assert Settings.from_env(
+        {"ESCALATIONS_DATA_DIR": str(data), "ESCALATIONS_IDENTITY__KEYS": str(other)}
+    ).identity.keys == str(other)
+    # A dev key others can read stops `make run` before anything starts.
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyProblem, match="chmod 600"):
+        with_dev_key(Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}))

