@@ -48,7 +48,9 @@ def permit(step: Step, command: str, actor: str | None) -> None:
     if by.kind == "service":
         if "*" in by.may or command in by.may:
             return
-        raise refuse(f"service {by.id} may not {command} (the roster gives it: {', '.join(by.may) or 'nothing'})")
+        raise refuse(
+            f"service {by.id} may not {command.replace('_', ' ')} (the roster gives it: {', '.join(by.may) or 'nothing'})"
+        )
     _rep_may(step, command, by)
 
 
@@ -82,7 +84,7 @@ def _rep_may(step: Step, command: str, by: Principal) -> None:
     }[rule.others]
     if not rule.owner:
         who = who.replace(f"{owner} or a", "a").replace(owner, "nobody")
-    raise refuse(f"{by.label} may not {what} case {s.case_id} at {tier.value}: only {who} may")
+    raise refuse(f"{by.label} may not {what} on case {s.case_id} at {tier.value}: only {who} may")
 
 
 def may_open(by: Principal, opened_by: str) -> None:
