@@ -1258,8 +1258,8 @@ KeyFileOpt = Annotated[
 @credential_app.command(
     "mint",
     epilog="Examples: escalations credential mint --as ana  |  escalations credential mint --as ana --for-service crm "
-    "--ttl 10m.  Send it as the header escalations-credential, e.g. temporal workflow update execute "
-    "--headers escalations-credential='\"'$(escalations credential mint --as ana)'\"' ...",
+    "--ttl 10m.  Send it in the header escalations-credential as a JSON string, e.g. temporal workflow update "
+    'execute --headers "escalations-credential=\\"$(escalations credential mint --as ana)\\"" ...',
 )
 def credential_mint(
     ctx: typer.Context,

@@ -43,6 +43,7 @@ _given: ContextVar[Credential | None] = ContextVar("escalations_credential", def
 
 # Minted credentials are reused while more than this share of their lifetime is left.
 REUSE_WHILE_LEFT = 0.5
+MAX_CACHED = 1000  # actors whose minted credential is kept for reuse
 
 
 @contextmanager
@@ -104,6 +105,8 @@ class CredentialSource:
         if cached is not None and cached[1] > now:
             return cached[0]
         token = self.signer.mint(actor, acting_service=self.acting_service)
+        if len(self._minted) >= MAX_CACHED:
+            self._minted.clear()
         self._minted[actor] = (token, now + self.signer.ttl.total_seconds() * REUSE_WHILE_LEFT)
         return token
 
