@@ -605,3 +605,28 @@ def test_make_run_generates_the_dev_key_once_and_everything_next_to_it_uses_it(t
     os.chmod(path, 0o644)
     with pytest.raises(KeyProblem, match="chmod 600"):
         with_dev_key(Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}))
+
+
+_TIMES = st.one_of(
+    st.none(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([True, "1795946400", [], {}]),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(exp=_TIMES, nbf=_TIMES, iat=_TIMES)
+def test_any_time_claims_are_verified_or_refused_never_a_crash(tmp_path_factory, exp, nbf, iat):
+    folder = tmp_path_factory.mktemp("times")
+    _, verifier = pair(folder)
+    kid, key = secret_of(folder / "identity.jwks")
+    body = {"sub": "ana", "aud": AUDIENCE} | {
+        name: value for name, value in (("exp", exp), ("nbf", nbf), ("iat", iat)) if value is not None
+    }
+    token = jwt.encode(body, key, algorithm="HS256", headers={"kid": kid})
+    try:
+        claims = verifier.verify(token, now=NOW)
+    except CredentialRefused:
+        return
+    assert NOW - timedelta(seconds=30) <= claims.expires_at <= NOW + timedelta(hours=12, seconds=30)

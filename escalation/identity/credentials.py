@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,7 +67,10 @@ def _shown(value: Any) -> str:
 
 
 def _at(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:.0f} seconds since 1970"
 
 
 def _now(now: datetime | None) -> datetime:
@@ -78,7 +82,13 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A time claim: a finite number (JSON may hold NaN and Infinity; an int may be too large for a float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _id(value: Any) -> bool:
