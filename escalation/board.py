@@ -1,19 +1,26 @@
 """The wallboard's figures, read from Temporal visibility (and the roster, when it can be read): open cases per
 tier and status, what breaches next, cases nobody owns, each rep's load. A plain model, so the terminal view
-(`escalations board`) and anything else can show it; no personal data (no customer, no free text).
+(`escalations board`), the web page (escalation.board_web) and anything else can show it; no personal data (no
+customer, no free text).
 
-Breaches and escalations in the last hour are not here: visibility keeps each case's current search
-attributes, not when it breached or climbed (that is in each case's history and in the worker's metrics)."""
+Breaches and escalations in the last hour come from the workers' metrics, not visibility (it keeps each case's
+current search attributes, not when it breached or climbed): `MetricsWindow` reads the counters every time the
+board is drawn and keeps an hour of readings, so it knows how much they grew over the last hour."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from datetime import UTC, datetime
+import re
+from collections import Counter, deque
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
+import httpx
 from pydantic import BaseModel
 
+from escalation import metrics
 from escalation.client import EscalationClient
 from escalation.domain.models import Severity, Status, Tier
 from escalation.domain.roster import RosterError, load_roster
@@ -58,6 +65,17 @@ class RepLoad(BaseModel):
     state: str | None = None
 
 
+class LastHour(BaseModel):
+    """SLA breaches and escalations counted by the workers' metrics over the last hour (or since `since`, when
+    the board has read them for less than an hour)."""
+
+    breaches: int
+    escalations: int
+    since: datetime  # the reading the counts are from: an hour ago, or the board's first reading
+    full_hour: bool
+    unreachable: list[str] = []  # metrics addresses that did not answer this time (their counts are missing)
+
+
 class Board(BaseModel):
     at: datetime
     # Open and resolved (in follow-up) running cases per tier, every tier and status listed (0 included).
@@ -70,6 +88,8 @@ class Board(BaseModel):
     listed: int
     complete: bool
     roster_problem: str | None = None  # why the roster could not be read (rep states are then missing)
+    # From the workers' metrics (MetricsWindow); None when the board reads no metrics.
+    last_hour: LastHour | None = None
 
 
 async def gather_board(
@@ -132,3 +152,102 @@ def _urgency(case: BoardCase) -> tuple[bool, datetime, str]:
     """A missed target nobody owns first, then by SLA instant (a missed one is in the past), then by id."""
     at = case.sla_due_at or datetime.max.replace(tzinfo=UTC)
     return case.sla_breach != "unowned", at, case.case_id
+
+
+# ----- breaches and escalations in the last hour, from the workers' metrics
+
+HOUR = timedelta(hours=1)
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)")
+_COUNTED = {metrics.SLA_BREACHES: "breaches", metrics.ESCALATIONS: "escalations"}
+
+
+def metrics_url(address: str) -> str:
+    """The metrics page of a worker's ESCALATIONS_METRICS_ADDRESS (host:port), or a URL as given."""
+    return address if "://" in address else f"http://{address}/metrics"
+
+
+def counted(text: str) -> dict[str, float]:
+    """The breach and escalation counters in a Prometheus text page, each summed over its labels."""
+    totals = dict.fromkeys(_COUNTED.values(), 0.0)
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if found is None:
+            continue
+        name = found.group(1).removesuffix("_total")
+        if name in _COUNTED:
+            try:
+                totals[_COUNTED[name]] += float(found.group(2))
+            except ValueError:
+                continue
+    return totals
+
+
+class MetricsWindow:
+    """The growth of the breach and escalation counters of one or more workers over the last hour: each call to
+    `sample` reads every worker's metrics page and keeps an hour of readings. A counter that went down (a worker
+    restarted) counts from zero again, as Prometheus' increase() does."""
+
+    def __init__(self, urls: Sequence[str], *, timeout: float = 3.0) -> None:
+        self.urls = list(dict.fromkeys(urls))
+        self.timeout = timeout
+        # Per metrics page, its readings (when, counters), oldest first: the hour's, and the last one before it.
+        self._readings: dict[str, deque[tuple[datetime, dict[str, float]]]] = {u: deque() for u in self.urls}
+
+    async def _read(self, client: httpx.AsyncClient, url: str) -> dict[str, float] | None:
+        try:
+            answer = await client.get(url)
+            answer.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        return counted(answer.text)
+
+    async def sample(self, now: datetime) -> LastHour | None:
+        """Read every page now; None when the board reads no metrics."""
+        if not self.urls:
+            return None
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            read = await asyncio.gather(*(self._read(client, url) for url in self.urls))
+        for url, counters in zip(self.urls, read, strict=True):
+            if counters is not None:
+                self.record(url, now, counters)
+        return self.last_hour(now, unreachable=[u for u, c in zip(self.urls, read, strict=True) if c is None])
+
+    def record(self, url: str, at: datetime, counters: dict[str, float]) -> None:
+        readings = self._readings.setdefault(url, deque())
+        readings.append((at, counters))
+        while len(readings) > 1 and readings[1][0] <= at - HOUR:  # one reading before the hour stays: the baseline
+            readings.popleft()
+
+    def last_hour(self, now: datetime, unreachable: Sequence[str] = ()) -> LastHour:
+        grown = dict.fromkeys(_COUNTED.values(), 0.0)
+        starts: list[datetime] = []
+        full = True
+        for readings in self._readings.values():
+            kept = [r for r in readings if r[0] <= now]
+            before = [r for r in kept if r[0] <= now - HOUR]
+            window = before[-1:] + [r for r in kept if r[0] > now - HOUR]
+            if not window:
+                continue
+            full = full and bool(before)
+            starts.append(window[0][0])
+            for (_, previous), (_, current) in pairwise(window):
+                for key, value in current.items():
+                    was = previous.get(key, 0.0)
+                    grown[key] += value - was if value >= was else value
+        return LastHour(
+            breaches=round(grown["breaches"]),
+            escalations=round(grown["escalations"]),
+            since=min(starts) if starts else now,
+            full_hour=bool(starts) and full,
+            unreachable=list(unreachable),
+        )
+
+
+def metrics_window(addresses: Sequence[str] | None, worker_address: str | None) -> MetricsWindow:
+    """The window over the metrics pages given (host:port or URLs), else the worker's ESCALATIONS_METRICS_ADDRESS
+    when it is set (and not "off"); with neither, a window that reads nothing (the board shows no last hour)."""
+    if addresses:
+        return MetricsWindow([metrics_url(a) for a in addresses])
+    if worker_address and worker_address.strip().lower() != "off":
+        return MetricsWindow([metrics_url(worker_address.strip())])
+    return MetricsWindow([])

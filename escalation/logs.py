@@ -77,6 +77,8 @@ PERSONAL_KEYS = frozenset(
 # written with their country code.
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _PHONE = re.compile(r"\+\d[\d ()./-]{5,}\d")
+_CONTACT_KEYS = frozenset({"email", "phone"})
+_CONTACT = re.compile(r"@|^\+?[\d ()./-]{5,}$")
 # Text from outside (receivers' and servers' answers) may carry credentials: escalation.delivery.redact hides them.
 _ERROR_KEYS = frozenset({"error", "exception"})
 _NOT_TEXT = frozenset({"level", "timestamp", "logger"})
@@ -90,6 +92,8 @@ def _personal(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict
     """Contact details and free text out of a line: the fields that hold them are replaced, and email
     addresses and phone numbers are hidden in every other text (the message included)."""
     for key, value in list(event.items()):
+        if key.lower() in _CONTACT_KEYS and isinstance(value, str) and not _CONTACT.search(value.strip()):
+            continue  # a channel's backend ("email": "smtp"), not an address or a number
         if key.lower() in PERSONAL_KEYS and value is not None:
             event[key] = REDACTED
         elif isinstance(value, str) and key not in _NOT_TEXT:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from escalation.delivery.redact import REDACTED
 from escalation.domain.models import Callback, CallbackStatus
 from escalation.service.log_context import TIER_HEADER, tier_of
 from tests.cases import case_input, eventually, worker_process
+from tests.conftest import IDENTITY_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +37,7 @@ def _night_zone() -> str:
 async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
     # Reps of their own: the roster watcher reassigns every open case an inactive rep holds on the server,
     # and other tests' cases (their workers gone) are held by reps of the usual names.
-    worker, queue, _ = await worker_process(env, tmp_path, "logs")
+    worker, queue, _ = await worker_process(env, tmp_path, "logs", ESCALATIONS_IDENTITY__KEYS=str(IDENTITY_KEYS))
     try:
         customer = {
             "id": "cust-night",
@@ -44,7 +46,10 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
             "phone": "+49 30 1234567",
             "time_zone": _night_zone(),
         }
-        handle = await open_case(env.client, case_input("routing", customer=customer), task_queue_name=queue)
+        # The worker's roster names its reps with its queue's suffix: the case is opened by its agent.
+        opener = f"ana-{queue.rsplit('-', 1)[1]}"
+        inp = case_input("routing", customer=customer, opened_by=opener)
+        handle = await open_case(env.client, inp, task_queue_name=queue)
         case = EscalationClient(env.client).case(handle.id.removeprefix("escalation-"))
 
         async def offered():
@@ -60,7 +65,9 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
         assert (await case.state()).callbacks[0].status == CallbackStatus.CANCELLED
         # The roster watcher reassigns the case of a rep the roster marks inactive (its own log line).
         roster = tmp_path / "roster.toml"  # the worker's own (tests.cases.worker_process)
-        roster.write_text(roster.read_text().replace(f'id = "{rep}"\n', f'id = "{rep}"\nactive = false\n'))
+        text = roster.read_text().replace(f'id = "{rep}"\n', f'id = "{rep}"\nactive = false\n')
+        # (worker_process gives every id of the roster the queue's suffix: the watch's own service keeps its name)
+        roster.write_text(re.sub(r'^id = "roster-[0-9a-f]+"$', 'id = "roster"', text, flags=re.M))
 
         async def reassigned():
             return any(e.kind == "reassigned" and e.actor == "roster" for e in (await case.state()).timeline)
@@ -152,3 +159,9 @@ def test_bound_case_fields_reach_python_logging_lines_too(capsys):
     with structlog.contextvars.bound_contextvars(case_id="C-1", workflow_id="escalation-C-1", activity="find_owner"):
         line = json.loads(handler.format(record))
     assert line["case_id"] == "C-1" and line["activity"] == "find_owner" and line["event"] == "attempt failed"
+
+
+def test_a_channel_backend_named_email_is_no_address():
+    assert _processed(email="smtp mail.example.org:587")["email"] == "smtp mail.example.org:587"
+    assert _processed(email="dana@example.org")["email"] == REDACTED
+    assert _processed(phone="030 1234567")["phone"] == REDACTED and _processed(phone="outbox")["phone"] == "outbox"

@@ -20,7 +20,7 @@ from escalation.client import EscalationClient, open_case
 from escalation.client.converter import data_converter
 from escalation.domain.models import Status
 from tests.cases import case_input, eventually
-from tests.conftest import _binary, _keys, make_settings
+from tests.conftest import _binary, _keys, make_settings, signing
 from worker import build_worker
 
 pytestmark = pytest.mark.server
@@ -56,6 +56,7 @@ async def views_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=data_converter,
         search_attributes=_keys(),
         dev_server_log_level="error",
+        interceptors=signing(),  # every command signed for the rep it names
     )
     yield environment
     await environment.shutdown()

@@ -1103,7 +1103,11 @@ class _NoLive:
             self.last = text
 
 
-@app.command("board", epilog="Examples: escalations board  |  escalations board --once --breaches 5")
+@app.command(
+    "board",
+    epilog="Examples: escalations board  |  escalations board --once --breaches 5  |  "
+    "escalations board --web 127.0.0.1:8080 --metrics 127.0.0.1:9464",
+)
 def board(
     ctx: typer.Context,
     interval: Annotated[
@@ -1115,12 +1119,39 @@ def board(
         Path | None,
         typer.Option(help="The roster, for each rep's tier and state (else ESCALATIONS_ROSTER or config/roster.toml)."),
     ] = None,
+    web: Annotated[
+        str | None,
+        typer.Option(
+            "--web",
+            metavar="HOST:PORT",
+            help="Serve the board as a read-only web page there instead, redrawn every --interval: no login on "
+            "127.0.0.1, a bearer credential elsewhere (verified with ESCALATIONS_IDENTITY__KEYS).",
+        ),
+    ] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="A worker's metrics address, for breaches and escalations in the last hour (repeat for each "
+            "worker; else ESCALATIONS_METRICS_ADDRESS).",
+        ),
+    ] = None,
 ) -> None:
     """Live wallboard: open cases per tier and status, the next breaches with a countdown, unowned cases and
-    each rep's load, from visibility. Case ids, tiers, severities and owner ids only."""
+    each rep's load, from visibility; breaches and escalations in the last hour, from the workers' metrics.
+    Case ids, tiers, severities and owner ids only."""
+    from escalation import board_web  # the web server only for --web
+    from escalation.board import metrics_window
 
     async def show(esc: EscalationClient) -> None:
-        roster_path = roster or ctx.obj.settings().roster_path
+        settings = ctx.obj.settings()
+        roster_path = roster or settings.roster_path
+        window = metrics_window(metrics, settings.metrics_address)
+        if web is not None:
+            wall = board_web.Wallboard(esc, roster_path=roster_path, breaches=breaches, metrics=window)
+            verifier = board_web.verifier_for(web, settings.identity)
+            await board_web.serve(wall, web, refresh=interval, verifier=verifier, announce=say)
+            return
         console = _console()
         live: Live | _NoLive = (
             Live(console=console, auto_refresh=False, transient=False)
@@ -1131,6 +1162,7 @@ def board(
             while True:
                 now = _now()
                 found = await gather_board(esc, now, roster_path=roster_path, breaches=breaches)
+                found.last_hour = await window.sample(now)
                 live.update(views.board_view(found, now), refresh=True)
                 if once:
                     return

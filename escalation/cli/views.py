@@ -263,8 +263,15 @@ def board_view(board: Board, now: datetime) -> Group:
         notes.append(f"lists below the counts are from the first {board.listed} of {board.running} running cases")
     if board.roster_problem is not None:
         notes.append(f"roster not readable, rep states missing: {board.roster_problem}")
+    hour = []
+    if (last := board.last_hour) is not None:
+        span = "in the last hour" if last.full_hour else f"since {instant(last.since, seconds=True)}"
+        hour.append(Text(f"{last.breaches} SLA breach(es) and {last.escalations} escalation(s) {span}"))
+        if last.unreachable:
+            notes.append(f"metrics not reachable: {', '.join(last.unreachable)}")
     return Group(
         Text(f"Escalations board at {instant(board.at, seconds=True)}", style="bold"),
+        *hour,
         counts,
         _board_cases("Next breaches", board.next_breaches, now),
         _board_cases(f"Unowned: {len(board.unowned)}", board.unowned, now),
