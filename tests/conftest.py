@@ -22,14 +22,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import pytest_asyncio
 from temporalio import workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowUpdateInput,
+    WorkflowUpdateHandle,
+)
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -38,8 +44,8 @@ from escalation.client import open_case
 from escalation.client.converter import data_converter
 from escalation.client.credentials import CredentialInterceptor
 from escalation.config import Settings
-from escalation.constants import SEARCH_ATTRIBUTES
-from escalation.identity import IdentitySettings, ensure_key
+from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX
+from escalation.identity import CUSTOMER, HEADER, IdentitySettings, Signer, ensure_key, header_payload
 from worker import build_worker
 
 TESTS = Path(__file__).parent
@@ -51,9 +57,31 @@ os.environ["ESCALATIONS_IDENTITY__KEYS"] = str(IDENTITY_KEYS)
 IDENTITY = IdentitySettings(keys=str(IDENTITY_KEYS))
 
 
-def signing() -> list[CredentialInterceptor]:
-    """The client interceptor that signs every command for whoever it names, with the test run's key."""
-    return [CredentialInterceptor.from_settings(IDENTITY)]
+class CustomerGateway(Interceptor):
+    """Plays the signed inbound endpoint for the tests' client: a follow-up answer sent without a credential
+    carries the customer's credential for that case (and check-in), minted with the test run's key. Tests that
+    a direct answer is refused use a client without it (test_identity_cases.py)."""
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _CustomerAnswers(next)
+
+
+class _CustomerAnswers(OutboundInterceptor):
+    async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> WorkflowUpdateHandle[Any]:
+        if input.update == "followup_response" and HEADER not in input.headers:
+            arg = input.args[0] if len(input.args) == 1 else None
+            checkin = arg.get("checkin") if isinstance(arg, dict) else getattr(arg, "checkin", None)
+            signer = Signer.from_settings(IDENTITY)
+            assert signer is not None
+            token = signer.mint(CUSTOMER, case_id=input.id.removeprefix(WORKFLOW_ID_PREFIX), checkin=checkin)
+            input.headers = {**input.headers, HEADER: header_payload(token)}
+        return await self.next.start_workflow_update(input)
+
+
+def signing() -> list[Interceptor]:
+    """The client interceptors of the tests: every command signed for whoever it names with the test run's key,
+    and customers' answers as the inbound endpoint sends them."""
+    return [CustomerGateway(), CredentialInterceptor.from_settings(IDENTITY)]
 
 
 # Fixtures that start a real Temporal server (or connect to `--temporal-address`): a test that uses one,
@@ -271,3 +299,18 @@ async def skip_cases(skip_env: WorkflowEnvironment, skip_worker: Worker, setting
     for handle in handles:
         with contextlib.suppress(Exception):  # already completed
             await handle.terminate("test finished")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A refused update fails a test as "Workflow update failed": add the refusal itself to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    error = call.excinfo.value if call.excinfo is not None else None
+    causes = []
+    while error is not None and len(causes) < 5:
+        if getattr(error, "message", None) and error is not (call.excinfo.value if call.excinfo else None):
+            causes.append(f"{type(error).__name__}: {error.message}")  # type: ignore[attr-defined]
+        error = getattr(error, "cause", None) or error.__cause__
+    if causes and report.failed:
+        report.sections.append(("refusal", "\n".join(causes)))

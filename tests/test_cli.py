@@ -33,6 +33,7 @@ from escalation.domain.formatting import duration
 from escalation.domain.models import MANUAL_REASONS, CaseState, EscalationReason
 from tests.cases import case_input, eventually
 from workflows import Escalation
+from workflows.replay import replay_interceptors
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "case.json"
 
@@ -474,7 +475,7 @@ async def test_a_missed_target_nobody_owns_stays_first_in_what_breaches_next(cli
     await handle.result()
     described = await handle.describe()
     assert "SlaBreach" not in described.search_attributes and "SlaDueAt" not in described.search_attributes
-    replayed = await Replayer(workflows=[Escalation], data_converter=data_converter).replay_workflow(
-        await handle.fetch_history()
-    )
+    replayed = await Replayer(
+        workflows=[Escalation], data_converter=data_converter, interceptors=replay_interceptors()
+    ).replay_workflow(await handle.fetch_history())
     assert replayed.replay_failure is None

@@ -36,6 +36,7 @@ from escalation.domain.models import (
 from escalation.domain.rules import holder
 from tests.cases import case_input, eventually, owned
 from workflows import Escalation
+from workflows.replay import replay_interceptors
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -139,7 +140,7 @@ async def _checkin_sent(handle: WorkflowHandle, index: int) -> bool:
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[Escalation], data_converter=data_converter)
+    return Replayer(workflows=[Escalation], data_converter=data_converter, interceptors=replay_interceptors())
 
 
 async def test_recorded_histories_replay():

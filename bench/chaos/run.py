@@ -58,6 +58,7 @@ from escalation.domain.models import (
 )
 from escalation.domain.rules.step import Message
 from workflows import Escalation
+from workflows.replay import replay_interceptors
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -388,7 +389,7 @@ async def check(client: Client, procs: Processes, phase: Phase) -> None:
     """Replay every run, find stuck or unfinished cases, and count lost or doubled events and messages."""
     runs = await histories(client)
     phase.runs = len(runs)
-    replayer = Replayer(workflows=[Escalation], data_converter=data_converter)
+    replayer = Replayer(workflows=[Escalation], data_converter=data_converter, interceptors=replay_interceptors())
     for history in runs:
         try:
             await replayer.replay_workflow(history)

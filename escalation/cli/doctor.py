@@ -222,11 +222,18 @@ async def _finding(
 @functools.cache
 def _replayer() -> Replayer:
     from workflows import Escalation  # the workflow code the workers run now
+    from workflows.replay import replay_interceptors
 
     quiet_replays()
     # Core would write each failing replay to stderr; its result is all that is wanted here.
     runtime = Runtime(telemetry=TelemetryConfig(logging=None))
-    return Replayer(workflows=[Escalation], data_converter=data_converter, namespace=REPLAY_NAMESPACE, runtime=runtime)
+    return Replayer(
+        workflows=[Escalation],
+        data_converter=data_converter,
+        namespace=REPLAY_NAMESPACE,
+        runtime=runtime,
+        interceptors=replay_interceptors(),
+    )
 
 
 async def _replay_failure(history: WorkflowHistory) -> tuple[str, str] | None:
