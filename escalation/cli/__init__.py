@@ -39,6 +39,8 @@ from escalation.client.errors import (
     EscalationError,
     InvalidArgument,
     InvalidState,
+    NotPermitted,
+    Unauthenticated,
     UnknownPolicy,
     Unreachable,
     from_validation_error,
@@ -95,6 +97,8 @@ class Code(IntEnum):
     UNREACHABLE = 8  # connection or configuration (keys included), or no worker answering
     UNAVAILABLE = 9  # the case cannot take commands for now (workflow task failing): retry with --update-id
     STUCK = 10  # doctor: stuck cases (or, with --deep, cases that would fail replay) left as they are
+    UNAUTHENTICATED = 11  # no credential, or one that does not verify or names nobody of the roster
+    NOT_PERMITTED = 12  # the verified sender may not do that on this case (permissions, own authority)
 
 
 EXIT_CODES: list[tuple[type[Exception], Code]] = [
@@ -103,6 +107,8 @@ EXIT_CODES: list[tuple[type[Exception], Code]] = [
     (CaseNotFound, Code.NOT_FOUND),
     (CaseAlreadyOpen, Code.ALREADY_OPEN),
     (UnknownPolicy, Code.UNKNOWN_POLICY),
+    (Unauthenticated, Code.UNAUTHENTICATED),
+    (NotPermitted, Code.NOT_PERMITTED),
     (Unreachable, Code.UNREACHABLE),
     (ConfigError, Code.UNREACHABLE),
     (KeyProblem, Code.UNREACHABLE),

@@ -18,7 +18,14 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError, RPCStatusCode
 
-from escalation.constants import ERR_INVALID_ARGUMENT, ERR_INVALID_STATE, ERR_UNKNOWN_POLICY, workflow_id
+from escalation.constants import (
+    ERR_INVALID_ARGUMENT,
+    ERR_INVALID_STATE,
+    ERR_NOT_PERMITTED,
+    ERR_UNAUTHENTICATED,
+    ERR_UNKNOWN_POLICY,
+    workflow_id,
+)
 from escalation.domain.formatting import instant
 from escalation.domain.refusal import describe
 
@@ -50,6 +57,20 @@ class InvalidState(EscalationError):
     """The case is not in a state for that command (already acknowledged, resolved, closed...)."""
 
     type = ERR_INVALID_STATE
+
+
+class Unauthenticated(EscalationError):
+    """The command carried no credential, or one that does not verify or names nobody of the roster (who it
+    names is inactive, unknown); nothing was applied. Sign it (escalation.identity) and send it again."""
+
+    type = ERR_UNAUTHENTICATED
+
+
+class NotPermitted(EscalationError):
+    """The verified sender may not do that on this case (the policy's permissions, their own authority limit,
+    what the roster gives a service); nothing was applied."""
+
+    type = ERR_NOT_PERMITTED
 
 
 class CaseClosed(InvalidState):
@@ -184,7 +205,8 @@ class NamespaceNotFound(Unreachable):
 
 
 _BY_TYPE: dict[str, type[EscalationError]] = {
-    cls.type: cls for cls in (InvalidArgument, InvalidState, UnknownPolicy, CaseUnavailable)
+    cls.type: cls
+    for cls in (InvalidArgument, InvalidState, UnknownPolicy, CaseUnavailable, Unauthenticated, NotPermitted)
 }
 
 
