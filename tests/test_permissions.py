@@ -314,3 +314,15 @@ def test_commands_before_identity_replay_as_they_were():
     state = owned(MG, owner="maya")
     new, _ = R.propose_offer(state, STANDARD, offer("anyone", "9000"), NOW + timedelta(seconds=1))
     assert new.offers[-1].proposed_by == "anyone"
+
+
+def test_the_brief_says_who_did_what_through_which_service_and_on_whose_case():
+    roster = ROSTER.model_copy(
+        update={"services": [*ROSTER.services, Service(id="crm", name="CRM", acts_for_reps=True)]}
+    )
+    state = owned(A, owner="ana")
+    state, _ = R.escalate(
+        state, STANDARD, EscalateInput(actor="tara", reason="complexity"), NOW, by=who("tara", via="crm", roster=roster)
+    )
+    text = R.build_brief(state, STANDARD, NOW).text
+    assert "-> team_lead by tara through crm (on ana's case): complexity" in text

@@ -86,33 +86,42 @@ def time_by_tier(state: CaseState, now: datetime) -> dict[str, float]:
     return spent
 
 
+def _by(e: TimelineEntry) -> str:
+    """Who did it: the verified sender, the service that acted for them, and whose case it was."""
+    through = f" through {e.via}" if e.via else ""
+    override = f" (on {e.detail['override_of']}'s case)" if e.detail.get("override_of") else ""
+    return f"{e.actor}{through}{override}"
+
+
 def _story_line(e: TimelineEntry) -> str:
     d = e.detail
     when = instant(e.at)
     match e.kind:
         case "escalated" | "de_escalated" | "reopened":
             extra = f" ({d['detail']})" if d.get("detail") else ""
-            return f"{when} {e.kind.replace('_', '-')} {d.get('from_tier')} -> {d.get('to_tier')} by {e.actor}: {d.get('reason')}{extra}"
+            return f"{when} {e.kind.replace('_', '-')} {d.get('from_tier')} -> {d.get('to_tier')} by {_by(e)}: {d.get('reason')}{extra}"
         case "breached":
             return f"{when} {d.get('clock')} SLA breached at {e.tier.value} (due {d.get('due_at')})"
         case "offer_proposed":
-            return f"{when} {e.actor} offered {d.get('kind')} {d.get('amount')} {d.get('currency')}: {d.get('description')}"
+            return (
+                f"{when} {_by(e)} offered {d.get('kind')} {d.get('amount')} {d.get('currency')}: {d.get('description')}"
+            )
         case "offer_accepted" | "offer_declined":
             # The customer's reason travels with the answer: the next tier must not ask again.
             why = f": {d['note']}" if d.get("note") else ""
             return f"{when} customer {e.kind.split('_')[1]} {d.get('offer_id')}{why}"
         case "resolved":
-            return f"{when} resolved by {e.actor}: {d.get('resolution')} (root cause {d.get('root_cause')})"
+            return f"{when} resolved by {_by(e)}: {d.get('resolution')} (root cause {d.get('root_cause')})"
         case "reassigned":
-            return f"{when} reassigned from {d.get('from_owner') or 'nobody'} by {e.actor}: {d.get('reason')}"
+            return f"{when} reassigned from {d.get('from_owner') or 'nobody'} by {_by(e)}: {d.get('reason')}"
         case "callback_scheduled":
-            return f"{when} {e.actor} booked {d.get('callback_id')} with {d.get('owner')} for {d.get('customer_time')} (customer's time)"
+            return f"{when} {_by(e)} booked {d.get('callback_id')} with {d.get('owner')} for {d.get('customer_time')} (customer's time)"
         case "callback_outcome":
-            return f"{when} {d.get('callback_id')} attempt {d.get('attempt')} by {e.actor}: {d.get('outcome')}"
+            return f"{when} {d.get('callback_id')} attempt {d.get('attempt')} by {_by(e)}: {d.get('outcome')}"
         case "followup_answered":
             return f"{when} follow-up {d.get('checkin')}: customer says {d.get('answer')} {d.get('comment') or ''}".rstrip()
         case _:
-            return f"{when} {e.kind.replace('_', ' ')} by {e.actor}"
+            return f"{when} {e.kind.replace('_', ' ')} by {_by(e)}"
 
 
 def brief_facts(state: CaseState, policy: Policy, now: datetime) -> BriefFacts:
