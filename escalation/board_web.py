@@ -91,8 +91,8 @@ def _case_rows(cases: Sequence[BoardCase], now: datetime) -> list[list[str]]:
 STYLE = """
 body { background: #111; color: #eee; font: 16px/1.35 system-ui, sans-serif; margin: 1.2em; }
 h1 { font-size: 1.5em; margin: 0 0 .2em; } h2 { font-size: 1.1em; margin: 1em 0 .3em; color: #9cf; }
-.at { color: #aaa; } .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(26em, 1fr)); gap: 1em; }
-table { border-collapse: collapse; width: 100%; } th, td { padding: .2em .6em; text-align: left; }
+.at { color: #aaa; } .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(30em, 1fr)); gap: 1em; }
+table { border-collapse: collapse; width: 100%; } th, td { padding: .2em .6em; text-align: left; white-space: nowrap; }
 th { color: #aaa; font-weight: normal; border-bottom: 1px solid #444; } td { border-bottom: 1px solid #222; }
 td.none { color: #777; } .figure { font-size: 2.4em; font-weight: bold; } .label { color: #aaa; }
 .hour { display: flex; gap: 3em; } .note { color: #fc6; } .late { color: #f66; }
@@ -295,13 +295,27 @@ async def serve(
     runner, url = await start(wall, address, refresh=refresh, verifier=verifier)
     stop = asyncio.Event()
     keep_fresh = asyncio.create_task(verifier.keep_fresh(stop)) if verifier is not None else None
+    reading = asyncio.create_task(_keep_reading(wall, refresh, stop))
     announce(f"wallboard on {url}" + ("" if verifier is None else " (a bearer credential on every request)"))
     try:
         await asyncio.Event().wait()
     finally:
         stop.set()
-        if keep_fresh is not None:
-            keep_fresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keep_fresh
+        for task in (keep_fresh, reading):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await runner.cleanup()
+
+
+async def _keep_reading(wall: Wallboard, refresh: float, stop: asyncio.Event) -> None:
+    """Read the board every `refresh` seconds whether or not a screen shows it, so the metrics' hour has its
+    readings (and the next screen gets a fresh board at once)."""
+    while not stop.is_set():
+        try:
+            await wall.board()
+        except Exception as err:  # visibility or the metrics not answering: the next round tries again
+            log.warning("board_not_read", error=f"{type(err).__name__}: {err}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), refresh)

@@ -79,7 +79,7 @@ def test_a_case_nobody_owns_says_so_and_what_comes_next():
 
 def test_an_owned_case_shows_its_owner_id_and_never_a_name():
     details = current_details(owned_by_sam(), ROUTING, NOW)
-    assert details.startswith("**open** at **supervisor**, owner `sam`")
+    assert details.startswith("**open** at **supervisor**, owner `sam`\n\n- next: ")  # a blank line: a markdown list
     assert "Sam Sato" not in details and "Dana Doe" not in details and "(overdue)" not in details
 
 

@@ -58,7 +58,7 @@ def current_details(state: CaseState, policy: Policy, now: datetime) -> str:
     lines = [f"**{status}** at **{tier}**, {owner}"]
     if state.tier is None:
         lines.append(f"- opening: policy {_code(policy.name)} loading")
-        return "\n".join(lines)
+        return _markdown(lines)
 
     if (missed := overdue_since(state)) is not None:
         nobody = ", nobody owns the case" if breach_flag(state) == "unowned" else ""
@@ -97,4 +97,9 @@ def current_details(state: CaseState, policy: Policy, now: datetime) -> str:
         lines.append(f"- follow-up ends {instant(state.followup_ends_at)}")
     if state.reopens:
         lines.append(f"- reopened {state.reopens} time(s)")
-    return "\n".join(lines)
+    return _markdown(lines)
+
+
+def _markdown(lines: list[str]) -> str:
+    """The headline, then the facts as a list (a blank line between, so markdown starts the list)."""
+    return "\n\n".join(filter(None, [lines[0], "\n".join(lines[1:])]))
