@@ -6,8 +6,20 @@ import json
 from datetime import timedelta
 
 from escalation.client import case_state
+from escalation.client.credentials import use_credential
 from escalation.domain.models import AcknowledgeInput, FollowUpResponseInput, ResolveInput, TimelineEntry
+from escalation.identity import Signer
 from tests.cases import case_input, eventually, owned
+from tests.conftest import IDENTITY
+
+
+async def open_now(env, skip_cases, inp):
+    """Open a case signed at the test server's time: its clock runs ahead of the wall clock, and a case checks
+    the credential it was opened with as of its start."""
+    signer = Signer.from_settings(IDENTITY)
+    assert signer is not None
+    with use_credential(signer.mint(inp.opened_by, now=await env.get_current_time())):
+        return await skip_cases(inp)
 
 
 def sent(settings, kind: str) -> list[dict]:
@@ -19,7 +31,7 @@ def sent(settings, kind: str) -> list[dict]:
 async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation_contact(
     skip_env, skip_cases, settings
 ):
-    handle = await skip_cases(case_input())
+    handle = await open_now(skip_env, skip_cases, case_input())
     state = await owned(handle)
     opened = state.opened_at
     # Acknowledge targets of the standard policy: agent 5m, team lead 10m, supervisor 15m, manager 30m.
@@ -54,7 +66,7 @@ async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation
 
 
 async def test_acknowledging_stops_the_acknowledge_clock(skip_env, skip_cases, settings):
-    handle = await skip_cases(case_input())
+    handle = await open_now(skip_env, skip_cases, case_input())
     await owned(handle)
     await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
     await skip_env.sleep(timedelta(minutes=30))
@@ -69,11 +81,11 @@ async def test_acknowledging_stops_the_acknowledge_clock(skip_env, skip_cases, s
 
 async def resolved_and_checked_in(skip_env, skip_cases, settings):
     """A case resolved at the agent tier whose first check-in (+1 day) has gone out."""
-    handle = await skip_cases(case_input())
-    await owned(handle)
+    handle = await open_now(skip_env, skip_cases, case_input())
+    state = await owned(handle)
     await handle.execute_update(
         "resolve",
-        ResolveInput(actor="ana", resolution="Refund issued", root_cause="billing_error", kb_article="KB-7"),
+        ResolveInput(actor=state.owner.id, resolution="Refund issued", root_cause="billing_error", kb_article="KB-7"),
         result_type=TimelineEntry,
     )
     await skip_env.sleep(timedelta(days=1, seconds=1))
@@ -83,11 +95,11 @@ async def resolved_and_checked_in(skip_env, skip_cases, settings):
         return s if s.checkins[0].sent_at and sent(settings, "followup_checkin") else None
 
     await eventually(checked_in)
-    return handle
+    return handle, state.owner.id
 
 
 async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_cases, settings):
-    handle = await resolved_and_checked_in(skip_env, skip_cases, settings)
+    handle, resolver = await resolved_and_checked_in(skip_env, skip_cases, settings)
     assert sent(settings, "followup_checkin")[0]["channel"] == "email"
 
     entry = await handle.execute_update(
@@ -100,13 +112,13 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
     reopened = state.timeline[entry.seq]  # the entry right after the answer
     assert reopened.kind == "reopened" and reopened.detail["reason"] == "followup_negative"
     assert state.status == "open" and state.tier == "agent" and state.reopens == 1
-    assert state.owner.id == "ana"  # back to whoever resolved it
+    assert state.owner.id == resolver  # back to whoever resolved it
     assert state.checkins[1].cancelled
 
     # Second resolution; no answers this time: the case completes after the last check-in's window.
     await handle.execute_update(
         "resolve",
-        ResolveInput(actor="ana", resolution="Card mandate fixed", root_cause="process_failure", kb_missing=True),
+        ResolveInput(actor=resolver, resolution="Card mandate fixed", root_cause="process_failure", kb_missing=True),
         result_type=TimelineEntry,
     )
     result = await handle.result()  # time skips through both check-ins and the response window
@@ -117,7 +129,7 @@ async def test_negative_followup_reopens_at_the_resolving_tier(skip_env, skip_ca
 
 
 async def test_positive_followup_completes_the_case(skip_env, skip_cases, settings):
-    handle = await resolved_and_checked_in(skip_env, skip_cases, settings)
+    handle, _ = await resolved_and_checked_in(skip_env, skip_cases, settings)
     await handle.execute_update("followup_response", FollowUpResponseInput(answer="fixed"), result_type=TimelineEntry)
     result = await handle.result()
     assert result.outcome == "resolved"
