@@ -36,6 +36,7 @@ from escalation.domain.policy import PolicyError, PolicyStore, load_policy_file
 from escalation.domain.roster import RosterError, RosterStore
 from escalation.search import CaseSummary
 from tests.cases import case_input, eventually
+from tests.conftest import IDENTITY, IDENTITY_KEYS
 from worker import build_worker
 
 TESTS = Path(__file__).parent
@@ -58,9 +59,10 @@ BROKEN_POLICIES = [
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any Temporal or escalation settings of the machine running it."""
+    """The test's environment without any Temporal or escalation settings of the machine running it, but with
+    the test run's identity keys (the CLI signs each command for the rep it names, the worker verifies)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    return env | extra
+    return env | {"ESCALATIONS_IDENTITY__KEYS": str(IDENTITY_KEYS)} | extra
 
 
 def run(
@@ -141,6 +143,7 @@ async def live(env, tmp_path: Path) -> AsyncIterator[Live]:
         data_dir=tmp_path / "data",
         policy_dir=policies,
         roster_path=roster,
+        identity=IDENTITY,
     )
     async with build_worker(env.client, settings):
         yield Live(env, settings)
