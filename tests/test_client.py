@@ -191,9 +191,10 @@ async def test_list_and_count_filter_through_visibility(esc):
     assert summary.owner == sam and summary.severity == "critical" and summary.execution == "running"
     assert summary.sla_due_at is not None and summary.sla_due_at > soon
 
-    await plain.acknowledge({"actor": (await plain.state()).owner.id})
-    await plain.resolve({"actor": "ana", "resolution": "x", "root_cause": "other", "kb_missing": True})
-    await plain.close({"actor": "ana", "outcome": "resolved", "reason": "confirmed"})
+    agent = (await plain.state()).owner.id
+    await plain.acknowledge({"actor": agent})
+    await plain.resolve({"actor": agent, "resolution": "x", "root_cause": "other", "kb_missing": True})
+    await plain.close({"actor": agent, "outcome": "resolved", "reason": "confirmed"})
     await plain.outcome()
     assert await eventually(lambda: _eq(listed(), [threat.case_id]))  # running only by default
     assert await listed(include_closed=True) == both
