@@ -81,7 +81,7 @@ class _CustomerAnswers(OutboundInterceptor):
 def signing() -> list[Interceptor]:
     """The client interceptors of the tests: every command signed for whoever it names with the test run's key,
     and customers' answers as the inbound endpoint sends them."""
-    return [CustomerGateway(), CredentialInterceptor.from_settings(IDENTITY)]
+    return [CredentialInterceptor.from_settings(IDENTITY), CustomerGateway()]
 
 
 # Fixtures that start a real Temporal server (or connect to `--temporal-address`): a test that uses one,

@@ -7,7 +7,7 @@ commands never see each other's sender."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -32,7 +32,9 @@ def holding(var: ContextVar[T], value: T) -> Iterator[None]:
     try:
         yield
     finally:
-        var.reset(reset)
+        # A workflow evicted from the cache is closed from another context, which has nothing to reset.
+        with suppress(ValueError):
+            var.reset(reset)
 
 
 def sender() -> Principal:
