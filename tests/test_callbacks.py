@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from escalation.cli import app
 from escalation.client import case_state, open_case
+from escalation.client.credentials import use_credential
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain import rules as R
 from escalation.domain.models import (
@@ -45,7 +46,9 @@ from escalation.domain.rules import Routed, RuleViolation
 from escalation.domain.rules.callback import deadlines as callback_deadlines
 from escalation.domain.rules.callback import local
 from escalation.domain.rules.step import Assign, MessageKind
+from escalation.identity import Signer
 from tests.cases import case_input, eventually
+from tests.conftest import IDENTITY
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
 from tests.test_cli import cli_fixture, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_cli import state as cli_state
@@ -572,6 +575,19 @@ def settings(settings):
     return settings
 
 
+def signed_now(env, open_):
+    """Opens cases signed at the test server's time: its clock runs ahead of the wall clock, and a case checks
+    the credential it was opened with as of its start."""
+    signer = Signer.from_settings(IDENTITY)
+    assert signer is not None
+
+    async def opener(inp):
+        with use_credential(signer.mint(inp.opened_by, now=await env.get_current_time())):
+            return await open_(inp)
+
+    return opener
+
+
 async def supervisor_case(open_, **overrides: Any):
     """A threat case (supervisor tier), acknowledged (and so accepted) by whichever supervisor it was offered to."""
     handle = await open_(case_input("routing", threat=True, **overrides))
@@ -600,7 +616,7 @@ def entries(state: CaseState, kind: str) -> list[TimelineEntry]:
 
 async def test_a_supervisor_callback_is_reminded_due_and_reached(skip_env, skip_cases, settings):
     tuesday = await skip_to(skip_env, 1, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(skip_cases)
+    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
     at = datetime.combine(tuesday.date(), time(15, 0))  # the customer's 15:00
     cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sol", notes="explain the refund")
     assert cb.owner.id == "sol" and cb.customer_time.hour == 15
@@ -627,7 +643,7 @@ async def _messages(settings, kind: str, at_least: int) -> list[dict] | None:
 
 async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases, settings):
     await skip_to(skip_env, 2, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(skip_cases)
+    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
     cb = await schedule(handle, actor=sup, at="earliest")
     await eventually(lambda: _messages(settings, "callback_due", 1))
     retry = await record(handle, cb.id, "no_answer", sup)
@@ -664,7 +680,7 @@ async def _is_holder(handle, rep_id: str) -> bool:
 
 async def test_a_missed_window_goes_to_the_next_rep_and_counts_as_a_breach(skip_env, skip_cases, settings):
     await skip_to(skip_env, 3, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(skip_cases)
+    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
     cb = await schedule(handle, actor=sup, at="earliest", owner="sam", window="20m")
     await skip_until(skip_env, cb.due_at + 20 * MIN + SECOND)
 
@@ -692,7 +708,7 @@ async def test_a_callback_missed_in_the_evening_moves_to_the_next_rep_and_the_cu
     """The issue's case: a call promised for the evening, its window missed; the next supervisor takes it when
     the customer's contact window next opens, and the customer is told so then, not at night, nor never."""
     tuesday = await skip_to(skip_env, 1, time(19, 0), BERLIN)
-    handle, sup = await supervisor_case(skip_cases)
+    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
     at = datetime.combine(tuesday.date(), time(19, 40))  # the customer's 19:40
     cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sam", window="30m")
     await eventually(lambda: _to_customer(settings, "We will call you back"))  # confirmed at once (19:00)
@@ -742,7 +758,7 @@ async def test_an_outcome_for_a_callback_booked_two_days_ahead_is_refused(cli, t
 
 async def test_reschedule_and_cancel_and_resolving_cancels_the_rest(skip_env, skip_cases, settings):
     monday = await skip_to(skip_env, 0, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(skip_cases)
+    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
     day = monday.date()
     first = await schedule(handle, actor=sup, at=datetime.combine(day, time(12, 0)).isoformat())
     second = await schedule(handle, actor=sup, at=datetime.combine(day, time(13, 0)).isoformat())
@@ -791,7 +807,7 @@ async def test_a_callback_across_a_dst_change_lands_on_the_customers_wall_clock(
     change = next_dst_change(BERLIN, await skip_env.get_current_time())
     before = datetime.combine(change - timedelta(days=1), time(12, 0), BERLIN)
     await skip_until(skip_env, before.astimezone(UTC))
-    handle, sup = await supervisor_case(skip_cases)
+    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
     at = datetime.combine(change, time(10, 0))  # "tomorrow at 10" for the customer, after the clocks change
     cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sol")
     assert cb.customer_time.replace(tzinfo=None) == at
@@ -976,21 +992,21 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
         await execute_update(
             handle,
             "wait_on_customer",
-            WaitOnCustomerInput(actor="tara", reason="bank statement"),
+            WaitOnCustomerInput(actor="maya", reason="bank statement"),
             result_type=TimelineEntry,
         )
         at = datetime.now(UTC) + 6 * SECOND
         await execute_update(
             handle,
             "schedule_callback",
-            ScheduleCallbackInput(actor="tara", at=at, owner=other, notes="explain the refund"),
+            ScheduleCallbackInput(actor="maya", at=at, owner=other, notes="explain the refund"),
             result_type=Callback,
         )
         before = await case_state(handle)
         first_run = (await handle.describe()).run_id
         case = Case(handle, handle.id.removeprefix("escalation-"))  # resends a note refused while the case moves
         for i in range(60):
-            await case.add_note(NoteInput(actor="tara", text=f"note {i}"))
+            await case.add_note(NoteInput(actor="maya", text=f"note {i}"))
             if (await handle.describe()).run_id != first_run:
                 break
         assert (await handle.describe()).run_id != first_run, "the case did not continue as new"
@@ -1012,7 +1028,7 @@ async def test_continue_as_new_carries_the_wait_the_open_offer_and_the_callback(
         assert await eventually(lambda: _is_holder(handle, other))  # routing answers after the expiry
 
         # The customer replies: the resolve clock runs again with exactly the time it had left.
-        entry = await case.customer_replied(CustomerRepliedInput(actor="tara"))
+        entry = await case.customer_replied(CustomerRepliedInput(actor="maya"))
         resumed = await case_state(handle)
         assert resumed.resolve_clock.due_at == entry.at + before.resolve_clock.remaining
         assert resumed.waiting is None and resumed.sla_due_at == min(
