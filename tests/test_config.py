@@ -14,7 +14,7 @@ from temporalio.service import TLSConfig
 
 from escalation.config import ConfigError, Settings
 from escalation.constants import task_queue
-from tests.conftest import TESTS
+from tests.conftest import IDENTITY_KEYS, TESTS
 from worker import build_worker
 
 ROOT = TESTS.parent
@@ -241,6 +241,7 @@ async def test_worker_uses_the_worker_options(env, tmp_path):
             "ESCALATIONS_MAX_CACHED_WORKFLOWS": "7",
             "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "2m",
             "ESCALATIONS_TASK_QUEUE": "opts-test",
+            "ESCALATIONS_IDENTITY__KEYS": str(IDENTITY_KEYS),
         },
         config_file=profile_file(tmp_path, ""),
         policy_dir=TESTS / "policies",
