@@ -5,23 +5,29 @@ code, workflow.logger in the workflow, temporalio's loggers, the roster watcher)
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
 import signal
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
+from aiohttp.test_utils import TestClient, TestServer
+from standardwebhooks import Webhook
 from temporalio.api.common.v1 import Payload
 
 from escalation import logs
 from escalation.client import EscalationClient, case_state, open_case
+from escalation.delivery import inbound
 from escalation.delivery.redact import REDACTED
-from escalation.domain.models import Callback, CallbackStatus
+from escalation.domain.models import Callback, CallbackStatus, TimelineEntry
+from escalation.identity import Signer
 from escalation.service.log_context import TIER_HEADER, tier_of
 from tests.cases import case_input, eventually, worker_process
-from tests.conftest import IDENTITY_KEYS
+from tests.conftest import IDENTITY, IDENTITY_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,14 +156,19 @@ def test_a_tier_header_is_read_only_when_it_is_a_short_json_string():
     assert tier_of({TIER_HEADER: Payload(metadata=json_plain, data=b'"' + b"x" * 100 + b'"')}) is None
 
 
-def test_bound_case_fields_reach_python_logging_lines_too(capsys):
+def test_bound_case_fields_reach_python_logging_lines_too():
     """An activity's context (bound by the worker interceptor) goes on lines of Python logging it causes, such
     as the SDK's own, rendered as JSON."""
-    logs.configure()
-    handler = next(h for h in logging.getLogger().handlers if isinstance(h, logs._JsonHandler))
-    record = logging.LogRecord("temporalio.activity", logging.WARNING, __file__, 1, "attempt failed", (), None)
-    with structlog.contextvars.bound_contextvars(case_id="C-1", workflow_id="escalation-C-1", activity="find_owner"):
-        line = json.loads(handler.format(record))
+    logs._json_logging("INFO")  # the root handler of Python logging (structlog's own set-up left alone)
+    root = logging.getLogger()
+    handler = next(h for h in root.handlers if isinstance(h, logs._JsonHandler))
+    try:
+        record = logging.LogRecord("temporalio.activity", logging.WARNING, __file__, 1, "attempt failed", (), None)
+        bound = {"case_id": "C-1", "workflow_id": "escalation-C-1", "activity": "find_owner"}
+        with structlog.contextvars.bound_contextvars(**bound):
+            line = json.loads(handler.format(record))
+    finally:
+        root.removeHandler(handler)
     assert line["case_id"] == "C-1" and line["activity"] == "find_owner" and line["event"] == "attempt failed"
 
 
@@ -165,3 +176,48 @@ def test_a_channel_backend_named_email_is_no_address():
     assert _processed(email="smtp mail.example.org:587")["email"] == "smtp mail.example.org:587"
     assert _processed(email="dana@example.org")["email"] == REDACTED
     assert _processed(phone="030 1234567")["phone"] == REDACTED and _processed(phone="outbox")["phone"] == "outbox"
+
+
+def test_lines_are_json_in_a_pipe_and_for_reading_on_a_terminal(monkeypatch):
+    class Stream:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.setattr(sys, "__stderr__", Stream(tty=False))
+    assert isinstance(logs._renderer(), structlog.processors.JSONRenderer)
+    monkeypatch.setattr(sys, "__stderr__", Stream(tty=True))
+    assert isinstance(logs._renderer(), structlog.dev.ConsoleRenderer)
+
+
+async def test_the_inbound_endpoint_names_the_case_while_it_takes_an_answer(monkeypatch):
+    """Every line logged while an answer is taken (the client's, the endpoint's own) carries its case."""
+    seen: list[dict] = []
+
+    class Case:
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        async def followup_response(self, *_: object, **__: object) -> TimelineEntry:
+            seen.append(structlog.contextvars.get_contextvars())
+            return TimelineEntry(seq=7, at=datetime.now(UTC), kind="followup_answered", actor="customer", tier="agent")
+
+    monkeypatch.setattr(inbound, "Case", Case)
+    monkeypatch.setattr(inbound, "case_handle", lambda *_: None)
+    secret = "whsec_" + base64.b64encode(b"x" * 32).decode()
+    app = inbound.build_app(None, secret, tolerance=300, customers=Signer.from_settings(IDENTITY))  # type: ignore[arg-type]
+    body = json.dumps({"case_id": "C-4711", "answer": "fixed"})
+    moment = datetime.now(UTC)
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_1", moment, body),
+        "Content-Type": "application/json",
+    }
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.post("/followups", data=body, headers=headers)
+        assert answer.status == 200, await answer.text()
+    assert seen == [{"case_id": "C-4711", "workflow_id": "escalation-C-4711"}]
+    assert structlog.contextvars.get_contextvars() == {}  # nothing left bound for the next request
