@@ -26,10 +26,12 @@ from escalation.client.errors import CaseClosed, CaseEnded, CaseTerminated
 from escalation.domain.models import CaseState
 from escalation.domain.policy import Policy, PolicyStore
 from escalation.domain.refusal import shape
+from escalation.identity import HEADER, Signer
+from escalation.service.worker import build_identity, interceptors
 from tests.cases import case_input, eventually
+from tests.conftest import IDENTITY
 from worker import build_activities
 from workflows import Escalation
-from workflows.arguments import OneArgument
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 
@@ -42,6 +44,13 @@ def temporal(env, *args: str) -> subprocess.CompletedProcess:
 
 async def run_temporal(env, *args: str) -> subprocess.CompletedProcess:
     return await asyncio.to_thread(temporal, env, *args)
+
+
+def signed(rep: str) -> list[str]:
+    """The `temporal` CLI's header carrying a credential for `rep` (a JSON string, as the Temporal SDKs send it)."""
+    signer = Signer.from_settings(IDENTITY)
+    assert signer is not None
+    return ["--headers", f"{HEADER}={json.dumps(signer.mint(rep))}"]
 
 
 async def start(env, task_queue: str, **overrides) -> str:
@@ -58,6 +67,7 @@ async def start(env, task_queue: str, **overrides) -> str:
         f"escalation-{inp.case_id}",
         "--input",
         inp.model_dump_json(exclude_none=True),
+        *signed(inp.opened_by),
     )
     assert started.returncode == 0, started.stderr
     return inp.case_id
@@ -82,13 +92,18 @@ async def policy_held(env, settings) -> AsyncIterator[asyncio.Event]:
         await loaded.wait()
         return await real.load_policy(name)
 
-    activities = [a for a in build_activities(settings) if _Definition.must_from_callable(a).name != "load_policy"]
+    identity = build_identity(settings)
+    activities = [
+        a
+        for a in build_activities(settings, identity=identity)
+        if _Definition.must_from_callable(a).name != "load_policy"
+    ]
     async with Worker(
         env.client,
         task_queue=settings.task_queue,
         workflows=[Escalation],
         activities=[slow_policy, *activities],
-        interceptors=[OneArgument()],
+        interceptors=interceptors(identity),
     ):
         yield loaded
 
@@ -184,6 +199,7 @@ async def test_an_update_without_its_argument_is_refused_naming_the_input_model(
         "acknowledge",
         "--input",
         '{"actor": "ana"}',
+        *signed("ana"),
     )
     assert ok.returncode == 0, ok.stderr
     await run_temporal(env, "workflow", "terminate", "--workflow-id", workflow_id, "--reason", "test")
@@ -246,12 +262,17 @@ async def test_a_terminated_case_says_by_whom_and_why(env, worker, settings):
     }
 
 
+async def _owned(case) -> CaseState | None:
+    state = await case.state()
+    return state if state.owner else None
+
+
 async def test_a_completed_case_still_says_completed(env, worker, settings):
     esc = EscalationClient(env.client, task_queue=settings.task_queue, retry_timeout=0)
     case = await esc.open(case_input("fast"))
-    await case.state()
-    await case.resolve({"actor": "ana", "resolution": "Refunded", "root_cause": "billing_error", "kb_missing": True})
-    await case.close({"actor": "ana", "outcome": "resolved", "reason": "sorted on the first call"})
+    owner = (await eventually(lambda: _owned(case))).owner.id
+    await case.resolve({"actor": owner, "resolution": "Refunded", "root_cause": "billing_error", "kb_missing": True})
+    await case.close({"actor": owner, "outcome": "resolved", "reason": "sorted on the first call"})
     await case.outcome()
     with pytest.raises(CaseClosed) as refused:
         await case.add_note({"actor": "ana", "text": "late"})
