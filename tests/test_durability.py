@@ -13,8 +13,10 @@ from pathlib import Path
 
 from bench.chaos.run import connect, free_port, start_sqlite_server
 from escalation.client import Case, case_state, open_case
+from escalation.client.credentials import with_credentials
 from escalation.domain.models import CloseInput, NoteInput, ResolveInput, TimelineEntry
 from tests.cases import case_input, eventually, owned
+from tests.conftest import IDENTITY
 from worker import build_worker
 
 
@@ -35,13 +37,14 @@ async def sqlite_server(db: Path, port: int) -> AsyncIterator[subprocess.Popen]:
 async def test_server_killed_and_restarted_keeps_the_case_and_its_timers(settings, tmp_path):
     db, port = tmp_path / "temporal.db", free_port()
     async with sqlite_server(db, port) as first:
-        client = await connect(port)
+        client = with_credentials(await connect(port), IDENTITY)  # signs for the rep each command names
         async with build_worker(client, settings):
             handle = await open_case(client, case_input("durable"), task_queue_name=settings.task_queue)
-            await owned(handle)
+            owner = (await owned(handle)).owner
+            assert owner is not None
             await handle.execute_update(
                 "resolve",
-                ResolveInput(actor="ana", resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
+                ResolveInput(actor=owner.id, resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
                 result_type=TimelineEntry,
             )
             first.send_signal(signal.SIGKILL)  # no shutdown: the check-in timers (4s, 5s) are pending
