@@ -213,8 +213,8 @@ async def test_bad_update_is_rejected_and_changes_nothing(env, worker, settings,
 
 async def test_actions_on_a_closed_case_and_resolve_twice_are_refused(env, worker, settings):
     handle = await open_case(env.client, case_input(), task_queue_name=settings.task_queue)
-    await owned(handle)
-    fix = ResolveInput(actor="ana", resolution="Refunded", root_cause="billing_error", kb_missing=True)
+    owner = (await owned(handle)).owner.id
+    fix = ResolveInput(actor=owner, resolution="Refunded", root_cause="billing_error", kb_missing=True)
     await update(handle, "resolve", fix)
     before = await case_state(handle)
     with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -222,16 +222,16 @@ async def test_actions_on_a_closed_case_and_resolve_twice_are_refused(env, worke
     assert caught.value.cause.message.startswith("status: ") and "already resolved" in caught.value.cause.message
     assert caught.value.cause.type == "InvalidState"
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await update(handle, "wait_on_customer", WaitOnCustomerInput(actor="ana", reason="needs photo"))
+        await update(handle, "wait_on_customer", WaitOnCustomerInput(actor=owner, reason="needs photo"))
     assert caught.value.cause.message.startswith("status: ") and "resolved" in caught.value.cause.message
     assert (await case_state(handle)).model_dump() == before.model_dump()
-    await update(handle, "close", CloseInput(actor="ana", outcome="resolved", reason="customer confirmed by phone"))
+    await update(handle, "close", CloseInput(actor=owner, outcome="resolved", reason="customer confirmed by phone"))
     result = await handle.result()
     assert result.outcome == "resolved" and result.kb_missing is True
     closed = await case_state(handle)  # queries keep working on a completed case
     # A completed case takes no more updates: the server refuses them before any worker sees them.
     with pytest.raises(RPCError, match="already completed"):
-        await update(handle, "acknowledge", AcknowledgeInput(actor="ana"))
+        await update(handle, "acknowledge", AcknowledgeInput(actor=owner))
     assert (await case_state(handle)).model_dump() == closed.model_dump()
 
 
