@@ -29,7 +29,7 @@ from escalation.client.errors import Unreachable
 from escalation.config import ConfigError, Settings
 from escalation.domain.policy import PolicyError, PolicyStore
 from escalation.domain.roster import RosterError, RosterStore
-from escalation.identity import KeyProblem, Verifier
+from escalation.identity import KeyProblem, Signer, Verifier
 from escalation.service.log_context import LogContext
 from escalation.service.roster_watch import watch_roster
 from workflows import Escalation
@@ -111,6 +111,11 @@ def build_worker(
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
     identity = build_identity(settings)
+    if Signer.from_settings(settings.identity) is None:
+        log.warning(
+            "roster_watch_cannot_sign",
+            reason="no signing key (ESCALATIONS_IDENTITY__SIGNING_KEYS): cases of inactive reps are not reassigned",
+        )
     worker = build_worker(client, settings, identity=identity)
     log.info(
         "worker_started",
