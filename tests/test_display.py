@@ -114,7 +114,7 @@ def test_offer_callbacks_wait_and_follow_up_show_without_their_text():
     waiting, _ = R.wait_on_customer(state, ROUTING, wait, NOW)
     text = current_details(waiting, ROUTING, NOW)
     assert "- waiting on the customer since 2026-03-03 09:00 UTC until 2026-03-05 09:00 UTC" in text
-    assert "- resolve clock paused: " in text and "bank statement" not in text
+    assert "- resolve clock paused with " in text and "bank statement" not in text
 
     solved = ResolveInput(actor="sam", resolution="Refunded the charge", root_cause="billing_error", kb_missing=True)
     resolved, _ = R.resolve(owned_by_sam(), ROUTING, solved, NOW)

@@ -66,7 +66,7 @@ def current_details(state: CaseState, policy: Policy, now: datetime) -> str:
     if (deadline := next_deadline(state)) is not None:
         lines.append(f"- next: {_deadline(state, deadline)} at {_when(deadline, now)}")
     if state.sla_paused_remaining is not None:
-        lines.append(f"- resolve clock paused: {duration(state.sla_paused_remaining)} of working time left")
+        lines.append(f"- resolve clock paused with {duration(state.sla_paused_remaining)} of working time left")
     if (waiting := state.waiting) is not None:
         until = f" until {instant(waiting.until)}" if waiting.until is not None else ""
         lines.append(f"- waiting on the customer since {instant(waiting.started_at)}{until}")
