@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from escalation.client import Case, EscalationClient
+from escalation.client import Case, EscalationClient, contract
 from escalation.client.credentials import use_credential
-from escalation.client.errors import InvalidArgument, InvalidState, NotPermitted, Unauthenticated
+from escalation.client.errors import EscalationError, InvalidArgument, InvalidState, NotPermitted, Unauthenticated
 from escalation.domain.models import CaseState, Tier
 from escalation.identity import IdentitySettings, Signer, new_key
 from tests.cases import case_input, eventually
@@ -244,3 +244,53 @@ async def test_a_service_acting_for_a_rep_is_recorded_beside_them(env, tmp_path)
         with use_credential(SIGNER.mint(owner, acting_service="crm")):
             await case.escalate({"actor": owner, "reason": "complexity"})
         assert f"by {owner} through crm: complexity" in (await case.brief()).text
+
+
+# Every command a rep sends, with an argument of the right shape; ids that do not exist are fine: who may act is
+# decided before anything else, so a lower tier is refused for that, and a rep who may act gets past it.
+COMMANDS = {
+    "acknowledge": lambda a: {"actor": a},
+    "escalate": lambda a: {"actor": a, "reason": "complexity"},
+    "de_escalate": lambda a: {"actor": a, "reason": "handled lower"},
+    "add_note": lambda a: {"actor": a, "text": "a note"},
+    "propose_offer": lambda a: {"actor": a, "kind": "goodwill", "amount": "0", "description": "apology"},
+    "record_offer_response": lambda a: {"actor": a, "offer_id": "offer-9", "answer": "accepted"},
+    "wait_on_customer": lambda a: {"actor": a, "reason": "bank statement"},
+    "customer_replied": lambda a: {"actor": a},
+    "resolve": lambda a: {"actor": a, "resolution": "fixed", "root_cause": "other", "kb_missing": True},
+    "close": lambda a: {"actor": a, "outcome": "legal", "reason": "lawyer's letter"},
+    "reassign": lambda a: {"actor": a, "reason": "rebalancing"},
+    "schedule_callback": lambda a: {"actor": a, "at": "earliest"},
+    "reschedule_callback": lambda a: {"actor": a, "callback_id": "callback-9", "at": "earliest"},
+    "cancel_callback": lambda a: {"actor": a, "callback_id": "callback-9", "reason": "not needed"},
+    "record_callback_outcome": lambda a: {"actor": a, "callback_id": "callback-9", "outcome": "reached"},
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+async def test_each_command_takes_only_someone_who_may_send_it(env, esc, command):
+    case, state = await opened(esc, threat=True)  # a threat starts at supervisor: sam owns it
+    assert (state.tier, state.owner.id) == (Tier.SUPERVISOR, "sam")
+    arg = COMMANDS[command]
+
+    async def send(actor: str, token: str | None = None):
+        with use_credential(token or SIGNER.mint(actor)):
+            return await case.update(getattr(contract, command.upper()), arg(actor))
+
+    with pytest.raises(Unauthenticated, match="'eve' is not a rep or service of the roster"):
+        await send("eve")
+    with pytest.raises(Unauthenticated, match="expired"):
+        await send("sam", SIGNER.mint("sam", now=datetime.now(UTC) - timedelta(hours=1)))
+    with pytest.raises(NotPermitted, match="'sam' is not who sent this"):
+        await send("sam", SIGNER.mint("maya"))
+    with pytest.raises(NotPermitted, match=r"tara \(team_lead\) may not"):
+        await send("tara")
+    await unchanged(case, state)
+    # The owner gets past who may act; whatever else the case then says is about the case (no such offer,
+    # nothing to reply to, a legal close only at the top tier), not about them.
+    try:
+        await send("sam")
+    except (NotPermitted, Unauthenticated) as err:
+        pytest.fail(f"the owner may {command}: {err}")
+    except EscalationError:
+        pass
