@@ -19,10 +19,13 @@ from temporalio.exceptions import ApplicationError
 
 from escalation.client import Case, case_state, open_case
 from escalation.client.converter import MAX_INPUT_BYTES
+from escalation.client.credentials import use_credential
 from escalation.client.errors import InvalidState
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.domain.models import EscalateInput, NoteInput, TimelineEntry
+from escalation.identity import Signer
 from tests.cases import case_input, eventually, owned
+from tests.conftest import IDENTITY
 
 BIG = "x" * 1_500_000
 ASTRAL = "\U0001f600" * 4000  # the longest note there is, in bytes: 4 per character
@@ -152,7 +155,10 @@ async def failed_tasks(handle: WorkflowHandle) -> list[str]:
 @pytest.mark.parametrize("update,arg,words", BAD_UPDATES, ids=[f"{u}-{i}" for i, (u, _, _) in enumerate(BAD_UPDATES)])
 async def test_bad_update_is_refused_naming_the_field_and_changes_nothing(live_case, update, arg, words):
     before = (await case_state(live_case)).model_dump_json()
-    with pytest.raises(WorkflowUpdateFailedError) as caught:
+    # A caller with a valid credential for ana (a customer's, for followup_response) sends the argument as it is.
+    signer = Signer.from_settings(IDENTITY)
+    assert signer is not None
+    with pytest.raises(WorkflowUpdateFailedError) as caught, use_credential(signer.mint("ana")):
         await live_case.execute_update(update, args=[arg], result_type=dict)
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError), cause
@@ -285,7 +291,8 @@ async def test_a_stream_of_maximal_updates_cannot_keep_a_case_from_continuing_or
         async def note(i: int) -> None:
             nonlocal sent
             async with gate:
-                await case.add_note(NoteInput(actor="ana", text=f"{i:04d} " + "y" * 3990))
+                # sam (supervisor) may note at team lead and, after the breach, at supervisor
+                await case.add_note(NoteInput(actor="sam", text=f"{i:04d} " + "y" * 3990))
                 sent += 1
 
         await asyncio.gather(*(note(i) for i in range(600)))
