@@ -20,6 +20,7 @@ from escalation.domain import rules
 from escalation.domain.models import Tier, TimelineEntry
 from escalation.domain.policy import load_policy_file
 from tests.cases import case_input, eventually, worker_process
+from tests.conftest import IDENTITY_KEYS
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +75,17 @@ def test_dashboard_and_alerts_use_only_our_metric_names():
 
 async def test_worker_serves_exact_counts_after_a_scripted_case(env, tmp_path):
     port = free_port()
-    worker, queue, _ = await worker_process(env, tmp_path, "metrics", ESCALATIONS_METRICS_ADDRESS=f"127.0.0.1:{port}")
+    worker, queue, _ = await worker_process(
+        env,
+        tmp_path,
+        "metrics",
+        ESCALATIONS_METRICS_ADDRESS=f"127.0.0.1:{port}",
+        ESCALATIONS_IDENTITY__KEYS=str(IDENTITY_KEYS),
+    )
     try:
         esc = EscalationClient(env.client, task_queue=queue)
-        case = await esc.open(case_input("standard"))
+        # The worker's roster names its reps with its queue's suffix: the case is opened by its agent.
+        case = await esc.open(case_input("standard", opened_by=f"ana-{queue.rsplit('-', 1)[1]}"))
 
         async def owner() -> str | None:
             s = await case.state()
