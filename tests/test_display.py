@@ -29,7 +29,7 @@ from escalation.domain.models import (
 )
 from escalation.domain.policy import load_policy_file
 from escalation.domain.rules import Routed, RuleViolation
-from escalation.domain.rules.display import current_details, static_summary
+from escalation.domain.rules.display import current_details, deadline_summary, static_summary
 from tests.cases import case_input
 
 TESTS = Path(__file__).parent
@@ -115,6 +115,12 @@ def test_offer_callbacks_wait_and_follow_up_show_without_their_text():
     text = current_details(waiting, ROUTING, NOW)
     assert "- waiting on the customer since 2026-03-03 09:00 UTC until 2026-03-05 09:00 UTC" in text
     assert "- resolve clock paused with " in text and "bank statement" not in text
+    # The wait's end as the timer's summary: what it is, not the reason typed for it.
+    acked, _ = R.acknowledge(owned_by_sam(), ROUTING, AcknowledgeInput(actor="sam"), NOW)
+    waiting, _ = R.wait_on_customer(acked, ROUTING, wait, NOW)
+    deadline = R.next_deadline(waiting)
+    assert deadline is not None and R.describe_deadline(waiting, deadline) == "waiting on the customer (bank statement)"
+    assert deadline_summary(waiting, deadline) == "the wait on the customer ends"
 
     solved = ResolveInput(actor="sam", resolution="Refunded the charge", root_cause="billing_error", kb_missing=True)
     resolved, _ = R.resolve(owned_by_sam(), ROUTING, solved, NOW)

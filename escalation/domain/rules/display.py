@@ -33,8 +33,9 @@ def _when(at: datetime, now: datetime) -> str:
     return instant(at) + (" (overdue)" if at <= now else "")
 
 
-def _deadline(state: CaseState, deadline: datetime) -> str:
-    """What the deadline is, in words without free text (a wait's reason stays out)."""
+def deadline_summary(state: CaseState, deadline: datetime) -> str:
+    """What the deadline `next_deadline` gave is, in a few words without free text (a wait's reason stays out):
+    for the details, and for the summary of the timer that waits for it."""
     what = describe_deadline(state, deadline)
     waiting = state.waiting
     if waiting is not None and what == f"waiting on the customer ({waiting.reason})":
@@ -64,7 +65,7 @@ def current_details(state: CaseState, policy: Policy, now: datetime) -> str:
         nobody = ", nobody owns the case" if breach_flag(state) == "unowned" else ""
         lines.append(f"- **SLA BREACHED**: target missed at {instant(missed)}{nobody}")
     if (deadline := next_deadline(state)) is not None:
-        lines.append(f"- next: {_deadline(state, deadline)} at {_when(deadline, now)}")
+        lines.append(f"- next: {deadline_summary(state, deadline)} at {_when(deadline, now)}")
     if state.sla_paused_remaining is not None:
         lines.append(f"- resolve clock paused with {duration(state.sla_paused_remaining)} of working time left")
     if (waiting := state.waiting) is not None:
