@@ -25,6 +25,7 @@ from escalation.delivery.settings import SmtpSecurity, SmtpSettings, WebhookSett
 from escalation.domain.models import CaseEvent, ContactChannel, ResolveInput, TimelineEntry
 from escalation.domain.rules.step import Message, MessageKind, Recipient
 from tests.cases import case_input, eventually, owned, worker_process
+from tests.conftest import IDENTITY_KEYS
 from tests.servers import LOOPBACK, HttpServer, MailHandler, Request, smtp_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,10 +319,15 @@ async def test_a_token_a_gateway_echoes_reaches_no_timeline_event_history_or_log
         "redact",
         ESCALATIONS_GATEWAY__URL=f"{gateway.url}/sms",
         ESCALATIONS_GATEWAY__AUTH=f"Bearer {token}",
+        ESCALATIONS_IDENTITY__KEYS=str(IDENTITY_KEYS),
     )
     try:
         customer = {**case_input().customer.model_dump(mode="json"), "preferred_channel": "sms"}
-        handle = await open_case(env.client, case_input("fast", customer=customer), task_queue_name=queue)
+        # The worker's roster names its reps with its queue's suffix: the case is opened by its agent.
+        opener = f"ana-{queue.rsplit('-', 1)[1]}"
+        handle = await open_case(
+            env.client, case_input("fast", customer=customer, opened_by=opener), task_queue_name=queue
+        )
         owner = (await eventually(lambda: owned(handle), timeout=30)).owner  # the worker process is starting
         await handle.execute_update(
             "resolve",
