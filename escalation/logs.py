@@ -101,6 +101,13 @@ def _personal(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict
     return event
 
 
+def _case_named(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """A line that names a case's workflow names the case too."""
+    if "case_id" not in event and (case := case_of(event.get("workflow_id"))):
+        event["case_id"] = case
+    return event
+
+
 def _renderer() -> Processor:
     """JSON lines; on a terminal, the console renderer (the same fields, for reading)."""
     stream = sys.__stderr__ or sys.stderr
@@ -120,6 +127,7 @@ def configure(level: str = "INFO") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,
+            _case_named,
             _personal,
             _renderer(),
         ],

@@ -99,6 +99,7 @@ async def test_every_worker_log_line_is_one_json_object(env, tmp_path):
     assert dropped["key"].endswith(f"/callback_scheduled/{customer['id']}") and dropped["workflow_id"] == handle.id
     assert dropped["reason"] == "the case moved on" and dropped["level"] == "info"
     assert events["case_reassigned"]["from_owner"] == rep  # the roster watcher
+    assert events["case_reassigned"]["case_id"] == case.case_id  # from the workflow id it names
     assert dropped["tier"] in {"agent", "team_lead", "supervisor", "manager"}  # the case's, from its search attribute
     # Activities: every line one logs carries the case, its workflow and run, the activity and the case's tier.
     run_id = (await handle.describe()).run_id
@@ -221,3 +222,9 @@ async def test_the_inbound_endpoint_names_the_case_while_it_takes_an_answer(monk
         assert answer.status == 200, await answer.text()
     assert seen == [{"case_id": "C-4711", "workflow_id": "escalation-C-4711"}]
     assert structlog.contextvars.get_contextvars() == {}  # nothing left bound for the next request
+
+
+def test_a_line_naming_a_workflow_names_its_case():
+    assert logs._case_named(None, "info", {"workflow_id": "escalation-C-9"})["case_id"] == "C-9"
+    assert "case_id" not in logs._case_named(None, "info", {"workflow_id": "other-workflow"})
+    assert logs._case_named(None, "info", {"workflow_id": "escalation-C-9", "case_id": "C-1"})["case_id"] == "C-1"
