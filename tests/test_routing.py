@@ -6,6 +6,7 @@ rep the roster marks inactive being reassigned."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -479,7 +480,11 @@ def test_resolving_withdraws_the_offer_and_its_deadline():
 # ----- on the real dev server: visibility counts
 
 
-def write_roster(path: Path, reps: list[dict[str, Any]]) -> Path:
+# The roster watch acts by its own credential: the roster gives it `reassign`.
+ROSTER_WATCH = {"id": "roster", "name": "Roster watch", "may": ["reassign"]}
+
+
+def write_roster(path: Path, reps: list[dict[str, Any]], services: Iterable[dict[str, Any]] = ()) -> Path:
     """A roster file for one test; rep ids are unique per test so other tests' cases never count."""
 
     def value(v: Any) -> str:
@@ -489,7 +494,11 @@ def write_roster(path: Path, reps: list[dict[str, Any]]) -> Path:
             return "[" + ", ".join(value(x) for x in v) + "]"
         return str(v) if isinstance(v, int) else f'"{v}"'
 
-    blocks = ["[[reps]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in r.items()) for r in reps]
+    blocks = [
+        f"[[{table}]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in r.items())
+        for table, entries in (("reps", reps), ("services", services))
+        for r in entries
+    ]
     path.write_text("\n".join(blocks), encoding="utf-8")
     return path
 
@@ -506,7 +515,7 @@ def team(settings, tmp_path):
         rep(names["tara"], "team_lead", skills=[skill, "billing", "mobile"], languages=["en", "de"]),
         rep(names["sam"], "supervisor", skills=[skill, "billing", "mobile"], languages=["en", "de", "pt"]),
     ]
-    settings.roster_path = write_roster(tmp_path / "roster.toml", reps)
+    settings.roster_path = write_roster(tmp_path / "roster.toml", reps, [ROSTER_WATCH])
     return names, skill
 
 
@@ -527,7 +536,7 @@ async def test_least_loaded_rep_is_chosen_from_real_visibility_counts(env, team,
 
     async def new_case(**kw):
         handle = await open_case(
-            env.client, case_input("routing", skills=[skill], **kw), task_queue_name=settings.task_queue
+            env.client, case_input("routing", skills=[skill], opened_by=ana, **kw), task_queue_name=settings.task_queue
         )
         opened_cases.append(handle)
         return await eventually(lambda: held_by(handle))
@@ -574,7 +583,7 @@ async def _equals(value, expected) -> bool:
 )
 async def test_skills_and_language_route_to_the_matching_rep(env, team, worker, settings, skills, language, who):
     names, skill = team
-    inp = case_input("routing", skills=[skill, *skills])
+    inp = case_input("routing", skills=[skill, *skills], opened_by=names["ana"])
     inp.customer.language = language
     handle = await open_case(env.client, inp, task_queue_name=settings.task_queue)
     holder = await eventually(lambda: held_by(handle))
@@ -588,7 +597,9 @@ async def test_skills_and_language_route_to_the_matching_rep(env, team, worker, 
 async def test_accept_and_reassign_on_the_dev_server(env, team, worker, settings):
     names, skill = team
     handle = await open_case(
-        env.client, case_input("routing", skills=[skill, "mobile"]), task_queue_name=settings.task_queue
+        env.client,
+        case_input("routing", skills=[skill, "mobile"], opened_by=names["ana"]),
+        task_queue_name=settings.task_queue,
     )
     ben = await eventually(lambda: held_by(handle))
     assert ben == names["ben"]
@@ -622,7 +633,7 @@ async def _is(value, expected):
 
 async def test_cases_of_a_rep_marked_inactive_are_reassigned(env, team, worker, settings):
     names, skill = team
-    inp = case_input("routing", skills=[skill])
+    inp = case_input("routing", skills=[skill], opened_by=names["ana"])
     inp.customer.language = "pt"
     handle = await open_case(env.client, inp, task_queue_name=settings.task_queue)
     ana = await eventually(lambda: held_by(handle))
