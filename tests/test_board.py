@@ -212,6 +212,13 @@ def test_the_page_shows_the_board_escaped_and_reloads_itself():
     assert "&lt;b&gt;r.toml&lt;/b&gt;" in html and "<b>r.toml" not in html
     no_metrics = board_web.page(sample_board().model_copy(update={"last_hour": None}), NOW, refresh=5)
     assert "no metrics read" in no_metrics
+    # The terminal board says the same.
+    text = rendered(sample_board())
+    assert "3 SLA breach(es) and 5 escalation(s) in the last hour" in text
+    young = LastHour(breaches=0, escalations=1, since=NOW, full_hour=False, unreachable=["http://w:9464/metrics"])
+    text = rendered(sample_board().model_copy(update={"last_hour": young}))
+    assert "0 SLA breach(es) and 1 escalation(s) since 2026-11-24 09:00:00 UTC" in text
+    assert "metrics not reachable: http://w:9464/metrics" in text
 
 
 def test_only_loopback_binds_go_without_a_login():
