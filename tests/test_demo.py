@@ -12,6 +12,7 @@ import pytest_asyncio
 from escalation.client import case_handle, case_state
 from escalation.config import Settings
 from escalation.dev import demo
+from tests.conftest import IDENTITY
 from worker import build_worker
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -34,6 +35,7 @@ async def demo_settings(env, tmp_path):
         data_dir=tmp_path / "data",
         policy_dir=CONFIG / "policies",
         roster_path=roster,
+        identity=IDENTITY,
     )
     async with build_worker(env.client, settings):
         yield settings

@@ -2,7 +2,9 @@
 show the ladder at work in the Temporal UI within a couple of minutes.
 
 Every case is driven through the public client helpers and the workflow's updates, the way a
-call-centre front end would. The driver tolerates restarts: a case whose workflow already exists
+call-centre front end would: each command is signed for the rep it names by the client's credential
+interceptor (escalation.client.credentials), and a customer's follow-up answer carries the customer credential
+the signed inbound endpoint would mint for that case and check-in. The driver tolerates restarts: a case whose workflow already exists
 (open or closed) is skipped, never started twice.
 
 Run on its own against a running server and worker: `python -m escalation.dev.demo`.
@@ -23,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import CaseAlreadyOpen, case_handle, case_state, execute_update, open_case
+from escalation.client.credentials import use_credential
 from escalation.config import Settings
 from escalation.domain.models import (
     AcceptInput,
@@ -53,6 +56,7 @@ from escalation.domain.models import (
     TimelineEntry,
     WaitOnCustomerInput,
 )
+from escalation.identity import CUSTOMER, Signer
 
 log = structlog.get_logger()
 
@@ -80,9 +84,11 @@ class DemoStepFailed(Exception):
 class DemoCase:
     """One demo case: its handle plus small helpers that wait for the workflow and log every step."""
 
-    def __init__(self, handle: WorkflowHandle, case_id: str) -> None:
+    def __init__(self, handle: WorkflowHandle, case_id: str, signer: Signer | None = None) -> None:
         self.handle = handle
         self.case_id = case_id
+        # Mints the customer's credential for a follow-up answer, as the signed inbound endpoint does.
+        self.signer = signer
         self.log = log.bind(case_id=case_id)
 
     async def state(self) -> CaseState:
@@ -212,11 +218,13 @@ class DemoCase:
         )
         return offer
 
-    async def offer_answer(self, offer: Offer, answer: OfferAnswer, note: str | None = None) -> None:
+    async def offer_answer(self, actor: str, offer: Offer, answer: OfferAnswer, note: str | None = None) -> None:
+        """`actor`, the rep on the call, records the customer's answer to the offer."""
         await self.update(
             "record_offer_response",
-            OfferResponseInput(actor="customer", offer_id=offer.id, answer=answer, note=note),
+            OfferResponseInput(actor=actor, offer_id=offer.id, answer=answer, note=note),
             Offer,
+            actor=actor,
             offer_id=offer.id,
             answer=answer.value,
         )
@@ -253,15 +261,22 @@ class DemoCase:
         )
 
     async def followup(self, number: int, answer: FollowUpAnswer, comment: str) -> None:
+        """The customer answers check-in `number`, with the customer credential the signed inbound endpoint
+        mints for this case and check-in (only the customer answers a check-in)."""
         await self.checkin_sent(number)
-        await self.update(
-            "followup_response",
-            FollowUpResponseInput(answer=answer, comment=comment, checkin=number),
-            TimelineEntry,
-            checkin=number,
-            answer=answer.value,
-            comment=comment,
-        )
+        if self.signer is None:
+            raise DemoStepFailed(
+                f"{self.case_id}: no signing key to mint the customer's credential for check-in {number}"
+            )
+        with use_credential(self.signer.mint(CUSTOMER, case_id=self.case_id, checkin=number)):
+            await self.update(
+                "followup_response",
+                FollowUpResponseInput(answer=answer, comment=comment, checkin=number),
+                TimelineEntry,
+                checkin=number,
+                answer=answer.value,
+                comment=comment,
+            )
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> str:
@@ -387,7 +402,7 @@ async def threat(case: DemoCase) -> None:
         sup.id, "Customer mentioned going to a lawyer and the press; calmer after the call", Sentiment.UPSET
     )
     offer = await case.offer(sup.id, "300", "Refund of three wrong direct debits plus one month free")
-    await case.offer_answer(offer, OfferAnswer.ACCEPTED, "Accepted on the phone")
+    await case.offer_answer(sup.id, offer, OfferAnswer.ACCEPTED, "Accepted on the phone")
     await case.resolve(
         sup.id,
         "Refunded the duplicate debits and fixed the mandate in billing",
@@ -415,7 +430,7 @@ async def needs_authority(case: DemoCase) -> None:
     lead = await case.owner_at(tier)
     await case.acknowledge(lead, "Read the brief, calling the customer")
     offer = await case.offer(lead.id, "80", "Refund of the router rental for two months")
-    await case.offer_answer(offer, OfferAnswer.ACCEPTED)
+    await case.offer_answer(lead.id, offer, OfferAnswer.ACCEPTED)
     await case.resolve(
         lead.id,
         "Refunded two months of router rental; remote reset of the router",
@@ -627,7 +642,7 @@ async def run_scenario(client: Client, settings: Settings, scenario: Scenario) -
             case_log.info("demo_case_skipped", reason="already open")
             return
         case_log.info("demo_case_opened", policy=POLICY, scenario=scenario.drive.__name__)
-        await scenario.drive(DemoCase(handle, scenario.case_id))
+        await scenario.drive(DemoCase(handle, scenario.case_id, Signer.from_settings(settings.identity)))
         case_log.info("demo_case_done", scenario=scenario.drive.__name__)
     except asyncio.CancelledError:
         case_log.info("demo_case_interrupted")
