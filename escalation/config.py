@@ -6,8 +6,9 @@ The Temporal connection (address, namespace, TLS, API key) is read the way every
 TEMPORAL_* environment variables. Every ESCALATIONS_* value is read by pydantic-settings
 (escalation.environment): `Settings` (ESCALATIONS_TASK_QUEUE, ESCALATIONS_POLICY_DIR, ...), its worker
 options (`WorkerOptions`: ESCALATIONS_MAX_CONCURRENT_ACTIVITIES, ...) and its delivery sections
-(`DeliverySettings`: ESCALATIONS_SMTP__HOST, ..., over the ESCALATIONS_DELIVERY_CONFIG file) and its identity
-section (`IdentitySettings`: ESCALATIONS_IDENTITY__KEYS, ..., and ESCALATIONS_CREDENTIAL). Command-line
+(`DeliverySettings`: ESCALATIONS_SMTP__HOST, ..., over the ESCALATIONS_DELIVERY_CONFIG file), its identity
+section (`IdentitySettings`: ESCALATIONS_IDENTITY__KEYS, ..., and ESCALATIONS_CREDENTIAL) and its codec section
+(`CodecSettings`: ESCALATIONS_CODEC__KEYS, ...: the keys that encrypt every payload). Command-line
 options win over the environment, the environment over the delivery file. `Settings.from_env` is the one
 place that reads them all.
 """
@@ -31,6 +32,7 @@ from escalation.domain.refusal import describe
 from escalation.environment import EnvSettings
 from escalation.files import FileProblem
 from escalation.identity.settings import DEV_KEYS_FILE, IdentitySettings
+from escalation.protect.settings import DEV_CODEC_KEYS_FILE, CodecSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +113,12 @@ class WorkerOptions(EnvSettings):
 class Settings(EnvSettings):
     """Everything a process of ours needs. Constructed in code it holds what it is given; `from_env` reads it."""
 
-    not_from_environment: ClassVar[frozenset[str]] = CONNECTION_FIELDS | {"worker", "delivery", "identity"}
+    not_from_environment: ClassVar[frozenset[str]] = CONNECTION_FIELDS | {
+        "worker",
+        "delivery",
+        "identity",
+        "codec",
+    }
 
     address: str = "localhost:7233"
     namespace: str = "default"
@@ -134,6 +141,8 @@ class Settings(EnvSettings):
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
     # Who may act: the keys that sign and verify credentials (ESCALATIONS_IDENTITY__*), ESCALATIONS_CREDENTIAL.
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    # Customer data protection: the keys that encrypt every payload (ESCALATIONS_CODEC__*), the codec server.
+    codec: CodecSettings = Field(default_factory=CodecSettings)
     # SMTP, SMS/voice gateway, webhooks, inbound answers; None: everything to the outbox and events file.
     delivery: DeliverySettings | None = None
     # `make run` opens its demo cases on a fresh data directory unless DEMO is 0, false, no or off.
@@ -199,6 +208,10 @@ class Settings(EnvSettings):
             values["identity"] = IdentitySettings.read(env)
         except ValidationError as err:
             raise ConfigError(_describe(err, IdentitySettings, within="identity")) from None
+        try:
+            values["codec"] = CodecSettings.read(env)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, CodecSettings, within="codec")) from None
         values = {k: v for k, v in values.items() if v is not None} | {
             k: v for k, v in overrides.items() if v is not None
         }
@@ -207,7 +220,7 @@ class Settings(EnvSettings):
         except ValidationError as err:
             raise ConfigError(_describe(err, cls)) from None
         settings.check()
-        return settings.with_dev_keys()
+        return settings.with_dev_keys().with_dev_codec()
 
     def with_dev_keys(self) -> Settings:
         """With no identity keys named, the signing key `make run` keeps in the data directory, when it is there:
@@ -217,6 +230,15 @@ class Settings(EnvSettings):
         if identity.keys is not None or identity.signing_keys is not None or not dev_keys.is_file():
             return self
         return self.model_copy(update={"identity": identity.model_copy(update={"keys": str(dev_keys)})})
+
+    def with_dev_codec(self) -> Settings:
+        """With no codec keys named and encryption not turned off, the codec key `make run` keeps in the data
+        directory, when it is there: the CLI, the worker and the demo next to `make run` encrypt with it."""
+        codec = self.codec
+        dev_keys = self.data_dir / DEV_CODEC_KEYS_FILE
+        if codec.configured or codec.enabled is False or not dev_keys.is_file():
+            return self
+        return self.model_copy(update={"codec": codec.model_copy(update={"keys": dev_keys})})
 
     def check(self) -> None:
         """TLS material that is named must be there, and mTLS needs both halves."""

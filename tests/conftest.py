@@ -46,6 +46,7 @@ from escalation.client.credentials import CredentialInterceptor
 from escalation.config import Settings
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX
 from escalation.identity import CUSTOMER, HEADER, IdentitySettings, Signer, ensure_key, header_payload
+from escalation.protect import CodecSettings
 from worker import build_worker
 
 TESTS = Path(__file__).parent
@@ -260,6 +261,9 @@ def make_settings(folder: Path, name: str = "test") -> Settings:
         policy_dir=TESTS / "policies",
         roster_path=TESTS / "roster.toml",
         identity=IDENTITY,
+        # Payloads in plain text: the suite's clients and replays use the plain converter; tests/test_codec*.py
+        # run a worker and client of their own with the codec.
+        codec=CodecSettings(enabled=False),
     )
 
 

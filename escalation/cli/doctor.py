@@ -28,6 +28,7 @@ from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCa
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
@@ -146,7 +147,7 @@ async def examine(client: Client, wid: str, rid: str, *, deep: bool = False) -> 
         history = history or await handle.fetch_history()
     except RPCError as err:
         raise translate(err, case_of(wid)) from None
-    failure = await _replay_failure(history)
+    failure = await _replay_failure(history, client.data_converter)
     if failure is None:
         return None
     cause, message = failure
@@ -199,7 +200,7 @@ async def _finding(
     since: datetime | None,
     attempt: int,
 ) -> Finding:
-    good = await last_good_point(history)
+    good = await last_good_point(history, client.data_converter)
     found = Finding(
         case_id=case_of(history.workflow_id) or history.workflow_id,
         workflow_id=history.workflow_id,
@@ -220,7 +221,8 @@ async def _finding(
 
 
 @functools.cache
-def _replayer() -> Replayer:
+def _replayer(converter: DataConverter = data_converter) -> Replayer:
+    """A replayer decoding with `converter` (the client's: its codec decrypts the payloads)."""
     from workflows import Escalation  # the workflow code the workers run now
     from workflows.replay import replay_interceptors
 
@@ -229,17 +231,19 @@ def _replayer() -> Replayer:
     runtime = Runtime(telemetry=TelemetryConfig(logging=None))
     return Replayer(
         workflows=[Escalation],
-        data_converter=data_converter,
+        data_converter=converter,
         namespace=REPLAY_NAMESPACE,
         runtime=runtime,
         interceptors=replay_interceptors(),
     )
 
 
-async def _replay_failure(history: WorkflowHistory) -> tuple[str, str] | None:
+async def _replay_failure(
+    history: WorkflowHistory, converter: DataConverter = data_converter
+) -> tuple[str, str] | None:
     """(cause, first line of the message) when the history does not replay with this code, else None."""
     try:
-        result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
+        result = await _replayer(converter).replay_workflow(history, raise_on_replay_failure=False)
     except Exception as err:  # the history could not be replayed at all (not a workflow task failing)
         return "REPLAY_ERROR", first_line(f"{type(err).__name__}: {err}")
     failure = result.replay_failure
@@ -255,7 +259,7 @@ def _cut(history: WorkflowHistory, last_event_id: int) -> WorkflowHistory:
     return WorkflowHistory(history.workflow_id, [e for e in history.events if e.event_id <= last_event_id])
 
 
-async def last_good_point(history: WorkflowHistory) -> int | None:
+async def last_good_point(history: WorkflowHistory, converter: DataConverter = data_converter) -> int | None:
     """The newest WorkflowTaskCompleted event whose history, cut right after its task started, replays."""
     points = [
         (e.event_id, e.workflow_task_completed_event_attributes.started_event_id)
@@ -264,7 +268,7 @@ async def last_good_point(history: WorkflowHistory) -> int | None:
     ]
 
     async def replays(point: tuple[int, int]) -> bool:
-        return await _replay_failure(_cut(history, point[1])) is None
+        return await _replay_failure(_cut(history, point[1]), converter) is None
 
     best = await newest_good(points, replays)
     return None if best is None else best[0]

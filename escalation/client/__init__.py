@@ -46,7 +46,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalation import constants
 from escalation.client import contract
 from escalation.client.contract import Update
-from escalation.client.converter import data_converter
+from escalation.client.converter import data_converter_for
 from escalation.client.credentials import Credential, CredentialInterceptor, use_credential
 from escalation.client.errors import (
     WORKFLOW_TASK_FAILING,
@@ -137,17 +137,17 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def connect(settings: Settings | None = None) -> Client:
-    """A Temporal client for `settings` (default: from the environment) with the escalation data converter, whose
-    commands carry a credential from the settings' identity section (escalation.client.credentials)."""
+    """A Temporal client for `settings` (default: from the environment) with the escalation data converter (its
+    payloads encrypted with the settings' codec keys: escalation.protect), whose commands carry a credential from
+    the settings' identity section (escalation.client.credentials)."""
     settings = settings or Settings.from_env()
     try:
         credentials = CredentialInterceptor.from_settings(settings.identity)
     except KeyProblem as err:
         raise ConfigError(f"identity: {err}") from None
+    converter = data_converter_for(settings)
     try:
-        return await Client.connect(
-            **settings.connect_kwargs(), data_converter=data_converter, interceptors=[credentials]
-        )
+        return await Client.connect(**settings.connect_kwargs(), data_converter=converter, interceptors=[credentials])
     except (RuntimeError, RPCError) as err:  # "Failed client connect: ...", or credentials refused
         refused = isinstance(err, RPCError) and err.status in (
             RPCStatusCode.UNAUTHENTICATED,

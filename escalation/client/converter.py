@@ -1,15 +1,22 @@
-"""The data converter every client and worker of escalations uses: pydantic JSON, plus clear errors.
+"""The data converter every client and worker of escalations uses: pydantic JSON, plus clear errors, and the
+payload codec that encrypts every payload (escalation.protect) when the settings have keys.
 
 A payload that does not match the contract (a start input, an update argument) raises an
 ApplicationError of type InvalidArgument that names each field and says why, and is not retryable.
 Raised while a worker decodes a start input it fails that case at once (instead of retrying a
-workflow task forever); raised while decoding an update argument it rejects the update.
+workflow task forever); raised while decoding an update argument it rejects the update. A payload
+encrypted with a key this process does not have is treated the same way: a caller's input is refused
+for good, naming the key id; anything else (an activity's result, a case's own state) fails its workflow
+task, which is retried until the worker has the key.
+
+`data_converter` is the plain one (no encryption); `data_converter_for(settings)` is what every process
+of ours connects with.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import temporalio.api.common.v1
 from pydantic import BaseModel, ValidationError
@@ -18,6 +25,7 @@ from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
 )
 from temporalio.exceptions import ApplicationError
@@ -26,6 +34,10 @@ from escalation.client.contract import UPDATES
 from escalation.constants import ERR_INVALID_ARGUMENT
 from escalation.domain.models import EscalationInput, as_recorded
 from escalation.domain.refusal import describe
+from escalation.protect.codec import ENCODING, UNDECRYPTED
+
+if TYPE_CHECKING:
+    from escalation.config import Settings
 
 # The most one start input or one update argument may weigh, as sent. Every field has its own bound
 # (escalation.domain.models); this one also stops a payload padded with whitespace or unknown fields, and stays well
@@ -86,6 +98,33 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=ERR_INVALID_ARGUMENT, non_retryable=True)
 
 
+class PayloadNotDecrypted(Exception):
+    """A payload still encrypted when it reached the converter: this process lacks its key (the message names
+    it). Not an ApplicationError, so a workflow task that meets it is retried until the worker has the key."""
+
+
+class EncryptedPayloadConverter(EncodingPayloadConverter):
+    """Payloads the codec could not decrypt (escalation.protect.codec, lenient): a caller's input is refused for
+    good (InvalidArgument naming the key id: the case fails at once, the update is rejected); anything else
+    raises PayloadNotDecrypted. Never writes a payload."""
+
+    @property
+    def encoding(self) -> str:
+        return ENCODING.decode()
+
+    def to_payload(self, value: Any) -> temporalio.api.common.v1.Payload | None:
+        return None
+
+    def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
+        why = payload.metadata.get(UNDECRYPTED, b"").decode("utf-8", "replace") or (
+            "payload is encrypted and this process has no codec keys (ESCALATIONS_CODEC__KEYS)"
+        )
+        model = type_hint if isinstance(type_hint, type) and issubclass(type_hint, BaseModel) else None
+        if model is not None and model in _CALLER_INPUTS:
+            raise _invalid(f"{model.__name__}: {why}")
+        raise PayloadNotDecrypted(why)
+
+
 class ContractPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
         json_converter = ContractJSONPayloadConverter()
@@ -93,8 +132,21 @@ class ContractPayloadConverter(CompositePayloadConverter):
             *(
                 json_converter if isinstance(c, JSONPlainPayloadConverter) else c
                 for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
+            ),
+            EncryptedPayloadConverter(),
         )
 
 
 data_converter = DataConverter(payload_converter_class=ContractPayloadConverter)
+
+
+def data_converter_for(settings: Settings) -> DataConverter:
+    """The data converter for `settings`: with the AES-256-GCM payload codec when they have codec keys (and it is
+    not turned off), else the plain `data_converter`. Raises ConfigError for keys that cannot be used, or for a
+    codec turned on without keys."""
+    from escalation.protect import payload_codec
+
+    codec = payload_codec(settings)
+    if codec is None:
+        return data_converter
+    return DataConverter(payload_converter_class=ContractPayloadConverter, payload_codec=codec)
