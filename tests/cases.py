@@ -80,12 +80,13 @@ async def worker_process(
     env: Any, tmp_path: Path, name: str, **extra: str
 ) -> tuple[asyncio.subprocess.Process, str, Path]:
     """`escalations-worker` as a process of its own, on a task queue and with reps of its own (the roster
-    watcher reassigns every open case an inactive rep holds on the server, other tests' cases included).
+    watcher reassigns every open case an inactive rep holds on the server, other tests' cases included); the
+    roster watch's own service id stays.
     Returns the process, its task queue and its data folder; `extra` adds settings."""
     suffix = uuid.uuid4().hex[:6]
     roster = tmp_path / "roster.toml"
     roster.write_text(
-        re.sub(r'^id = "([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(), flags=re.M)
+        re.sub(r'^id = "(?!roster")([a-z]+)"$', rf'id = "\1-{suffix}"', (TESTS / "roster.toml").read_text(), flags=re.M)
     )
     queue, data = f"{name}-{suffix}", tmp_path / "data"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
@@ -105,6 +106,8 @@ async def worker_process(
             "ESCALATIONS_ROSTER": str(roster),
             "ESCALATIONS_DATA_DIR": str(data),
             "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s",
+            # The test run's signing key: the worker verifies the tests' credentials and signs its roster watch's.
+            "ESCALATIONS_IDENTITY__KEYS": os.environ["ESCALATIONS_IDENTITY__KEYS"],
         }
         | extra,
     )

@@ -429,7 +429,7 @@ async def test_a_paused_clock_shows_its_remaining_time(cli, env, tmp_path):
         .case(case_id)
         .handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     ).current_details
-    assert details.endswith(f", resolve clock paused with {duration(left)} of working time left"), details
+    assert f"\n- resolve clock paused with {duration(left)} of working time left" in details, details
     await cli("replied", case_id, "-a", agent, "--channel", "email")
     resumed = await state(cli, case_id)
     assert resumed.sla_paused_remaining is None and resumed.resolve_clock.remaining is None

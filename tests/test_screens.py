@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import httpx
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
@@ -206,6 +207,17 @@ async def test_the_ui_and_the_wallboard_read_like_the_case(ui_env, tmp_path):
         env={k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
     )
     try:
+        # The board has read the worker's metrics once before anything happens: what it counts is growth.
+        async def metrics_read() -> bool:
+            async with httpx.AsyncClient() as http:
+                try:
+                    answer = (await http.get(f"http://127.0.0.1:{board_port}/board.json")).json()
+                except (httpx.HTTPError, ValueError):
+                    return False
+            hour = answer.get("last_hour")
+            return bool(hour) and not hour.get("unreachable")
+
+        await eventually(metrics_read, timeout=60)
         # Opened with the raw temporal CLI, signed for the agent who opens it.
         case_file = tmp_path / "case.json"
         case_file.write_text(inp.model_dump_json(exclude_none=True))

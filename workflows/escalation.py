@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from escalation.domain import rules
     from escalation.domain.carry import CarriedCase
-    from escalation.domain.formatting import duration, instant
+    from escalation.domain.formatting import instant
     from escalation.domain.models import (
         AcceptInput,
         AcknowledgeInput,
@@ -86,7 +86,7 @@ with workflow.unsafe.imports_passed_through():
     from escalation.domain.policy import Policy
     from escalation.domain.principal import Principal
     from escalation.domain.refusal import describe
-    from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send
+    from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send, display
     from escalation.domain.rules.opening import opening_brief, opening_state
     from escalation.domain.rules.permission import may_open
     from escalation.domain.rules.retention import require_room
@@ -289,7 +289,7 @@ class Escalation:
                 await workflow.wait_condition(
                     lambda: self._changed,
                     timeout=timeout,
-                    timeout_summary=rules.describe_deadline(state, deadline) if deadline else None,
+                    timeout_summary=display.deadline_summary(state, deadline) if deadline else None,
                 )
             except TimeoutError:
                 fired = True
@@ -849,17 +849,11 @@ class Escalation:
             ]
             workflow.upsert_search_attributes(updates)
             self._search = wanted
-        owner = state.owner.name if state.owner else "unassigned"
-        waiting = f", waiting on the customer ({state.waiting.reason})" if state.waiting else ""
-        if breach is not None and due is not None:  # a missed target is owed since `due`
-            sla = f", **SLA target missed** at {instant(due, seconds=True)}" + (
-                ", nobody owns the case" if breach == "unowned" else ""
-            )
-        else:
-            sla = f", SLA due {instant(due, seconds=True)}" if due else ""
-        if (left := state.sla_paused_remaining) is not None:
-            sla += f", resolve clock paused with {duration(left)} of working time left"
-        details = f"**{state.status.value}** at **{tier.value}** ({owner}){waiting}{sla}"
+        # What the UI shows, without personal data (no command: replays as before). The case's summary leads,
+        # for cases whose client set none (the temporal CLI, another SDK).
+        details = f"{display.static_summary(state.input)}\n\n" + display.current_details(
+            state, self._loaded_policy, workflow.now()
+        )
         if details != self._details:
             workflow.set_current_details(details)
             self._details = details

@@ -104,6 +104,7 @@ from escalation.domain.models import (
     WaitOnCustomerInput,
 )
 from escalation.domain.policy import policy_names, unknown_policy
+from escalation.domain.rules.display import static_summary
 from escalation.identity import KeyProblem
 from escalation.search import CaseFilter, CaseSummary
 
@@ -588,9 +589,7 @@ async def open_case(
             result_type=EscalationOutcome,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"{case.case_id}: {case.summary[:150]}",
-            static_details=f"Customer {case.customer.name} ({case.customer.id}), {case.severity.value}, "
-            f"{case.category}, opened by {case.opened_by} via {case.channel.value}",
+            static_summary=static_summary(case),  # no personal data: the UI and anyone with the namespace see it
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), case.customer.id),
