@@ -50,11 +50,14 @@ def build_identity(settings: Settings) -> IdentityActivities:
 
 
 def build_activities(
-    settings: Settings, delivery: MessageDelivery | None = None, identity: IdentityActivities | None = None
+    settings: Settings,
+    delivery: MessageDelivery | None = None,
+    identity: IdentityActivities | None = None,
+    route: RouteActivities | None = None,
 ) -> list:
-    """All activities, wired to the backends the settings name (or the delivery given)."""
+    """All activities, wired to the backends the settings name (or the delivery, identity or routing given)."""
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
-    route = RouteActivities(RosterStore(settings.roster_path))
+    route = route or RouteActivities(RosterStore(settings.roster_path))
     notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
     record = RecordActivities(
         build_events(settings.delivery, settings.events_path),
@@ -87,6 +90,7 @@ def build_worker(
     *,
     delivery: MessageDelivery | None = None,
     identity: IdentityActivities | None = None,
+    route: RouteActivities | None = None,
     **options,
 ) -> Worker:
     """The worker for `settings`; `options` override the settings' worker options (Worker keyword arguments)."""
@@ -103,7 +107,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[Escalation],
-        activities=build_activities(settings, delivery, identity),
+        activities=build_activities(settings, delivery, identity, route),
         **({"interceptors": interceptors(identity)} | settings.worker.worker_kwargs() | options),
     )
 
