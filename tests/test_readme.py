@@ -4,7 +4,7 @@ A walkthrough is a ```sh block right after an `<!-- walkthrough -->` comment. Ea
 from the repository root, against a dev server of this module's own (routing counts every open case on the
 server, so other tests' cases stay out of it) and a worker with the project's own policies and roster, as
 `make run` has them. The commands reach them through the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-ESCALATIONS_TASK_QUEUE); `.venv/bin/` is this environment's, `--task-queue escalations` the worker's queue,
+ESCALATIONS_TASK_QUEUE, and ESCALATIONS_IDENTITY__KEYS for the signing key `make run` keeps in its data folder); `.venv/bin/` is this environment's, `--task-queue escalations` the worker's queue,
 and a `watch`, which runs until Ctrl-C, takes one look (--timeout 0).
 
 What a command prints follows it as `#  ` lines (a `#` and two spaces; a `# ` line is a comment): joined,
@@ -37,7 +37,7 @@ from escalation.client.converter import data_converter
 from escalation.config import Settings
 from escalation.constants import workflow_id
 from escalation.domain.models import EscalationInput
-from tests.conftest import _binary, _keys
+from tests.conftest import IDENTITY, IDENTITY_KEYS, _binary, _keys
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -182,6 +182,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         policy_dir=ROOT / "config" / "policies",
         roster_path=ROOT / "config" / "roster.toml",
+        identity=IDENTITY,
     )
 
 
@@ -213,6 +214,8 @@ async def test_walkthrough(walk: Walkthrough, env, worker, settings):
         "TEMPORAL_NAMESPACE": client.namespace,
         "ESCALATIONS_TASK_QUEUE": settings.task_queue,
         "TEMPORAL_CONFIG_FILE": str(_no_profile(settings)),
+        # The signing key the worker verifies with, as `make run` keeps one in its data folder.
+        "ESCALATIONS_IDENTITY__KEYS": str(IDENTITY_KEYS),
     }
     setup: list[str] = []
     try:
