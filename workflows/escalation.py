@@ -68,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         EscalationOutcome,
         EventBatch,
         FollowUpResponseInput,
+        ForgetInput,
         NoteInput,
         Offer,
         OfferInput,
@@ -168,6 +169,7 @@ OWN_ENTRY = {
     "followup_response": "followup_answered",
     "accept": "assignment_accepted",
     "reassign": "reassigned",
+    "forget": "forgotten",
 }
 # A case opens at its workflow's start (older histories: when the policy had loaded).
 OPENED_AT_START_PATCH = "opened-at-start"
@@ -235,6 +237,9 @@ class Escalation:
         answered = (inp.carried or {}).get("answered") if workflow.info().continued_run_id else None
         self._answered: dict[str, dict[str, Any]] = dict(answered) if isinstance(answered, dict) else {}
         self._details = ""
+        # Set by `forget`: the run that holds the customer's details in its history hands over to a fresh run at
+        # once, so Temporal deletes that history after the namespace's retention instead of when the case closes.
+        self._forgotten = False
 
     # ----- main loop
 
@@ -295,7 +300,9 @@ class Escalation:
                 fired = True
             self._changed = False
             self._apply(*rules.advance(self._current, self._policy, self._decision_time(deadline if fired else None)))
-            if workflow.info().is_continue_as_new_suggested() and self._current.status != Status.CLOSED:
+            if (
+                workflow.info().is_continue_as_new_suggested() or self._forgotten
+            ) and self._current.status != Status.CLOSED:
                 await self._continue_as_new()
 
         # Closed: the last messages and events are handed over (or given up on) before completing.
@@ -470,6 +477,20 @@ class Escalation:
     @record_callback_outcome.validator
     def _validate_record_callback_outcome(self, cmd: CallbackOutcomeInput) -> None:
         self._dry_run(rules.record_callback_outcome, cmd)
+
+    # ----- right to erasure
+
+    @workflow.update
+    async def forget(self, cmd: ForgetInput) -> TimelineEntry:
+        entry = await self._handle(rules.forget, cmd)
+        # The next run starts from the forgotten input (the state's), and the case hands over to it now.
+        self._input = self._current.input
+        self._forgotten = True
+        return entry
+
+    @forget.validator
+    def _validate_forget(self, cmd: ForgetInput) -> None:
+        self._dry_run(rules.forget, cmd)
 
     # ----- answers to updates, kept so a repeat in a later run gets the first answer (workflows.once)
 
@@ -907,11 +928,14 @@ class Escalation:
             except TimeoutError:
                 self._moving = False
                 return
+        pending = list(self._pending.values())
+        if self._forgotten:  # messages to a forgotten customer carry their details: they do not travel along
+            pending = [e for e in pending if not (isinstance(e, Send) and e.message.to.kind == "customer")]
         carried = CarriedCase(
             state=self._current,
             policy=self._loaded_policy.model_dump(mode="json"),
             published=self._published,
-            pending=list(self._pending.values()),
+            pending=pending,
             answered=self._answered,
         )
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried.model_dump(mode="json")}))

@@ -78,6 +78,7 @@ from escalation.identity import (
 from escalation.identity.keys import write_public
 from escalation.identity.settings import IDENTITY_PREFIX
 from escalation.logs import leave
+from escalation.protect.settings import CODEC_PREFIX
 
 T = TypeVar("T")
 
@@ -1412,6 +1413,176 @@ def credential_verify(
         else ""
     )
     emit(claims, as_json, f"{claims.subject}{act}{case}, key {claims.key_id}, expires {claims.expires_at.isoformat()}")
+
+
+# ----- customer data protection
+
+
+@app.command(
+    "forget",
+    epilog="Example: escalations forget cust-42 --as sam --reference GDPR-2026-117.  Exit codes: 0 every open case "
+    "of the customer forgot them (or there was none), otherwise the first refusal's code.",
+)
+def forget(
+    ctx: typer.Context,
+    customer_id: Annotated[str, typer.Argument(help="The customer's id (the cases' CustomerId search attribute).")],
+    actor: ActorOpt,
+    reference: Annotated[
+        str | None, typer.Option(help="The erasure request's id (a ticket id), kept on each case's timeline.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Right to erasure: on every open case of the customer, replace their name, contact details and the case's
+    free text (summary, notes, reasons, offer descriptions, answers, callback notes) with a tombstone. The cases
+    keep running. Closed cases are deleted by Temporal when the namespace's retention period has passed."""
+    cmd = {"actor": actor, "reference": reference}
+
+    async def work(esc: EscalationClient) -> list[tuple[str, TimelineEntry | EscalationError]]:
+        return await esc.forget_customer(customer_id, cmd)
+
+    results = run(ctx, work)
+    refusals = [(case, err) for case, err in results if isinstance(err, EscalationError)]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"case_id": case, "error": str(r)}
+                    if isinstance(r, EscalationError)
+                    else {"case_id": case, "entry": r.model_dump(mode="json")}
+                    for case, r in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        if not results:
+            say(f"no open case of customer {customer_id}")
+        for case, r in results:
+            say(
+                f"{case}: {views.entry_line(r)}" if isinstance(r, TimelineEntry) else f"{case}: error: {r}",
+                err=isinstance(r, EscalationError),
+            )
+    if refusals:
+        err = refusals[0][1]
+        raise typer.Exit(next((c for kind, c in EXIT_CODES if isinstance(err, kind)), Code.ERROR))
+
+
+codec_app = typer.Typer(help="The keys that encrypt every payload (AES-256-GCM).", no_args_is_help=True)
+app.add_typer(codec_app, name="codec")
+
+
+@codec_app.command(
+    "new-key",
+    epilog="Examples: escalations codec new-key data/codec.jwks  |  escalations codec new-key /etc/escalations/codec.jwks "
+    "--standby (roll it out), then escalations codec use KID /etc/escalations/codec.jwks",
+)
+def codec_new_key(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help=f"The key file (mode 0600), created when missing (else {CODEC_PREFIX}KEYS)."),
+    ] = None,
+    kid: Annotated[str | None, typer.Option(help="Key id (default: codec-<date>-<random hex>).")] = None,
+    standby: Annotated[
+        bool,
+        typer.Option("--standby", help="Add it last: it decrypts now and encrypts once `codec use` puts it first."),
+    ] = False,
+    keep: Annotated[int | None, typer.Option(min=1, help="Keep this many keys in all (default: every key).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate an AES-256-GCM key into the codec key file: it encrypts from now on (first), while the keys already
+    there still decrypt."""
+    from escalation.protect import codec as payload_codec
+
+    def make() -> tuple[Path, str, list[str]]:
+        path = file or ctx.obj.settings().codec.keys
+        if path is None:
+            raise ConfigError(f"name the file: escalations codec new-key FILE (or set {CODEC_PREFIX}KEYS)")
+        made = payload_codec.new_key(path, kid=kid, keep=keep, standby=standby)
+        return path, made["kid"], payload_codec.PayloadKeys.load(path).ids
+
+    path, made, kids = _guarded(make)
+    what = (
+        "decrypts now (standby: `escalations codec use` makes it encrypt)"
+        if standby and kids[0] != made
+        else "encrypts from now on"
+    )
+    emit(
+        {"file": str(path), "kid": made, "keys": kids},
+        as_json,
+        f"new key {made} {what}; {path} holds {', '.join(kids)} (mode 0600)",
+    )
+
+
+@codec_app.command("use", epilog="Example: escalations codec use codec-20261129-a1b2c3 /etc/escalations/codec.jwks")
+def codec_use(
+    ctx: typer.Context,
+    kid: Annotated[str, typer.Argument(help="The key id to encrypt with from now on.")],
+    file: Annotated[Path | None, typer.Argument(help=f"The key file (else {CODEC_PREFIX}KEYS).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a key of the codec key file first: processes that read the file from now on encrypt with it."""
+    from escalation.protect import codec as payload_codec
+
+    def move() -> tuple[Path, list[str]]:
+        path = file or ctx.obj.settings().codec.keys
+        if path is None:
+            raise ConfigError(f"name the file: escalations codec use KID FILE (or set {CODEC_PREFIX}KEYS)")
+        return path, payload_codec.use_key(path, kid)
+
+    path, kids = _guarded(move)
+    emit({"file": str(path), "keys": kids}, as_json, f"{kid} encrypts from now on; {path} holds {', '.join(kids)}")
+
+
+@app.command(
+    "codec-server",
+    epilog="Examples: escalations codec-server --listen 127.0.0.1:8234 --ui-origin http://localhost:8233  |  "
+    "temporal workflow show -w escalation-C-1001 --codec-endpoint http://127.0.0.1:8234 "
+    '--codec-auth "Bearer $(escalations credential mint --as sam)"',
+)
+def codec_server(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None,
+        typer.Option(metavar="HOST:PORT", help=f"Where to listen (else {CODEC_PREFIX}SERVER_ADDRESS, 127.0.0.1:8234)."),
+    ] = None,
+    ui_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ORIGIN",
+            help=f"A web origin allowed to call it, the Temporal UI's (repeat; else {CODEC_PREFIX}UI_ORIGINS).",
+        ),
+    ] = None,
+    allow_loopback_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--allow-loopback-anonymous",
+            help="Serve requests from this machine without a credential (a loopback address only; `make run`).",
+        ),
+    ] = False,
+) -> None:
+    """Temporal's codec server (POST /encode, /decode) for the Temporal UI and the temporal CLI: payloads decrypted
+    for a bearer credential whose person may read customer data (the roster), CORS only for the UI's origin, each
+    request logged without its contents."""
+    from escalation.protect import server as codec_http
+
+    def build() -> tuple[Any, str]:
+        settings = ctx.obj.settings()
+        address = listen or settings.codec.server_address
+        return (
+            codec_http.CodecServer.from_settings(
+                settings, address=address, ui_origins=ui_origin, allow_loopback_anonymous=allow_loopback_anonymous
+            ),
+            address,
+        )
+
+    server, address = _guarded(build)
+    try:
+        asyncio.run(codec_http.serve(server, address, announce=say))
+    except ConfigError as err:
+        fail(str(err), Code.UNREACHABLE)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 def entrypoint() -> None:

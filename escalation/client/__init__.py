@@ -91,6 +91,7 @@ from escalation.domain.models import (
     EscalationInput,
     EscalationOutcome,
     FollowUpResponseInput,
+    ForgetInput,
     NoteInput,
     Offer,
     OfferInput,
@@ -312,6 +313,20 @@ class EscalationClient:
         except RPCError as err:
             raise translate(err) from None
 
+    async def forget_customer(
+        self, customer_id: str, cmd: ForgetInput | Mapping[str, Any]
+    ) -> list[tuple[str, TimelineEntry | EscalationError]]:
+        """Send `forget` to every open case of the customer (found by the CustomerId search attribute): each case's
+        id with the entry it recorded, or the error that refused it. Closed cases are left to Temporal's retention."""
+        arg = _model(ForgetInput, cmd)
+        done: list[tuple[str, TimelineEntry | EscalationError]] = []
+        for found in await self.list_cases(CaseFilter(customer=customer_id), limit=None):
+            try:
+                done.append((found.case_id, await self.case(found.case_id).forget(arg)))
+            except EscalationError as err:
+                done.append((found.case_id, err))
+        return done
+
 
 class Case:
     """One case: every update and query of the contract, typed. Arguments are the contract's input models
@@ -470,6 +485,11 @@ class Case:
         self, cmd: CallbackOutcomeInput | Mapping[str, Any], *, update_id: str | None = None
     ) -> Callback:
         return await self.update(contract.RECORD_CALLBACK_OUTCOME, cmd, update_id=update_id)
+
+    async def forget(self, cmd: ForgetInput | Mapping[str, Any], *, update_id: str | None = None) -> TimelineEntry:
+        """Right to erasure: the customer's name, contact details and the case's free text become a tombstone; the
+        case runs on (in a fresh run of its history, so the run that held them is deleted after retention)."""
+        return await self.update(contract.FORGET, cmd, update_id=update_id)
 
     async def state(self, *, wait: float = 10.0) -> CaseState:
         """The `state` query; waits up to `wait` seconds while a just-opened case loads its policy."""

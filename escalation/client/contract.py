@@ -28,6 +28,7 @@ from escalation.domain.models import (
     EscalationInput,
     EscalationOutcome,
     FollowUpResponseInput,
+    ForgetInput,
     NoteInput,
     Offer,
     OfferInput,
@@ -74,6 +75,7 @@ SCHEDULE_CALLBACK = Update("schedule_callback", ScheduleCallbackInput, Callback)
 RESCHEDULE_CALLBACK = Update("reschedule_callback", RescheduleCallbackInput, Callback)
 CANCEL_CALLBACK = Update("cancel_callback", CancelCallbackInput, Callback)
 RECORD_CALLBACK_OUTCOME = Update("record_callback_outcome", CallbackOutcomeInput, Callback)
+FORGET = Update("forget", ForgetInput, TimelineEntry)
 
 UPDATES: tuple[Update, ...] = (
     ACKNOWLEDGE,
@@ -93,6 +95,7 @@ UPDATES: tuple[Update, ...] = (
     RESCHEDULE_CALLBACK,
     CANCEL_CALLBACK,
     RECORD_CALLBACK_OUTCOME,
+    FORGET,
 )
 # None: every command is an update, so the caller learns whether it was taken (a bad signal is dropped).
 SIGNALS: tuple[Update, ...] = ()

@@ -47,6 +47,7 @@ EVENT_TYPES: dict[str, str] = {
     "escalation.callback_missed": "nobody could take a missed callback; the customer was told",
     "escalation.callback_cancelled": "a callback was cancelled",
     "escalation.callbacks_cancelled": "resolving or closing the case called off its pending callbacks",
+    "escalation.forgotten": "the customer's details and the case's free text were erased (right to erasure; `reference`)",
 }
 
 

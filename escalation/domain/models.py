@@ -474,6 +474,15 @@ class CloseInput(Contract):
     reason: NonEmpty
 
 
+class ForgetInput(Contract):
+    """Right to erasure: the customer's name, contact details and every free text on the case are replaced by a
+    tombstone; the case keeps running with ids, tiers, amounts and times."""
+
+    actor: Actor
+    # The erasure request's reference (a ticket id), kept on the timeline: never free text.
+    reference: Identifier | None = None
+
+
 class FollowUpResponseInput(Contract):
     answer: FollowUpAnswer
     comment: Text | None = None

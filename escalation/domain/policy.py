@@ -162,10 +162,13 @@ GOVERNED = (
     "reschedule_callback",
     "cancel_callback",
     "record_callback_outcome",
+    "forget",
 )
 DEFAULT_PERMISSIONS: dict[str, Permission] = {
     "resolve": Permission(others="above"),
     "reassign": Permission(at_least=Tier.TEAM_LEAD),
+    # Erasing a customer's details from a case (right to erasure): a supervisor or above, at the case's tier or above.
+    "forget": Permission(at_least=Tier.SUPERVISOR),
 }
 
 

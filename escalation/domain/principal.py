@@ -36,6 +36,7 @@ COMMANDS = (
     "cancel_callback",
     "record_callback_outcome",
     "followup_response",
+    "forget",
 )
 
 

@@ -16,6 +16,8 @@ from escalation.domain.principal import COMMANDS, RESERVED, Identity, NotIdentif
 from escalation.domain.refusal import describe
 from escalation.files import FileProblem, read_toml
 
+TIERS = list(Tier)  # the ladder's order
+
 log = structlog.get_logger()
 
 
@@ -37,6 +39,15 @@ class Rep(Contract):
     max_cases: int | None = Field(default=None, ge=1)
     # Inactive reps are never chosen; cases they hold are reassigned (escalation.service.roster_watch).
     active: bool = True
+    # May see customer data decrypted (the codec server: the Temporal UI, the temporal CLI); unset: reps at
+    # CUSTOMER_DATA_TIER or above may.
+    read_customer_data: bool | None = None
+
+
+# Who may read customer data decrypted (escalation.protect.server) unless the roster says otherwise per rep: reps at
+# this tier or above. A service only when its `may` names READ_CUSTOMER_DATA ("*" is every command, not this).
+CUSTOMER_DATA_TIER = Tier.SUPERVISOR
+READ_CUSTOMER_DATA = "read_customer_data"
 
 
 class Roster(Contract):
@@ -56,10 +67,11 @@ class Roster(Contract):
                     raise ValueError(f"{what}: id '{id_}' appears twice (rep and service ids share one space)")
                 seen.add(id_)
         for service in self.services:
-            unknown = sorted(set(service.may) - set(COMMANDS) - {"*"})
+            unknown = sorted(set(service.may) - set(COMMANDS) - {"*", READ_CUSTOMER_DATA})
             if unknown:
                 raise ValueError(
-                    f"services.{service.id}.may: unknown command(s) {', '.join(unknown)} (known: {', '.join(COMMANDS)})"
+                    f"services.{service.id}.may: unknown command(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(COMMANDS)}, and {READ_CUSTOMER_DATA})"
                 )
         for rep in self.reps:
             if isinstance(rep.calendar, str) and rep.calendar not in self.calendars:
@@ -111,6 +123,25 @@ class Roster(Contract):
             may=list(service.may),
             authority_limit=service.authority_limit,
         )
+
+    def customer_data_refusal(self, who: Principal) -> str | None:
+        """Why `who` may not read customer data decrypted, or None when they may: a rep by their own
+        `read_customer_data`, else at CUSTOMER_DATA_TIER or above (acting through a service too); a service when its
+        `may` names READ_CUSTOMER_DATA; never the customer."""
+        if who.kind == "customer":
+            return "customers do not read cases' data here"
+        if who.kind == "service":
+            if READ_CUSTOMER_DATA in who.may:
+                return None
+            return f"service {who.id} may not read customer data (the roster's may does not name {READ_CUSTOMER_DATA})"
+        rep = self.rep(who.id)
+        if rep is None or rep.tier is None:
+            return f"'{who.id}' is not a rep of the roster"
+        if rep.read_customer_data is not None:
+            return None if rep.read_customer_data else f"{who.label} may not read customer data (roster)"
+        if TIERS.index(rep.tier) >= TIERS.index(CUSTOMER_DATA_TIER):
+            return None
+        return f"{who.label} may not read customer data: it needs a {CUSTOMER_DATA_TIER.value} or above"
 
     def _service(self, service_id: str) -> Service:
         service = next((s for s in self.services if s.id == service_id), None)
@@ -236,4 +267,12 @@ class RosterStore:
             self.get()
 
 
-__all__ = ["Rep", "Roster", "RosterError", "RosterStore", "load_roster"]
+__all__ = [
+    "CUSTOMER_DATA_TIER",
+    "READ_CUSTOMER_DATA",
+    "Rep",
+    "Roster",
+    "RosterError",
+    "RosterStore",
+    "load_roster",
+]

@@ -241,9 +241,11 @@ def generate_key(kid: str | None = None) -> dict[str, Any]:
     return {"kty": "oct", "kid": kid, "use": "enc", "alg": ALGORITHM, "k": k}
 
 
-def new_key(path: Path, *, kid: str | None = None, keep: int | None = None) -> dict[str, Any]:
+def new_key(path: Path, *, kid: str | None = None, keep: int | None = None, standby: bool = False) -> dict[str, Any]:
     """Put a new key first in the key file at `path` (created 0600 when missing): it encrypts from now on, while
-    the keys already there still decrypt. `keep` keeps that many keys in all (the newest). Returns the new key."""
+    the keys already there still decrypt. `standby` puts it last instead: it only decrypts until `use_key` puts it
+    first (roll it out to every process first, so none meets a payload it cannot read). `keep` keeps that many keys
+    in all (the newest). Returns the new key."""
     existing: list[dict[str, Any]] = []
     if path.exists():
         existing = list(read_document(path).get("keys", []))
@@ -251,13 +253,26 @@ def new_key(path: Path, *, kid: str | None = None, keep: int | None = None) -> d
     jwk = generate_key(kid)
     if any(e.get("kid") == jwk["kid"] for e in existing):
         raise KeyProblem(f"{path}: key id {jwk['kid']!r} is there already; pick another --kid")
-    keys = [jwk, *existing]
+    keys = [*existing, jwk] if standby and existing else [jwk, *existing]
     if keep is not None:
         if keep < 1:
             raise KeyProblem("keep must be at least 1 (the new key)")
         keys = keys[:keep]
     write_private(path, {"keys": keys})
     return jwk
+
+
+def use_key(path: Path, kid: str) -> list[str]:
+    """Put key `kid` first in the key file: it encrypts from now on. Returns the key ids in their new order."""
+    existing = list(read_document(path).get("keys", []))
+    PayloadKeys.parse({"keys": existing}, str(path))
+    chosen = [e for e in existing if e.get("kid") == kid]
+    if not chosen:
+        known = ", ".join(str(e.get("kid")) for e in existing)
+        raise KeyProblem(f"{path}: no key {kid!r} (it holds {known})")
+    keys = chosen + [e for e in existing if e.get("kid") != kid]
+    write_private(path, {"keys": keys})
+    return [str(k["kid"]) for k in keys]
 
 
 def ensure_key(path: Path) -> bool:

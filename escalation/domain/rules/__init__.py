@@ -39,6 +39,7 @@ from escalation.domain.rules.case import (
     reassign,
     resolve,
 )
+from escalation.domain.rules.erasure import forget
 from escalation.domain.rules.offer import propose_offer, record_offer_response
 from escalation.domain.rules.pause import customer_replied, wait_on_customer
 from escalation.domain.rules.routing import Routed, accept, holder
@@ -81,6 +82,7 @@ __all__ = [
     "describe_deadline",
     "escalate",
     "followup_response",
+    "forget",
     "holder",
     "message_obsolete",
     "next_deadline",
