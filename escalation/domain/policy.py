@@ -27,6 +27,7 @@ from escalation.domain.models import (
     Severity,
     Tier,
 )
+from escalation.domain.principal import COMMANDS
 from escalation.domain.refusal import describe
 from escalation.files import FileProblem, read_toml
 
@@ -146,24 +147,7 @@ class Permission(Contract):
 
 # The commands the table governs: opening, accepting (only the rep it is offered to) and the customer's
 # follow-up answer (only the customer) have fixed rules.
-GOVERNED = (
-    "acknowledge",
-    "escalate",
-    "de_escalate",
-    "add_note",
-    "propose_offer",
-    "record_offer_response",
-    "wait_on_customer",
-    "customer_replied",
-    "resolve",
-    "close",
-    "reassign",
-    "schedule_callback",
-    "reschedule_callback",
-    "cancel_callback",
-    "record_callback_outcome",
-    "forget",
-)
+GOVERNED = tuple(c for c in COMMANDS if c not in ("open", "accept", "followup_response"))
 DEFAULT_PERMISSIONS: dict[str, Permission] = {
     "resolve": Permission(others="above"),
     "reassign": Permission(at_least=Tier.TEAM_LEAD),
