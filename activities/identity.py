@@ -40,13 +40,21 @@ class IdentityActivities:
     def __init__(self, verifier: Verifier, roster: RosterStore) -> None:
         self.verifier = verifier
         self.roster = roster
+        # The roster valid now stays in force should its file break later (RosterStore.in_force).
+        self.roster.warm()
 
     def check(self, token: str) -> tuple[dict[str, Any] | None, str | None]:
         """For the validator (workflows.verified.EXTERN): the principal as JSON, or why the token is refused."""
-        found = self.identify_now(IdentifyRequest(token=token))
+        try:
+            found = self.identify_now(IdentifyRequest(token=token))
+        except RosterError as err:  # no valid roster since the worker started: nobody can be checked now
+            log.error("roster_unreadable", error=err.summary)
+            return None, "the roster cannot be read right now to check who you are; try again"
         return (found.principal.model_dump(mode="json") if found.principal else None), found.refusal
 
     def identify_now(self, req: IdentifyRequest) -> Identified:
+        """Who `req` names, or why nobody. Raises RosterError while no valid roster can be read (the local
+        activity retries: a case opening then waits for the roster rather than failing)."""
         try:
             if req.token is not None:
                 claims = self.verifier.verify(req.token, now=req.at)
@@ -64,9 +72,6 @@ class IdentityActivities:
         except (CredentialRefused, NotIdentified) as err:
             log.info("credential_refused", reason=str(err))
             return Identified(refusal=str(err))
-        except RosterError as err:  # no valid roster since the worker started: nobody can be checked
-            log.error("roster_unreadable", error=err.summary)
-            return Identified(refusal="the roster cannot be read right now to check who you are; try again")
 
     @activity.defn(name="identify")
     async def identify(self, req: IdentifyRequest) -> Identified:

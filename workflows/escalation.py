@@ -122,7 +122,7 @@ RECORD_OPTS: ActivityConfig = {
 # Who a credential names (workflows.verified): the roster is local to the worker, so a local activity.
 IDENTIFY_OPTS = LocalActivityConfig(
     start_to_close_timeout=timedelta(seconds=10),
-    schedule_to_close_timeout=timedelta(minutes=1),
+    schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
     summary="check who acts",
 )
@@ -571,7 +571,14 @@ class Escalation:
         return await self._identify(IdentifyRequest(claims=claims))
 
     async def _identify(self, req: IdentifyRequest) -> Principal:
-        found = await workflow.execute_local_activity_method(IdentityActivities.identify, req, **IDENTIFY_OPTS)
+        try:
+            found = await workflow.execute_local_activity_method(IdentityActivities.identify, req, **IDENTIFY_OPTS)
+        except ActivityError as err:  # no roster could be read for minutes: refuse, changing nothing
+            raise ApplicationError(
+                f"credential: the roster could not be read to check who acts ({err.cause or err}); try again",
+                {"field": "credential"},
+                type=ERR_INVALID_STATE,
+            ) from None
         if found.principal is None:
             raise sender.unauthenticated(found.refusal or "refused")
         return found.principal
