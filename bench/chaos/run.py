@@ -43,6 +43,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from escalation.client.converter import data_converter
+from escalation.client.credentials import CredentialInterceptor, use_credential
 from escalation.constants import SEARCH_ATTRIBUTES, workflow_id
 from escalation.domain.models import (
     AcknowledgeInput,
@@ -57,6 +58,7 @@ from escalation.domain.models import (
     Tier,
 )
 from escalation.domain.rules.step import Message
+from escalation.identity import IdentitySettings, Signer, ensure_key
 from workflows import Escalation
 from workflows.replay import replay_interceptors
 
@@ -138,6 +140,9 @@ class Processes:
         self.server: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.worker_log = workdir / "worker.log"  # every worker started appends to it
+        # The run's signing key: the driver signs each command for the rep it names, the worker verifies.
+        self.keys = workdir / "identity.jwks"
+        ensure_key(self.keys)
 
     def start_server(self) -> None:
         self.server = start_sqlite_server(self.workdir / "temporal.db", self.port)
@@ -151,6 +156,7 @@ class Processes:
                 "ESCALATIONS_DATA_DIR": str(self.workdir / "data"),
                 "ESCALATIONS_POLICY_DIR": str(HERE / "policies"),
                 "ESCALATIONS_ROSTER": str(HERE / "roster.toml"),
+                "ESCALATIONS_IDENTITY__KEYS": str(self.keys),
             }
             | self.cfg.worker_env
         )
@@ -180,11 +186,19 @@ class Processes:
                     proc.wait()
 
 
-async def connect(port: int, timeout: float = 30.0) -> Client:
+def customer(keys: Path, case_id: str) -> str:
+    """The customer's credential for their case, as the signed inbound endpoint mints it."""
+    signer = Signer.from_settings(IdentitySettings(keys=str(keys)))
+    assert signer is not None
+    return signer.mint("customer", case_id=case_id, ttl=timedelta(minutes=30))
+
+
+async def connect(port: int, keys: Path, timeout: float = 30.0) -> Client:
     deadline = time.monotonic() + timeout
+    signing = CredentialInterceptor.from_settings(IdentitySettings(keys=str(keys)))
     while True:
         try:
-            return await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter)
+            return await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter, interceptors=[signing])
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise
@@ -215,10 +229,11 @@ async def persist(what: Callable[[], Awaitable[T]], *, until: float) -> T:
 class Driver:
     """Drives one phase's cases through their journeys while the storm goes on."""
 
-    def __init__(self, client: Client, phase: Phase, until: float) -> None:
+    def __init__(self, client: Client, phase: Phase, until: float, keys: Path) -> None:
         self.client = client
         self.phase = phase
         self.until = until
+        self.keys = keys
 
     def handle(self, case_id: str):
         return self.client.get_workflow_handle(workflow_id(case_id))
@@ -318,7 +333,8 @@ class Driver:
             ResolveInput(actor=owner, resolution="Refunded", root_cause="billing_error", kb_article="KB-1"),
         )
         await self.wait_for(case_id, lambda s: any(c.sent_at for c in s.checkins))
-        await self.update(case_id, "fixed", "followup_response", FollowUpResponseInput(answer="fixed"))
+        with use_credential(customer(self.keys, case_id)):
+            await self.update(case_id, "fixed", "followup_response", FollowUpResponseInput(answer="fixed"))
         await self.wait_for(case_id, lambda s: s.status == Status.CLOSED)
 
     async def run_case(self, case_id: str, kind: str) -> None:
@@ -474,10 +490,10 @@ async def run_phase(name: str, cfg: Config, workdir: Path, *, kills: bool, inspe
     procs.start_server()
     started = time.monotonic()
     try:
-        client = await connect(procs.port)
+        client = await connect(procs.port, procs.keys)
         procs.start_worker()
         until = time.monotonic() + cfg.deadline
-        driver = Driver(client, phase, until)
+        driver = Driver(client, phase, until, procs.keys)
         phase.journeys = {f"{name[0].upper()}-{i:03d}": rng.choice(JOURNEYS) for i in range(cfg.cases)}
         done = asyncio.Event()
         chaos = asyncio.create_task(storm(procs, cfg, phase, rng, done)) if kills else None
@@ -495,7 +511,7 @@ async def run_phase(name: str, cfg: Config, workdir: Path, *, kills: bool, inspe
             procs.start_server()
         if procs.worker is None or procs.worker.poll() is not None:
             procs.start_worker()
-        client = await connect(procs.port)
+        client = await connect(procs.port, procs.keys)
         phase.seconds = time.monotonic() - started
         await finals(client, phase)
         await check(client, procs, phase)
