@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from escalation.constants import ERR_DELIVERY_REJECTED, ERR_DELIVERY_UNAVAILABLE
 from escalation.domain.models import CaseEvent, ContactChannel
 from escalation.domain.rules.step import Message
+from escalation.files import append_private
 
 
 def rejected(what: str, reason: str) -> ApplicationError:
@@ -85,8 +86,7 @@ class JsonLinesOutbox:
             self._keys = self._load_keys()
         fresh = [r for r in records if r[self.key_field] not in self._keys]
         if fresh:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
+            with append_private(self.path) as f:  # customer data: readable by the worker's user alone
                 f.write("".join(json.dumps(r, default=str) + "\n" for r in fresh))
                 f.flush()
             self._keys.update(r[self.key_field] for r in fresh)

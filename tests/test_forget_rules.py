@@ -117,3 +117,16 @@ def test_the_forget_input_takes_a_reference_id_never_free_text():
     with pytest.raises(ValueError):
         ForgetInput(actor="sam", reference="the customer asked on the phone")
     assert make_input().customer.name == "Dana Doe"
+
+
+def test_a_forgotten_case_hands_over_to_its_next_run():
+    """Its next run's input (the forgotten one, with the carried state) reads back: no contact details left."""
+    from escalation.client.converter import data_converter
+    from escalation.domain.models import EscalationInput
+
+    state, at = busy_case()
+    forgotten, _ = R.forget(state, STANDARD, ForgetInput(actor="sam"), at)
+    carried = forgotten.input.model_copy(update={"carried": {"state": forgotten.model_dump(mode="json")}})
+    [payload] = data_converter.payload_converter.to_payloads([carried])
+    [back] = data_converter.payload_converter.from_payloads([payload], [EscalationInput])
+    assert back.customer.email is None and back.customer.name == TOMBSTONE

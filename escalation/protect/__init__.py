@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from escalation.identity.keys import KeyProblem
-from escalation.protect.codec import AesGcmCodec, PayloadKeyProblem, PayloadKeys, ensure_key, new_key
+from escalation.protect.codec import AesGcmCodec, KeyRing, PayloadKeyProblem, PayloadKeys, ensure_key, new_key
 from escalation.protect.settings import CODEC_PREFIX, DEV_CODEC_KEYS_FILE, CodecSettings
 
 if TYPE_CHECKING:
@@ -22,14 +22,30 @@ __all__ = [
     "DEV_CODEC_KEYS_FILE",
     "AesGcmCodec",
     "CodecSettings",
+    "KeyRing",
     "PayloadKeyProblem",
     "PayloadKeys",
     "announce",
     "codec_keys",
     "ensure_key",
+    "key_ring",
     "new_key",
     "payload_codec",
 ]
+
+
+def key_ring(codec: CodecSettings) -> KeyRing | None:
+    """The settings' keys, read again from their file when it changes (a rotation), None when they name none.
+    Raises ConfigError like `codec_keys`."""
+    from escalation.config import ConfigError
+
+    if codec.keys is not None:
+        try:
+            return KeyRing.from_file(codec.keys)
+        except KeyProblem as err:
+            raise ConfigError(f"codec: {err}") from None
+    keys = codec_keys(codec)
+    return None if keys is None else KeyRing(keys)
 
 
 def codec_keys(codec: CodecSettings) -> PayloadKeys | None:
@@ -55,7 +71,7 @@ def payload_codec(settings: Settings, *, strict: bool = False) -> AesGcmCodec | 
     codec = settings.codec
     if codec.enabled is False:
         return None
-    keys = codec_keys(codec)
+    keys = key_ring(codec)
     if keys is None:
         if codec.enabled:
             raise ConfigError(

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ COMPRESSION = "compression"
 WORKFLOW_ID = "escalations-workflow-id"
 # Set (in memory only) on a payload the lenient codec could not decrypt: why, for the data converter to say.
 UNDECRYPTED = "escalations-undecrypted"
+log = logging.getLogger(__name__)
 NONCE_BYTES = 12
 KEY_BYTES = 32
 MAX_PLAIN_BYTES = 8 * 1024 * 1024  # a decompressed payload larger than this is refused (Temporal's limit is 2 MB)
@@ -131,6 +134,56 @@ class PayloadKeys:
         return next((key for k, key in self.keys if k == kid), None)
 
 
+class KeyRing:
+    """The keys a codec uses, read again from their file when it changes (checked at most every `interval`
+    seconds, and at once for a key id the codec does not know), so a rotation needs no restart. A file that cannot
+    be read keeps the keys in use (logged)."""
+
+    def __init__(self, keys: PayloadKeys, path: Path | None = None, *, interval: float = 1.0) -> None:
+        self._keys = keys
+        self.path = path
+        self.interval = interval
+        self._version = _version(path)
+        self._checked = time.monotonic()
+
+    @classmethod
+    def from_file(cls, path: Path, *, interval: float = 1.0) -> KeyRing:
+        return cls(PayloadKeys.load(path), path, interval=interval)
+
+    def current(self) -> PayloadKeys:
+        if self.path is not None and time.monotonic() - self._checked >= self.interval:
+            self.reload()
+        return self._keys
+
+    def reload(self) -> bool:
+        """Read the file again if it changed; True when other keys are in use now."""
+        if self.path is None:
+            return False
+        self._checked = time.monotonic()
+        version = _version(self.path)
+        if version == self._version:
+            return False
+        try:
+            keys = PayloadKeys.load(self.path)
+        except KeyProblem as err:
+            log.warning("codec_keys_not_reread: %s (the keys in use stay)", err)
+            return False
+        self._version = version
+        changed = keys.keys != self._keys.keys
+        if changed:
+            log.info("codec keys changed: %s (were %s)", ", ".join(keys.ids), ", ".join(self._keys.ids))
+        self._keys = keys
+        return changed
+
+
+def _version(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        st = None if path is None else path.stat()
+    except OSError:
+        return None
+    return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def associated_data(metadata: Mapping[str, bytes]) -> bytes:
     """What the tag binds: every metadata entry, sorted by key, as `key=value\\n`."""
     return b"".join(k.encode() + b"=" + metadata[k] + b"\n" for k in sorted(metadata))
@@ -145,16 +198,20 @@ class AesGcmCodec(PayloadCodec, WithSerializationContext):
 
     def __init__(
         self,
-        keys: PayloadKeys,
+        keys: PayloadKeys | KeyRing,
         *,
         compress_above: int | None = 1024,
         strict: bool = True,
         workflow_id: str | None = None,
     ) -> None:
-        self.keys = keys
+        self.ring = keys if isinstance(keys, KeyRing) else KeyRing(keys)
         self.compress_above = compress_above
         self.strict = strict
         self.workflow_id = workflow_id
+
+    @property
+    def keys(self) -> PayloadKeys:
+        return self.ring.current()
 
     def with_context(self, context: SerializationContext) -> Self:
         workflow_id = None
@@ -162,7 +219,7 @@ class AesGcmCodec(PayloadCodec, WithSerializationContext):
             workflow_id = context.workflow_id
         if workflow_id == self.workflow_id:
             return self
-        return type(self)(self.keys, compress_above=self.compress_above, strict=self.strict, workflow_id=workflow_id)
+        return type(self)(self.ring, compress_above=self.compress_above, strict=self.strict, workflow_id=workflow_id)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
@@ -202,6 +259,8 @@ class AesGcmCodec(PayloadCodec, WithSerializationContext):
         metadata = dict(payload.metadata)
         kid = metadata.get(KEY_ID, b"").decode("utf-8", "replace")
         key = self.keys.get(kid)
+        if key is None and self.ring.reload():  # a key added to the file a moment ago
+            key = self.keys.get(kid)
         if key is None:
             known = ", ".join(self.keys.ids)
             raise PayloadKeyProblem(

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -34,7 +33,7 @@ from escalation.config import ConfigError, Settings
 from escalation.domain.principal import Identity, NotIdentified
 from escalation.domain.roster import RosterError, RosterStore
 from escalation.identity import CredentialRefused, KeyProblem, Verifier
-from escalation.protect import AesGcmCodec, PayloadKeyProblem, PayloadKeys, codec_keys
+from escalation.protect import AesGcmCodec, PayloadKeyProblem, key_ring
 from escalation.protect.codec import WORKFLOW_ID
 
 log = structlog.get_logger()
@@ -74,9 +73,6 @@ class CodecServer:
     ) -> None:
         self.namespace = settings.namespace
         self.codec = codec
-        # A key file rotated while the server runs is read again at the next request.
-        self._keys_file = settings.codec.keys
-        self._keys_version = _version(self._keys_file)
         self.verifier = verifier
         self.roster = roster
         self.ui_origins = [o.rstrip("/") for o in ui_origins]
@@ -99,7 +95,7 @@ class CodecServer:
                 f"codec server: {address} is reachable from other machines; anonymous access is only for a "
                 "loopback address (127.0.0.1)"
             )
-        keys = codec_keys(settings.codec)
+        keys = key_ring(settings.codec)  # a rotated key file is read again as it changes
         if keys is None:
             raise ConfigError("codec server: no codec keys (ESCALATIONS_CODEC__KEYS): there is nothing to decrypt with")
         try:
@@ -166,19 +162,6 @@ class CodecServer:
             raise Refused(403, refusal)
         return Reader(who.id, who.via)
 
-    def _fresh_keys(self) -> None:
-        version = _version(self._keys_file)
-        if self._keys_file is None or version == self._keys_version:
-            return
-        try:
-            keys = PayloadKeys.load(self._keys_file)
-        except KeyProblem as err:
-            log.warning("codec_keys_not_reread", error=str(err))
-            return
-        self._keys_version = version
-        self.codec = AesGcmCodec(keys, compress_above=self.codec.compress_above, strict=True)
-        log.info("codec_keys_reread", key_ids=keys.ids)
-
     # ----- the protocol
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -215,7 +198,6 @@ class CodecServer:
             given = json_format.Parse(await request.read(), Payloads(), ignore_unknown_fields=True)
         except (json_format.ParseError, UnicodeDecodeError, ValueError):
             return web.json_response({"error": 'the body must be {"payloads": [...]}'}, status=400, headers=cors)
-        self._fresh_keys()
         try:
             if operation == "decode":
                 done = await self.codec.decode(list(given.payloads))
@@ -244,13 +226,6 @@ class CodecServer:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
-
-
-def _version(path: Path | None) -> tuple[int, int] | None:
-    try:
-        return None if path is None else (path.stat().st_mtime_ns, path.stat().st_size)
-    except OSError:
-        return None
 
 
 async def start(server: CodecServer, address: str) -> tuple[web.AppRunner, str]:
