@@ -30,6 +30,7 @@ from escalation.config import ConfigError, Settings
 from escalation.domain.policy import PolicyError, PolicyStore
 from escalation.domain.roster import RosterError, RosterStore
 from escalation.identity import KeyProblem, Signer, Verifier
+from escalation.protect import announce
 from escalation.service.log_context import LogContext
 from escalation.service.roster_watch import watch_roster
 from workflows import Escalation
@@ -113,6 +114,7 @@ def build_worker(
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    announce(settings)  # payloads encrypted, or a warning that customer data goes to Temporal in plain text
     client = await connect(settings)
     identity = build_identity(settings)
     if Signer.from_settings(settings.identity) is None:
