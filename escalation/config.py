@@ -233,10 +233,15 @@ class Settings(EnvSettings):
 
     def with_dev_codec(self) -> Settings:
         """With no codec keys named and encryption not turned off, the codec key `make run` keeps in the data
-        directory, when it is there: the CLI, the worker and the demo next to `make run` encrypt with it."""
+        directory, when it is there and the identity keys in use are `make run`'s too: the CLI, the worker and the
+        demo next to `make run` encrypt with it. A process given other identity keys (a deployment, the tests) is
+        not `make run`'s and gets no key it was not given."""
         codec = self.codec
         dev_keys = self.data_dir / DEV_CODEC_KEYS_FILE
         if codec.configured or codec.enabled is False or not dev_keys.is_file():
+            return self
+        beside = self.identity.keys_file
+        if beside is None or beside.resolve() != (self.data_dir / DEV_KEYS_FILE).resolve():
             return self
         return self.model_copy(update={"codec": codec.model_copy(update={"keys": dev_keys})})
 

@@ -29,10 +29,11 @@ from escalation.client.converter import data_converter_for
 from escalation.client.errors import InvalidArgument, NotPermitted
 from escalation.config import Settings
 from escalation.domain.rules.erasure import TOMBSTONE
+from escalation.identity import ensure_key as ensure_identity_key
 from escalation.protect import AesGcmCodec, CodecSettings, PayloadKeyProblem, PayloadKeys, new_key
 from escalation.protect.codec import ENCODING, KEY_ID, WORKFLOW_ID
 from tests.cases import case_input, eventually
-from tests.conftest import make_settings, signing
+from tests.conftest import IDENTITY_KEYS, make_settings, signing
 from worker import build_worker
 from workflows import Escalation
 from workflows.replay import replay_interceptors
@@ -250,7 +251,12 @@ def test_the_suite_keeps_payloads_plain_and_the_dev_key_is_found_beside_make_run
     data.mkdir()
     assert Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}).codec.keys is None
     new_key(data / "codec.jwks")
+    # Only beside `make run`'s own identity key: a process given other keys (the tests' CLIs) stays as it is.
+    assert Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}).codec.keys is None
+    ensure_identity_key(data / "identity.jwks")
     assert Settings.from_env({"ESCALATIONS_DATA_DIR": str(data)}).codec.keys == data / "codec.jwks"
+    given = {"ESCALATIONS_DATA_DIR": str(data), "ESCALATIONS_IDENTITY__KEYS": str(IDENTITY_KEYS)}
+    assert Settings.from_env(given).codec.keys is None
     off = Settings.from_env({"ESCALATIONS_DATA_DIR": str(data), "ESCALATIONS_CODEC__ENABLED": "false"})
     assert off.codec.keys is None and data_converter_for(off).payload_codec is None
     os.chmod(data / "codec.jwks", 0o644)
