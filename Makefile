@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast worker schemas clean-data chaos lint format typecheck check lock
+.PHONY: help run test test-fast worker schemas clean-data chaos bench lint format typecheck check lock
 
 help:
 	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases; data in ./data"
@@ -20,6 +20,7 @@ help:
 	@echo "make check       the gates CI runs before the tests: make lint (ruff) and make typecheck (mypy)"
 	@echo "make format      format the code and fix what ruff can fix safely"
 	@echo "make worker      run only the worker against TEMPORAL_ADDRESS (default localhost:7233)"
+	@echo "make bench       performance figures against same-run baselines, quick sizes (<10 min); BENCH=--full: the large ones"
 	@echo "make chaos       fault-injection run: 200 cases, worker and server killed, every history replayed (~10 min)"
 	@echo "make schemas     regenerate the contract's JSON Schemas in schemas/ from the models"
 	@echo "make clean-data  delete ./data (dev server state, outbox, events)"
@@ -73,6 +74,9 @@ worker: $(INSTALLED)
 
 chaos: $(INSTALLED)
 	$(BIN)/python -m bench.chaos
+
+bench: $(INSTALLED)
+	$(BIN)/python -m bench $(BENCH)
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m escalation.client.schemas

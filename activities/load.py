@@ -5,10 +5,11 @@ The record of who holds a case stays where it was: the `Owner` search attribute 
 set in the workflow task that changes it. The index only reads it, so there is nothing to keep in step and
 nothing to repair after a crash: a worker that starts (or restarts) lists it afresh.
 
-- **One listing for every decision.** At most every `refresh_every` seconds the worker lists the holder of
-  every open case with one visibility query (a page per 1,000 cases) in the background; decisions read the
-  counts it left in memory. Only the first decision of a worker, and one that finds the listing older than
-  `max_age` (visibility failing for that long), waits for a listing.
+- **One listing for every decision.** At most every `refresh_every` seconds (or ten times the last listing's
+  duration, when that is longer) the worker lists the holder of every open case with one visibility query
+  (a page per 1,000 cases) in the background; decisions read the counts it left in memory. Only the first
+  decision of a worker, and one that finds the listing older than `max_age` (visibility failing for that
+  long), waits for a listing.
 - **Its own decisions at once.** Each owner this worker chose is counted from the decision on, until a
   listing shows the case with that rep (or `settle` seconds have passed: the case took the offer, or moved on,
   long ago); a case it moved from one rep to another after the listing began no longer counts for the first.
@@ -16,7 +17,7 @@ nothing to repair after a crash: a worker that starts (or restarts) lists it afr
   again from visibility at the decision (their own open cases only, a few dozen at most), so a released case
   frees the rep at once and a full rep is never offered a case on the index's word alone.
 
-The bound. A decision sees every case visible in the last listing (begun at most `refresh_every` plus one
+The bound. A decision sees every case visible in the last listing (begun at most `interval` plus one
 listing's duration ago, plus visibility's own lag: milliseconds on SQL) and every choice of its own worker.
 What it can miss are offers other workers made since that listing began: with one worker the count is
 never below the truth, and `max_cases` holds exactly; with several, a rep can go over their cap by at most
@@ -123,6 +124,7 @@ class LoadIndex:
         self.listing: Listing | None = None
         self.mine: dict[str, Choice] = {}  # workflow id -> this worker's latest choice for the case
         self.listings = 0  # listings done (for tests and the benchmark)
+        self.took = 0.0  # seconds the last listing took
         self._refresh: asyncio.Task[None] | None = None
 
     async def loads(self, client: Client, reps: Iterable[str]) -> dict[str, int]:
@@ -133,9 +135,15 @@ class LoadIndex:
         age = None if listing is None else self.clock() - listing.started
         if age is None or age > self.max_age:
             await asyncio.shield(self._start(client))
-        elif age > self.refresh_every:
+        elif age > self.interval:
             self._start(client)
         return self.counts(list(reps))
+
+    @property
+    def interval(self) -> float:
+        """Seconds between listings: `refresh_every`, or ten times what the last listing took when that is
+        longer, so that listing takes at most a tenth of the worker's time however many cases are open."""
+        return max(self.refresh_every, 10 * self.took)
 
     def counts(self, reps: list[str]) -> dict[str, int]:
         """Each rep's open cases: the last listing's count with this worker's choices since. Read it and
@@ -199,6 +207,7 @@ class LoadIndex:
         listing = Listing(started=started, holders=holders, counts=Counter(holders.values()))
         self.listing = listing
         self.listings += 1
+        self.took = self.clock() - started
         # Choices the listing shows, or old enough to have reached visibility long ago, need no extra count.
         self.mine = {
             wid: choice
