@@ -133,6 +133,8 @@ async def test_the_raw_history_holds_no_personal_data_and_the_project_client_rea
     plain = [pl for pl in found if pl.metadata.get("encoding") != ENCODING]
     assert encrypted and {pl.metadata[KEY_ID] for pl in encrypted} == {b"k1"}
     assert {pl.metadata.get(WORKFLOW_ID) for pl in encrypted} == {case.workflow_id.encode()}
+    # The summary the UI shows is a payload like any other: encrypted too.
+    assert history.events[0].user_metadata.summary.metadata["encoding"] == ENCODING
     # Only the credential header and search attributes stay plain: rep ids, a signed token, ids and codes.
     assert not leaked(b"".join(pl.SerializeToString() for pl in plain))
 
@@ -283,3 +285,53 @@ async def test_compression_round_trip_and_tampered_metadata_refused(tmp_path):
     plain = Payload(metadata={"encoding": b"json/plain"}, data=b"1")
     assert (await codec.decode([plain])) == [plain]  # written before encryption: read as it is
     await asyncio.sleep(0)
+
+
+async def test_the_temporal_cli_reads_a_case_through_the_codec_server_with_a_readers_credential(protected):
+    import base64
+    import json
+    import subprocess
+    import sys
+
+    from escalation.identity import Signer
+    from escalation.protect.server import CodecServer, start
+    from tests.conftest import IDENTITY
+    from tests.servers import LOOPBACK, free_port
+
+    p = protected
+    inp = customer_case()
+    case = await p.esc.open(inp)
+    await owned_by(p.esc, inp.case_id)
+    address = f"{LOOPBACK}:{free_port()}"
+    runner, url = await start(CodecServer.from_settings(p.settings, address=address), address)
+    signer = Signer.from_settings(IDENTITY)
+    assert signer is not None
+    temporal = str(Path(sys.executable).parent / "temporal")
+    target = p.client.service_client.config.target_host
+
+    def show(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [temporal, "workflow", "show", "-w", case.workflow_id, "--address", target, "--output", "json", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def started_input(done: subprocess.CompletedProcess) -> bytes:
+        assert done.returncode == 0, done.stderr
+        events = json.loads(done.stdout)["events"]
+        payload = events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        return (
+            base64.b64decode(payload["data"]) if isinstance(payload.get("data"), str) else json.dumps(payload).encode()
+        )
+
+    try:
+        assert not leaked(started_input(await asyncio.to_thread(show)))  # no codec: encrypted
+        sam = f"Bearer {signer.mint('sam')}"
+        read = started_input(await asyncio.to_thread(show, "--codec-endpoint", url, "--codec-auth", sam))
+        assert b"Dana Doe" in read
+        ana = f"Bearer {signer.mint('ana')}"
+        refused = await asyncio.to_thread(show, "--codec-endpoint", url, "--codec-auth", ana)
+        assert b"Dana Doe" not in (refused.stdout + refused.stderr).encode()
+    finally:
+        await runner.cleanup()
