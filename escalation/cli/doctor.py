@@ -34,7 +34,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from escalation.client.converter import data_converter
+from escalation.client.converter import data_converter, header_codec
 from escalation.client.errors import EscalationError, translate
 from escalation.constants import WORKFLOW_TYPE, workflow_id
 from escalation.logs import REPLAY_NAMESPACE, case_of, core_failure_message, first_line, quiet_replays
@@ -232,6 +232,7 @@ def _replayer(converter: DataConverter = data_converter) -> Replayer:
     return Replayer(
         workflows=[Escalation],
         data_converter=converter,
+        header_codec_behavior=header_codec(converter),
         namespace=REPLAY_NAMESPACE,
         runtime=runtime,
         interceptors=replay_interceptors(),

@@ -46,7 +46,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalation import constants
 from escalation.client import contract
 from escalation.client.contract import Update
-from escalation.client.converter import data_converter_for
+from escalation.client.converter import data_converter_for, header_codec
 from escalation.client.credentials import Credential, CredentialInterceptor, use_credential
 from escalation.client.errors import (
     WORKFLOW_TASK_FAILING,
@@ -149,7 +149,12 @@ async def connect(settings: Settings | None = None) -> Client:
         raise ConfigError(f"identity: {err}") from None
     converter = data_converter_for(settings)
     try:
-        return await Client.connect(**settings.connect_kwargs(), data_converter=converter, interceptors=[credentials])
+        return await Client.connect(
+            **settings.connect_kwargs(),
+            data_converter=converter,
+            header_codec_behavior=header_codec(converter),
+            interceptors=[credentials],
+        )
     except (RuntimeError, RPCError) as err:  # "Failed client connect: ...", or credentials refused
         refused = isinstance(err, RPCError) and err.status in (
             RPCStatusCode.UNAUTHENTICATED,

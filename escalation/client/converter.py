@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import temporalio.api.common.v1
 from pydantic import BaseModel, ValidationError
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -138,6 +139,13 @@ class ContractPayloadConverter(CompositePayloadConverter):
 
 
 data_converter = DataConverter(payload_converter_class=ContractPayloadConverter)
+
+
+def header_codec(converter: DataConverter) -> HeaderCodecBehavior:
+    """Headers (the credential every command carries) are encrypted like payloads whenever payloads are: a JWT kept
+    in plain history could be lifted and replayed while it lives. Workers decrypt them before the credential is
+    read; a header another SDK sends in plain text is read as it is."""
+    return HeaderCodecBehavior.CODEC if converter.payload_codec is not None else HeaderCodecBehavior.NO_CODEC
 
 
 def data_converter_for(settings: Settings) -> DataConverter:
