@@ -104,7 +104,10 @@ class CredentialSource:
         cached = self._minted.get(actor)
         if cached is not None and cached[1] > now:
             return cached[0]
-        token = self.signer.mint(actor, acting_service=self.acting_service)
+        try:
+            token = self.signer.mint(actor, acting_service=self.acting_service)
+        except ValueError:  # no credential can name it (too long, control characters): the worker says why
+            return None
         if len(self._minted) >= MAX_CACHED:
             self._minted.clear()
         self._minted[actor] = (token, now + self.signer.ttl.total_seconds() * REUSE_WHILE_LEFT)

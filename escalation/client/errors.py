@@ -269,6 +269,13 @@ def translate(err: BaseException, case_id: str | None = None) -> BaseException:
             return CredentialsRefused(f"the Temporal server refused the credentials: {err.message}")
         if _has_detail(err, "WorkflowNotReadyFailure"):
             return case_unavailable(err, case_id)
+        if err.status == RPCStatusCode.RESOURCE_EXHAUSTED and case_id is not None:
+            # Too many commands in flight on one case (the server's limit, 10 by default): none of this was
+            # applied; it goes through once the ones before it finish.
+            return CaseUnavailable(
+                f"case {case_id} has as many commands in flight as the server allows; nothing was applied. "
+                f"Try again shortly with the same update id (server: {err.message.rstrip('.')})"
+            )
         return EscalationError(f"the Temporal server could not do it ({err.status.name}): {err.message}")
     return err
 
