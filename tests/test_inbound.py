@@ -238,11 +238,15 @@ def _inbound(env: dict[str, str]) -> subprocess.CompletedProcess:
     """Runs the `escalations-inbound` console script; it should stop at once, so a timeout is a failure."""
     script = Path(sys.executable).parent / "escalations-inbound"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    env = clean | {
-        "ESCALATIONS_INBOUND__SECRET": SECRET,
-        "ESCALATIONS_INBOUND__PORT": str(free_port()),
-        "ESCALATIONS_IDENTITY__KEYS": str(IDENTITY.keys),
-    } | env
+    env = (
+        clean
+        | {
+            "ESCALATIONS_INBOUND__SECRET": SECRET,
+            "ESCALATIONS_INBOUND__PORT": str(free_port()),
+            "ESCALATIONS_IDENTITY__KEYS": str(IDENTITY.keys),
+        }
+        | env
+    )
     return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30)
 
 
