@@ -21,6 +21,8 @@ SA_SEVERITY = "Severity"
 SA_SLA_DUE = "SlaDueAt"
 # "unowned" / "owned" while a missed SLA target is still owed (SlaDueAt then holds the missed instant).
 SA_SLA_BREACH = "SlaBreach"
+# How often a "not fixed" reopened the case; set from its first reopening (the "reopened" saved view).
+SA_REOPENS = "Reopens"
 SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_TIER: "Keyword",
     SA_STATUS: "Keyword",
@@ -29,6 +31,7 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_SEVERITY: "Keyword",
     SA_SLA_DUE: "Datetime",
     SA_SLA_BREACH: "Keyword",
+    SA_REOPENS: "Int",
 }
 
 # Error types carried by rejected updates and failed cases (ApplicationError.type).

@@ -13,6 +13,7 @@ from temporalio.common import SearchAttributeKey
 from escalation.constants import (
     SA_CUSTOMER,
     SA_OWNER,
+    SA_REOPENS,
     SA_SEVERITY,
     SA_SLA_BREACH,
     SA_SLA_DUE,
@@ -30,6 +31,7 @@ CUSTOMER = SearchAttributeKey.for_keyword(SA_CUSTOMER)
 SEVERITY = SearchAttributeKey.for_keyword(SA_SEVERITY)
 SLA_DUE = SearchAttributeKey.for_datetime(SA_SLA_DUE)
 SLA_BREACH = SearchAttributeKey.for_keyword(SA_SLA_BREACH)
+REOPENS = SearchAttributeKey.for_int(SA_REOPENS)
 # The workflow upserts these; list queries read them.
 SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
     SA_TIER: TIER,
@@ -38,6 +40,7 @@ SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
     SA_CUSTOMER: CUSTOMER,
     SA_SEVERITY: SEVERITY,
     SA_SLA_DUE: SLA_DUE,
+    SA_REOPENS: REOPENS,
     SA_SLA_BREACH: SLA_BREACH,
 }
 

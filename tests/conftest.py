@@ -120,7 +120,11 @@ def _binary(name: str) -> str:
 
 
 def _keys() -> list[SearchAttributeKey]:
-    make = {"Keyword": SearchAttributeKey.for_keyword, "Datetime": SearchAttributeKey.for_datetime}
+    make = {
+        "Keyword": SearchAttributeKey.for_keyword,
+        "Datetime": SearchAttributeKey.for_datetime,
+        "Int": SearchAttributeKey.for_int,
+    }
     return [make[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
 
 
@@ -213,6 +217,7 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     kinds = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
     }
     await environment.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

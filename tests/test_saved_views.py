@@ -45,7 +45,7 @@ def saved_views(readme: str) -> dict[str, str]:
 
 def test_the_readme_names_the_saved_views():
     views = saved_views((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert set(views) == {"breaching in the next hour", "at manager", "waiting on the customer", "no owner"}
+    assert set(views) == {"breaching in the next hour", "at manager", "waiting on the customer", "reopened", "no owner"}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -80,12 +80,10 @@ async def test_each_saved_view_finds_exactly_its_cases(views_env, tmp_path):
     settings = make_settings(tmp_path, "views")
     esc = EscalationClient(client)
     tag = uuid.uuid4().hex[:6]
-    ids = {name: f"C-{name}-{tag}" for name in ("agent", "manager", "waiting", "nobody")}
+    ids = {name: f"C-{name}-{tag}" for name in ("agent", "manager", "waiting", "reopened", "nobody")}
 
-    async def opened(name: str, **overrides):
-        await open_case(
-            client, case_input("standard", case_id=ids[name], **overrides), task_queue_name=settings.task_queue
-        )
+    async def opened(name: str, policy: str = "standard", **overrides):
+        await open_case(client, case_input(policy, case_id=ids[name], **overrides), task_queue_name=settings.task_queue)
         case = esc.case(ids[name])
 
         async def routed():
@@ -113,6 +111,26 @@ async def test_each_saved_view_finds_exactly_its_cases(views_env, tmp_path):
         owner = (await waiting.state()).owner
         await waiting.acknowledge({"actor": owner.id})
         await waiting.wait_on_customer({"actor": owner.id, "reason": "bank statement"})
+        # Resolved, then the customer says it is not fixed: reopened with the rep who resolved it, who takes it
+        # up again (acknowledged: its resolve clock runs two hours, out of the next hour's breaches).
+        reopened = await opened("reopened", policy="fast")
+        owner = (await reopened.state()).owner
+        await reopened.resolve(
+            {"actor": owner.id, "resolution": "refunded", "root_cause": "billing_error", "kb_article": "KB-1"}
+        )
+
+        async def checkin_sent():
+            s = await reopened.state()
+            return bool(s.checkins) and s.checkins[0].sent_at is not None
+
+        await eventually(checkin_sent, timeout=30)
+        await reopened.followup_response({"answer": "not_fixed", "checkin": 1})
+
+        async def back_with_owner():
+            s = await reopened.state()
+            return s.status == Status.OPEN and s.reopens == 1 and s.owner is not None and s
+
+        await reopened.acknowledge({"actor": (await eventually(back_with_owner, timeout=30)).owner.id})
         # A skill nobody has: nobody at any tier, so it climbs to manager with no owner.
         nobody = await opened("nobody", skills=["astrology"])
 
@@ -126,6 +144,7 @@ async def test_each_saved_view_finds_exactly_its_cases(views_env, tmp_path):
             "breaching in the next hour": {ids["agent"], ids["nobody"]},
             "at manager": {ids["manager"], ids["nobody"]},
             "waiting on the customer": {ids["waiting"]},
+            "reopened": {ids["reopened"]},
             "no owner": {ids["nobody"]},
         }
         address = client.service_client.config.target_host

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ERR_UNKNOWN_POLICY,
         SA_CUSTOMER,
         SA_OWNER,
+        SA_REOPENS,
         SA_SEVERITY,
         SA_SLA_BREACH,
         SA_SLA_DUE,
@@ -185,6 +186,8 @@ CAN_THROUGH_UPDATES_PATCH = "continue-as-new-through-updates"
 BOUNDED_START_PATCH = "start-input-bounded"
 # A new case's start must carry a credential naming who opens it (cases started before credentials replay).
 OPENED_BY_VERIFIED_PATCH = "opened-by-verified"
+# A reopened case says so in the Reopens search attribute (cases reopened before it replay without).
+REOPENS_SEARCHABLE_PATCH = "reopens-searchable"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -869,6 +872,9 @@ class Escalation:
         }
         if breach is not None or SA_SLA_BREACH in self._search:  # never upserted until a target is missed
             wanted[SA_SLA_BREACH] = breach
+        # From the first reopening on (histories from before the attribute replay without it).
+        if SA_REOPENS in self._search or (state.reopens and workflow.patched(REOPENS_SEARCHABLE_PATCH)):
+            wanted[SA_REOPENS] = state.reopens
         if wanted != self._search:
             updates = [
                 SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()

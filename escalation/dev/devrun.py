@@ -74,6 +74,7 @@ STOP_TIMEOUT = 10.0  # seconds the dev server gets after SIGTERM before it is ki
 _INDEXED = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
 }
 
 

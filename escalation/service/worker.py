@@ -13,7 +13,9 @@ import signal
 import sys
 
 import structlog
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.channels import build_delivery, build_events
@@ -27,6 +29,7 @@ from escalation import logs
 from escalation.client import connect
 from escalation.client.errors import Unreachable
 from escalation.config import ConfigError, Settings
+from escalation.constants import SEARCH_ATTRIBUTES
 from escalation.domain.policy import PolicyError, PolicyStore
 from escalation.domain.roster import RosterError, RosterStore
 from escalation.identity import KeyProblem, Signer, Verifier
@@ -113,9 +116,29 @@ def build_worker(
     )
 
 
+async def check_search_attributes(client: Client, namespace: str) -> None:
+    """Refuse to start on a namespace without this version's search attributes: a case upserting one the
+    namespace does not have fails its workflow task, over and over. A server that will not say (no operator
+    rights) is taken at its word, with a warning."""
+    try:
+        known = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    except RPCError as err:
+        log.warning("search_attributes_unchecked", namespace=namespace, error=err.message)
+        return
+    missing = {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in known.custom_attributes}
+    if missing:
+        names = " ".join(f"--name {name} --type {kind}" for name, kind in missing.items())
+        raise ConfigError(
+            f"namespace {namespace} lacks the search attributes {', '.join(missing)}: register them before "
+            f"starting workers of this version (temporal operator search-attribute create --namespace {namespace} "
+            f"{names})"
+        )
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     announce(settings)  # payloads encrypted, or a warning that customer data goes to Temporal in plain text
     client = await connect(settings)
+    await check_search_attributes(client, settings.namespace)
     identity = build_identity(settings)
     if Signer.from_settings(settings.identity) is None:
         log.warning(
