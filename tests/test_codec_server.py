@@ -202,3 +202,28 @@ async def test_loopback_without_a_credential_only_when_asked_and_only_on_loopbac
     finally:
         await runner.cleanup()
     assert json.dumps(body([])) == '{"payloads": []}'
+
+
+def test_a_reps_own_read_customer_data_overrides_their_tier():
+    from escalation.domain.principal import Principal
+    from escalation.domain.roster import Roster
+
+    roster = Roster.model_validate(
+        {
+            "reps": [
+                {"id": "ana", "name": "Ana", "tier": "agent", "read_customer_data": True},
+                {"id": "sam", "name": "Sam", "tier": "supervisor", "read_customer_data": False},
+                {"id": "sol", "name": "Sol", "tier": "supervisor"},
+            ],
+            "services": [{"id": "bi", "name": "Reporting", "may": ["*"]}],
+        }
+    )
+
+    def refusal(who: str, kind: str = "rep") -> str | None:
+        return roster.customer_data_refusal(Principal(id=who, kind=kind, may=["*"] if kind == "service" else []))
+
+    assert refusal("ana") is None and refusal("sol") is None
+    assert "may not read customer data" in (refusal("sam") or "")
+    assert "read_customer_data" in (refusal("bi", "service") or "")  # "*" is every command, not this
+    with pytest.raises(ValueError, match="unknown command"):
+        Roster.model_validate({"services": [{"id": "x", "name": "X", "may": ["read_everything"]}]})
