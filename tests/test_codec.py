@@ -254,6 +254,16 @@ async def test_forget_erases_the_customer_and_leaves_the_case_running(protected)
     assert not leaked(b"".join(pl.data for pl in opened))
     # It keeps taking commands.
     await p.esc.case(inp.case_id).add_note({"actor": "sam", "text": "called about the refund"})
+    # Both runs replay with today's code: the forget, the hand-over, and the run after it.
+    converter = data_converter_for(p.settings)
+    replayer = Replayer(
+        workflows=[Escalation],
+        data_converter=converter,
+        header_codec_behavior=header_codec(converter),
+        interceptors=replay_interceptors(),
+    )
+    for run in (first_run, run_id):
+        await replayer.replay_workflow(await p.client.get_workflow_handle(case.workflow_id, run_id=run).fetch_history())
 
 
 def test_the_suite_keeps_payloads_plain_and_the_dev_key_is_found_beside_make_run(tmp_path):
