@@ -59,7 +59,7 @@ def owned_by_sam(**overrides: Any) -> CaseState:
 
 def test_the_summary_names_the_case_its_category_severity_and_channel_only():
     inp = case_input("standard", case_id="C-1001")
-    assert static_summary(inp) == "Case C-1001 · billing · high severity · opened by call"
+    assert static_summary(inp) == "Case C-1001 · billing · high severity · came in by call"
 
 
 def test_a_case_offered_to_a_rep_shows_the_offer_and_when_it_expires():

@@ -20,8 +20,8 @@ from escalation.domain.rules.sla import breach_flag, overdue_since
 
 
 def static_summary(inp: EscalationInput) -> str:
-    """'Case C-1001 · billing · high severity · opened by call': what the case is, on one line."""
-    return f"Case {inp.case_id} · {inp.category} · {inp.severity.value} severity · opened by {inp.channel.value}"
+    """'Case C-1001 · billing · high severity · came in by call': what the case is, on one line."""
+    return f"Case {inp.case_id} · {inp.category} · {inp.severity.value} severity · came in by {inp.channel.value}"
 
 
 def _code(text: str) -> str:
