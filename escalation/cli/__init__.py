@@ -140,6 +140,10 @@ Examples:
 
   escalations doctor --repair
 
+  escalations forget cust-42 --as sam --reference GDPR-2026-117
+
+  escalations codec-server --listen 127.0.0.1:8234 --ui-origin http://localhost:8233
+
 Exit codes: 0 done, 2 bad options, 3 refused (fix the input), 4 refused (the case is not in a state for
 that), 5 case not found, 6 already open (open --fail-if-open), 7 unknown policy, 8 cannot connect, bad
 connection settings or no worker answering, 9 the case cannot take commands for now (its workflow task is
