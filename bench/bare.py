@@ -6,7 +6,7 @@ same server in the same run as the cases, so the ratios hold on a noisy machine.
 - `BareUpdates`: takes the lifecycle's updates (acknowledge, offer, answer, resolve, the follow-up answer)
   and waits one second between resolve and the follow-up answer, as a case waits for its check-in.
 
-    python -m bench.bare ADDRESS TASK_QUEUE     # a worker for them (the benchmark starts it)
+    python -m bench.bare ADDRESS TASK_QUEUE [CODEC_KEYS]    # a worker for them (the benchmark starts it)
 """
 
 from __future__ import annotations
@@ -57,10 +57,16 @@ class BareUpdates:
         return len(self.taken)
 
 
-async def serve(address: str, task_queue: str) -> None:
-    from escalation.client.converter import data_converter  # outside the workflows' sandbox
+async def serve(address: str, task_queue: str, codec_keys: str | None = None) -> None:
+    # Outside the workflows' sandbox: the cases' data converter, with their payload codec when given its keys.
+    from pathlib import Path
 
-    client = await Client.connect(address, data_converter=data_converter)
+    from escalation.client.converter import data_converter_for
+    from escalation.config import Settings
+    from escalation.protect.settings import CodecSettings
+
+    codec = CodecSettings(keys=Path(codec_keys)) if codec_keys else CodecSettings(enabled=False)
+    client = await Client.connect(address, data_converter=data_converter_for(Settings(codec=codec)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,4 +76,4 @@ async def serve(address: str, task_queue: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1], sys.argv[2]))
+    asyncio.run(serve(*sys.argv[1:4]))

@@ -41,7 +41,7 @@ from activities.load import list_holders
 from activities.route import RouteActivities, open_cases
 from bench.bare import TIMER, UPDATES
 from escalation.client import Case, EscalationClient, connect
-from escalation.client.converter import data_converter
+from escalation.client.converter import data_converter_for
 from escalation.client.credentials import use_credential
 from escalation.config import Settings
 from escalation.constants import SA_CUSTOMER, SA_OWNER, SA_STATUS, SEARCH_ATTRIBUTES, WORKFLOW_TYPE
@@ -50,6 +50,8 @@ from escalation.domain.roster import RosterStore, load_roster
 from escalation.domain.rules import routing
 from escalation.domain.rules.step import Assign
 from escalation.identity import CUSTOMER, IdentitySettings, Signer, ensure_key
+from escalation.protect.codec import new_key as new_codec_key
+from escalation.protect.settings import CodecSettings
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -132,6 +134,7 @@ class Bench:
     port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen] = field(default_factory=list)
     keys: Path = field(init=False)
+    codec_keys: Path = field(init=False)
     policy_dir: Path = field(init=False)
     client: Client | None = None
     signer: Signer | None = None
@@ -142,6 +145,9 @@ class Bench:
     def __post_init__(self) -> None:
         self.keys = self.workdir / "identity.jwks"
         ensure_key(self.keys)
+        # Customer data encrypted as in production (escalation.protect), for the cases and the baselines alike.
+        self.codec_keys = self.workdir / "codec.jwks"
+        new_codec_key(self.codec_keys)
         self.policy_dir = self.workdir / "policies"
         shutil.copytree(POLICIES, self.policy_dir)
 
@@ -170,6 +176,8 @@ class Bench:
             "ESCALATIONS_POLICY_DIR": str(self.policy_dir),
             "ESCALATIONS_ROSTER": str(ROSTER),
             "ESCALATIONS_IDENTITY__KEYS": str(self.keys),
+            "ESCALATIONS_CODEC__KEYS": str(self.codec_keys),
+            "ESCALATIONS_CODEC__ENABLED": "false",  # plain payloads: the bench compares against bare workflows
             "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s",
         }
         log = (self.workdir / f"{name}.log").open("ab")
@@ -183,7 +191,7 @@ class Bench:
     def start_bare_worker(self, queue: str | None = None, name: str = "bare") -> subprocess.Popen:
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare", self.address, queue or self.bare_queue],
+            [sys.executable, "-m", "bench.bare", self.address, queue or self.bare_queue, str(self.codec_keys)],
             cwd=ROOT,
             stdout=log,
             stderr=log,
@@ -208,8 +216,16 @@ class Bench:
         for proc in reversed(self.processes):
             self.stop(proc)
 
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            address=self.address,
+            identity=IdentitySettings(keys=str(self.keys)),
+            codec=CodecSettings(keys=self.codec_keys),
+        )
+
     async def connect(self) -> Client:
-        settings = Settings(address=self.address, identity=IdentitySettings(keys=str(self.keys)))
+        settings = self.settings
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -631,7 +647,9 @@ async def decisions(client: Client, route: RouteActivities, n: int = 30) -> tupl
 
 async def route_figure(bench: Bench) -> Line:
     few, many = bench.size["routing"]
-    client = await Client.connect(bench.address, namespace=ROUTING_NAMESPACE, data_converter=data_converter)
+    client = await Client.connect(
+        bench.address, namespace=ROUTING_NAMESPACE, data_converter=data_converter_for(bench.settings)
+    )
     agents = [r.id for r in load_roster(ROSTER).reps if r.tier == Tier.AGENT]
     held = f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" AND {SA_OWNER} IS NOT NULL'
     open_now = await count(client, held)
