@@ -108,6 +108,8 @@ async def worker_process(
             "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s",
             # The test run's signing key: the worker verifies the tests' credentials and signs its roster watch's.
             "ESCALATIONS_IDENTITY__KEYS": os.environ["ESCALATIONS_IDENTITY__KEYS"],
+            # The suite reads histories in plain JSON; encryption has tests of its own (test_codec.py).
+            "ESCALATIONS_CODEC__ENABLED": "false",
         }
         | extra,
     )

@@ -62,7 +62,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The test's environment without any Temporal or escalation settings of the machine running it, but with
     the test run's identity keys (the CLI signs each command for the rep it names, the worker verifies)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ESCALATIONS_"))}
-    return env | {"ESCALATIONS_IDENTITY__KEYS": str(IDENTITY_KEYS)} | extra
+    return env | {"ESCALATIONS_IDENTITY__KEYS": str(IDENTITY_KEYS), "ESCALATIONS_CODEC__ENABLED": "false"} | extra
 
 
 def run(

@@ -157,6 +157,7 @@ class Processes:
                 "ESCALATIONS_POLICY_DIR": str(HERE / "policies"),
                 "ESCALATIONS_ROSTER": str(HERE / "roster.toml"),
                 "ESCALATIONS_IDENTITY__KEYS": str(self.keys),
+                "ESCALATIONS_CODEC__ENABLED": "false",  # the run replays every history with the plain converter
             }
             | self.cfg.worker_env
         )

@@ -83,7 +83,11 @@ def payload_codec(settings: Settings, *, strict: bool = False) -> AesGcmCodec | 
 
 
 def announce(settings: Settings) -> None:
-    """Say at start whether payloads are encrypted: a warning when customer data goes to Temporal in plain text."""
+    """Say at start whether payloads are encrypted: a warning when customer data goes to Temporal in plain text
+    because ENABLED is false. With no keys and encryption not turned off, refuse (ConfigError): plain payloads are
+    a decision, never a default."""
+    from escalation.config import ConfigError
+
     codec = settings.codec
     if codec.enabled is False:
         log.warning(
@@ -93,10 +97,8 @@ def announce(settings: Settings) -> None:
         return
     keys = codec_keys(codec)
     if keys is None:
-        log.warning(
-            "payload_encryption_off",
-            reason=f"no codec keys ({CODEC_PREFIX}KEYS): customer data is written to Temporal in plain text; "
-            f"set {CODEC_PREFIX}KEYS, or {CODEC_PREFIX}ENABLED=false to say this is intended",
+        raise ConfigError(
+            f"codec: no keys to encrypt customer data with: set {CODEC_PREFIX}KEYS (a key file: `escalations codec "
+            f"new-key FILE`), or {CODEC_PREFIX}ENABLED=false to write it to Temporal in plain text on purpose"
         )
-        return
     log.info("payload_encryption_on", key_id=keys.newest[0], keys=len(keys.keys), source=keys.source)
