@@ -177,7 +177,6 @@ class Bench:
             "ESCALATIONS_ROSTER": str(ROSTER),
             "ESCALATIONS_IDENTITY__KEYS": str(self.keys),
             "ESCALATIONS_CODEC__KEYS": str(self.codec_keys),
-            "ESCALATIONS_CODEC__ENABLED": "false",  # plain payloads: the bench compares against bare workflows
             "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "1s",
         }
         log = (self.workdir / f"{name}.log").open("ab")
