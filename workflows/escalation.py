@@ -188,6 +188,8 @@ BOUNDED_START_PATCH = "start-input-bounded"
 OPENED_BY_VERIFIED_PATCH = "opened-by-verified"
 # A reopened case says so in the Reopens search attribute (cases reopened before it replay without).
 REOPENS_SEARCHABLE_PATCH = "reopens-searchable"
+# A command's sender is looked up and recorded by its handler (workflows.verified).
+SENDER_RECORDED_PATCH = "command-sender-recorded"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -569,7 +571,10 @@ class Escalation:
         """In a handler: who sent the command, as the roster has them (recorded: a replay reads the answer).
         None for a command taken before credentials existed, which replays as it ran."""
         claims = sender.recorded_claims()
-        if claims is None:
+        # A credential recorded by a worker that did not look it up yet (a client deployed before the workers)
+        # replays without the lookup. The patch is decided once per run: a run that replays such a command takes
+        # later ones without it too, which their validators checked all the same.
+        if claims is None or not workflow.patched(SENDER_RECORDED_PATCH):
             return None
         return await self._identify(IdentifyRequest(claims=claims))
 
