@@ -326,3 +326,77 @@ def test_the_brief_says_who_did_what_through_which_service_and_on_whose_case():
     )
     text = R.build_brief(state, STANDARD, NOW).text
     assert "-> team_lead by tara through crm (on ana's case): complexity" in text
+
+
+def _offered_to(rep_id: str) -> tuple[CaseState, Policy]:
+    """A case at agent offered to `rep_id`, who has not accepted it yet (the routing test policy)."""
+    policy = load_policy_file(TESTS / "policies" / "routing.toml")
+    state, _ = R.open_case(case_input("routing", case_id="C-1001"), policy, NOW, "run-1")
+    rep = ROSTER.rep(rep_id)
+    assert rep is not None
+    routed = R.Routed(stint=len(state.stints), request=state.route_requests, owner=ROSTER.owner(rep))
+    state, _ = R.owner_found(state, policy, routed, NOW)
+    assert state.owner is None and state.pending_assignment is not None
+    return state, policy
+
+
+def test_the_rep_a_case_is_offered_to_may_take_it_up_but_not_resolve_it_before_accepting():
+    state, policy = _offered_to("ben")
+    new, _ = R.acknowledge(state, policy, AcknowledgeInput(actor="ben"), NOW, by=who("ben"))
+    assert new.owner is not None and new.owner.id == "ben"
+    err = refused(R.resolve, state, resolution("ben"), who("ben"), policy=policy)
+    assert "only its owner or a rep above agent may" in str(err)
+    noted, _ = R.add_note(state, policy, note("ana"), NOW, by=who("ana"))
+    assert noted.timeline[-1].detail["override_of"] == "ben"  # another agent, on the case offered to ben
+
+
+def test_at_the_top_of_the_ladder_a_rep_of_the_top_tier_may_resolve_a_case_nobody_owns():
+    state, _ = R.open_case(case_input("standard", case_id="C-1001"), STANDARD, NOW, "run-1")
+    state, _ = R.escalate(state, STANDARD, EscalateInput(actor="ana", reason="needs_authority", target_tier=MG), NOW)
+    assert state.tier == MG and state.owner is None
+    R.resolve(state, STANDARD, resolution("maya"), NOW, by=who("maya"))
+
+
+def test_the_rep_who_makes_a_call_records_its_outcome_and_others_are_an_override():
+    from escalation.domain.models import CallbackOutcomeInput, ScheduleCallbackInput
+
+    state = owned(TL, owner="tara")
+    ana = ROSTER.rep("ana")
+    assert ana is not None
+    state, _ = R.schedule_callback(
+        state,
+        STANDARD,
+        ScheduleCallbackInput(actor="tara", at=NOW + timedelta(minutes=5), owner="ana"),
+        NOW,
+        owner=ROSTER.owner(ana),
+        by=who("tara"),
+    )
+    due = NOW + timedelta(minutes=6)
+    made, _ = R.record_callback_outcome(
+        state,
+        STANDARD,
+        CallbackOutcomeInput(actor="ana", callback_id="callback-1", outcome="reached"),
+        due,
+        by=who("ana"),
+    )
+    assert made.callbacks[0].attempts[-1].by == "ana"
+    other, _ = R.record_callback_outcome(
+        state,
+        STANDARD,
+        CallbackOutcomeInput(actor="sam", callback_id="callback-1", outcome="reached"),
+        due,
+        by=who("sam"),
+    )
+    assert other.timeline[-1].detail["override_of"] == "ana"
+    err = refused(
+        R.record_callback_outcome,
+        state,
+        CallbackOutcomeInput(actor="ben", callback_id="callback-1", outcome="reached"),
+        who("ben"),
+    )
+    assert "only the caller (ana) or a rep at team_lead or above may" in str(err)
+
+
+def test_reserved_ids_are_reserved_whatever_their_case():
+    with pytest.raises(ValueError, match="'System' is reserved"):
+        Roster.model_validate({"reps": [{"id": "System", "name": "x", "tier": "agent"}]})

@@ -61,7 +61,7 @@ class Roster(Contract):
         seen: set[str] = set()
         for what, ids in (("reps", [r.id for r in self.reps]), ("services", [s.id for s in self.services])):
             for id_ in ids:
-                if id_ in RESERVED:
+                if id_.casefold() in RESERVED:  # "System" would read as the case itself
                     raise ValueError(f"{what}: '{id_}' is reserved (the case itself, or its customer)")
                 if id_ in seen:
                     raise ValueError(f"{what}: id '{id_}' appears twice (rep and service ids share one space)")

@@ -29,12 +29,13 @@ def refuse(message: str, field: str = "actor") -> RuleViolation:
     return RuleViolation(field, message, type=ERR_NOT_PERMITTED)
 
 
-def permit(step: Step, command: str, actor: str | None) -> None:
-    """Refuse unless the step's sender may send `command` naming `actor`; note an override of the owner."""
+def permit(step: Step, command: str, cmd: object) -> None:
+    """Refuse unless the step's sender may send `command` (its argument `cmd`); note an override of the owner."""
     by = step.by
     if by is None:
         return
     case = step.state.case_id
+    actor = getattr(cmd, "actor", None)
     if actor is not None and actor != by.id:
         raise refuse(f"'{actor}' is not who sent this: the credential names {by.label}")
     if by.kind == "customer":
@@ -51,37 +52,59 @@ def permit(step: Step, command: str, actor: str | None) -> None:
         raise refuse(
             f"service {by.id} may not {command.replace('_', ' ')} (the roster gives it: {', '.join(by.may) or 'nothing'})"
         )
-    _rep_may(step, command, by)
+    _rep_may(step, command, by, getattr(cmd, "callback_id", None))
 
 
-def _rep_may(step: Step, command: str, by: Principal) -> None:
+# Commands the rep a case is offered to (and does not own yet) may send as if they held it: taking it up.
+OFFERED_MAY = frozenset({"acknowledge", "add_note"})
+# Commands about one callback: the rep who makes the call holds it.
+CALLBACK_COMMANDS = frozenset({"reschedule_callback", "cancel_callback", "record_callback_outcome"})
+
+
+def _holder(step: Step, command: str, callback_id: str | None) -> str | None:
+    """Who holds what the command is about: the callback's caller, the case's owner, or (for taking it up) the
+    rep it is offered to."""
+    s = step.state
+    if command in CALLBACK_COMMANDS and callback_id is not None:
+        callback = next((c for c in s.callbacks if c.id == callback_id), None)
+        if callback is not None:
+            return callback.owner.id
+    if s.owner is not None:
+        return s.owner.id
+    if s.pending_assignment is not None and command in OFFERED_MAY:
+        return s.pending_assignment.rep.id
+    return None
+
+
+def _rep_may(step: Step, command: str, by: Principal, callback_id: str | None) -> None:
     if command == "accept":
         return  # only the rep the case is offered to: the rule itself says so
     assert by.tier is not None
     s = step.state
     rule = step.policy.permission(command)
-    holders = {s.owner.id if s.owner else None, s.pending_assignment.rep.id if s.pending_assignment else None}
+    holder = _holder(step, command, callback_id)
     what = command.replace("_", " ")
     if rule.at_least is not None and rank(by.tier) < rank(rule.at_least):
         raise refuse(
             f"{by.label} may not {what}: it needs a {rule.at_least.value} or above "
             f"(policy '{step.policy.name}' permissions.{command})"
         )
-    if rule.owner and by.id in holders:
+    if rule.owner and by.id == holder:
         return
     tier = s.current_tier
-    if (rule.others == "case" and rank(by.tier) >= rank(tier)) or (
-        rule.others == "above" and rank(by.tier) > rank(tier)
-    ):
-        if s.owner is not None and s.owner.id != by.id:
-            step.override_of = s.owner.id
+    # At the top of the ladder nobody is above: there "above" means the top tier itself.
+    others = "case" if rule.others == "above" and step.policy.above(tier) is None else rule.others
+    if (others == "case" and rank(by.tier) >= rank(tier)) or (others == "above" and rank(by.tier) > rank(tier)):
+        if holder is not None and holder != by.id:
+            step.override_of = holder
         return
-    owner = f"its owner ({s.owner.id})" if s.owner else "its owner"
+    calls = command in CALLBACK_COMMANDS and holder is not None and holder != (s.owner.id if s.owner else None)
+    owner = f"{'the caller' if calls else 'its owner'} ({holder})" if holder else "its owner"
     who = {
         "case": f"{owner} or a rep at {tier.value} or above",
         "above": f"{owner} or a rep above {tier.value}",
         "none": owner,
-    }[rule.others]
+    }[others]
     if not rule.owner:
         who = who.replace(f"{owner} or a", "a").replace(owner, "nobody")
     raise refuse(f"{by.label} may not {what} on case {s.case_id} at {tier.value}: only {who} may")

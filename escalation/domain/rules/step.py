@@ -265,7 +265,7 @@ def command(rule: Callable[..., object]) -> CommandRule[Any]:
         **kwargs: Any,
     ) -> Result:
         step = Step.begin(state, policy, now, by)
-        permit(step, rule.__name__, getattr(cmd, "actor", None))
+        permit(step, rule.__name__, cmd)
         rule(step, cmd, *args, **kwargs)
         return step.result()
 
