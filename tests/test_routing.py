@@ -558,6 +558,8 @@ async def test_least_loaded_rep_is_chosen_from_real_visibility_counts(env, team,
         assert await new_case() == ana  # ben is full; ana takes a third
     # A resolved case no longer counts: ben's load drops, and ben is chosen again.
     ben_cases = [h for h in opened_cases if await held_by(h) == ben]
+    # Offered to ben: he takes it up (acknowledging accepts it) before he may resolve it.
+    await ben_cases[0].execute_update("acknowledge", AcknowledgeInput(actor=ben), result_type=TimelineEntry)
     await ben_cases[0].execute_update(
         "resolve",
         ResolveInput(actor=ben, resolution="Refunded", root_cause="billing_error", kb_missing=True),
