@@ -243,8 +243,8 @@ def test_a_key_is_used_only_with_its_declared_algorithm(tmp_path):
         ({"sub": "ana\n"}, "names no subject"),
         ({"exp": None}, "no expiry"),
         ({"exp": "soon"}, '"exp" is not a time'),
-        ({"exp": int(NOW.timestamp()) + 13 * 3600}, "lives longer than the 12:00:00 allowed"),
-        ({"iat": int(NOW.timestamp()) - 13 * 3600}, "lives longer than the 12:00:00 allowed"),
+        ({"exp": int(NOW.timestamp()) + 13 * 3600}, "lives longer than the 1:00:00 allowed"),
+        ({"iat": int(NOW.timestamp()) - 13 * 3600}, "lives longer than the 1:00:00 allowed"),
         ({"act": "crm"}, '"act" must be {"sub": <service id>}'),
         ({"act": {"sub": "system"}}, "'system' cannot act for anyone"),
         ({"sub": "customer", "case": "C-1", "checkin": "two"}, '"checkin" is not a check-in number'),
@@ -305,8 +305,8 @@ def test_minting_refuses_reserved_and_unbounded_credentials(tmp_path):
         signer.mint("system")
     with pytest.raises(ValueError, match="must name its case"):
         signer.mint("customer")
-    with pytest.raises(ValueError, match="at most 12:00:00"):
-        signer.mint("ana", ttl=timedelta(hours=13))
+    with pytest.raises(ValueError, match="at most 1:00:00"):
+        signer.mint("ana", ttl=timedelta(hours=2))
     with pytest.raises(ValueError, match="service id"):
         signer.mint("ana", acting_service="system")
 
@@ -551,7 +551,7 @@ def test_identity_settings_come_from_escalations_identity_variables(tmp_path):
         timedelta(minutes=5),
         timedelta(minutes=2),
         timedelta(seconds=30),
-        timedelta(hours=12),
+        timedelta(hours=1),
     )
     assert Settings().identity == IdentitySettings()  # constructed in code: nothing from the environment
 
@@ -629,4 +629,11 @@ def test_any_time_claims_are_verified_or_refused_never_a_crash(tmp_path_factory,
         claims = verifier.verify(token, now=NOW)
     except CredentialRefused:
         return
-    assert NOW - timedelta(seconds=30) <= claims.expires_at <= NOW + timedelta(hours=12, seconds=30)
+    assert NOW - timedelta(seconds=30) <= claims.expires_at <= NOW + timedelta(hours=1, seconds=30)
+
+
+def test_a_jwks_url_is_https_unless_it_is_on_this_machine():
+    with pytest.raises(ValueError, match="must be https://"):
+        IdentitySettings(keys="http://idp.example.com/.well-known/jwks.json")
+    assert IdentitySettings(keys="http://127.0.0.1:8080/jwks.json").keys == "http://127.0.0.1:8080/jwks.json"
+    assert IdentitySettings(keys="https://idp.example.com/jwks.json").keys_file is None

@@ -203,7 +203,7 @@ def fetch_document(url: str) -> Any:
     import httpx
 
     try:
-        response = httpx.get(url, timeout=FETCH_TIMEOUT, follow_redirects=True)
+        response = httpx.get(url, timeout=FETCH_TIMEOUT)  # no redirects: never from https to anywhere else
     except httpx.HTTPError as err:
         raise KeyProblem(f"{url}: cannot fetch the JWKS: {type(err).__name__}: {err}") from None
     if response.status_code != 200:
@@ -215,7 +215,7 @@ async def fetch_document_async(url: str) -> Any:
     import httpx
 
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=True) as http:
+        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as http:
             response = await http.get(url)
     except httpx.HTTPError as err:
         raise KeyProblem(f"{url}: cannot fetch the JWKS: {type(err).__name__}: {err}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -27,6 +28,11 @@ DEV_KEYS_FILE = "identity.jwks"
 
 def is_url(source: str) -> bool:
     return source.startswith(("https://", "http://"))
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 class IdentitySettings(EnvSettings):
@@ -46,7 +52,7 @@ class IdentitySettings(EnvSettings):
     # "iss" put on credentials this process signs, and required of every credential verified; None: not checked.
     issuer: str | None = None
     # A credential that lives longer than this (from "iat", else from now, to "exp") is refused.
-    max_lifetime: Duration = timedelta(hours=12)
+    max_lifetime: Duration = timedelta(hours=1)
     # How long a credential this process signs lives; a customer's (minted by the inbound endpoint) lives shorter.
     ttl: Duration = timedelta(minutes=5)
     customer_ttl: Duration = timedelta(minutes=2)
@@ -72,6 +78,9 @@ class IdentitySettings(EnvSettings):
             return None
         if keys is not None and "://" in keys and not is_url(keys):
             raise ValueError("a JWKS file path, or an https:// (or http://) URL")
+        if keys is not None and keys.startswith("http://") and not _loopback(keys):
+            # Whoever sits in the middle of a plain fetch swaps the keys and signs as anyone.
+            raise ValueError("a JWKS URL must be https:// (http:// only on this machine: localhost, 127.0.0.1, [::1])")
         return keys
 
     @field_validator("ttl", "customer_ttl", "jwks_refresh", "max_lifetime")
