@@ -400,3 +400,11 @@ def test_the_rep_who_makes_a_call_records_its_outcome_and_others_are_an_override
 def test_reserved_ids_are_reserved_whatever_their_case():
     with pytest.raises(ValueError, match="'System' is reserved"):
         Roster.model_validate({"reps": [{"id": "System", "name": "x", "tier": "agent"}]})
+
+
+def test_a_service_closes_a_case_as_lost_only_when_the_roster_says_so():
+    state = owned(MG, owner="maya")
+    lost = CloseInput(actor="crm", outcome="legal", reason="lawyer's letter")
+    anything = Principal(id="crm", kind="service", may=["*"])
+    assert "does not give it close_lost" in str(refused(R.close, state, lost, anything))
+    R.close(state, STANDARD, lost, NOW, by=Principal(id="crm", kind="service", may=["close", "close_lost"]))

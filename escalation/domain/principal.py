@@ -17,6 +17,8 @@ CUSTOMER = "customer"  # only through the signed customer path (the inbound endp
 RESERVED = frozenset({SYSTEM, CUSTOMER})
 
 # Every command a caller can send, by its update name ("open" starts a case).
+# A service's right, besides its commands, to close a case as customer_lost or legal (never given by "*").
+CLOSE_LOST = "close_lost"
 COMMANDS = (
     "open",
     "acknowledge",

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from escalation.domain.calendar import ALWAYS, CalendarError, WorkingCalendar
 from escalation.domain.models import Contract, Email, Identifier, Money, Owner, Phone, Tier, TimeZoneName
 from escalation.domain.policy import file_version, holiday_years
-from escalation.domain.principal import COMMANDS, RESERVED, Identity, NotIdentified, Principal, Service
+from escalation.domain.principal import CLOSE_LOST, COMMANDS, RESERVED, Identity, NotIdentified, Principal, Service
 from escalation.domain.refusal import describe
 from escalation.files import FileProblem, read_toml
 
@@ -67,11 +67,11 @@ class Roster(Contract):
                     raise ValueError(f"{what}: id '{id_}' appears twice (rep and service ids share one space)")
                 seen.add(id_)
         for service in self.services:
-            unknown = sorted(set(service.may) - set(COMMANDS) - {"*", READ_CUSTOMER_DATA})
+            unknown = sorted(set(service.may) - set(COMMANDS) - {"*", READ_CUSTOMER_DATA, CLOSE_LOST})
             if unknown:
                 raise ValueError(
                     f"services.{service.id}.may: unknown command(s) {', '.join(unknown)} "
-                    f"(known: {', '.join(COMMANDS)}, and {READ_CUSTOMER_DATA})"
+                    f"(known: {', '.join(COMMANDS)}, and {READ_CUSTOMER_DATA}, {CLOSE_LOST})"
                 )
         for rep in self.reps:
             if isinstance(rep.calendar, str) and rep.calendar not in self.calendars:

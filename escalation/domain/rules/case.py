@@ -33,7 +33,7 @@ from escalation.domain.models import (
     TimelineEntry,
 )
 from escalation.domain.policy import Policy
-from escalation.domain.principal import Principal
+from escalation.domain.principal import CLOSE_LOST, Principal
 from escalation.domain.rules import callback, fallback, followup, pause, permission, routing
 from escalation.domain.rules.brief import build_brief, granted_total, offer_line
 from escalation.domain.rules.routing import Routed
@@ -307,6 +307,10 @@ def close(step: Step, cmd: CloseInput) -> None:
             f"{cmd.outcome.value} (the case is at {s.current_tier.value}); escalate it first",
         )
     by = step.by
+    if cmd.outcome != Outcome.RESOLVED and by is not None and by.kind == "service" and CLOSE_LOST not in by.may:
+        raise permission.refuse(
+            f"{by.label} may not close a case as {cmd.outcome.value}: the roster does not give it {CLOSE_LOST}"
+        )
     if cmd.outcome != Outcome.RESOLVED and by is not None and by.tier is not None:
         # Losing a customer or handing a case to legal is the decision of a rep of such a tier themselves.
         lowest = min(step.policy.close_lost_allowed, key=permission.rank)
