@@ -63,6 +63,7 @@ class IdentityActivities:
                     acting_service=claims.acting_service,
                     case_id=claims.case_id,
                     checkin=claims.checkin,
+                    key_id=claims.key_id,
                 )
             elif req.claims is not None:
                 who = req.claims

@@ -408,3 +408,24 @@ def test_a_service_closes_a_case_as_lost_only_when_the_roster_says_so():
     anything = Principal(id="crm", kind="service", may=["*"])
     assert "does not give it close_lost" in str(refused(R.close, state, lost, anything))
     R.close(state, STANDARD, lost, NOW, by=Principal(id="crm", kind="service", may=["close", "close_lost"]))
+
+
+def test_a_services_own_key_names_that_service_only():
+    roster = ROSTER.model_copy(
+        update={
+            "services": [
+                *ROSTER.services,
+                Service(id="crm", name="CRM", acts_for_reps=True, may=["add_note"], kids=["crm-1"]),
+            ]
+        }
+    )
+    assert roster.identify(Identity(subject="tara", acting_service="crm", key_id="crm-1")).via == "crm"
+    assert roster.identify(Identity(subject="crm", key_id="crm-1")).kind == "service"
+    for forged in (
+        Identity(subject="maya", key_id="crm-1"),  # a rep alone
+        Identity(subject="roster", key_id="crm-1"),  # another service
+        Identity(subject="customer", case_id="C-1", key_id="crm-1"),  # a customer
+    ):
+        with pytest.raises(NotIdentified, match="key 'crm-1' is service crm's: it may name only crm"):
+            roster.identify(forged)
+    assert roster.identify(Identity(subject="maya", key_id="idp-7")).id == "maya"  # keys no service owns: as before

@@ -47,16 +47,25 @@ def recorded_identity(payload: Payload | None) -> Identity | None:
         return None
     try:
         text = json.loads(payload.data) if payload.metadata.get("encoding") == b"json/plain" else payload.data.decode()
-        body = str(text).split(".")[1]
+        head, body = str(text).split(".")[:2]
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        kid = _kid(head)
         act, checkin = claims.get("act"), claims.get("checkin")
         return Identity(
             subject=str(claims.get("sub", "")),
             acting_service=str(act["sub"]) if isinstance(act, dict) and "sub" in act else None,
             case_id=str(claims["case"]) if claims.get("case") is not None else None,
             checkin=checkin if isinstance(checkin, int) and not isinstance(checkin, bool) else None,
+            key_id=str(kid) if kid is not None else None,
         )
     except Exception:  # a header no validator could have taken: as if there were none
+        return None
+
+
+def _kid(head: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("kid")
+    except Exception:
         return None
 
 

@@ -73,6 +73,7 @@ class Identity(Contract):
     acting_service: str | None = None
     case_id: str | None = None
     checkin: int | None = None
+    key_id: str | None = None  # the key that signed it ("kid"): a service's own key names that service only
 
 
 class Service(Contract):
@@ -86,6 +87,9 @@ class Service(Contract):
     # Compensation or goodwill it may offer by itself; none unless set.
     authority_limit: Money | None = None
     active: bool = True
+    # The ids of the keys it signs with (its JWKS entries): a credential signed by one of them may name this service
+    # only, by itself or acting for a rep; never another service, a rep alone, or a customer.
+    kids: list[str] = Field(default_factory=list)
 
 
 __all__ = [

@@ -86,6 +86,10 @@ class Roster(Contract):
         """The principal a verified credential names: an active rep, a service of the roster (by itself, or acting
         for an active rep when it may), or the customer of one case. Raises NotIdentified saying why not."""
         sub = who.subject
+        owner = next((s for s in self.services if who.key_id is not None and who.key_id in s.kids), None)
+        if owner is not None and owner.id not in (sub, who.acting_service):
+            # A key the roster gives one service (a CRM's) cannot name anyone that service does not speak for.
+            raise NotIdentified(f"key '{who.key_id}' is service {owner.id}'s: it may name only {owner.id}")
         if sub in RESERVED:
             if sub != "customer":
                 raise NotIdentified(f"'{sub}' is the case itself; no credential may name it")
