@@ -622,26 +622,31 @@ async def fill(client: Client, reps: list[str], n: int, tag: str) -> None:
     await gather_limited(100, [functools.partial(start, i) for i in range(n)])
 
 
-async def decisions(client: Client, route: RouteActivities, n: int = 30) -> tuple[list[float], list[float]]:
-    """Seconds per decision: the activity as the worker runs it (the load index), and one visibility list over
-    the candidates per decision as before."""
+async def decisions(client: Client, route: RouteActivities, n: int = 30, before: int = 5) -> tuple[list, list]:
+    """Seconds per decision: the activity as the worker runs it (the load index), `n` decisions spread over a few
+    seconds (the index lists again meanwhile); then `before` decisions as before the index, one visibility list
+    over the candidates each."""
     env = ActivityEnvironment(client=client)
     roster = load_roster(ROSTER)
-    now, before = [], []
-    for i in range(n):
-        req = Assign(
+    candidates = [r.id for r in roster.qualified(Tier.AGENT, ["billing"], "en")]
+
+    def ask(i: int) -> Assign:
+        return Assign(
             case_id=f"R-{i}", tier=Tier.AGENT, stint=1, skills=["billing"], language="en", at=datetime.now(UTC)
         )
+
+    now, old = [], []
+    for i in range(n):
         t0 = time.perf_counter()
-        await env.run(route.find_owner, req)
+        await env.run(route.find_owner, ask(i))
         now.append(time.perf_counter() - t0)
-        candidates = [r.id for r in roster.qualified(Tier.AGENT, ["billing"], "en")]
+        await asyncio.sleep(0.1)
+    for i in range(before):
         t0 = time.perf_counter()
         loads = await open_cases(client, candidates)
-        routing.choose(roster, req, loads, datetime.now(UTC))
-        before.append(time.perf_counter() - t0)
-        await asyncio.sleep(0.1)  # decisions spread over a few seconds: the index lists again meanwhile
-    return now, before
+        routing.choose(roster, ask(i), loads, datetime.now(UTC))
+        old.append(time.perf_counter() - t0)
+    return now, old
 
 
 async def route_figure(bench: Bench) -> Line:
@@ -653,11 +658,13 @@ async def route_figure(bench: Bench) -> Line:
     held = f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" AND {SA_OWNER} IS NOT NULL'
     open_now = await count(client, held)
     await fill(client, agents, max(0, few - open_now), bench.tag)
+    await until(lambda: _at_least(count(client, held), few), timeout=30)  # visibility has them all
     route = RouteActivities(RosterStore(ROSTER))
     at_few = await count(client, held)
     now_few, before_few = await decisions(client, route)
     t0 = time.monotonic()
     await fill(client, agents, many - at_few, bench.tag)
+    await until(lambda: _at_least(count(client, held), many), timeout=60)
     say(f"{many - at_few} open cases added in {time.monotonic() - t0:.0f} s")
     at_many = await count(client, held)
     route = RouteActivities(RosterStore(ROSTER))  # a worker starting with this many open
