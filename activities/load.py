@@ -162,6 +162,10 @@ class LoadIndex:
                 loads[listed] -= 1  # this worker moved it on after the listing saw it there
         return loads
 
+    def warm(self, client: Client) -> None:
+        """Begin the first listing now (a worker starting), so that its first decision need not wait for it."""
+        self._start(client)
+
     def chose(self, case_id: str, rep: str) -> None:
         """This worker offered (or gave) the case to `rep`: count it from now on."""
         self.mine[workflow_id(case_id)] = Choice(rep, self.clock())

@@ -88,6 +88,23 @@ async def test_decisions_read_the_index_and_list_in_the_background_only_when_it_
     assert listed == [103.0, 203.0]
 
 
+async def test_a_warmed_index_has_its_listing_before_the_first_decision():
+    clock = Clock()
+    index = LoadIndex(clock=clock)
+    listed: list[float] = []
+
+    async def fake_list(client) -> None:
+        listed.append(clock.now)
+        index.listing = Listing(started=clock.now, counts=Counter({"ana": 2}))
+
+    index._list = fake_list  # type: ignore[method-assign]
+    index.warm(None)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert listed == [100.0]
+    assert await index.loads(None, ["ana"]) == {"ana": 2}  # type: ignore[arg-type]
+    assert listed == [100.0]  # no second listing for the decision
+
+
 @pytest.fixture
 def capped(settings, tmp_path: Path):
     """Three agents capped at 3 open cases each, a team lead, a supervisor and a manager (uncapped), with a

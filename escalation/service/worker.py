@@ -145,7 +145,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             "roster_watch_cannot_sign",
             reason="no signing key (ESCALATIONS_IDENTITY__SIGNING_KEYS): cases of inactive reps are not reassigned",
         )
-    worker = build_worker(client, settings, identity=identity)
+    route = RouteActivities(RosterStore(settings.roster_path))
+    worker = build_worker(client, settings, identity=identity, route=route)
+    route.index.warm(client)  # with thousands of cases open, the first listing takes seconds: begin it now
     log.info(
         "worker_started",
         address=settings.address,
