@@ -96,6 +96,7 @@ PROCESS_TESTS = frozenset(
         "test_chaos.py",
         "test_durability.py::test_server_killed_and_restarted_keeps_the_case_and_its_timers",
         "test_config.py::test_worker_that_cannot_connect_says_so_and_exits_1",
+        "test_config.py::test_a_worker_without_codec_keys_refuses_unless_plain_payloads_are_chosen",
         "test_inbound.py::test_the_endpoint_refuses_to_start_with_an_empty_or_short_secret",
         "test_cli_hostile.py::test_case_files_that_cannot_be_read_are_named_with_the_reason",
         "test_cli_hostile.py::test_a_broken_delivery_file_is_one_line_for_every_entry_point",

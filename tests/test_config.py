@@ -266,7 +266,11 @@ def test_worker_that_cannot_connect_says_so_and_exits_1(tmp_path):
         port = s.getsockname()[1]  # closed again: nothing listens there
     done = _run(
         [sys.executable, "-m", "worker"],
-        {"TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "ESCALATIONS_DATA_DIR": str(tmp_path)},
+        {
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+            "ESCALATIONS_DATA_DIR": str(tmp_path),
+            "ESCALATIONS_CODEC__ENABLED": "0",
+        },
     )
     assert done.returncode == 1, done.stderr
     assert f"escalations-worker: cannot connect to Temporal at 127.0.0.1:{port}" in done.stderr
@@ -283,3 +287,12 @@ async def test_worker_without_policies_or_roster_stops_naming_the_setting(env, t
         ConfigError, match=r"roster_path: roster file not found: .*roster\.toml \(set by ESCALATIONS_ROSTER\)"
     ):
         build_worker(env.client, base.model_copy(update={"roster_path": tmp_path / "roster.toml"}))
+
+
+def test_a_worker_without_codec_keys_refuses_unless_plain_payloads_are_chosen(tmp_path):
+    done = _run(
+        [sys.executable, "-m", "worker"], {"TEMPORAL_ADDRESS": "127.0.0.1:1", "ESCALATIONS_DATA_DIR": str(tmp_path)}
+    )
+    assert done.returncode == 1, done.stderr
+    assert "codec: no keys to encrypt customer data with" in done.stderr
+    assert "ESCALATIONS_CODEC__ENABLED=false" in done.stderr and "Traceback" not in done.stderr
