@@ -42,7 +42,7 @@ from temporalio.worker import Worker
 
 from escalation.client import open_case
 from escalation.client.converter import data_converter
-from escalation.client.credentials import CredentialInterceptor
+from escalation.client.credentials import CredentialInterceptor, use_credential
 from escalation.config import Settings
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX
 from escalation.identity import CUSTOMER, HEADER, IdentitySettings, Signer, ensure_key, header_payload
@@ -297,7 +297,12 @@ async def skip_cases(skip_env: WorkflowEnvironment, skip_worker: Worker, setting
     handles = []
 
     async def open_(inp):
-        handle = await open_case(skip_env.client, inp, task_queue_name=settings.task_queue)
+        # Signed at the test server's time: its clock runs ahead of the wall clock, and a case checks the
+        # credential it was started with as of its start.
+        signer = Signer.from_settings(IDENTITY)
+        assert signer is not None
+        with use_credential(signer.mint(inp.opened_by, now=await skip_env.get_current_time())):
+            handle = await open_case(skip_env.client, inp, task_queue_name=settings.task_queue)
         handles.append(handle)
         return handle
 
