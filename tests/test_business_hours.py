@@ -11,7 +11,6 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from escalation.client import case_state, open_case
-from escalation.client.credentials import use_credential
 from escalation.constants import SA_SLA_DUE
 from escalation.domain.models import (
     AcknowledgeInput,
@@ -20,22 +19,11 @@ from escalation.domain.models import (
     TimelineEntry,
     WaitOnCustomerInput,
 )
-from escalation.identity import Signer
 from tests.cases import case_input, eventually, owned
-from tests.conftest import IDENTITY
 
 NY = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
 SECOND = timedelta(seconds=1)
-
-
-async def open_now(env, skip_cases, inp):
-    """Open a case signed at the test server's time: its clock runs ahead of the wall clock, and a case checks
-    the credential it was opened with as of its start."""
-    signer = Signer.from_settings(IDENTITY)
-    assert signer is not None
-    with use_credential(signer.mint(inp.opened_by, now=await env.get_current_time())):
-        return await skip_cases(inp)
 
 
 def sent(settings, kind: str) -> list[dict]:
@@ -69,7 +57,7 @@ def close_to(actual: datetime | None, expected: datetime) -> bool:
 
 async def test_breach_on_friday_evening_lands_on_monday_morning(skip_env, skip_cases, settings):
     friday = await skip_to(skip_env, 4, time(17, 55))
-    handle = await open_now(skip_env, skip_cases, case_input("office"))
+    handle = await skip_cases(case_input("office"))
     state = await owned(handle)
     # 5 working minutes left on Friday, 5 more on Monday: 10 business minutes to acknowledge.
     monday = datetime.combine(friday.date() + timedelta(days=3), time(9, 5), tzinfo=NY)
@@ -92,7 +80,7 @@ async def test_breach_on_friday_evening_lands_on_monday_morning(skip_env, skip_c
 
 async def test_waiting_on_the_customer_in_the_final_minutes_prevents_the_breach(skip_env, skip_cases, settings):
     await skip_to(skip_env, 1, time(10, 0))  # a Tuesday morning
-    handle = await open_now(skip_env, skip_cases, case_input("office"))
+    handle = await skip_cases(case_input("office"))
     await owned(handle)
     await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
     state = await case_state(handle)
@@ -139,7 +127,7 @@ async def test_waiting_on_the_customer_in_the_final_minutes_prevents_the_breach(
 
 async def test_wait_without_a_reply_resumes_at_the_policy_limit(skip_env, skip_cases, settings):
     await skip_to(skip_env, 0, time(9, 30))  # Monday
-    handle = await open_now(skip_env, skip_cases, case_input("office"))
+    handle = await skip_cases(case_input("office"))
     await owned(handle)
     await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
     await handle.execute_update(
@@ -164,7 +152,7 @@ async def test_wait_without_a_reply_resumes_at_the_policy_limit(skip_env, skip_c
 
 async def test_a_check_in_due_at_night_goes_out_when_the_customers_window_opens(skip_env, skip_cases, settings):
     await skip_to(skip_env, 0, time(15, 0))  # Monday 15:00 New York = 21:00 in Berlin
-    handle = await open_now(skip_env, skip_cases, case_input("office"))
+    handle = await skip_cases(case_input("office"))
     state = await owned(handle)
     await handle.execute_update(
         "resolve",
@@ -195,8 +183,8 @@ async def test_a_check_in_due_at_night_goes_out_when_the_customers_window_opens(
 
 async def test_owners_hear_of_a_weekend_case_on_monday_unless_it_is_critical(skip_env, skip_cases, settings):
     saturday = await skip_to(skip_env, 5, time(12, 0))
-    quiet = await open_now(skip_env, skip_cases, case_input("office"))
-    urgent = await open_now(skip_env, skip_cases, case_input("office", severity="critical"))
+    quiet = await skip_cases(case_input("office"))
+    urgent = await skip_cases(case_input("office", severity="critical"))
     quiet_state, urgent_state = await owned(quiet), await owned(urgent)
 
     # Critical: 24x7 clock and the owner is told at once.
@@ -251,7 +239,7 @@ async def test_owner_notices_held_for_monday_are_dropped_when_the_case_closes_fi
     """A weekend case climbs to the manager and is closed on Saturday: the owners' notices held for Monday
     morning no longer concern anyone, so the case completes when it closes and nobody hears on Monday."""
     await skip_to(skip_env, 5, time(12, 0))  # Saturday noon
-    handle = await open_now(skip_env, skip_cases, case_input("office"))
+    handle = await skip_cases(case_input("office"))
     await owned(handle)
     await handle.execute_update(
         "escalate", {"actor": "ana", "reason": "needs_authority", "target_tier": "manager"}, result_type=TimelineEntry

@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 
 from escalation.cli import app
 from escalation.client import case_state, open_case
-from escalation.client.credentials import use_credential
 from escalation.constants import ERR_INVALID_STATE
 from escalation.domain import rules as R
 from escalation.domain.models import (
@@ -46,9 +45,7 @@ from escalation.domain.rules import Routed, RuleViolation
 from escalation.domain.rules.callback import deadlines as callback_deadlines
 from escalation.domain.rules.callback import local
 from escalation.domain.rules.step import Assign, MessageKind
-from escalation.identity import Signer
 from tests.cases import case_input, eventually
-from tests.conftest import IDENTITY
 from tests.test_business_hours import close_to, sent, skip_to, skip_until
 from tests.test_cli import cli_fixture, worker_logs_stay_out_of_cli_output  # noqa: F401  (fixtures)
 from tests.test_cli import state as cli_state
@@ -575,19 +572,6 @@ def settings(settings):
     return settings
 
 
-def signed_now(env, open_):
-    """Opens cases signed at the test server's time: its clock runs ahead of the wall clock, and a case checks
-    the credential it was opened with as of its start."""
-    signer = Signer.from_settings(IDENTITY)
-    assert signer is not None
-
-    async def opener(inp):
-        with use_credential(signer.mint(inp.opened_by, now=await env.get_current_time())):
-            return await open_(inp)
-
-    return opener
-
-
 async def supervisor_case(open_, **overrides: Any):
     """A threat case (supervisor tier), acknowledged (and so accepted) by whichever supervisor it was offered to."""
     handle = await open_(case_input("routing", threat=True, **overrides))
@@ -616,7 +600,7 @@ def entries(state: CaseState, kind: str) -> list[TimelineEntry]:
 
 async def test_a_supervisor_callback_is_reminded_due_and_reached(skip_env, skip_cases, settings):
     tuesday = await skip_to(skip_env, 1, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
+    handle, sup = await supervisor_case(skip_cases)
     at = datetime.combine(tuesday.date(), time(15, 0))  # the customer's 15:00
     cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sol", notes="explain the refund")
     assert cb.owner.id == "sol" and cb.customer_time.hour == 15
@@ -643,7 +627,7 @@ async def _messages(settings, kind: str, at_least: int) -> list[dict] | None:
 
 async def test_no_answer_is_retried_then_the_case_escalates(skip_env, skip_cases, settings):
     await skip_to(skip_env, 2, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
+    handle, sup = await supervisor_case(skip_cases)
     cb = await schedule(handle, actor=sup, at="earliest")
     await eventually(lambda: _messages(settings, "callback_due", 1))
     retry = await record(handle, cb.id, "no_answer", sup)
@@ -680,7 +664,7 @@ async def _is_holder(handle, rep_id: str) -> bool:
 
 async def test_a_missed_window_goes_to_the_next_rep_and_counts_as_a_breach(skip_env, skip_cases, settings):
     await skip_to(skip_env, 3, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
+    handle, sup = await supervisor_case(skip_cases)
     cb = await schedule(handle, actor=sup, at="earliest", owner="sam", window="20m")
     await skip_until(skip_env, cb.due_at + 20 * MIN + SECOND)
 
@@ -708,7 +692,7 @@ async def test_a_callback_missed_in_the_evening_moves_to_the_next_rep_and_the_cu
     """The issue's case: a call promised for the evening, its window missed; the next supervisor takes it when
     the customer's contact window next opens, and the customer is told so then, not at night, nor never."""
     tuesday = await skip_to(skip_env, 1, time(19, 0), BERLIN)
-    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
+    handle, sup = await supervisor_case(skip_cases)
     at = datetime.combine(tuesday.date(), time(19, 40))  # the customer's 19:40
     cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sam", window="30m")
     await eventually(lambda: _to_customer(settings, "We will call you back"))  # confirmed at once (19:00)
@@ -758,7 +742,7 @@ async def test_an_outcome_for_a_callback_booked_two_days_ahead_is_refused(cli, t
 
 async def test_reschedule_and_cancel_and_resolving_cancels_the_rest(skip_env, skip_cases, settings):
     monday = await skip_to(skip_env, 0, time(10, 0), BERLIN)
-    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
+    handle, sup = await supervisor_case(skip_cases)
     day = monday.date()
     first = await schedule(handle, actor=sup, at=datetime.combine(day, time(12, 0)).isoformat())
     second = await schedule(handle, actor=sup, at=datetime.combine(day, time(13, 0)).isoformat())
@@ -807,7 +791,7 @@ async def test_a_callback_across_a_dst_change_lands_on_the_customers_wall_clock(
     change = next_dst_change(BERLIN, await skip_env.get_current_time())
     before = datetime.combine(change - timedelta(days=1), time(12, 0), BERLIN)
     await skip_until(skip_env, before.astimezone(UTC))
-    handle, sup = await supervisor_case(signed_now(skip_env, skip_cases))
+    handle, sup = await supervisor_case(skip_cases)
     at = datetime.combine(change, time(10, 0))  # "tomorrow at 10" for the customer, after the clocks change
     cb = await schedule(handle, actor=sup, at=at.isoformat(), owner="sol")
     assert cb.customer_time.replace(tzinfo=None) == at

@@ -6,20 +6,8 @@ import json
 from datetime import timedelta
 
 from escalation.client import case_state
-from escalation.client.credentials import use_credential
 from escalation.domain.models import AcknowledgeInput, FollowUpResponseInput, ResolveInput, TimelineEntry
-from escalation.identity import Signer
 from tests.cases import case_input, eventually, owned
-from tests.conftest import IDENTITY
-
-
-async def open_now(env, skip_cases, inp):
-    """Open a case signed at the test server's time: its clock runs ahead of the wall clock, and a case checks
-    the credential it was opened with as of its start."""
-    signer = Signer.from_settings(IDENTITY)
-    assert signer is not None
-    with use_credential(signer.mint(inp.opened_by, now=await env.get_current_time())):
-        return await skip_cases(inp)
 
 
 def sent(settings, kind: str) -> list[dict]:
@@ -31,7 +19,7 @@ def sent(settings, kind: str) -> list[dict]:
 async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation_contact(
     skip_env, skip_cases, settings
 ):
-    handle = await open_now(skip_env, skip_cases, case_input())
+    handle = await skip_cases(case_input())
     state = await owned(handle)
     opened = state.opened_at
     # Acknowledge targets of the standard policy: agent 5m, team lead 10m, supervisor 15m, manager 30m.
@@ -66,7 +54,7 @@ async def test_breach_at_every_tier_climbs_to_manager_then_alerts_the_escalation
 
 
 async def test_acknowledging_stops_the_acknowledge_clock(skip_env, skip_cases, settings):
-    handle = await open_now(skip_env, skip_cases, case_input())
+    handle = await skip_cases(case_input())
     await owned(handle)
     await handle.execute_update("acknowledge", AcknowledgeInput(actor="ana"), result_type=TimelineEntry)
     await skip_env.sleep(timedelta(minutes=30))
@@ -81,7 +69,7 @@ async def test_acknowledging_stops_the_acknowledge_clock(skip_env, skip_cases, s
 
 async def resolved_and_checked_in(skip_env, skip_cases, settings):
     """A case resolved at the agent tier whose first check-in (+1 day) has gone out."""
-    handle = await open_now(skip_env, skip_cases, case_input())
+    handle = await skip_cases(case_input())
     state = await owned(handle)
     await handle.execute_update(
         "resolve",
