@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -28,29 +27,11 @@ from escalation.client import EscalationClient
 from escalation.config import ConfigError
 from escalation.domain.formatting import duration, instant
 from escalation.identity import CUSTOMER, CredentialRefused, IdentitySettings, KeyProblem, Verifier
+from escalation.web import is_loopback, listen, parse_address
 
 log = structlog.get_logger()
 
 Clock = Callable[[], datetime]
-
-
-def is_loopback(host: str) -> bool:
-    """Only this machine can reach `host`: localhost or a loopback address."""
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """'127.0.0.1:8080', '[::1]:8080', ':8080' (every address) -> (host, port); ConfigError when it is not."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--web: give HOST:PORT, e.g. 127.0.0.1:8080 (got {address!r})")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 # ----- the page (pure)
@@ -272,20 +253,10 @@ async def start(
 ) -> tuple[web.AppRunner, str]:
     """Serve the board on `address` (HOST:PORT), with a bearer credential on every request when `verifier` is
     given. Returns the runner (clean it up to stop) and the page's URL."""
-    host, port = parse_address(address)
+    host, _ = parse_address(address)
     if verifier is None and not is_loopback(host):
         raise ConfigError(f"--web: {address} is reachable from other machines: a verifier is needed there")
-    runner = web.AppRunner(build_app(wall, refresh=refresh, verifier=verifier), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as err:
-        await runner.cleanup()
-        raise ConfigError(f"--web: cannot listen on {address}: {err.strerror or err}") from None
-    bound = runner.addresses[0] if runner.addresses else (host, port)
-    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
-    return runner, f"http://{shown}:{bound[1]}/"
+    return await listen(build_app(wall, refresh=refresh, verifier=verifier), address, "--web")
 
 
 async def serve(

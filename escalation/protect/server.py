@@ -28,13 +28,13 @@ from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from escalation.board_web import is_loopback, parse_address
 from escalation.config import ConfigError, Settings
 from escalation.domain.principal import Identity, NotIdentified
 from escalation.domain.roster import RosterError, RosterStore
 from escalation.identity import CredentialRefused, KeyProblem, Verifier
 from escalation.protect import AesGcmCodec, PayloadKeyProblem, key_ring
 from escalation.protect.codec import WORKFLOW_ID
+from escalation.web import is_loopback, listen, parse_address
 
 log = structlog.get_logger()
 
@@ -230,18 +230,8 @@ class CodecServer:
 
 async def start(server: CodecServer, address: str) -> tuple[web.AppRunner, str]:
     """Listen on `address` (HOST:PORT). Returns the runner (clean it up to stop) and the endpoint's URL."""
-    host, port = parse_address(address)
-    runner = web.AppRunner(server.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as err:
-        await runner.cleanup()
-        raise ConfigError(f"codec server: cannot listen on {address}: {err.strerror or err}") from None
-    bound = runner.addresses[0] if runner.addresses else (host, port)
-    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
-    return runner, f"http://{shown}:{bound[1]}"
+    runner, url = await listen(server.app(), address, "codec server")
+    return runner, url.rstrip("/")
 
 
 async def serve(server: CodecServer, address: str, *, announce: Callable[[str], None]) -> None:
