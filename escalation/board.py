@@ -22,12 +22,23 @@ from pydantic import BaseModel
 
 from escalation import metrics
 from escalation.client import EscalationClient
+from escalation.domain.formatting import duration
 from escalation.domain.models import Severity, Status, Tier
 from escalation.domain.roster import RosterError, load_roster
 from escalation.search import CaseFilter, CaseSummary
 
 # The statuses a running case shows in visibility (a closed case has completed).
 BOARD_STATUSES = (Status.OPEN, Status.RESOLVED)
+
+
+CASE_COLUMNS = ("case", "tier", "severity", "owner", "SLA due")
+
+
+def countdown(at: datetime | None, now: datetime) -> str:
+    """'in 4m12s', '3m late', or '-'."""
+    if at is None:
+        return "-"
+    return f"in {duration(at - now)}" if at > now else f"{duration(now - at)} late"
 
 
 class BoardCase(BaseModel):
@@ -41,6 +52,14 @@ class BoardCase(BaseModel):
     sla_due_at: datetime | None
     # "unowned" / "owned": the target at sla_due_at was missed and is still owed.
     sla_breach: str | None = None
+
+    def row(self, now: datetime) -> tuple[str, str, str, str, str]:
+        """The case as a board row (CASE_COLUMNS), in the terminal and on the web page alike."""
+        due = countdown(self.sla_due_at, now)
+        if self.sla_breach is not None:
+            due += ", BREACHED" + (", unowned" if self.sla_breach == "unowned" else "")
+        tier, severity = self.tier.value if self.tier else "-", self.severity.value if self.severity else "-"
+        return self.case_id, tier, severity, self.owner or "-", due
 
     @classmethod
     def of(cls, case: CaseSummary) -> BoardCase:

@@ -22,10 +22,10 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from escalation.board import Board, BoardCase, MetricsWindow, gather_board
+from escalation.board import CASE_COLUMNS, Board, MetricsWindow, gather_board
 from escalation.client import EscalationClient
 from escalation.config import ConfigError
-from escalation.domain.formatting import duration, instant
+from escalation.domain.formatting import instant
 from escalation.identity import CUSTOMER, CredentialRefused, IdentitySettings, KeyProblem, Verifier
 from escalation.web import is_loopback, listen, parse_address
 
@@ -37,36 +37,12 @@ Clock = Callable[[], datetime]
 # ----- the page (pure)
 
 
-def _countdown(at: datetime | None, now: datetime) -> str:
-    if at is None:
-        return "-"
-    return f"in {duration(at - now)}" if at > now else f"{duration(now - at)} late"
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str = "", empty: str = "none") -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     if not rows:
         return f'<table class="{css}"><tr>{head}</tr><tr><td colspan="{len(headers)}" class="none">{empty}</td></tr></table>'
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f'<table class="{css}"><tr>{head}</tr>{body}</table>'
-
-
-def _case_rows(cases: Sequence[BoardCase], now: datetime) -> list[list[str]]:
-    rows = []
-    for c in cases:
-        due = _countdown(c.sla_due_at, now)
-        if c.sla_breach is not None:
-            due += ", BREACHED" + (", unowned" if c.sla_breach == "unowned" else "")
-        rows.append(
-            [
-                c.case_id,
-                c.tier.value if c.tier else "-",
-                c.severity.value if c.severity else "-",
-                c.owner or "-",
-                due,
-            ]
-        )
-    return rows
 
 
 STYLE = """
@@ -136,8 +112,8 @@ def page(board: Board, now: datetime, refresh: float) -> str:
 <div class="grid">
 <section><h2>{board.running} running case(s)</h2>{counts}</section>
 <section><h2>Breaches and escalations</h2>{last_hour}</section>
-<section><h2>Next breaches</h2>{_table(["case", "tier", "severity", "owner", "SLA due"], _case_rows(board.next_breaches, now), "breaches")}</section>
-<section><h2>Unowned: {len(board.unowned)}</h2>{_table(["case", "tier", "severity", "owner", "SLA due"], _case_rows(board.unowned, now), "unowned")}</section>
+<section><h2>Next breaches</h2>{_table(CASE_COLUMNS, [c.row(now) for c in board.next_breaches], "breaches")}</section>
+<section><h2>Unowned: {len(board.unowned)}</h2>{_table(CASE_COLUMNS, [c.row(now) for c in board.unowned], "unowned")}</section>
 <section><h2>Reps</h2>{reps}</section>
 </div>
 {"".join(f'<p class="note">{escape(n)}</p>' for n in notes)}

@@ -219,31 +219,12 @@ def cases_table(cases: list[CaseSummary], now: datetime) -> Table:
     return table
 
 
-def countdown(at: datetime | None, now: datetime) -> str:
-    """'in 4m12s', '3m late', or '-'."""
-    if at is None:
-        return "-"
-    return f"in {duration(at - now)}" if at > now else f"{duration(now - at)} late"
-
-
 def _board_cases(title: str, cases: list[BoardCase], now: datetime) -> Table:
-    table = Table("case", "tier", "severity", "owner", "SLA due", title=title, title_justify="left")
+    from escalation.board import CASE_COLUMNS  # the board module reads visibility: only the board's views need it
+
+    table = Table(*CASE_COLUMNS, title=title, title_justify="left")
     for c in cases:
-        due = countdown(c.sla_due_at, now)
-        if c.sla_breach is not None:
-            due = f"{due}, BREACHED" + (", unowned" if c.sla_breach == "unowned" else "")
-        table.add_row(
-            *map(
-                _cell,
-                (
-                    c.case_id,
-                    c.tier.value if c.tier else "-",
-                    c.severity.value if c.severity else "-",
-                    c.owner or "-",
-                    due,
-                ),
-            )
-        )
+        table.add_row(*map(_cell, c.row(now)))
     return table
 
 
