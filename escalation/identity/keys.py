@@ -306,15 +306,23 @@ def new_key(path: Path, *, algorithm: str = "HS256", kid: str | None = None, kee
     if path.exists():
         existing = _entries(read_document(path), str(path))
     jwk = generate_jwk(algorithm, kid)
+    add_key(path, existing, jwk, keep=keep)
+    return jwk
+
+
+def add_key(
+    path: Path, existing: list[dict[str, Any]], jwk: dict[str, Any], *, keep: int | None, standby: bool = False
+) -> None:
+    """Write the key file at `path` (0600) with `jwk` added to the `existing` keys: first, so it is used from now
+    on, or last with `standby` (only read until it is put first); `keep` keeps that many keys in all (the newest)."""
     if any(e.get("kid") == jwk["kid"] for e in existing):
         raise KeyProblem(f"{path}: key id {jwk['kid']!r} is there already; pick another --kid")
-    keys = [jwk, *existing]
+    keys = [*existing, jwk] if standby and existing else [jwk, *existing]
     if keep is not None:
         if keep < 1:
             raise KeyProblem("keep must be at least 1 (the new key)")
         keys = keys[:keep]
     write_private(path, {"keys": keys})
-    return jwk
 
 
 def ensure_key(path: Path, *, algorithm: str = "HS256") -> bool:

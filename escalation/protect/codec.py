@@ -45,7 +45,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
-from escalation.identity.keys import KeyProblem, read_document, write_private
+from escalation.identity.keys import KeyProblem, add_key, read_document, write_private
 
 ENCODING = b"binary/encrypted"
 CIPHER = b"AES-256-GCM"
@@ -310,14 +310,7 @@ def new_key(path: Path, *, kid: str | None = None, keep: int | None = None, stan
         existing = list(read_document(path).get("keys", []))
         PayloadKeys.parse({"keys": existing}, str(path))
     jwk = generate_key(kid)
-    if any(e.get("kid") == jwk["kid"] for e in existing):
-        raise KeyProblem(f"{path}: key id {jwk['kid']!r} is there already; pick another --kid")
-    keys = [*existing, jwk] if standby and existing else [jwk, *existing]
-    if keep is not None:
-        if keep < 1:
-            raise KeyProblem("keep must be at least 1 (the new key)")
-        keys = keys[:keep]
-    write_private(path, {"keys": keys})
+    add_key(path, existing, jwk, keep=keep, standby=standby)
     return jwk
 
 
