@@ -39,11 +39,11 @@ $(INSTALLED): pyproject.toml $(wildcard uv.lock) | $(BIN)/python
 		$(BIN)/pip install --quiet 'uv>=0.9' && uv=$(BIN)/uv || uv=; \
 	fi; \
 	if [ -n "$$uv" ]; then \
-		echo "$$uv sync --inexact --extra dev --extra test"; \
-		UV_PROJECT_ENVIRONMENT=$(VENV) "$$uv" sync --inexact --extra dev --extra test; \
+		echo "$$uv sync --inexact --extra dev --extra test --extra insight"; \
+		UV_PROJECT_ENVIRONMENT=$(VENV) "$$uv" sync --inexact --extra dev --extra test --extra insight; \
 	else \
-		echo "$(BIN)/pip install -e '.[dev,test]'"; \
-		$(BIN)/pip install -e '.[dev,test]'; \
+		echo "$(BIN)/pip install -e '.[dev,test,insight]'"; \
+		$(BIN)/pip install -e '.[dev,test,insight]'; \
 	fi
 	@touch $@
 

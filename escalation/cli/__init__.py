@@ -1589,6 +1589,10 @@ def codec_server(
         raise typer.Exit(130) from None
 
 
+# Commands kept in their own modules register on `app` when imported (insight, the events receiver, the demo mix).
+from escalation.cli import events_sink, report, simulate, train  # noqa: E402, F401
+
+
 def entrypoint() -> None:
     """The console script; it leaves through `leave` so a clean exit code is never turned into a crash."""
     code = 0
