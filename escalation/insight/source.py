@@ -123,6 +123,7 @@ VIEWS: dict[str, str] = {
                    count(*) FILTER (type = 'escalation.reopened') AS reopens,
                    count(*) FILTER (type = 'escalation.breached') AS breaches,
                    count(*) FILTER (type = 'escalation.followup_sent') AS followups,
+                   min("at") FILTER (type = 'escalation.resolved') AS first_resolved_at,
                    max("at") FILTER (type = 'escalation.resolved') AS resolved_at,
                    arg_max(detail->>'root_cause', seq) FILTER (type = 'escalation.resolved') AS root_cause,
                    arg_max(coalesce(TRY_CAST(detail->>'kb_missing' AS BOOLEAN), false), seq)
@@ -152,7 +153,7 @@ VIEWS: dict[str, str] = {
                p.escalations, p.escalations > 0 AS escalated, p.reopens, p.breaches, p.followups,
                coalesce(g.granted, 0) AS granted, coalesce(g.granted_compensation, 0) AS granted_compensation,
                coalesce(g.granted_goodwill, 0) AS granted_goodwill, coalesce(g.offers, 0) AS offers,
-               p.resolved_at, p.resolved_by, p.resolved_tier, p.root_cause, p.kb_missing, p.kb_article,
+               p.first_resolved_at, p.resolved_at, p.resolved_by, p.resolved_tier, p.root_cause, p.kb_missing, p.kb_article,
                p.closed_at, p.outcome,
                p.resolved_at IS NOT NULL AND p.escalations = 0 AND p.reopens = 0 AS first_contact_resolved,
                p.followup_answer, p.forgotten, o.risk
@@ -211,12 +212,12 @@ def connect(source: str | Path, *, materialize: bool = True) -> duckdb.DuckDBPyC
     con.execute("SET TimeZone = 'UTC'")
     relation = "TABLE" if materialize else "VIEW"
     try:
-        con.execute(f"CREATE TEMP {relation} raw_events AS {_read(con, kind, files)}")
+        con.execute(f"CREATE {relation} raw_events AS {_read(con, kind, files)}")
         row = con.execute("SELECT count(*) FROM (SELECT 1 FROM raw_events LIMIT 1)").fetchone()
         if not row or row[0] == 0:
             raise SourceProblem(f"events: {source} holds no events")
         for name, sql in VIEWS.items():
-            con.execute(f"CREATE TEMP {relation} {name} AS {sql}")
+            con.execute(f"CREATE {relation} {name} AS {sql}")
     except SourceProblem:
         con.close()
         raise

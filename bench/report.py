@@ -1,0 +1,239 @@
+"""The report's figure: `escalations report` over a million events, against a bare DuckDB scan of the same file.
+
+    python -m bench.report [--events N] [--seed S]     (make bench runs it in its quick mode too)
+
+The events are synthetic and seeded: cases of every category, channel and value band that climb the ladder,
+breach, get offers, resolve, are followed up and reopen, written by DuckDB itself (a few seconds) as JSON lines
+and as Parquet, and kept in a temporary folder named for their size and seed, so the next run reuses them.
+Each format prints one line in the form of bench/perf.py: `report[format]: X s over N events (ratio R to a
+DuckDB scan of the same file), target < 10 s: OK|MISS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from escalation.insight import report, source
+
+EVENTS = 1_000_000
+SEED = 7
+TARGET_SECONDS = 10.0
+START = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 60
+DUPLICATES = 0.005  # a receiver's repeats: the same event again
+
+
+@dataclass
+class Line:
+    """One figure, printed as bench/perf.py prints its own."""
+
+    name: str
+    value: str
+    ratio: str
+    target: str
+    ok: bool
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value} ({self.ratio}), target {self.target}: {'OK' if self.ok else 'MISS'}"
+
+
+def _pick(values: list[str], salt: str) -> str:
+    """SQL choosing one of `values` per case, by a hash of the case number and the seed."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return f"([{listed}])[1 + (hash(i, {salt!r}, seed) % {len(values)})::BIGINT]"
+
+
+CATEGORIES = ["billing", "delivery", "outage", "refund", "account", "fraud", "contract", "device"]
+# How often each category climbs past the first tier, per mille: the loopholes the report should find.
+CLIMB = {"billing": 500, "delivery": 250, "outage": 700, "refund": 350, "account": 120, "fraud": 800, "contract": 300}
+ROOT_CAUSES = ["billing_error", "delivery", "service_outage", "policy_gap", "product_defect", "communication"]
+REPS = [f"rep{n:02d}" for n in range(40)]
+WORDS = ["refund", "charged", "twice", "parcel", "late", "outage", "router", "contract", "cancel", "invoice"]
+
+
+def events_sql(cases: int, seed: int) -> str:
+    """Every event of `cases` synthetic cases, ordered by case and seq, with `at` as ISO-8601 text."""
+    climb = " ".join(f"WHEN '{c}' THEN {p}" for c, p in CLIMB.items())
+    start = START.strftime("%Y-%m-%d %H:%M:%S")
+    return f"""
+    WITH base AS (
+        SELECT i, {seed} AS seed FROM range({cases}) t(i)
+    ), c AS (
+        SELECT i, seed, 'C-' || lpad(i::VARCHAR, 7, '0') AS case_id, md5(i::VARCHAR || '-' || seed) AS opening,
+               TIMESTAMP '{start}' + to_seconds((hash(i, 't', seed) % {DAYS * 86400})::BIGINT) AS opened_at,
+               {_pick(CATEGORIES, "cat")} AS category,
+               {_pick(["call", "call", "chat", "email", "sms"], "ch")} AS channel,
+               {_pick(["low", "medium", "medium", "high", "critical"], "sev")} AS severity,
+               {_pick(["under_1k", "under_1k", "1k_10k", "1k_10k", "10k_100k", "100k_plus"], "band")} AS value_band,
+               {_pick(["furious", "angry", "upset", "neutral", "calm"], "sent")} AS sentiment,
+               {_pick(ROOT_CAUSES, "rc")} AS root_cause,
+               {_pick(REPS, "rep")} AS rep, {_pick(REPS, "lead")} AS lead,
+               {_pick(WORDS, "w1")} || ' ' || {_pick(WORDS, "w2")} AS summary,
+               (hash(i, 'u', seed) % 1000)::BIGINT AS u, (hash(i, 'v', seed) % 1000)::BIGINT AS v, (hash(i, 'w', seed) % 1000)::BIGINT AS w
+        FROM base
+    ), cases AS (
+        SELECT *, u < CASE category {climb} ELSE 200 END AS climbs,
+               u < CASE category {climb} ELSE 200 END AND v < 300 AS climbs_twice,
+               v % 7 = 0 AS breach, w < 400 AS offered, w < 280 AS accepted, w % 5 <> 0 AS resolves,
+               v % 10 < 2 AS not_fixed, (u + w) % 3 = 0 AS kb_missing,
+               CASE value_band WHEN 'under_1k' THEN 400 WHEN '1k_10k' THEN 4000 WHEN '10k_100k' THEN 40000
+                    ELSE 250000 END + (v * 7) AS customer_value
+        FROM c
+    ), slots AS (
+        SELECT c.*, s.n, s.kind, s.minutes FROM cases c,
+        (VALUES (1, 'opened', 0), (2, 'assigned', 1), (3, 'acknowledged', 6), (4, 'note', 20),
+                (5, 'breached', 31), (6, 'escalated', 40), (7, 'acknowledged2', 55), (8, 'escalated2', 120),
+                (9, 'acknowledged3', 150), (10, 'offer_proposed', 170), (11, 'offer_answered', 190),
+                (12, 'resolved', 240), (13, 'followup_sent', 1680), (14, 'followup_answered', 1700),
+                (15, 'reopened', 1701), (16, 'resolved2', 1900), (17, 'closed', 4000)) s(n, kind, minutes)
+        WHERE CASE s.kind
+            WHEN 'breached' THEN breach
+            WHEN 'escalated' THEN climbs WHEN 'acknowledged2' THEN climbs
+            WHEN 'escalated2' THEN climbs_twice WHEN 'acknowledged3' THEN climbs_twice
+            WHEN 'offer_proposed' THEN offered WHEN 'offer_answered' THEN offered
+            WHEN 'resolved' THEN resolves WHEN 'followup_sent' THEN resolves WHEN 'followup_answered' THEN resolves
+            WHEN 'reopened' THEN resolves AND not_fixed WHEN 'resolved2' THEN resolves AND not_fixed
+            WHEN 'closed' THEN resolves AND NOT not_fixed
+            ELSE true END
+    ), shaped AS (
+        SELECT *, row_number() OVER (PARTITION BY i ORDER BY n) AS seq,
+               CASE WHEN n >= 8 AND climbs_twice THEN 'supervisor' WHEN n >= 6 AND climbs THEN 'team_lead'
+                    ELSE 'agent' END AS tier,
+               CASE WHEN n >= 6 AND climbs THEN lead ELSE rep END AS who,
+               opened_at + to_seconds((minutes * 60 * (0.3 + u / 400.0 + (hash(i, n, seed) % 100) / 1000.0))::BIGINT) AS at_ts
+        FROM slots
+    )
+    SELECT 'escalation-' || case_id || '/' || opening || '/' || seq AS id,
+           'escalation.' || regexp_replace(kind, '[0-9]$', '') AS type_raw,
+           kind, case_id, seq, strftime(at_ts, '%Y-%m-%dT%H:%M:%SZ') AS "at",
+           CASE WHEN kind IN ('opened', 'breached', 'assigned', 'followup_sent') THEN 'system'
+                WHEN kind IN ('offer_answered', 'followup_answered') THEN 'customer' ELSE who END AS actor,
+           tier, CASE WHEN kind IN ('resolved', 'resolved2', 'followup_sent', 'followup_answered') THEN 'resolved'
+                      WHEN kind = 'closed' THEN 'closed' ELSE 'open' END AS status,
+           CASE WHEN kind = 'opened' THEN NULL ELSE who END AS owner,
+           CASE kind
+             WHEN 'opened' THEN json_object('channel', channel, 'severity', severity, 'threat', false,
+                 'policy', 'standard', 'category', category, 'customer_id', 'cust-' || (i % 50000),
+                 'customer_value', customer_value::VARCHAR, 'value_band', value_band, 'language', 'en',
+                 'sentiment', sentiment, 'summary', summary, 'desired_outcome', 'a refund')
+             WHEN 'assigned' THEN json_object('owner', rep)
+             WHEN 'note' THEN json_object('text', summary, 'sentiment', sentiment)
+             WHEN 'breached' THEN json_object('clock', 'acknowledge', 'owner', rep)
+             WHEN 'escalated' THEN json_object('from_tier', 'agent', 'to_tier', 'team_lead',
+                 'reason', CASE WHEN breach THEN 'sla_breach' WHEN v % 2 = 0 THEN 'customer_request'
+                                ELSE 'needs_authority' END)
+             WHEN 'escalated2' THEN json_object('from_tier', 'team_lead', 'to_tier', 'supervisor',
+                 'reason', 'complexity')
+             WHEN 'offer_proposed' THEN json_object('offer_id', 'o1', 'kind',
+                 CASE WHEN w % 2 = 0 THEN 'compensation' ELSE 'goodwill' END,
+                 'amount', (10 + w % 90)::VARCHAR || '.00', 'currency', 'EUR')
+             WHEN 'offer_answered' THEN json_object('offer_id', 'o1', 'amount', (10 + w % 90)::VARCHAR || '.00',
+                 'currency', 'EUR')
+             WHEN 'resolved' THEN json_object('resolution', 'fixed it', 'root_cause', root_cause,
+                 'kb_missing', CASE WHEN kb_missing THEN true END,
+                 'kb_article', CASE WHEN NOT kb_missing THEN 'KB-1' END)
+             WHEN 'resolved2' THEN json_object('resolution', 'fixed again', 'root_cause', root_cause)
+             WHEN 'followup_sent' THEN json_object('checkin', 1, 'channel', 'email')
+             WHEN 'followup_answered' THEN json_object('checkin', 1,
+                 'answer', CASE WHEN not_fixed THEN 'not_fixed' ELSE 'fixed' END)
+             WHEN 'closed' THEN json_object('outcome', 'resolved')
+             ELSE json_object() END AS detail,
+           accepted
+    FROM shaped
+    """
+
+
+def generate(folder: Path, events: int = EVENTS, seed: int = SEED) -> tuple[Path, Path]:
+    """`events.jsonl` and `events.parquet` in `folder` holding exactly `events` events (DUPLICATES of them
+    repeats of others), made once."""
+    jsonl, parquet = folder / "events.jsonl", folder / "events.parquet"
+    if jsonl.exists() and parquet.exists():
+        return jsonl, parquet
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    repeats = int(events * DUPLICATES)
+    cases = (events - repeats) // 9 + 1000  # about nine events a case; the surplus is cut below
+    con.execute(
+        f"""CREATE TABLE generated AS
+            SELECT id, CASE kind WHEN 'offer_answered' THEN
+                              CASE WHEN accepted THEN 'escalation.offer_accepted' ELSE 'escalation.offer_declined' END
+                          ELSE type_raw END AS type,
+                   case_id, seq, "at", actor, tier, status, owner, detail
+            FROM ({events_sql(cases, seed)}) ORDER BY case_id, seq LIMIT {events - repeats}"""
+    )
+    con.execute(f"INSERT INTO generated SELECT * FROM generated USING SAMPLE {repeats} ROWS (reservoir, {seed})")
+    partial = folder / "events.jsonl.part"
+    con.execute(f"COPY generated TO '{partial}' (FORMAT json)")
+    partial.rename(jsonl)
+    con.execute(f"COPY generated TO '{parquet}' (FORMAT parquet)")
+    con.close()
+    return jsonl, parquet
+
+
+def scan_seconds(path: Path) -> float:
+    """A bare DuckDB scan of the file: the least any report over it could take."""
+    con = duckdb.connect()
+    reader = "read_parquet" if path.suffix == ".parquet" else "read_json_auto"
+    t0 = time.perf_counter()
+    con.execute(f"SELECT count(*), count(DISTINCT id) FROM {reader}('{path}')").fetchall()
+    took = time.perf_counter() - t0
+    con.close()
+    return took
+
+
+def report_seconds(path: Path) -> tuple[float, report.Report]:
+    t0 = time.perf_counter()
+    con = source.connect(path)
+    when = report.Period(since=START, until=START + timedelta(days=DAYS + 10))
+    result = report.build(con, when, report.Filters())
+    took = time.perf_counter() - t0
+    con.close()
+    return took, result
+
+
+def figure(events: int = EVENTS, seed: int = SEED) -> list[Line]:
+    folder = Path(tempfile.gettempdir()) / f"escalations-report-bench-{events}-{seed}"
+    t0 = time.perf_counter()
+    files = generate(folder, events, seed)
+    print(f"  .. {events:,} events ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    lines = []
+    for path in files:
+        took, result = report_seconds(path)
+        scan = scan_seconds(path)
+        kind = "parquet" if path.suffix == ".parquet" else "jsonl"
+        lines.append(
+            Line(
+                f"report[{kind}]",
+                f"{took:.1f} s over {events:,} events ({result.headline.cases:,} cases)",
+                f"ratio {took / scan:.1f} to a DuckDB scan of the same file {scan:.2f} s",
+                f"< {TARGET_SECONDS:.0f} s",
+                took < TARGET_SECONDS,
+            )
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=EVENTS, help="how many events (10,000 to 10,000,000)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args(argv)
+    if not 10_000 <= args.events <= 10_000_000:
+        parser.error("--events: between 10,000 and 10,000,000")
+    lines = figure(args.events, args.seed)
+    for line in lines:
+        print(line, flush=True)
+    return 0 if all(line.ok for line in lines) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
