@@ -3,8 +3,8 @@
 Read (`DeliverySettings.read`, pydantic-settings) from environment variables on top of a TOML file named by
 ESCALATIONS_DELIVERY_CONFIG (optional); the environment wins: ESCALATIONS_<SECTION>__<FIELD> with a double
 underscore, e.g. ESCALATIONS_SMTP__HOST, ESCALATIONS_GATEWAY__AUTH, ESCALATIONS_WEBHOOK__SECRET,
-ESCALATIONS_TEAMS__AGENT. Whatever is not configured goes to the outbox (messages) or the events file
-(events), so a development setup needs no mail server or gateway.
+ESCALATIONS_TEAMS__AGENT, ESCALATIONS_EVENTS_SINK__SECRET. Whatever is not configured goes to the outbox
+(messages) or the events file (events), so a development setup needs no mail server or gateway.
 Secrets are `SecretStr`: they print as '**********' and are never logged.
 """
 
@@ -147,6 +147,22 @@ class InboundSettings(Section):
     _secrets_valid = field_validator("previous_secrets")(signature.check_secrets)
 
 
+class EventsSinkSettings(Section):
+    """`escalations events-sink`: the receiver that lands the events webhook in day-partitioned files."""
+
+    listen: str = "127.0.0.1:8089"  # HOST:PORT; loopback unless set otherwise (the events hold customer data)
+    out: Path | None = None  # the folder of `date=YYYY-MM-DD/events.jsonl` files; None: `<data dir>/events`
+    # None: the webhook section's secret and previous secrets, those the worker signs events with.
+    secret: SecretStr | None = None
+    # While the secret rotates: earlier secrets, events signed with any of them still accepted.
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
+    tolerance: float = Field(default=SIGNATURE_TOLERANCE_SECONDS, gt=0, le=3600)
+
+    _secrets_from_text = field_validator("previous_secrets", mode="before")(signature.secrets_from_text)
+    # (the secret itself is checked by the receiver, which names its variable)
+    _secrets_valid = field_validator("previous_secrets")(signature.check_secrets)
+
+
 class DeliveryFile(TomlConfigSettingsSource):
     """The TOML file ESCALATIONS_DELIVERY_CONFIG names. It must exist; a file that cannot be read, is not UTF-8
     or is not TOML is a FileProblem (a ValueError) naming the file and the line."""
@@ -171,6 +187,7 @@ class DeliverySettings(EnvSettings):
     gateway: GatewaySettings | None = None
     webhook: WebhookSettings | None = None
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    events_sink: EventsSinkSettings = Field(default_factory=EventsSinkSettings)
     # Team channels: where an owner's notification goes when the owner cannot be reached, and where
     # "nobody available" goes. Tier -> email address; tiers without one use the outbox.
     teams: dict[Tier, str] = Field(default_factory=dict)
