@@ -138,6 +138,9 @@ class Settings(EnvSettings):
     data_dir: Path = PROJECT_ROOT / "data"
     policy_dir: Path = PROJECT_ROOT / "config" / "policies"
     roster_path: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml", validation_alias="ESCALATIONS_ROSTER")
+    # The escalation-risk model new cases are scored with (`escalations train` writes it); unset: risk-model.json
+    # in the data directory. No file there: cases open unscored.
+    risk_model: Path | None = None
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
     # Who may act: the keys that sign and verify credentials (ESCALATIONS_IDENTITY__*), ESCALATIONS_CREDENTIAL.
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
@@ -303,6 +306,10 @@ class Settings(EnvSettings):
     @property
     def events_path(self) -> Path:
         return self.data_dir / "events.jsonl"
+
+    @property
+    def risk_model_path(self) -> Path:
+        return self.risk_model or self.data_dir / "risk-model.json"
 
 
 def _describe(err: ValidationError, model: type[EnvSettings], *, within: str = "") -> str:

@@ -23,6 +23,19 @@ SA_SLA_DUE = "SlaDueAt"
 SA_SLA_BREACH = "SlaBreach"
 # How often a "not fixed" reopened the case; set from its first reopening (the "reopened" saved view).
 SA_REOPENS = "Reopens"
+# What the pattern questions filter on (escalation.domain.rules.journey.dimensions), kept current on every case.
+# SQL visibility allows 10 Keyword attributes per namespace: root causes are a KeywordList (a reopened case
+# may have several), so the product's Keywords fill those 10 exactly.
+SA_CATEGORY = "Category"
+SA_CHANNEL = "Channel"
+SA_ROOT_CAUSE = "RootCause"
+SA_KB_MISSING = "KbMissing"
+SA_HIGHEST_TIER = "HighestTier"
+SA_ESCALATIONS = "Escalations"
+SA_GRANTED = "GrantedTotal"
+SA_FIRST_CONTACT = "FirstContactResolved"
+SA_FOLLOWUP_ANSWER = "FollowUpAnswer"
+SA_ESCALATION_RISK = "EscalationRisk"
 SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_TIER: "Keyword",
     SA_STATUS: "Keyword",
@@ -32,7 +45,30 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_SLA_DUE: "Datetime",
     SA_SLA_BREACH: "Keyword",
     SA_REOPENS: "Int",
+    SA_CATEGORY: "Keyword",
+    SA_CHANNEL: "Keyword",
+    SA_ROOT_CAUSE: "KeywordList",
+    SA_KB_MISSING: "Bool",
+    SA_HIGHEST_TIER: "Keyword",
+    SA_ESCALATIONS: "Int",
+    SA_GRANTED: "Double",
+    SA_FIRST_CONTACT: "Bool",
+    SA_FOLLOWUP_ANSWER: "Keyword",
+    SA_ESCALATION_RISK: "Double",
 }
+# The dimensions a case started before they existed leaves unset until its next run (patch "insight-searchable").
+INSIGHT_SEARCH_ATTRIBUTES = (
+    SA_CATEGORY,
+    SA_CHANNEL,
+    SA_ROOT_CAUSE,
+    SA_KB_MISSING,
+    SA_HIGHEST_TIER,
+    SA_ESCALATIONS,
+    SA_GRANTED,
+    SA_FIRST_CONTACT,
+    SA_FOLLOWUP_ANSWER,
+    SA_ESCALATION_RISK,
+)
 
 # Error types carried by rejected updates and failed cases (ApplicationError.type).
 ERR_INVALID_ARGUMENT = "InvalidArgument"

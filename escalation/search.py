@@ -4,16 +4,27 @@ attributes, and each execution found becomes a `CaseSummary` (no query to the wo
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
 from escalation.constants import (
+    SA_CATEGORY,
+    SA_CHANNEL,
     SA_CUSTOMER,
+    SA_ESCALATION_RISK,
+    SA_ESCALATIONS,
+    SA_FIRST_CONTACT,
+    SA_FOLLOWUP_ANSWER,
+    SA_GRANTED,
+    SA_HIGHEST_TIER,
+    SA_KB_MISSING,
     SA_OWNER,
     SA_REOPENS,
+    SA_ROOT_CAUSE,
     SA_SEVERITY,
     SA_SLA_BREACH,
     SA_SLA_DUE,
@@ -22,7 +33,7 @@ from escalation.constants import (
     WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
 )
-from escalation.domain.models import Identifier, Severity, Status, Tier
+from escalation.domain.models import Channel, FollowUpAnswer, Identifier, RootCause, Severity, Status, Tier
 
 TIER = SearchAttributeKey.for_keyword(SA_TIER)
 STATUS = SearchAttributeKey.for_keyword(SA_STATUS)
@@ -32,16 +43,48 @@ SEVERITY = SearchAttributeKey.for_keyword(SA_SEVERITY)
 SLA_DUE = SearchAttributeKey.for_datetime(SA_SLA_DUE)
 SLA_BREACH = SearchAttributeKey.for_keyword(SA_SLA_BREACH)
 REOPENS = SearchAttributeKey.for_int(SA_REOPENS)
+CATEGORY = SearchAttributeKey.for_keyword(SA_CATEGORY)
+CHANNEL = SearchAttributeKey.for_keyword(SA_CHANNEL)
+ROOT_CAUSE = SearchAttributeKey.for_keyword_list(SA_ROOT_CAUSE)
+KB_MISSING = SearchAttributeKey.for_bool(SA_KB_MISSING)
+HIGHEST_TIER = SearchAttributeKey.for_keyword(SA_HIGHEST_TIER)
+ESCALATIONS = SearchAttributeKey.for_int(SA_ESCALATIONS)
+GRANTED = SearchAttributeKey.for_float(SA_GRANTED)
+FIRST_CONTACT = SearchAttributeKey.for_bool(SA_FIRST_CONTACT)
+FOLLOWUP_ANSWER = SearchAttributeKey.for_keyword(SA_FOLLOWUP_ANSWER)
+ESCALATION_RISK = SearchAttributeKey.for_float(SA_ESCALATION_RISK)
 # The workflow upserts these; list queries read them.
 SEARCH_KEYS: dict[str, SearchAttributeKey[Any]] = {
-    SA_TIER: TIER,
-    SA_STATUS: STATUS,
-    SA_OWNER: OWNER,
-    SA_CUSTOMER: CUSTOMER,
-    SA_SEVERITY: SEVERITY,
-    SA_SLA_DUE: SLA_DUE,
-    SA_REOPENS: REOPENS,
-    SA_SLA_BREACH: SLA_BREACH,
+    key.name: key
+    for key in (
+        TIER,
+        STATUS,
+        OWNER,
+        CUSTOMER,
+        SEVERITY,
+        SLA_DUE,
+        REOPENS,
+        SLA_BREACH,
+        CATEGORY,
+        CHANNEL,
+        ROOT_CAUSE,
+        KB_MISSING,
+        HIGHEST_TIER,
+        ESCALATIONS,
+        GRANTED,
+        FIRST_CONTACT,
+        FOLLOWUP_ANSWER,
+        ESCALATION_RISK,
+    )
+}
+# How each kind of constants.SEARCH_ATTRIBUTES is registered through the operator service.
+INDEXED_TYPES: dict[str, IndexedValueType.ValueType] = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
 
 
@@ -58,6 +101,16 @@ class CaseFilter(BaseModel):
     # Cases whose next SLA instant (acknowledge or resolve target) is before this: what breaches next. A
     # target missed and still owed keeps its instant, so such cases are always found.
     due_before: datetime | None = None
+    # The pattern dimensions (escalation.domain.rules.journey.dimensions).
+    category: Identifier | None = None
+    channel: Channel | None = None
+    root_cause: RootCause | None = None
+    kb_missing: bool | None = None
+    highest_tier: Tier | None = None
+    min_escalations: Annotated[int, Field(ge=0, le=1000)] | None = None
+    first_contact_resolved: bool | None = None
+    followup: FollowUpAnswer | None = None
+    min_risk: Annotated[float, Field(ge=0, le=1)] | None = None
     # Completed cases too. Without it only running cases are listed (unless `status` asks for closed ones).
     include_closed: bool = False
 
@@ -76,9 +129,21 @@ class CaseFilter(BaseModel):
             (OWNER, self.owner),
             (CUSTOMER, self.customer),
             (SEVERITY, self.severity),
+            (CATEGORY, self.category),
+            (CHANNEL, self.channel),
+            (ROOT_CAUSE, self.root_cause),
+            (HIGHEST_TIER, self.highest_tier),
+            (FOLLOWUP_ANSWER, self.followup),
         ):
             if value is not None:
                 terms.append(f'{key.name} = "{value}"')
+        for flag, wanted in ((KB_MISSING, self.kb_missing), (FIRST_CONTACT, self.first_contact_resolved)):
+            if wanted is not None:
+                terms.append(f"{flag.name} = {'true' if wanted else 'false'}")
+        if self.min_escalations is not None:
+            terms.append(f"{ESCALATIONS.name} >= {self.min_escalations}")
+        if self.min_risk is not None:
+            terms.append(f"{ESCALATION_RISK.name} >= {self.min_risk!r}")
         if self.due_before is not None:
             due = self.due_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             terms.append(f'{SLA_DUE.name} < "{due}"')
@@ -113,6 +178,17 @@ class CaseSummary(BaseModel):
     sla_due_at: datetime | None
     # "unowned" / "owned": an SLA target was missed and is still owed (sla_due_at is the missed instant).
     sla_breach: str | None = None
+    # The pattern dimensions (None on cases from before them, until their next run).
+    category: str | None = None
+    channel: str | None = None
+    highest_tier: Tier | None = None
+    escalations: int | None = None
+    root_causes: list[str] = []
+    kb_missing: bool | None = None
+    granted: float | None = None
+    first_contact_resolved: bool | None = None
+    followup: str | None = None
+    risk: float | None = None
     opened_at: datetime  # start of the current run (later than the opening if the case continued as new)
     closed_at: datetime | None
     # The workflow's own status: running, completed, failed, terminated...
@@ -130,6 +206,16 @@ class CaseSummary(BaseModel):
             severity=sa.get(SEVERITY),
             sla_due_at=sa.get(SLA_DUE),
             sla_breach=sa.get(SLA_BREACH),
+            category=sa.get(CATEGORY),
+            channel=sa.get(CHANNEL),
+            highest_tier=sa.get(HIGHEST_TIER),
+            escalations=sa.get(ESCALATIONS),
+            root_causes=list(sa.get(ROOT_CAUSE) or []),
+            kb_missing=sa.get(KB_MISSING),
+            granted=sa.get(GRANTED),
+            first_contact_resolved=sa.get(FIRST_CONTACT),
+            followup=sa.get(FOLLOWUP_ANSWER),
+            risk=sa.get(ESCALATION_RISK),
         )
         return cls(
             case_id=ex.id.removeprefix(WORKFLOW_ID_PREFIX),

@@ -27,7 +27,6 @@ from typing import Any, NoReturn
 import pytest
 import pytest_asyncio
 from temporalio import workflow
-from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
@@ -47,6 +46,7 @@ from escalation.config import Settings
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX
 from escalation.identity import CUSTOMER, HEADER, IdentitySettings, Signer, ensure_key, header_payload
 from escalation.protect import CodecSettings
+from escalation.search import INDEXED_TYPES, SEARCH_KEYS
 from worker import build_worker
 
 TESTS = Path(__file__).parent
@@ -121,12 +121,7 @@ def _binary(name: str) -> str:
 
 
 def _keys() -> list[SearchAttributeKey]:
-    make = {
-        "Keyword": SearchAttributeKey.for_keyword,
-        "Datetime": SearchAttributeKey.for_datetime,
-        "Int": SearchAttributeKey.for_int,
-    }
-    return [make[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
+    return [SEARCH_KEYS[name] for name in SEARCH_ATTRIBUTES]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -215,15 +210,10 @@ async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=data_converter,
         interceptors=signing(),
     )
-    kinds = {
-        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-        "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-    }
     await environment.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=environment.client.namespace,
-            search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
+            search_attributes={name: INDEXED_TYPES[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
         )
     )
     yield environment

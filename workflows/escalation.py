@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.identity import IdentifyRequest, IdentityActivities
+    from activities.insight import InsightActivities, LookBackRequest
     from activities.notify import NotifyActivities
     from activities.policy import PolicyActivities
     from activities.record import RecordActivities
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ERR_INVALID_ARGUMENT,
         ERR_INVALID_STATE,
         ERR_UNKNOWN_POLICY,
+        INSIGHT_SEARCH_ATTRIBUTES,
         SA_CUSTOMER,
         SA_OWNER,
         SA_REOPENS,
@@ -70,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         EventBatch,
         FollowUpResponseInput,
         ForgetInput,
+        LookBack,
         NoteInput,
         Offer,
         OfferInput,
@@ -89,6 +92,7 @@ with workflow.unsafe.imports_passed_through():
     from escalation.domain.principal import Principal
     from escalation.domain.refusal import describe
     from escalation.domain.rules import Assign, Effect, Routed, RuleViolation, Send, display
+    from escalation.domain.rules.dimensions import dimensions
     from escalation.domain.rules.opening import opening_brief, opening_state
     from escalation.domain.rules.permission import may_open
     from escalation.domain.rules.retention import require_room
@@ -126,6 +130,13 @@ IDENTIFY_OPTS = LocalActivityConfig(
     schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
     summary="check who acts",
+)
+# What a new case learns before it opens (activities.insight): quick, or the case opens without it.
+LOOK_BACK_OPTS = LocalActivityConfig(
+    start_to_close_timeout=timedelta(seconds=5),
+    schedule_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(maximum_attempts=2),
+    summary="look back: earlier cases, escalation risk",
 )
 DEAD_LETTER_OPTS = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),
@@ -188,6 +199,10 @@ BOUNDED_START_PATCH = "start-input-bounded"
 OPENED_BY_VERIFIED_PATCH = "opened-by-verified"
 # A reopened case says so in the Reopens search attribute (cases reopened before it replay without).
 REOPENS_SEARCHABLE_PATCH = "reopens-searchable"
+# A new case looks back before it opens (the customer's earlier cases, its escalation risk) and keeps its pattern
+# dimensions searchable (Category, HighestTier, RootCause...); cases opened before replay without either.
+INSIGHT_AT_OPEN_PATCH = "insight-at-open"
+INSIGHT_SEARCHABLE_PATCH = "insight-searchable"
 # A command's sender is looked up and recorded by its handler (workflows.verified).
 SENDER_RECORDED_PATCH = "command-sender-recorded"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
@@ -286,7 +301,8 @@ class Escalation:
             # with an earlier task's time after a crash, and opening at that time wrote histories that did not
             # replay. Cases started before this keep opening at the policy's answer when they replay.
             opened = workflow.info().workflow_start_time if workflow.patched(OPENED_AT_START_PATCH) else workflow.now()
-            self._apply(*rules.open_case(inp, self._policy, opened, opening, by=opener))
+            look = await self._look_back(inp, opened) if workflow.patched(INSIGHT_AT_OPEN_PATCH) else None
+            self._apply(*rules.open_case(inp, self._policy, opened, opening, by=opener, look=look))
 
         while True:
             state = self._current
@@ -825,6 +841,20 @@ class Escalation:
             # Histories from before fallbacks existed replay without the resend.
             self._apply(state, effects if workflow.patched(PATCH_DELIVERY_FALLBACK) else [])
 
+    async def _look_back(self, inp: EscalationInput, opened: datetime) -> LookBack:
+        """The customer's earlier cases and the case's escalation risk; nothing when they cannot be had (the case
+        opens all the same: an angry customer waits for no report)."""
+        info = workflow.info()
+        try:
+            return await workflow.execute_local_activity_method(
+                InsightActivities.look_back,
+                LookBackRequest.of(inp, info.workflow_id, info.run_id, opened),
+                **LOOK_BACK_OPTS,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("look_back_failed", extra={"error": str(err.cause or err)})
+            return LookBack()
+
     async def _record(self, batch: EventBatch) -> None:
         events = batch.events
         try:
@@ -880,6 +910,10 @@ class Escalation:
         # From the first reopening on (histories from before the attribute replay without it).
         if SA_REOPENS in self._search or (state.reopens and workflow.patched(REOPENS_SEARCHABLE_PATCH)):
             wanted[SA_REOPENS] = state.reopens
+        if self._search.keys() & set(INSIGHT_SEARCH_ATTRIBUTES) or workflow.patched(INSIGHT_SEARCHABLE_PATCH):
+            wanted |= {
+                k: v for k, v in dimensions(state, self._loaded_policy).items() if v is not None or k in self._search
+            }
         if wanted != self._search:
             updates = [
                 SEARCH_KEYS[k].value_set(v) if v is not None else SEARCH_KEYS[k].value_unset()

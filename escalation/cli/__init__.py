@@ -50,6 +50,7 @@ from escalation.domain.models import (
     Callback,
     CallbackChannel,
     CallbackOutcome,
+    Channel,
     EscalationReason,
     FollowUpAnswer,
     OfferAnswer,
@@ -981,6 +982,32 @@ DueOpt = Annotated[
     typer.Option("--due-before", callback=due_before, help="SLA due before: a span from now (30m) or an ISO time."),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Completed cases too.")]
+# The pattern dimensions (searchable on every case; see the README's "Finding the patterns").
+CategoryOpt = Annotated[str | None, typer.Option(help="Only this category.")]
+ChannelOpt = Annotated[Channel | None, typer.Option(help="Only cases that came in by this channel.")]
+RootCauseOpt = Annotated[
+    RootCause | None, typer.Option("--root-cause", help="Only cases resolved with this root cause.")
+]
+KbMissingOpt = Annotated[
+    bool | None,
+    typer.Option("--kb-missing/--kb-found", help="Only cases resolved without (or with) a knowledge-base article."),
+]
+HighestOpt = Annotated[
+    Tier | None, typer.Option("--highest-tier", help="Only cases whose highest tier reached is this one.")
+]
+EscalationsOpt = Annotated[
+    int | None, typer.Option("--min-escalations", min=0, max=1000, help="Only cases escalated at least this often.")
+]
+FirstContactOpt = Annotated[
+    bool | None,
+    typer.Option("--first-contact/--not-first-contact", help="Only cases resolved where they opened (or not)."),
+]
+FollowupOpt = Annotated[
+    FollowUpAnswer | None, typer.Option("--followup", help="Only cases whose last check-in said this.")
+]
+RiskOpt = Annotated[
+    float | None, typer.Option("--min-risk", min=0.0, max=1.0, help="Only cases scored at least this risky at opening.")
+]
 
 
 def _filter(**fields: Any) -> dict[str, Any]:
@@ -996,6 +1023,15 @@ def list_cases(
     customer: CustomerOpt = None,
     severity: SeverityOpt = None,
     due: DueOpt = None,
+    category: CategoryOpt = None,
+    channel: ChannelOpt = None,
+    root_cause: RootCauseOpt = None,
+    kb_missing: KbMissingOpt = None,
+    highest_tier: HighestOpt = None,
+    min_escalations: EscalationsOpt = None,
+    first_contact: FirstContactOpt = None,
+    followup: FollowupOpt = None,
+    min_risk: RiskOpt = None,
     include_closed: AllOpt = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
     count: Annotated[bool, typer.Option("--count", help="Only print how many cases match.")] = False,
@@ -1009,6 +1045,15 @@ def list_cases(
         customer=customer,
         severity=severity,
         due_before=due,
+        category=category,
+        channel=channel,
+        root_cause=root_cause,
+        kb_missing=kb_missing,
+        highest_tier=highest_tier,
+        min_escalations=min_escalations,
+        first_contact_resolved=first_contact,
+        followup=followup,
+        min_risk=min_risk,
         include_closed=include_closed,
     )
     if count:
@@ -1590,7 +1635,7 @@ def codec_server(
 
 
 # Commands kept in their own modules register on `app` when imported (insight, the events receiver, the demo mix).
-from escalation.cli import events_sink, report, simulate, train  # noqa: E402, F401
+from escalation.cli import events_sink as _sink, report as _report, simulate as _simulate, train as _train  # noqa: E402, F401, I001
 
 
 def entrypoint() -> None:

@@ -43,7 +43,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, _quit_quietly)
 
 import structlog  # noqa: E402
-from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
@@ -56,6 +55,7 @@ from escalation.identity import KeyProblem, Signer, Verifier, ensure_key  # noqa
 from escalation.identity.settings import DEV_KEYS_FILE, IDENTITY_PREFIX  # noqa: E402
 from escalation.protect import CODEC_PREFIX, DEV_CODEC_KEYS_FILE, announce, codec_keys  # noqa: E402
 from escalation.protect import ensure_key as ensure_codec_key  # noqa: E402
+from escalation.search import INDEXED_TYPES  # noqa: E402
 from escalation.service.roster_watch import watch_roster  # noqa: E402
 from escalation.service.worker import build_worker, connect  # noqa: E402
 
@@ -69,13 +69,6 @@ CODEC_ENDPOINT = f"http://{CODEC_ADDRESS}"
 UI_ORIGINS = [f"http://localhost:{UI_PORT}", f"http://127.0.0.1:{UI_PORT}"]
 READY_TIMEOUT = 60.0  # seconds for the dev server to answer and have its search attributes registered
 STOP_TIMEOUT = 10.0  # seconds the dev server gets after SIGTERM before it is killed
-
-
-_INDEXED = {
-    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-}
 
 
 class DevRunError(Exception):
@@ -243,7 +236,7 @@ class DevServer:
                         await client.operator_service.add_search_attributes(
                             AddSearchAttributesRequest(
                                 namespace=self.settings.namespace,
-                                search_attributes={name: _INDEXED[SEARCH_ATTRIBUTES[name]] for name in missing},
+                                search_attributes={name: INDEXED_TYPES[SEARCH_ATTRIBUTES[name]] for name in missing},
                             )
                         )
                         log.info("search_attributes_added", names=missing)

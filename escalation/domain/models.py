@@ -749,6 +749,44 @@ class Callback(Contract):
         return self.due_at + self.window
 
 
+# How far back a new case looks for the same customer's earlier cases, and how many it keeps (newest first).
+JOURNEY_DAYS = 90
+JOURNEY_KEPT = 5
+
+
+class EarlierCase(Contract):
+    """One of the customer's earlier cases, as visibility knew it when this one opened (no personal data)."""
+
+    case_id: str
+    opened_at: datetime
+    category: str | None = None
+    status: str | None = None
+    highest_tier: Tier | None = None
+    granted: Decimal | None = None
+    followup: FollowUpAnswer | None = None  # the last check-in's answer, if one came
+
+
+class Journey(Contract):
+    """The customer's earlier cases in the JOURNEY_DAYS before this one opened: how many (up to 50), and the newest
+    few."""
+
+    count: Annotated[int, Field(ge=0)]
+    cases: Annotated[list[EarlierCase], Field(max_length=JOURNEY_KEPT)] = Field(default_factory=list)
+
+    @property
+    def repeat(self) -> bool:
+        return self.count > 0
+
+
+class LookBack(Contract):
+    """What a new case learns before it opens: the customer's journey (None: visibility could not tell) and its
+    escalation risk (None: no model, or it could not score)."""
+
+    journey: Journey | None = None
+    risk: Annotated[float, Field(ge=0, le=1)] | None = None
+    risk_model: Annotated[str, Field(max_length=100)] | None = None
+
+
 class CaseState(Contract):
     case_id: str
     # Distinguishes this opening of the case from earlier ones under the same id (a closed case's id
@@ -796,6 +834,10 @@ class CaseState(Contract):
     assignments: list[Assignment] = Field(default_factory=list)
     route_requests: int = 0
     callbacks: list[Callback] = Field(default_factory=list)
+    # Learned before opening (escalation.domain.rules.journey): earlier cases of the customer, escalation risk.
+    journey: Journey | None = Field(default=None, exclude_if=lambda v: v is None)
+    risk: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    risk_model: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def current_tier(self) -> Tier:
@@ -863,6 +905,10 @@ class BriefFacts(Contract):
     currency: str | None  # the policy's; None only while the case is opening
     notes: list[str]
     previous_owners: list[str]
+    # The customer's earlier cases (None: not known); one line each, newest first.
+    earlier_cases: int | None = None
+    earlier: list[str] = Field(default_factory=list)
+    risk: float | None = None  # escalation risk scored at opening
     time_open_seconds: float
     time_by_tier_seconds: dict[str, float]
 

@@ -156,6 +156,14 @@ DEFAULT_PERMISSIONS: dict[str, Permission] = {
 }
 
 
+class RiskRouting(Contract):
+    """A new case whose escalation risk (scored at opening by the trained model) is at least `at_least` starts at
+    `tier` instead of the first one: a team lead stands in early, so the case need not climb to a manager."""
+
+    at_least: Annotated[float, Field(gt=0, le=1)]
+    tier: Tier
+
+
 class Policy(Contract):
     name: str
     version: str
@@ -192,6 +200,8 @@ class Policy(Contract):
     pause: PausePolicy = Field(default_factory=PausePolicy)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
     callbacks: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    # Where high-risk cases start ([risk_routing] at_least = 0.7, tier = "team_lead"); unset: risk only informs.
+    risk_routing: RiskRouting | None = None
     # Who may send which command ([permissions.resolve] others = "above"); unnamed commands keep the defaults.
     permissions: dict[str, Permission] = Field(default_factory=dict)
 
@@ -224,6 +234,8 @@ class Policy(Contract):
         for low, high in pairwise(limits):
             if (low is None and high is not None) or (low is not None and high is not None and high < low):
                 raise ValueError("tiers: authority_limit must not shrink going up the ladder")
+        if self.risk_routing is not None and self.risk_routing.tier not in names:
+            raise ValueError(f"risk_routing.tier: '{self.risk_routing.tier.value}' is not on this policy's ladder")
         for field in ("threat_tier", "customer_request_tier"):
             tier = getattr(self, field)
             if tier is not None and tier not in names:
@@ -301,6 +313,15 @@ class Policy(Contract):
         if self.threat_tier is not None:
             return self.threat_tier
         return Tier.SUPERVISOR if Tier.SUPERVISOR in self.ladder else self.top_tier
+
+    def opening_tier(self, threat: bool, risk: float | None) -> tuple[Tier, str]:
+        """Where a new case starts, and why: threats at the threat tier, high risk where `risk_routing` says."""
+        if threat:
+            return self.threat_target, "threat"
+        rr = self.risk_routing
+        if rr is not None and risk is not None and risk >= rr.at_least:
+            return rr.tier, "risk"
+        return self.first_tier, "opened"
 
     @property
     def close_lost_allowed(self) -> list[Tier]:

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from activities.channels import build_delivery, build_events
 from activities.delivery import MessageDelivery
 from activities.identity import IdentityActivities
+from activities.insight import InsightActivities
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.record import RecordActivities
@@ -58,8 +59,10 @@ def build_activities(
     delivery: MessageDelivery | None = None,
     identity: IdentityActivities | None = None,
     route: RouteActivities | None = None,
+    insight: InsightActivities | None = None,
 ) -> list:
-    """All activities, wired to the backends the settings name (or the delivery, identity or routing given)."""
+    """All activities, wired to the backends the settings name (or the delivery, identity or routing given).
+    Without `insight` (which needs the worker's client) new cases are scored but learn no earlier cases."""
     policies = PolicyActivities(PolicyStore(settings.policy_dir))
     route = route or RouteActivities(RosterStore(settings.roster_path))
     notify = NotifyActivities(delivery or build_delivery(settings.delivery, settings.outbox_path))
@@ -76,6 +79,7 @@ def build_activities(
         record.record_events,
         record.dead_letter_events,
         (identity or build_identity(settings)).identify,
+        (insight or InsightActivities(None, settings.risk_model_path)).look_back,
     ]
 
 
@@ -111,7 +115,9 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[Escalation],
-        activities=build_activities(settings, delivery, identity, route),
+        activities=build_activities(
+            settings, delivery, identity, route, InsightActivities(client, settings.risk_model_path)
+        ),
         **({"interceptors": interceptors(identity)} | settings.worker.worker_kwargs() | options),
     )
 

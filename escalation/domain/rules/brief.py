@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from escalation.domain.formatting import duration, instant, stamp
 from escalation.domain.models import (
+    JOURNEY_DAYS,
     Brief,
     BriefFacts,
     CaseState,
@@ -17,6 +18,7 @@ from escalation.domain.models import (
     TimelineEntry,
 )
 from escalation.domain.policy import Policy
+from escalation.domain.rules import journey
 
 # Timeline kinds that tell the story of what was tried.
 _STORY = {
@@ -153,6 +155,9 @@ def brief_facts(state: CaseState, policy: Policy, now: datetime) -> BriefFacts:
         currency=policy.currency,
         notes=[f"{stamp(n.at)} {n.actor}: {_indented(n.detail.get('text'))}" for n in state.notes],
         previous_owners=previous,
+        earlier_cases=state.journey.count if state.journey is not None else None,
+        earlier=journey.earlier_lines(state.journey, policy.currency),
+        risk=state.risk,
         time_open_seconds=((state.closed_at or now) - state.opened_at).total_seconds(),
         time_by_tier_seconds=time_by_tier(state, now),
     )
@@ -164,10 +169,12 @@ def brief_text(facts: BriefFacts, state: CaseState) -> str:
     f, inp = facts, state.input
     currency = f.currency or ""
     spent = f.time_by_tier_seconds
+    repeat = journey.repeat_line(state.journey)
     lines = [
         f"Case {f.case_id} - {f.severity.value} {f.category}"
         + (" - THREAT" if f.threat else "")
         + (f" - now at {f.tier.value}" if f.tier else " - opening"),
+        *([repeat] if repeat else []),
         f"Customer: {f.customer} ({inp.customer.id}), lifetime value {f.customer_value} {currency}, "
         f"prefers {f.preferred_channel.value}, time zone {f.customer_time_zone}",
         f"Came in by {inp.channel.value}; sentiment now: {f.sentiment.value}",
@@ -176,6 +183,11 @@ def brief_text(facts: BriefFacts, state: CaseState) -> str:
         f"Open for {duration(f.time_open_seconds)}"
         + ("; by tier: " + ", ".join(f"{t} {duration(v)}" for t, v in spent.items()) if spent else ""),
     ]
+    if f.risk is not None:
+        lines.append(f"Escalation risk at opening: {f.risk:.0%}")
+    if f.earlier:
+        lines.append(f"Earlier cases of this customer ({f.earlier_cases} in {JOURNEY_DAYS} days, newest first):")
+        lines += [f"  - {line}" for line in f.earlier]
     if f.offers:
         lines.append("Offers:")
         lines += [

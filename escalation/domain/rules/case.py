@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from escalation.constants import ERR_INVALID_STATE
+from escalation.domain.bands import value_band
 from escalation.domain.formatting import duration, instant
 from escalation.domain.models import (
     AcknowledgeInput,
@@ -22,6 +23,7 @@ from escalation.domain.models import (
     EscalationOutcome,
     EscalationReason,
     FollowUpResponseInput,
+    LookBack,
     NoteInput,
     OfferStatus,
     Outcome,
@@ -52,10 +54,17 @@ from escalation.domain.rules.tier import enter_tier, escalation_target, move, on
 
 
 def open_case(
-    inp: EscalationInput, policy: Policy, now: datetime, opening_id: str, by: Principal | None = None
+    inp: EscalationInput,
+    policy: Policy,
+    now: datetime,
+    opening_id: str,
+    by: Principal | None = None,
+    look: LookBack | None = None,
 ) -> Result:
-    """A new case; `by` is who opened it, verified (None: a case opened before credentials existed)."""
-    first = policy.threat_target if inp.threat else policy.first_tier
+    """A new case; `by` is who opened it, verified (None: a case opened before credentials existed); `look` what
+    it learned before opening (the customer's earlier cases, its escalation risk; None: cases from before)."""
+    look = look or LookBack()
+    first, why = policy.opening_tier(inp.threat, look.risk)
     state = CaseState(
         case_id=inp.case_id,
         opening_id=opening_id,
@@ -66,8 +75,13 @@ def open_case(
         tier=first,
         sentiment=inp.sentiment,
         opened_at=now,
+        journey=look.journey,
+        risk=look.risk,
+        risk_model=look.risk_model,
     )
     step = Step(state, policy, now, by=by)
+    customer = inp.customer
+    # What the pattern report and the risk model learn from (escalation.insight): the case as it came in.
     step.log(
         "opened",
         inp.opened_by,
@@ -76,8 +90,18 @@ def open_case(
         threat=inp.threat,
         policy=policy.name,
         policy_version=policy.version,
+        category=inp.category,
+        customer_id=customer.id,
+        customer_value=str(customer.lifetime_value),
+        value_band=value_band(customer.lifetime_value),
+        language=customer.language,
+        sentiment=inp.sentiment.value,
+        summary=inp.summary,
+        desired_outcome=inp.desired_outcome,
+        **({"earlier_cases": look.journey.count} if look.journey is not None else {}),
+        **({"risk": look.risk, "risk_model": look.risk_model} if look.risk is not None else {}),
     )
-    enter_tier(step, first, reason="threat" if inp.threat else "opened")
+    enter_tier(step, first, reason=why)
     return step.result()
 
 

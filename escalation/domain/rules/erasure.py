@@ -14,10 +14,24 @@ TOMBSTONE = "[forgotten]"
 # Timeline entry details that hold free text or contact details; every other detail is an id, a code, an amount or
 # a time.
 FREE_TEXT = frozenset(
-    {"text", "note", "notes", "detail", "reason", "resolution", "comment", "description", "error", "phone", "email"}
+    {
+        "text",
+        "note",
+        "notes",
+        "detail",
+        "reason",
+        "resolution",
+        "comment",
+        "description",
+        "error",
+        "phone",
+        "email",
+        "summary",
+        "desired_outcome",
+    }
 )
 # Reasons that are codes, not text: kept.
-REASON_CODES = frozenset({r.value for r in EscalationReason} | {"opened"})
+REASON_CODES = frozenset({r.value for r in EscalationReason} | {"opened", "risk"})
 
 
 def _text(value: str | None) -> str | None:
