@@ -36,6 +36,7 @@ from escalation.delivery.events_sink import (
 from escalation.delivery.settings import DeliverySettings, WebhookSettings
 from escalation.delivery.signature import signed_headers
 from escalation.domain.models import AcknowledgeInput, CaseEvent, ResolveInput, TimelineEntry
+from escalation.insight import source
 from escalation.web import listen
 from tests.cases import case_input, eventually, owned
 from tests.servers import LOOPBACK, free_port
@@ -290,6 +291,12 @@ async def test_duckdb_reads_the_folder_back_with_its_day_partitions(tmp_path):
         "GROUP BY ALL ORDER BY 1"
     ).fetchall()
     assert rows == [("2026-11-23", 5, 5), ("2026-11-24", 3, 3)]
+    # What `escalations report --events DIR` reads: the folder as the report's source.
+    con = source.connect(out)
+    assert con.execute("SELECT count(*), count(DISTINCT case_id) FROM events").fetchone() == (8, 3)
+    assert con.execute(
+        "SELECT count(*) FROM events WHERE date_trunc('day', \"at\") < DATE '2026-11-24'"
+    ).fetchone() == (5,)
 
 
 async def test_every_change_of_a_real_case_lands_once(env, settings, tmp_path):
