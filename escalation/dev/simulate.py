@@ -1,0 +1,400 @@
+"""Driving the simulated call centre (escalation.dev.mix) through the real workflow: `escalations simulate N`
+and `make run` use it to give the report, the themes and the risk model a history worth analysing.
+
+Every step goes through the project client the way a front end would: each command is signed for the rep it
+names (the client's credential interceptor), a customer's follow-up answer carries the customer credential
+the signed inbound endpoint would mint for that case and check-in, and every update is sent with an update
+id of its own (`<case>:<step>`), so a resend after a moment of unavailability is applied once.
+
+At most `concurrency` cases are driven at once; nothing waits on a case's result (the dev server caps long
+polls per namespace), cases are watched through the `state` query. A step that cannot be done is reported
+with the case id and the step, and the run counts it as failed: no script is left half-done silently. A
+case id that exists already (an earlier run with the same seed) is skipped, never opened twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
+
+import structlog
+from temporalio.service import RPCError, RPCStatusCode
+
+from escalation.client import Case, EscalationClient, case_handle
+from escalation.client.credentials import use_credential
+from escalation.client.errors import EscalationError, InvalidState
+from escalation.config import Settings
+from escalation.dev import mix
+from escalation.domain.models import (
+    AcceptInput,
+    AcknowledgeInput,
+    CaseState,
+    CloseInput,
+    EscalateInput,
+    FollowUpAnswer,
+    FollowUpResponseInput,
+    NoteInput,
+    OfferAnswer,
+    OfferInput,
+    OfferResponseInput,
+    ResolveInput,
+    Status,
+    Tier,
+)
+from escalation.domain.policy import PolicyStore
+from escalation.domain.roster import load_roster
+from escalation.identity import CUSTOMER, Signer
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+
+DEFAULT_CASES = 300
+DEFAULT_CONCURRENCY = 12
+MAX_CONCURRENCY = 200
+DEFAULT_POLICY = "demo"  # the accelerated ladder: seconds instead of hours
+# How long one step may wait for the case to get somewhere (an owner, a sent check-in, a missed target).
+STEP_TIMEOUT = 120.0
+POLL = 0.5
+ASSIGN_POLL = 0.25  # an offer must be accepted within the policy's accept_within: look often
+TIERS = list(Tier)
+
+
+def prepare(
+    settings: Settings, cases: int, seed: int, *, policy: str = DEFAULT_POLICY, prefix: str = mix.CASE_PREFIX
+) -> list[mix.CaseScript]:
+    """The scripts for `cases` cases of `seed` on `policy` (from the policies folder), opened by the active reps
+    at the policy's first tier in the roster. Raises PolicyError, RosterError or ValueError saying what is wrong."""
+    loaded = PolicyStore(settings.policy_dir).get(policy)
+    first = loaded.ladder[0]
+    openers = sorted(r.id for r in load_roster(settings.roster_path).reps if r.active and r.tier == first)
+    if not openers:
+        raise ValueError(f"roster: no active rep at {first.value}, the first tier of policy '{policy}', to open cases")
+    return mix.plan(cases, seed, loaded, prefix=prefix, openers=openers)
+
+
+class StepFailed(Exception):
+    """A step of a script could not be done (or the case did not get where it should in time)."""
+
+    def __init__(self, message: str, *, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+@dataclass
+class CaseRun:
+    case_id: str
+    result: Literal["done", "skipped", "failed"]
+    ends: Literal["closed", "resolved"]
+    error: str | None = None
+    step: int | None = None  # the failed step, 1-based
+    seconds: float = 0.0
+    followed: int = 0  # escalations the system made before the script asked for them (no_capacity, a breach)
+
+
+@dataclass
+class Progress:
+    total: int
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    running: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.failed
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return (
+            f"simulate: {self.finished}/{self.total} cases ({self.done} driven, {self.skipped} skipped, "
+            f"{self.failed} failed), {self.running} in flight, {elapsed:.0f}s"
+        )
+
+
+@dataclass
+class Simulation:
+    runs: list[CaseRun]
+    seconds: float
+
+    @property
+    def failed(self) -> list[CaseRun]:
+        return [r for r in self.runs if r.result == "failed"]
+
+    def count(self, result: str) -> int:
+        return sum(r.result == result for r in self.runs)
+
+
+async def case_exists(esc: EscalationClient, case_id: str) -> bool:
+    try:
+        await case_handle(esc.temporal, case_id).describe()
+        return True
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+
+
+class Driver:
+    """Runs one script on one case."""
+
+    def __init__(
+        self, esc: EscalationClient, script: mix.CaseScript, signer: Signer | None, *, step_timeout: float
+    ) -> None:
+        self.esc = esc
+        self.script = script
+        self.case_id = script.case_id
+        self.signer = signer
+        self.step_timeout = step_timeout
+        self.case: Case = esc.case(script.case_id)
+        self.actor: str | None = None  # the rep holding the case at its current stint
+        self.taken = 0  # the stint (1-based) the driver took the case at
+        self.followed = 0
+
+    def uid(self, step: int, part: str) -> str:
+        return f"sim:{self.case_id}:{step}:{part}"
+
+    async def until(self, what: str, check: Callable[[CaseState], T | None], *, poll: float = POLL) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.step_timeout
+        while True:
+            found = check(await self.case.state())
+            if found is not None and found is not False:
+                return found
+            if loop.time() > deadline:
+                raise StepFailed(f"gave up waiting for {what} after {self.step_timeout:.0f}s")
+            await asyncio.sleep(poll)
+
+    async def run(self) -> None:
+        opened = await self.esc.open(self.script.opening, if_open="fail", wait=30)
+        if opened.still_opening:
+            raise StepFailed("no worker opened the case within 30s: is a worker running on the task queue?")
+        self.case = opened
+        for i, action in enumerate(self.script.actions, 1):
+            try:
+                await self.step(i, action)
+            except (StepFailed, EscalationError) as err:
+                raise StepFailed(f"step {i} ({type(action).__name__}): {err}", step=i) from None
+
+    async def step(self, i: int, action: mix.Action) -> None:
+        match action:
+            case mix.Take(ack_after=ack_after):
+                await self.take(i, ack_after)
+            case mix.LeaveToBreach():
+                await self.leave_to_breach(i)
+            case mix.Note(text=text, sentiment=sentiment):
+                actor = await self.holder(i)
+                await self.case.add_note(
+                    NoteInput(actor=actor, text=text, sentiment=sentiment), update_id=self.uid(i, "note")
+                )
+            case mix.Escalate(reason=reason, detail=detail, to=to):
+                s = await self.case.state()
+                if s.tier is not None and TIERS.index(s.tier) >= TIERS.index(to):
+                    self.followed += 1  # the system moved it there already (no_capacity, a missed target)
+                    return
+                actor = await self.holder(i)
+                await self.case.escalate(
+                    EscalateInput(actor=actor, reason=reason, detail=detail), update_id=self.uid(i, "escalate")
+                )
+            case mix.Offer(kind=kind, amount=amount, description=description, accepted=accepted, note=note):
+                actor = await self.holder(i)
+                offer = await self.case.propose_offer(
+                    OfferInput(actor=actor, kind=kind, amount=amount, description=description),
+                    update_id=self.uid(i, "offer"),
+                )
+                await self.case.record_offer_response(
+                    OfferResponseInput(
+                        actor=actor,
+                        offer_id=offer.id,
+                        answer=OfferAnswer.ACCEPTED if accepted else OfferAnswer.DECLINED,
+                        note=note,
+                    ),
+                    update_id=self.uid(i, "answer"),
+                )
+            case mix.Resolve(resolution=resolution, root_cause=root_cause, kb_article=kb_article):
+                actor = await self.holder(i)
+                await self.case.resolve(
+                    ResolveInput(
+                        actor=actor,
+                        resolution=resolution,
+                        root_cause=root_cause,
+                        kb_article=kb_article,
+                        kb_missing=kb_article is None,
+                    ),
+                    update_id=self.uid(i, "resolve"),
+                )
+            case mix.FollowUp(answer=answer, comment=comment):
+                await self.followup(i, answer, comment)
+            case mix.Close(outcome=outcome, reason=reason):
+                actor = await self.holder(i)
+                await self.case.close(
+                    CloseInput(actor=actor, outcome=outcome, reason=reason), update_id=self.uid(i, "close")
+                )
+
+    # ----- the steps that wait for the case
+
+    async def offered(self, stint: int | None = None) -> tuple[int, str, bool]:
+        """Wait until the case's current stint (at whatever tier it is now) is offered to a rep or owned:
+        (stint, rep, owned already)."""
+
+        def found(s: CaseState) -> tuple[int, str, bool] | None:
+            if s.status != Status.OPEN or not s.stints:
+                return None
+            n = len(s.stints)
+            if stint is not None and n != stint:
+                return None
+            if s.owner is not None and s.owner.id in s.stints[-1].owners:
+                return n, s.owner.id, True
+            pending = s.pending_assignment
+            return (n, pending.rep.id, False) if pending is not None and pending.stint == n else None
+
+        return await self.until("an owner", found, poll=ASSIGN_POLL)
+
+    async def accept(self, i: int) -> tuple[int, str]:
+        """Take the case offered at its current stint as the rep it is offered to; an offer that lapsed or moved on
+        meanwhile is looked up again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.step_timeout
+        attempt = 0
+        while True:
+            stint, rep, owned = await self.offered()
+            if owned:
+                return stint, rep
+            attempt += 1
+            try:
+                await self.case.accept(AcceptInput(actor=rep), update_id=self.uid(i, f"accept-{stint}-{attempt}"))
+                return stint, rep
+            except InvalidState:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(ASSIGN_POLL)  # the offer timed out or was withdrawn: the next one is looked up
+
+    async def take(self, i: int, ack_after: float) -> None:
+        stint, rep = await self.accept(i)
+        self.actor, self.taken = rep, stint
+        await asyncio.sleep(ack_after)
+        s = await self.case.state()
+        if len(s.stints) != stint:  # moved on meanwhile (a missed target): take it where it is now
+            self.followed += 1
+            await self.take(i, 0)
+            return
+        if s.acknowledged_by is None:
+            await self.case.acknowledge(AcknowledgeInput(actor=rep), update_id=self.uid(i, f"ack-{stint}"))
+
+    async def holder(self, i: int) -> str:
+        """The rep who holds the case now; a case the system moved since it was taken is taken again first."""
+        s = await self.case.state()
+        if self.actor is None or len(s.stints) != self.taken or s.owner is None or s.owner.id != self.actor:
+            if s.status != Status.OPEN:
+                raise StepFailed(f"the case is {s.status.value}, with nobody holding it")
+            self.followed += 1
+            await self.take(i, 0)
+        assert self.actor is not None
+        return self.actor
+
+    async def leave_to_breach(self, i: int) -> None:
+        s = await self.case.state()
+        if s.tier is None or s.tier == TIERS[-1]:
+            return  # nothing above: a breach at the top does not climb
+        stint, rep = await self.accept(i)
+        self.actor, self.taken = rep, stint
+        await self.until("the acknowledge target to be missed", lambda s: len(s.stints) > stint)
+
+    async def followup(self, i: int, answer: FollowUpAnswer, comment: str) -> None:
+        s = await self.case.state()
+        upcoming = [c for c in s.checkins if c.sent_at is None and not c.cancelled and c.answer is None]
+        sent = [c for c in s.checkins if c.sent_at is not None and c.answer is None and not c.expired]
+        if not upcoming and not sent:
+            raise StepFailed("no follow-up check-in is scheduled or waiting for an answer")
+        number = sent[0].number if sent else upcoming[0].number
+        if not sent:
+            due = upcoming[0].due_at
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+
+            def is_sent(s: CaseState) -> bool:
+                return any(c.number == number and c.sent_at is not None for c in s.checkins)
+
+            await self.until(f"follow-up check-in {number} to be sent", is_sent)
+        if self.signer is None:
+            raise StepFailed("no signing key to mint the customer's credential for a follow-up answer")
+        with use_credential(self.signer.mint(CUSTOMER, case_id=self.case_id, checkin=number)):
+            await self.case.followup_response(
+                FollowUpResponseInput(answer=answer, comment=comment, checkin=number), update_id=self.uid(i, "answer")
+            )
+
+
+async def drive(
+    esc: EscalationClient,
+    script: mix.CaseScript,
+    signer: Signer | None,
+    *,
+    step_timeout: float = STEP_TIMEOUT,
+) -> CaseRun:
+    """Open the script's case and run its steps; the result says how far it got (never raises for the case)."""
+    started = time.monotonic()
+    run = CaseRun(script.case_id, "done", script.ends)
+    driver = Driver(esc, script, signer, step_timeout=step_timeout)
+    try:
+        if await case_exists(esc, script.case_id):
+            run.result = "skipped"
+            return run
+        await driver.run()
+    except (StepFailed, EscalationError, RPCError) as err:
+        run.result, run.error = "failed", str(err)
+        run.step = getattr(err, "step", None)
+        log.warning("simulate_case_failed", case_id=script.case_id, error=type(err).__name__)
+    finally:
+        run.seconds = time.monotonic() - started
+        run.followed = driver.followed
+    return run
+
+
+async def simulate(
+    esc: EscalationClient,
+    scripts: Sequence[mix.CaseScript],
+    signer: Signer | None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: Callable[[Progress], None] | None = None,
+    every: float = 5.0,
+    step_timeout: float = STEP_TIMEOUT,
+) -> Simulation:
+    """Drive every script, `concurrency` cases at a time; `on_progress` is called every `every` seconds and at the
+    end. Cancel the task running this to stop: the cases keep running in their workflows."""
+    if not 0 < concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency: between 1 and {MAX_CONCURRENCY} (got {concurrency})")
+    progress = Progress(total=len(scripts))
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(script: mix.CaseScript) -> CaseRun:
+        async with slots:
+            progress.running += 1
+            try:
+                run = await drive(esc, script, signer, step_timeout=step_timeout)
+            finally:
+                progress.running -= 1
+            setattr(progress, run.result, getattr(progress, run.result) + 1)
+            return run
+
+    async def report() -> None:
+        while on_progress is not None:
+            await asyncio.sleep(every)
+            on_progress(progress)
+
+    ticker = asyncio.create_task(report())
+    tasks = [asyncio.create_task(one(s), name=f"simulate {s.case_id}") for s in scripts]
+    try:
+        runs = await asyncio.gather(*tasks)
+    finally:
+        ticker.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait([ticker, *tasks])
+    if on_progress is not None:
+        on_progress(progress)
+    return Simulation(list(runs), time.monotonic() - progress.started)
