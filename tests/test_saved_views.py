@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKER = "<!-- saved-views -->"
 
 
-def saved_views(readme: str) -> dict[str, str]:
+def saved_views(readme: str, marker: str = MARKER) -> dict[str, str]:
     """View name (the comment above it) -> its command, from the ```sh block after the marker."""
-    block = readme.split(MARKER, 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    block = readme.split(marker, 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     views: dict[str, str] = {}
     name = None
     for line in block.strip().splitlines():
