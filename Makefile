@@ -10,11 +10,12 @@ INSTALLED := $(VENV)/.installed
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast worker schemas clean-data chaos bench lint format typecheck check lock
+.PHONY: help run simulate test test-fast worker schemas clean-data chaos bench lint format typecheck check lock
 
 help:
-	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases; data in ./data"
+	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases + 300 simulated ones; data in ./data"
 	@echo "                 DEMO=0 skips the demo cases; TEMPORAL_ADDRESS=host:port runs the worker only"
+	@echo "make simulate    drive CASES=300 more simulated cases (SEED=2) through a running make run (~10 min)"
 	@echo "make test        run the test suite (starts its own Temporal servers)"
 	@echo "make test-fast   only the tests that need no server and start no process (under a minute)"
 	@echo "make check       the gates CI runs before the tests: make lint (ruff) and make typecheck (mypy)"
@@ -49,6 +50,12 @@ $(INSTALLED): pyproject.toml $(wildcard uv.lock) | $(BIN)/python
 
 run: $(INSTALLED)
 	$(BIN)/python -m escalation.dev.devrun
+
+# make run drives seed 1 on a fresh data directory; another seed opens other cases (an existing case id is skipped).
+CASES ?= 300
+SEED ?= 2
+simulate: $(INSTALLED)
+	$(BIN)/escalations simulate $(CASES) --seed $(SEED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -50,6 +50,7 @@ from escalation import logs  # noqa: E402
 from escalation.config import ConfigError, Settings  # noqa: E402
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX  # noqa: E402
 from escalation.dev.demo import SCENARIOS, run_demo  # noqa: E402
+from escalation.dev.simulate import DEMO_CASES, DEMO_SEED, run_in_background  # noqa: E402
 from escalation.domain.roster import RosterStore  # noqa: E402
 from escalation.identity import KeyProblem, Signer, Verifier, ensure_key  # noqa: E402
 from escalation.identity.settings import DEV_KEYS_FILE, IDENTITY_PREFIX  # noqa: E402
@@ -279,6 +280,8 @@ def _banner(settings: Settings, *, embedded: bool, demo_cases: Sequence[str]) ->
                 f"  Demo cases     http://localhost:{UI_PORT}/namespaces/{ns}/workflows?query={demo_query}",
                 f"                 {', '.join(demo_cases)}",
                 "                 (they climb, resolve and get follow-ups over the next ~2 minutes)",
+                f"  Simulation     {DEMO_CASES} more cases (SIM-{DEMO_SEED}-...) driven over the next ~10 minutes,",
+                "                 a history for `escalations report` and `escalations train`",
             ]
         lines += [
             f"  Server         localhost:{SERVER_PORT}, namespace {settings.namespace}, state in {data / 'temporal.db'}"
@@ -349,6 +352,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
                 "worker_started", address=settings.address, namespace=settings.namespace, task_queue=settings.task_queue
             )
             demo_task = asyncio.create_task(run_demo(client, settings), name="demo") if demo else None
+            sim_task = asyncio.create_task(run_in_background(client, settings), name="simulation") if demo else None
             watch_task = asyncio.create_task(
                 watch_roster(client, RosterStore(settings.roster_path), stop), name="roster watch"
             )
@@ -361,9 +365,10 @@ async def serve(settings: Settings, stop: asyncio.Event, *, external: bool) -> N
             finally:
                 watch_task.cancel()
                 await asyncio.wait([watch_task])
-                if demo_task is not None:
-                    demo_task.cancel()
-                    await asyncio.wait([demo_task])  # never raises the task's own cancellation
+                for task in (demo_task, sim_task):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.wait([task])  # never raises the task's own cancellation
                 log.info("worker_stopping")
         log.info("worker_stopped")
     finally:

@@ -15,13 +15,15 @@ case id that exists already (an earlier run with the same seed) is skipped, neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import structlog
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import Case, EscalationClient, case_handle
@@ -45,9 +47,9 @@ from escalation.domain.models import (
     Status,
     Tier,
 )
-from escalation.domain.policy import PolicyStore
-from escalation.domain.roster import load_roster
-from escalation.identity import CUSTOMER, Signer
+from escalation.domain.policy import PolicyError, PolicyStore
+from escalation.domain.roster import RosterError, load_roster
+from escalation.identity import CUSTOMER, KeyProblem, Signer
 
 log = structlog.get_logger()
 
@@ -144,9 +146,17 @@ class Driver:
     """Runs one script on one case."""
 
     def __init__(
-        self, esc: EscalationClient, script: mix.CaseScript, signer: Signer | None, *, step_timeout: float
+        self,
+        esc: EscalationClient,
+        script: mix.CaseScript,
+        signer: Signer | None,
+        *,
+        step_timeout: float,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.esc = esc
+        # The run's slots: one is given back while the case only waits for a follow-up check-in to go out.
+        self.slots = slots
         self.script = script
         self.case_id = script.case_id
         self.signer = signer
@@ -305,6 +315,18 @@ class Driver:
         self.actor, self.taken = rep, stint
         await self.until("the acknowledge target to be missed", lambda s: len(s.stints) > stint)
 
+    @contextlib.asynccontextmanager
+    async def idle(self) -> AsyncIterator[None]:
+        """Give the case's slot to another case while this one only waits (a resolved case holds no rep)."""
+        if self.slots is None:
+            yield
+            return
+        self.slots.release()
+        try:
+            yield
+        finally:
+            await self.slots.acquire()
+
     async def followup(self, i: int, answer: FollowUpAnswer, comment: str) -> None:
         s = await self.case.state()
         upcoming = [c for c in s.checkins if c.sent_at is None and not c.cancelled and c.answer is None]
@@ -314,12 +336,13 @@ class Driver:
         number = sent[0].number if sent else upcoming[0].number
         if not sent:
             due = upcoming[0].due_at
-            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
 
             def is_sent(s: CaseState) -> bool:
                 return any(c.number == number and c.sent_at is not None for c in s.checkins)
 
-            await self.until(f"follow-up check-in {number} to be sent", is_sent)
+            async with self.idle():
+                await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+                await self.until(f"follow-up check-in {number} to be sent", is_sent)
         if self.signer is None:
             raise StepFailed("no signing key to mint the customer's credential for a follow-up answer")
         with use_credential(self.signer.mint(CUSTOMER, case_id=self.case_id, checkin=number)):
@@ -334,11 +357,13 @@ async def drive(
     signer: Signer | None,
     *,
     step_timeout: float = STEP_TIMEOUT,
+    slots: asyncio.Semaphore | None = None,
 ) -> CaseRun:
-    """Open the script's case and run its steps; the result says how far it got (never raises for the case)."""
+    """Open the script's case and run its steps; the result says how far it got (never raises for the case).
+    `slots`, held by the caller, is given back while the case waits for a follow-up check-in."""
     started = time.monotonic()
     run = CaseRun(script.case_id, "done", script.ends)
-    driver = Driver(esc, script, signer, step_timeout=step_timeout)
+    driver = Driver(esc, script, signer, step_timeout=step_timeout, slots=slots)
     try:
         if await case_exists(esc, script.case_id):
             run.result = "skipped"
@@ -371,11 +396,30 @@ async def simulate(
     progress = Progress(total=len(scripts))
     slots = asyncio.Semaphore(concurrency)
 
+    # A customer who comes back does so after their earlier case has had its steps, as people do: their brief
+    # then shows what happened last time.
+    waits: dict[str, asyncio.Event] = {}  # case id -> the end of the customer's case before it
+    done: dict[str, asyncio.Event] = {}  # case id -> its own end
+    latest: dict[str, asyncio.Event] = {}  # customer id -> the end of their latest case so far
+    for s in scripts:
+        customer = s.opening.customer.id
+        if customer in latest:
+            waits[s.case_id] = latest[customer]
+        done[s.case_id] = latest[customer] = asyncio.Event()
+
     async def one(script: mix.CaseScript) -> CaseRun:
+        try:
+            if script.case_id in waits:
+                await waits[script.case_id].wait()
+            return await drive_one(script)
+        finally:
+            done[script.case_id].set()
+
+    async def drive_one(script: mix.CaseScript) -> CaseRun:
         async with slots:
             progress.running += 1
             try:
-                run = await drive(esc, script, signer, step_timeout=step_timeout)
+                run = await drive(esc, script, signer, step_timeout=step_timeout, slots=slots)
             finally:
                 progress.running -= 1
             setattr(progress, run.result, getattr(progress, run.result) + 1)
@@ -398,3 +442,38 @@ async def simulate(
     if on_progress is not None:
         on_progress(progress)
     return Simulation(list(runs), time.monotonic() - progress.started)
+
+
+# `make run` on a fresh data directory: the demo cases, and this many simulated cases behind them.
+DEMO_CASES = DEFAULT_CASES
+DEMO_SEED = 1
+
+
+async def run_in_background(
+    client: Client, settings: Settings, *, cases: int = DEMO_CASES, seed: int = DEMO_SEED
+) -> None:
+    """`make run`: drive the simulation next to the worker, logging progress (counts and case ids only). Cancel the
+    task running this to stop driving; the cases carry on in their workflows."""
+    try:
+        scripts = prepare(settings, cases, seed)
+        signer = Signer.from_settings(settings.identity)
+    except (PolicyError, RosterError, ValueError, KeyProblem) as err:
+        log.error("simulation_not_started", error=str(err))
+        return
+    esc = EscalationClient(client, task_queue=settings.task_queue)
+    log.info("simulation_started", cases=cases, seed=seed, policy=DEFAULT_POLICY, first=scripts[0].case_id)
+
+    def progress(p: Progress) -> None:
+        log.info("simulation_progress", finished=p.finished, total=p.total, failed=p.failed, in_flight=p.running)
+
+    result = await simulate(esc, scripts, signer, on_progress=progress, every=30.0)
+    for run in result.failed:
+        log.warning("simulation_case_failed", case_id=run.case_id, step=run.step)
+    log.info(
+        "simulation_done",
+        driven=result.count("done"),
+        skipped=result.count("skipped"),
+        failed=len(result.failed),
+        seconds=round(result.seconds),
+        detail="try: escalations report; escalations train",
+    )
