@@ -29,6 +29,7 @@ IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,39}")
 MIN_CASES = 5  # a category or root cause needs this many cases to be ranked (one case at 100% tops nothing)
 MAX_ROWS = 25  # rows per ranking and reps listed
 MAX_THEMES = 20
+THEME_DOCS = 10_000  # the most recent cases of the range whose text is grouped: seconds, not minutes
 TOP_REASONS = 12
 
 
@@ -253,12 +254,21 @@ def _select(con: duckdb.DuckDBPyConnection, when: Period, flt: Filters) -> None:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    con.execute("DROP TABLE IF EXISTS sel; DROP TABLE IF EXISTS sel_events")
+    con.execute("DROP VIEW IF EXISTS sel_events; DROP TABLE IF EXISTS sel")
     con.execute(f"CREATE TEMP TABLE sel AS SELECT * FROM cases WHERE {' AND '.join(where)}", params)
-    con.execute("CREATE TEMP TABLE sel_events AS SELECT e.* FROM events e SEMI JOIN sel USING (case_id, opening)")
-    # The same names over the selection, for code that asks `events` and `cases` (the themes): see _selected.
+    # A view: each query filters the events by type first, then keeps those of the selected cases.
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW sel_events AS SELECT e.* FROM main.events e SEMI JOIN temp.main.sel USING (opening)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ack_times AS {ACKS}")
+    # The same names over the selection, for code that asks `events` and `cases` (the themes, see _themes): the
+    # events that carry free text or say that the case climbed, of the selected cases.
     con.execute("CREATE SCHEMA IF NOT EXISTS selected")
-    con.execute("CREATE OR REPLACE VIEW selected.events AS SELECT * FROM temp.main.sel_events")
+    con.execute(
+        "CREATE OR REPLACE VIEW selected.events AS SELECT * FROM temp.main.sel_events WHERE type IN "
+        "('escalation.opened', 'escalation.note', 'escalation.resolved', 'escalation.escalated', "
+        "'escalation.forgotten')"
+    )
     con.execute("CREATE OR REPLACE VIEW selected.cases AS SELECT * FROM temp.main.sel")
 
 
@@ -298,7 +308,7 @@ def _reasons(con: duckdb.DuckDBPyConnection, column: str) -> list[ReasonCount]:
         con,
         f"""SELECT coalesce(c.{column}, 'unknown') AS "group", coalesce(e.detail->>'reason', 'unknown') AS reason,
                    count(*) AS escalations
-            FROM sel_events e JOIN sel c USING (case_id, opening)
+            FROM sel_events e JOIN sel c USING (opening)
             WHERE e.type = 'escalation.escalated'
             GROUP BY ALL ORDER BY escalations DESC, "group", reason""",
     )
@@ -328,14 +338,14 @@ def _breaches(con: duckdb.DuckDBPyConnection) -> tuple[list[BreachCount], list[l
 # it, or reopened at it. Each stint's first acknowledgement counts once.
 ACKS = """
     WITH starts AS (
-        SELECT case_id, opening, seq, "at" AS started_at FROM sel_events
+        SELECT opening, seq, "at" AS started_at FROM sel_events
         WHERE type IN ('escalation.opened', 'escalation.escalated', 'escalation.de_escalated', 'escalation.reopened')
     ), acks AS (
-        SELECT case_id, opening, seq, "at", tier, actor FROM sel_events WHERE type = 'escalation.acknowledged'
+        SELECT opening, seq, "at", tier, actor FROM sel_events WHERE type = 'escalation.acknowledged'
     )
     SELECT a.tier, a.actor, epoch(a."at" - s.started_at) / 60.0 AS minutes
-    FROM acks a ASOF JOIN starts s ON a.case_id = s.case_id AND a.opening = s.opening AND a.seq >= s.seq
-    QUALIFY row_number() OVER (PARTITION BY a.case_id, a.opening, s.seq ORDER BY a.seq) = 1
+    FROM acks a ASOF JOIN starts s ON a.opening = s.opening AND a.seq >= s.seq
+    QUALIFY row_number() OVER (PARTITION BY a.opening, s.seq ORDER BY a.seq) = 1
 """
 
 
@@ -344,8 +354,8 @@ def _timings(con: duckdb.DuckDBPyConnection) -> list[Timing]:
         r["tier"]: r
         for r in _rows(
             con,
-            f"""SELECT tier, count(*) AS n, quantile_cont(minutes, 0.5) AS p50, quantile_cont(minutes, 0.9) AS p90
-                FROM ({ACKS}) GROUP BY tier""",
+            """SELECT tier, count(*) AS n, quantile_cont(minutes, 0.5) AS p50, quantile_cont(minutes, 0.9) AS p90
+                FROM ack_times GROUP BY tier""",
         )
     }
     resolves = {
@@ -379,12 +389,12 @@ def _spend(con: duckdb.DuckDBPyConnection) -> tuple[list[Spend], list[Spend]]:
         r["grp"]: r
         for r in _rows(
             con,
-            """SELECT o.tier AS grp, count(DISTINCT (o.case_id, o.opening)) AS cases, count(*) AS offers,
-                      count(DISTINCT (o.case_id, o.opening)) FILTER (o.accepted) AS granted_cases,
+            """SELECT o.tier AS grp, count(DISTINCT o.opening) AS cases, count(*) AS offers,
+                      count(DISTINCT o.opening) FILTER (o.accepted) AS granted_cases,
                       coalesce(sum(o.amount) FILTER (o.accepted AND o.kind = 'compensation'), 0) AS compensation,
                       coalesce(sum(o.amount) FILTER (o.accepted AND o.kind = 'goodwill'), 0) AS goodwill,
                       coalesce(sum(o.amount) FILTER (o.accepted), 0) AS granted
-               FROM offers o SEMI JOIN sel USING (case_id, opening) GROUP BY o.tier""",
+               FROM offers o SEMI JOIN sel USING (opening) GROUP BY o.tier""",
         )
     }
     tiers = [
@@ -451,16 +461,16 @@ def _reps(con: duckdb.DuckDBPyConnection) -> list[Rep]:
         f"""WITH resolved AS (
                 SELECT resolved_by AS rep, count(*) AS resolved, count(*) FILTER (NOT escalated) AS without
                 FROM sel WHERE resolved_by IS NOT NULL GROUP BY 1
-            ), acks AS (
-                SELECT actor AS rep, count(*) AS acknowledged, median(minutes) AS p50 FROM ({ACKS}) GROUP BY 1
+            ), acked AS (
+                SELECT actor AS rep, count(*) AS acknowledged, median(minutes) AS p50 FROM ack_times GROUP BY 1
             ), made AS (
                 SELECT actor AS rep, count(*) AS offers, count(*) FILTER (accepted) AS accepted
-                FROM offers SEMI JOIN sel USING (case_id, opening) GROUP BY 1
+                FROM offers SEMI JOIN sel USING (opening) GROUP BY 1
             )
             SELECT rep, coalesce(r.resolved, 0) AS resolved, coalesce(r.without, 0) AS without,
                    coalesce(a.acknowledged, 0) AS acknowledged, a.p50,
                    coalesce(m.offers, 0) AS offers, coalesce(m.accepted, 0) AS accepted
-            FROM resolved r FULL JOIN acks a USING (rep) FULL JOIN made m USING (rep)
+            FROM resolved r FULL JOIN acked a USING (rep) FULL JOIN made m USING (rep)
             ORDER BY without DESC, resolved DESC, acknowledged DESC, rep LIMIT {MAX_ROWS}""",
     )
     return [
@@ -512,7 +522,7 @@ def _themes(con: duckdb.DuckDBPyConnection, k: int, seed: int) -> tuple[list[The
     # theme_docs reads `events`: with the selection's schema first, that is the selection's events.
     con.execute("SET search_path = 'selected,main'")
     try:
-        docs = found.theme_docs(con)
+        docs = found.theme_docs(con, limit=THEME_DOCS)
     finally:
         con.execute("RESET search_path")
     if not docs:

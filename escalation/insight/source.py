@@ -59,30 +59,30 @@ def _tier_rank(expr: str) -> str:
     return f"list_position([{_sql_list(TIERS)}], {expr})"
 
 
-# Every view's SQL, in the order they are created. `raw_events` is the source as read (see connect).
-VIEWS: dict[str, str] = {
-    # One row per event id (a receiver may have seen an event twice: the first copy wins), with the opening its
-    # id names (`<workflow id>/<opening>/<seq>`: a case id used again later is another opening) and the tier's
-    # rank. A forgotten opening's details lose their free text here, so nothing downstream can show it.
-    "events": f"""
-        WITH unique_events AS (
-            SELECT * FROM raw_events
-            WHERE id IS NOT NULL AND type IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY id ORDER BY "at", seq) = 1
-        ), keyed AS (
-            SELECT *, regexp_extract(id, '/([^/]+)/[^/]*$', 1) AS opening FROM unique_events
-        ), forgotten AS (
-            SELECT DISTINCT case_id, opening FROM keyed WHERE type = 'escalation.forgotten'
-        )
-        SELECT k.id, k.type, k.case_id, k.opening, k.seq, k.at, k.actor, k.tier,
-               {_tier_rank("k.tier")} AS tier_rank, k.status, k.owner, k.via,
-               CASE WHEN f.opening IS NULL OR k.detail IS NULL THEN k.detail
-                    WHEN k.detail->>'reason' IN ({_sql_list(REASON_CODES)})
-                        THEN json_merge_patch(k.detail, {_patch(False)})
-                    ELSE json_merge_patch(k.detail, {_patch(True)}) END AS detail,
-               f.opening IS NOT NULL AS forgotten
-        FROM keyed k LEFT JOIN forgotten f USING (case_id, opening)
-    """,
+# How the tables are made, in order: `{read}` is the source as read (see _read). Events: one row per event id (a
+# receiver may have seen an event twice: the first copy read wins), with the opening its id names
+# (`<workflow id>/<opening>/<seq>`: a case id used again later is another opening) and the tier's rank. A forgotten
+# opening's details lose their free text here, so nothing downstream can show it. Duplicates and forgotten cases
+# are few: they are fixed in place rather than by copying a million rows again.
+EVENTS = [
+    f"""CREATE TABLE events AS
+        SELECT id, type, case_id, coalesce(nullif(split_part(id, '/', -2), ''), case_id) AS opening, seq, "at", actor, tier,
+               {_tier_rank("tier")} AS tier_rank, status, owner, via, detail, false AS forgotten
+        FROM ({{read}}) WHERE id IS NOT NULL AND type IS NOT NULL""",
+    """DELETE FROM events WHERE rowid IN (
+        SELECT rowid FROM events WHERE id IN (SELECT id FROM events GROUP BY id HAVING count(*) > 1)
+        QUALIFY row_number() OVER (PARTITION BY id ORDER BY rowid) > 1)""",
+    f"""UPDATE events SET forgotten = true,
+            detail = CASE WHEN detail IS NULL THEN NULL
+                          WHEN detail->>'reason' IN ({_sql_list(REASON_CODES)})
+                              THEN json_merge_patch(detail, {_patch(False)})
+                          ELSE json_merge_patch(detail, {_patch(True)}) END
+        FROM (SELECT DISTINCT opening FROM events WHERE type = 'escalation.forgotten') f
+        WHERE events.opening = f.opening""",
+]
+
+# The tables made from `events`, in order.
+TABLES: dict[str, str] = {
     # Offers, one row each: who proposed it at which tier, its kind and amount, and whether it was granted.
     "offers": """
         WITH proposed AS (
@@ -90,17 +90,17 @@ VIEWS: dict[str, str] = {
                    detail->>'kind' AS kind, TRY_CAST(detail->>'amount' AS DECIMAL(18, 2)) AS amount,
                    detail->>'currency' AS currency
             FROM events WHERE type = 'escalation.offer_proposed'
-            QUALIFY row_number() OVER (PARTITION BY case_id, opening, offer_id ORDER BY seq) = 1
+            QUALIFY row_number() OVER (PARTITION BY opening, offer_id ORDER BY seq) = 1
         ), answered AS (
             SELECT case_id, opening, detail->>'offer_id' AS offer_id, type = 'escalation.offer_accepted' AS accepted,
                    TRY_CAST(detail->>'amount' AS DECIMAL(18, 2)) AS amount
             FROM events WHERE type IN ('escalation.offer_accepted', 'escalation.offer_declined')
-            QUALIFY row_number() OVER (PARTITION BY case_id, opening, offer_id ORDER BY seq DESC) = 1
+            QUALIFY row_number() OVER (PARTITION BY opening, offer_id ORDER BY seq DESC) = 1
         )
         SELECT p.case_id, p.opening, p.offer_id, p.at, p.actor, p.tier, p.tier_rank, p.kind, p.currency,
                coalesce(a.amount, p.amount) AS amount, coalesce(a.accepted, false) AS accepted,
                a.offer_id IS NOT NULL AS answered
-        FROM proposed p LEFT JOIN answered a USING (case_id, opening, offer_id)
+        FROM proposed p LEFT JOIN answered a USING (opening, offer_id)
     """,
     # One row per opening of a case.
     "cases": f"""
@@ -114,35 +114,44 @@ VIEWS: dict[str, str] = {
                    detail->>'sentiment' AS sentiment, TRY_CAST(detail->>'earlier_cases' AS INTEGER) AS earlier_cases,
                    TRY_CAST(detail->>'risk' AS DOUBLE) AS risk, detail->>'policy' AS policy
             FROM events WHERE type = 'escalation.opened'
-            QUALIFY row_number() OVER (PARTITION BY case_id, opening ORDER BY seq) = 1
-        ), per_case AS (
-            SELECT case_id, opening,
+            QUALIFY row_number() OVER (PARTITION BY opening ORDER BY seq) = 1
+        ), counted AS (
+            SELECT opening, any_value(case_id) AS case_id,
                    min("at") AS first_at,
                    count(*) FILTER (type = 'escalation.escalated') AS escalations,
-                   max({_tier_rank("detail->>'to_tier'")}) FILTER (type = 'escalation.escalated') AS escalated_rank,
                    count(*) FILTER (type = 'escalation.reopened') AS reopens,
                    count(*) FILTER (type = 'escalation.breached') AS breaches,
                    count(*) FILTER (type = 'escalation.followup_sent') AS followups,
                    min("at") FILTER (type = 'escalation.resolved') AS first_resolved_at,
                    max("at") FILTER (type = 'escalation.resolved') AS resolved_at,
+                   max("at") FILTER (type = 'escalation.closed') AS closed_at,
+                   bool_or(forgotten) AS forgotten
+            FROM events GROUP BY opening
+        ), detailed AS (
+            -- Details read from the few event types that carry them, not from every event.
+            SELECT opening,
+                   max({_tier_rank("detail->>'to_tier'")}) FILTER (type = 'escalation.escalated') AS escalated_rank,
                    arg_max(detail->>'root_cause', seq) FILTER (type = 'escalation.resolved') AS root_cause,
                    arg_max(coalesce(TRY_CAST(detail->>'kb_missing' AS BOOLEAN), false), seq)
                        FILTER (type = 'escalation.resolved') AS kb_missing,
                    arg_max(detail->>'kb_article', seq) FILTER (type = 'escalation.resolved') AS kb_article,
                    arg_max(actor, seq) FILTER (type = 'escalation.resolved') AS resolved_by,
                    arg_max(tier, seq) FILTER (type = 'escalation.resolved') AS resolved_tier,
-                   max("at") FILTER (type = 'escalation.closed') AS closed_at,
                    arg_max(detail->>'outcome', seq) FILTER (type = 'escalation.closed') AS outcome,
-                   arg_max(detail->>'answer', seq) FILTER (type = 'escalation.followup_answered') AS followup_answer,
-                   bool_or(forgotten) AS forgotten
-            FROM events GROUP BY case_id, opening
+                   arg_max(detail->>'answer', seq) FILTER (type = 'escalation.followup_answered') AS followup_answer
+            FROM events
+            WHERE type IN ('escalation.escalated', 'escalation.resolved', 'escalation.closed',
+                           'escalation.followup_answered')
+            GROUP BY opening
+        ), per_case AS (
+            SELECT * FROM counted LEFT JOIN detailed USING (opening)
         ), granted AS (
-            SELECT case_id, opening,
+            SELECT opening,
                    sum(amount) FILTER (accepted) AS granted,
                    sum(amount) FILTER (accepted AND kind = 'compensation') AS granted_compensation,
                    sum(amount) FILTER (accepted AND kind = 'goodwill') AS granted_goodwill,
                    count(*) AS offers
-            FROM offers GROUP BY case_id, opening
+            FROM offers GROUP BY opening
         )
         SELECT p.case_id, p.opening, coalesce(o.opened_at, p.first_at) AS opened_at,
                o.category, o.channel, o.severity, o.threat, o.value_band, o.customer_value,
@@ -157,7 +166,7 @@ VIEWS: dict[str, str] = {
                p.closed_at, p.outcome,
                p.resolved_at IS NOT NULL AND p.escalations = 0 AND p.reopens = 0 AS first_contact_resolved,
                p.followup_answer, p.forgotten, o.risk
-        FROM per_case p LEFT JOIN opened o USING (case_id, opening) LEFT JOIN granted g USING (case_id, opening)
+        FROM per_case p LEFT JOIN opened o USING (opening) LEFT JOIN granted g USING (opening)
     """,
 }
 
@@ -202,22 +211,22 @@ def _read(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) -> str:
     return f"SELECT {', '.join(parts)} FROM read_parquet({listed}, union_by_name = true)"
 
 
-def connect(source: str | Path, *, materialize: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with `events`, `offers` and `cases` over the source (see the module's
-    docstring). With `materialize` (the default) the source is read once into memory and the three are tables,
-    so a report's many queries do not parse the files again; without, they are views over the files.
-    Raises SourceProblem naming the path when there is nothing to read or it cannot be parsed."""
+def connect(source: str | Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the tables `events`, `offers` and `cases` over the source (see the
+    module's docstring), read once so that many queries do not parse the files again. Raises SourceProblem naming
+    the path when there is nothing to read or it cannot be parsed."""
     kind, files = _files(Path(source))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    relation = "TABLE" if materialize else "VIEW"
     try:
-        con.execute(f"CREATE {relation} raw_events AS {_read(con, kind, files)}")
-        row = con.execute("SELECT count(*) FROM (SELECT 1 FROM raw_events LIMIT 1)").fetchone()
+        con.execute(EVENTS[0].format(read=_read(con, kind, files)))
+        row = con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()
         if not row or row[0] == 0:
             raise SourceProblem(f"events: {source} holds no events")
-        for name, sql in VIEWS.items():
-            con.execute(f"CREATE {relation} {name} AS {sql}")
+        for sql in EVENTS[1:]:
+            con.execute(sql)
+        for name, sql in TABLES.items():
+            con.execute(f"CREATE TABLE {name} AS {sql}")
     except SourceProblem:
         con.close()
         raise
@@ -225,6 +234,4 @@ def connect(source: str | Path, *, materialize: bool = True) -> duckdb.DuckDBPyC
         con.close()
         first = " ".join(str(err).split())[:300]
         raise SourceProblem(f"events: cannot read {source}: {first}") from None
-    if materialize:
-        con.execute("DROP TABLE raw_events")
     return con
