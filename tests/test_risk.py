@@ -362,6 +362,11 @@ def test_escalations_train_writes_the_file_and_prints_its_quality(events_file, t
     assert (figures["train_size"], figures["test_size"]) == (504, 126)
     assert oct(stat.S_IMODE(os.stat(out).st_mode)) == "0o600"
 
+    # Where the worker reads it, when that is set.
+    monkeypatch.setenv("ESCALATIONS_RISK_MODEL", str(tmp_path / "worker" / "model.json"))
+    assert runner.invoke(app, ["train", "--events", str(events_file)]).exit_code == 0
+    assert RiskModel.load(tmp_path / "worker" / "model.json").weights == model.weights
+
 
 def test_escalations_train_refuses_what_cannot_train(tmp_path):
     runner = CliRunner()

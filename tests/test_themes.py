@@ -33,10 +33,11 @@ def vocabulary_docs(per: int = 30, seed: int = 1) -> list[tuple[str, ThemeDoc]]:
     return docs
 
 
-def event(case_id: str, seq: int, kind: str, at: datetime, opening: str = "o1", **detail: Any) -> dict[str, Any]:
-    """One event as the product writes it to the events file."""
+def event(case_id: str, seq: int, kind: str, at: datetime, opening: str = "", **detail: Any) -> dict[str, Any]:
+    """One event as the product writes it to the events file; `opening` names another opening of the case (each
+    opening's id is unique, as the workflow's are)."""
     return {
-        "id": f"escalation-{case_id}/{opening}/{seq}",
+        "id": f"escalation-{case_id}/{case_id}-opening{opening}/{seq}",
         "type": f"escalation.{kind}",
         "case_id": case_id,
         "seq": seq,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from escalation.cli import Code, JsonOpt, app, emit, fail
-from escalation.config import Settings
+from escalation.config import ConfigError
 
 
 @app.command(
@@ -30,7 +30,9 @@ def train(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", metavar="FILE", help="Where to write the model (else risk-model.json in ESCALATIONS_DATA_DIR)."
+            "--out",
+            metavar="FILE",
+            help="Where to write the model (else ESCALATIONS_RISK_MODEL, or risk-model.json in ESCALATIONS_DATA_DIR: where the worker reads it).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -41,8 +43,11 @@ def train(
     # Loaded here: the insight extra (DuckDB, scikit-learn) is needed by this command only.
     from escalation.insight import source, training
 
-    settings = Settings.read()
-    path = out or settings.data_dir / "risk-model.json"
+    try:
+        settings = ctx.obj.settings()
+    except ConfigError as err:
+        fail(str(err), Code.UNREACHABLE)
+    path = out or settings.risk_model_path
     try:
         con = source.connect(events or settings.events_path)
         try:
