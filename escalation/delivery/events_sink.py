@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import stat
 import time
@@ -40,6 +39,7 @@ from typing import Annotated, Any
 import structlog
 from aiohttp import web
 from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import from_json
 
 from escalation.config import ConfigError
 from escalation.delivery.inbound import secret_problem
@@ -197,7 +197,7 @@ class DayFiles:
                     break
                 whole += len(line)
                 try:
-                    ids.add(json.loads(line)["id"])
+                    ids.add(from_json(line)["id"])  # pydantic's parser: a few times faster than json's
                 except (ValueError, KeyError, TypeError):
                     unreadable += 1
             size = f.seek(0, os.SEEK_END)
