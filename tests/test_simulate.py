@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from escalation.cli import app
 from escalation.config import Settings
 from escalation.dev import mix
+from escalation.dev.simulate import Slots
 from escalation.domain.bands import value_band
 from escalation.domain.models import EscalationReason, FollowUpAnswer, OfferKind, Outcome, RootCause, Sentiment
 from escalation.domain.policy import load_policy_file
@@ -199,6 +200,26 @@ def test_simulate_refuses_bad_options_before_connecting():
     assert result.exit_code == 3 and "prefix:" in result.output
     result = runner.invoke(app, ["simulate", "5", "--policy", "nope"])
     assert result.exit_code == 7 and "unknown policy 'nope'" in result.output
+
+
+async def test_a_case_back_from_waiting_for_a_follow_up_gets_the_next_slot_before_new_cases():
+    slots = Slots(1)
+    await slots.acquire()
+    order: list[str] = []
+
+    async def case(name: str, returning: bool) -> None:
+        await slots.acquire(returning=returning)
+        order.append(name)
+        await slots.release()
+
+    new = [asyncio.create_task(case(f"new-{i}", False)) for i in range(3)]
+    await asyncio.sleep(0)
+    back = asyncio.create_task(case("back", True))
+    await asyncio.sleep(0)
+    await slots.release()
+    await asyncio.gather(*new, back)
+    assert order == ["back", "new-0", "new-1", "new-2"]
+    assert slots.free == 1
 
 
 # ----- through the real workflow

@@ -416,6 +416,7 @@ CHANNELS: tuple[tuple[Channel, float], ...] = (
 )
 # Written channels wait in a queue: they are the ones left to breach.
 BREACH: dict[Channel, float] = {Channel.CALL: 0.03, Channel.CHAT: 0.05, Channel.EMAIL: 0.15, Channel.SMS: 0.12}
+BUSY_BREACH = 0.1  # a case handed up is left to breach at the tier it reached
 THREAT = 0.03  # of furious customers, more
 RETURNING = 0.2  # share of cases from a customer who had one before in this run
 REPEAT_CLIMB = 0.1  # per earlier case of the same customer in this run
@@ -629,13 +630,17 @@ def _script(
     def take() -> None:
         acts.append(Take(ack_after=round(rng.uniform(0.5, 6.0), 1)))
 
-    def escalate(reason: EscalationReason, detail: str) -> bool:
+    def escalate(reason: EscalationReason, detail: str, *, busy: bool = True) -> bool:
         nonlocal tier
         above = ladder.above(tier)
         if above is None:
             return False
         acts.append(Escalate(reason, detail, above))
         tier = above
+        higher = ladder.above(tier)
+        if busy and higher is not None and rng.random() < BUSY_BREACH:
+            acts.append(LeaveToBreach())  # the tier above was busy too: its acknowledge target passes
+            tier = higher
         take()
         return True
 
@@ -673,7 +678,9 @@ def _script(
     if lost:
         # The customer wants out: up to the tier that may close a case as lost, a last offer declined, closed.
         while tier not in ladder.close_lost:
-            if not escalate(EscalationReason.CUSTOMER_REQUEST, "Customer wants to leave, asks for someone senior"):
+            if not escalate(
+                EscalationReason.CUSTOMER_REQUEST, "Customer wants to leave, asks for someone senior", busy=False
+            ):
                 raise ValueError(f"policy '{policy.name}': no tier may close a case as customer_lost")
         acts.append(
             Offer(OfferKind.GOODWILL, Decimal("0.00"), "Three months free to stay", accepted=False, note="Leaving")

@@ -105,7 +105,8 @@ class Progress:
     done: int = 0
     skipped: int = 0
     failed: int = 0
-    running: int = 0
+    running: int = 0  # holding a slot
+    waiting: int = 0  # gave their slot back until a follow-up check-in goes out
 
     @property
     def finished(self) -> int:
@@ -115,7 +116,7 @@ class Progress:
         elapsed = time.monotonic() - self.started
         return (
             f"simulate: {self.finished}/{self.total} cases ({self.done} driven, {self.skipped} skipped, "
-            f"{self.failed} failed), {self.running} in flight, {elapsed:.0f}s"
+            f"{self.failed} failed), {self.running} worked on, {self.waiting} waiting for a follow-up, {elapsed:.0f}s"
         )
 
 
@@ -142,6 +143,47 @@ async def case_exists(esc: EscalationClient, case_id: str) -> bool:
         raise
 
 
+class Slots:
+    """At most `n` cases worked at once. A case that gave its slot back while it waited for a follow-up check-in
+    gets one before any case not started yet: it must answer within the check-in's response window."""
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.returning = 0
+        self.changed = asyncio.Condition()
+
+    async def acquire(self, *, returning: bool = False) -> None:
+        async with self.changed:
+            self.returning += returning
+            try:
+                await self.changed.wait_for(lambda: self.free > 0 and (returning or not self.returning))
+            finally:
+                self.returning -= returning
+            self.free -= 1
+
+    async def release(self) -> None:
+        async with self.changed:
+            self.free += 1
+            self.changed.notify_all()
+
+
+class Seat:
+    """One case's claim on the slots: whether it holds one now."""
+
+    def __init__(self, slots: Slots) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def take(self, *, returning: bool = False) -> None:
+        await self.slots.acquire(returning=returning)
+        self.held = True
+
+    async def leave(self) -> None:
+        if self.held:
+            self.held = False
+            await self.slots.release()
+
+
 class Driver:
     """Runs one script on one case."""
 
@@ -152,11 +194,13 @@ class Driver:
         signer: Signer | None,
         *,
         step_timeout: float,
-        slots: asyncio.Semaphore | None = None,
+        seat: Seat | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.esc = esc
-        # The run's slots: one is given back while the case only waits for a follow-up check-in to go out.
-        self.slots = slots
+        self.progress = progress
+        # The case's slot: given back while the case only waits for a follow-up check-in to go out.
+        self.seat = seat
         self.script = script
         self.case_id = script.case_id
         self.signer = signer
@@ -318,14 +362,20 @@ class Driver:
     @contextlib.asynccontextmanager
     async def idle(self) -> AsyncIterator[None]:
         """Give the case's slot to another case while this one only waits (a resolved case holds no rep)."""
-        if self.slots is None:
+        if self.seat is None:
             yield
             return
-        self.slots.release()
+        await self.seat.leave()
+        if self.progress is not None:
+            self.progress.running -= 1
+            self.progress.waiting += 1
         try:
             yield
         finally:
-            await self.slots.acquire()
+            await self.seat.take(returning=True)
+            if self.progress is not None:
+                self.progress.waiting -= 1
+                self.progress.running += 1
 
     async def followup(self, i: int, answer: FollowUpAnswer, comment: str) -> None:
         s = await self.case.state()
@@ -357,13 +407,14 @@ async def drive(
     signer: Signer | None,
     *,
     step_timeout: float = STEP_TIMEOUT,
-    slots: asyncio.Semaphore | None = None,
+    seat: Seat | None = None,
+    progress: Progress | None = None,
 ) -> CaseRun:
     """Open the script's case and run its steps; the result says how far it got (never raises for the case).
-    `slots`, held by the caller, is given back while the case waits for a follow-up check-in."""
+    `seat`, held by the caller, is given back while the case waits for a follow-up check-in."""
     started = time.monotonic()
     run = CaseRun(script.case_id, "done", script.ends)
-    driver = Driver(esc, script, signer, step_timeout=step_timeout, slots=slots)
+    driver = Driver(esc, script, signer, step_timeout=step_timeout, seat=seat, progress=progress)
     try:
         if await case_exists(esc, script.case_id):
             run.result = "skipped"
@@ -394,7 +445,7 @@ async def simulate(
     if not 0 < concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency: between 1 and {MAX_CONCURRENCY} (got {concurrency})")
     progress = Progress(total=len(scripts))
-    slots = asyncio.Semaphore(concurrency)
+    slots = Slots(concurrency)
 
     # A customer who comes back does so after their earlier case has had its steps, as people do: their brief
     # then shows what happened last time.
@@ -416,14 +467,16 @@ async def simulate(
             done[script.case_id].set()
 
     async def drive_one(script: mix.CaseScript) -> CaseRun:
-        async with slots:
-            progress.running += 1
-            try:
-                run = await drive(esc, script, signer, step_timeout=step_timeout, slots=slots)
-            finally:
-                progress.running -= 1
-            setattr(progress, run.result, getattr(progress, run.result) + 1)
-            return run
+        seat = Seat(slots)
+        await seat.take()
+        progress.running += 1
+        try:
+            run = await drive(esc, script, signer, step_timeout=step_timeout, seat=seat, progress=progress)
+        finally:
+            progress.running -= 1
+            await seat.leave()
+        setattr(progress, run.result, getattr(progress, run.result) + 1)
+        return run
 
     async def report() -> None:
         while on_progress is not None:
