@@ -1,6 +1,6 @@
 """The performance figures of issue 18, each against a baseline measured in the same run on the same server.
 
-    python -m bench [--full] [--only breach,burst,lifecycle,memory,routing]    (make bench)
+    python -m bench [--full] [--only breach,burst,lifecycle,memory,routing,report]    (make bench)
 
 One dev server (in memory) for the run, the project's worker (`python -m worker`, the production entry
 point, with the benchmark's roster and policies) and a worker for the bare baselines as processes of their
@@ -79,7 +79,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "routing": (200, 10_000),
     },
 }
-FIGURES = ("breach", "burst", "lifecycle", "memory", "routing")
+FIGURES = ("breach", "burst", "lifecycle", "memory", "routing", "report")
 CONCURRENCY = 10  # lifecycles driven at once
 # The routing figure's open cases live in a namespace of their own, so they weigh on no other figure.
 ROUTING_NAMESPACE = "routing"
@@ -699,6 +699,15 @@ async def route_figure(bench: Bench) -> Line:
     )
 
 
+# ----- the pattern report
+
+
+def report_figure() -> list[Line]:
+    from bench import report  # DuckDB and the insight extra, for this figure only
+
+    return report.figure()
+
+
 # ----- the run
 
 
@@ -733,6 +742,8 @@ async def run(mode: str, only: list[str]) -> list[Line]:
         await figure("lifecycle", lambda: lifecycles(bench))
         await figure("memory", lambda: memory(bench))
         await figure("routing", lambda: route_figure(bench))
+        # The pattern report over a million events (bench/report.py): no server, the same size in both modes.
+        await figure("report", lambda: asyncio.to_thread(report_figure))
     finally:
         bench.stop_all()
     print(f"# {sum(line.ok for line in lines)}/{len(lines)} OK in {time.monotonic() - started:.0f} s", flush=True)

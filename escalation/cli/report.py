@@ -85,6 +85,8 @@ def report(
             tier.value if tier else None,
             severity.value if severity else None,
         )
+        if themes:
+            patterns.import_theme_libraries()
         con = source.connect(events or Settings.read().events_path)
         try:
             result = patterns.build(con, when, flt, min_cases=min_cases, themes=themes, seed=seed, now=now)

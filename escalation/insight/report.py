@@ -10,7 +10,9 @@ themes' top terms.
 
 from __future__ import annotations
 
+import importlib
 import re
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from escalation.domain.bands import VALUE_BANDS
 from escalation.domain.models import Channel, Severity, Tier, parse_duration
+from escalation.insight import themes as found
 from escalation.insight.source import TIERS
 
 DEFAULT_SPAN = timedelta(days=30)
@@ -31,6 +34,27 @@ MAX_ROWS = 25  # rows per ranking and reps listed
 MAX_THEMES = 20
 THEME_DOCS = 10_000  # the most recent cases of the range whose text is grouped: seconds, not minutes
 TOP_REASONS = 12
+
+
+# The themes' libraries take seconds to import (more where no bytecode is cached): a report that finds themes
+# starts importing them while DuckDB reads the events (see import_theme_libraries).
+THEME_LIBRARIES = ("sklearn.decomposition", "sklearn.feature_extraction.text")
+
+
+def import_theme_libraries() -> threading.Thread:
+    """Import the themes' libraries in a background thread; the themes' own import waits for it if still running.
+    A library that cannot be imported is reported there, not here."""
+
+    def load() -> None:
+        for name in THEME_LIBRARIES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                return
+
+    thread = threading.Thread(target=load, name="import-theme-libraries", daemon=True)
+    thread.start()
+    return thread
 
 
 class ReportInputError(ValueError):
@@ -515,10 +539,6 @@ def _loopholes(con: duckdb.DuckDBPyConnection, min_cases: int) -> Loopholes:
 
 
 def _themes(con: duckdb.DuckDBPyConnection, k: int, seed: int) -> tuple[list[ThemeRow] | None, str | None]:
-    try:
-        from escalation.insight import themes as found  # written alongside; absent, the report goes without
-    except ImportError:
-        return None, "themes are not available in this version"
     # theme_docs reads `events`: with the selection's schema first, that is the selection's events.
     con.execute("SET search_path = 'selected,main'")
     try:
