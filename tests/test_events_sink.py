@@ -191,6 +191,19 @@ async def test_an_oversized_body_is_refused_413(tmp_path):
     assert written(tmp_path / "events") == []
 
 
+async def test_a_body_that_does_not_arrive_in_time_is_refused_408(tmp_path):
+    async with receiving(tmp_path / "events", read_timeout=0.5) as (url, _):
+        host_port = url.removeprefix("http://").split("/")[0]
+        host, port = host_port.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f'POST {PATH} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 100\r\n\r\n{{"id": '.encode())
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 10)  # the rest of the body never comes
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 408")
+    assert written(tmp_path / "events") == []
+
+
 GOOD = event(1).model_dump(mode="json")
 
 

@@ -264,12 +264,14 @@ class EventsSink:
         tolerance: float,
         clock: Callable[[], float] = time.time,
         days_kept: int = DAYS_KEPT,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         if not secrets:
             raise ValueError("the receiver needs at least one secret to verify events with")
         self.secrets = list(secrets)
         self.tolerance = tolerance
         self.clock = clock
+        self.read_timeout = read_timeout
         self.files = DayFiles(out, days_kept=days_kept)
         # One write at a time: each checks the ids and appends under it, so two copies of an event sent at once
         # are written once.
@@ -290,9 +292,16 @@ class EventsSink:
 
     async def receive(self, request: web.Request) -> web.Response:
         try:
-            body = await asyncio.wait_for(request.read(), READ_TIMEOUT)
+            body = await asyncio.wait_for(request.read(), self.read_timeout)
         except TimeoutError:
-            return _error(408, f"the body did not arrive within {READ_TIMEOUT:g} s")
+            log.warning("events_sink_refused", status=408, remote=request.remote)
+            # Answered and closed at once: aiohttp would otherwise wait for the rest of the body (10 s).
+            answer = _error(408, f"the body did not arrive within {self.read_timeout:g} s", Connection="close")
+            await answer.prepare(request)
+            await answer.write_eof()
+            if request.protocol is not None:
+                request.protocol.force_close()
+            return answer
         try:
             signed = verify(self.secrets, request.headers, body, now=self.clock(), tolerance=self.tolerance)
             if signed.legacy:
