@@ -47,7 +47,21 @@ CATEGORIES = ["billing", "delivery", "outage", "refund", "account", "fraud", "co
 CLIMB = {"billing": 500, "delivery": 250, "outage": 700, "refund": 350, "account": 120, "fraud": 800, "contract": 300}
 ROOT_CAUSES = ["billing_error", "delivery", "service_outage", "policy_gap", "product_defect", "communication"]
 REPS = [f"rep{n:02d}" for n in range(40)]
-WORDS = ["refund", "charged", "twice", "parcel", "late", "outage", "router", "contract", "cancel", "invoice"]
+# What customers say, per category (three ways each), so the themes have something to find.
+SAYINGS = {
+    "billing": ["charged twice for the monthly plan", "invoice shows a fee never agreed", "double charge on the card"],
+    "delivery": ["parcel marked delivered never arrived", "courier missed the delivery slot", "parcel arrived damaged"],
+    "outage": ["internet down for three days", "router keeps dropping the connection", "no signal since the storm"],
+    "refund": [
+        "refund promised weeks ago still missing",
+        "returned the phone no refund yet",
+        "refund went to old card",
+    ],
+    "account": ["locked out of the account", "password reset email never comes", "cannot change the account email"],
+    "fraud": ["unknown payments on the card", "someone ordered a phone in my name", "sim swapped without asking"],
+    "contract": ["contract renewed without asking", "cancel the contract without the fee", "price rose mid contract"],
+    "device": ["phone screen went black after update", "handset battery swells", "device will not charge"],
+}
 
 
 def events_sql(cases: int, seed: int) -> str:
@@ -67,12 +81,14 @@ def events_sql(cases: int, seed: int) -> str:
                {_pick(["furious", "angry", "upset", "neutral", "calm"], "sent")} AS sentiment,
                {_pick(ROOT_CAUSES, "rc")} AS root_cause,
                {_pick(REPS, "rep")} AS rep, {_pick(REPS, "lead")} AS lead,
-               {_pick(WORDS, "w1")} || ' ' || {_pick(WORDS, "w2")} AS summary,
+               CASE {" ".join(f"WHEN {_pick(CATEGORIES, 'cat')} = '{c}' THEN {_pick(SAYINGS[c], 'say')}" for c in CATEGORIES)}
+               END AS summary,
                (hash(i, 'u', seed) % 1000)::BIGINT AS u, (hash(i, 'v', seed) % 1000)::BIGINT AS v, (hash(i, 'w', seed) % 1000)::BIGINT AS w
         FROM base
     ), cases AS (
         SELECT *, u < CASE category {climb} ELSE 200 END AS climbs,
                u < CASE category {climb} ELSE 200 END AND v < 300 AS climbs_twice,
+               u < CASE category {climb} ELSE 200 END AND v < 60 AS climbs_thrice,
                v % 7 = 0 AS breach, w < 400 AS offered, w < 280 AS accepted, w % 5 <> 0 AS resolves,
                v % 10 < 2 AS not_fixed, (u + w) % 3 = 0 AS kb_missing,
                CASE value_band WHEN 'under_1k' THEN 400 WHEN '1k_10k' THEN 4000 WHEN '10k_100k' THEN 40000
@@ -82,13 +98,15 @@ def events_sql(cases: int, seed: int) -> str:
         SELECT c.*, s.n, s.kind, s.minutes FROM cases c,
         (VALUES (1, 'opened', 0), (2, 'assigned', 1), (3, 'acknowledged', 6), (4, 'note', 20),
                 (5, 'breached', 31), (6, 'escalated', 40), (7, 'acknowledged2', 55), (8, 'escalated2', 120),
-                (9, 'acknowledged3', 150), (10, 'offer_proposed', 170), (11, 'offer_answered', 190),
-                (12, 'resolved', 240), (13, 'followup_sent', 1680), (14, 'followup_answered', 1700),
-                (15, 'reopened', 1701), (16, 'resolved2', 1900), (17, 'closed', 4000)) s(n, kind, minutes)
+                (9, 'acknowledged3', 150), (10, 'escalated3', 155), (11, 'acknowledged4', 165),
+                (12, 'offer_proposed', 170), (13, 'offer_answered', 190),
+                (14, 'resolved', 240), (15, 'followup_sent', 1680), (16, 'followup_answered', 1700),
+                (17, 'reopened', 1701), (18, 'resolved2', 1900), (19, 'closed', 4000)) s(n, kind, minutes)
         WHERE CASE s.kind
             WHEN 'breached' THEN breach
             WHEN 'escalated' THEN climbs WHEN 'acknowledged2' THEN climbs
             WHEN 'escalated2' THEN climbs_twice WHEN 'acknowledged3' THEN climbs_twice
+            WHEN 'escalated3' THEN climbs_thrice WHEN 'acknowledged4' THEN climbs_thrice
             WHEN 'offer_proposed' THEN offered WHEN 'offer_answered' THEN offered
             WHEN 'resolved' THEN resolves WHEN 'followup_sent' THEN resolves WHEN 'followup_answered' THEN resolves
             WHEN 'reopened' THEN resolves AND not_fixed WHEN 'resolved2' THEN resolves AND not_fixed
@@ -96,7 +114,8 @@ def events_sql(cases: int, seed: int) -> str:
             ELSE true END
     ), shaped AS (
         SELECT *, row_number() OVER (PARTITION BY i ORDER BY n) AS seq,
-               CASE WHEN n >= 8 AND climbs_twice THEN 'supervisor' WHEN n >= 6 AND climbs THEN 'team_lead'
+               CASE WHEN n >= 10 AND climbs_thrice THEN 'manager' WHEN n >= 8 AND climbs_twice THEN 'supervisor'
+                    WHEN n >= 6 AND climbs THEN 'team_lead'
                     ELSE 'agent' END AS tier,
                CASE WHEN n >= 6 AND climbs THEN lead ELSE rep END AS who,
                opened_at + to_seconds((minutes * 60 * (0.3 + u / 400.0 + (hash(i, n, seed) % 100) / 1000.0))::BIGINT) AS at_ts
@@ -123,6 +142,8 @@ def events_sql(cases: int, seed: int) -> str:
                                 ELSE 'needs_authority' END)
              WHEN 'escalated2' THEN json_object('from_tier', 'team_lead', 'to_tier', 'supervisor',
                  'reason', 'complexity')
+             WHEN 'escalated3' THEN json_object('from_tier', 'supervisor', 'to_tier', 'manager',
+                 'reason', CASE WHEN w % 3 = 0 THEN 'threat' ELSE 'needs_authority' END)
              WHEN 'offer_proposed' THEN json_object('offer_id', 'o1', 'kind',
                  CASE WHEN w % 2 = 0 THEN 'compensation' ELSE 'goodwill' END,
                  'amount', (10 + w % 90)::VARCHAR || '.00', 'currency', 'EUR')

@@ -403,8 +403,9 @@ def charts(report: Report) -> dict[str, str]:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.6 + 0.3 * max(len(ranked), len(causes), 3)))
     for ax, rows, title in ((left, ranked, "Categories"), (right, causes, "Root causes")):
         rows = list(reversed(rows))
-        ax.barh([r.name for r in rows], [r.escalation_rate * 100 for r in rows], color="#e45756")
-        ax.set_xlim(0, 100)
+        bars = ax.barh([r.name for r in rows], [r.escalation_rate * 100 for r in rows], color="#e45756")
+        ax.bar_label(bars, labels=[f"{pct(r.escalation_rate)} of {r.cases:,}" for r in rows], padding=2, fontsize=8)
+        ax.set_xlim(0, 115)
         ax.set_xlabel("% of cases escalated")
         ax.set_title(f"{title} by escalation rate (>= {report.loopholes.min_cases} cases)")
     out["loopholes"] = _png(fig)
@@ -421,9 +422,25 @@ def charts(report: Report) -> dict[str, str]:
     return out
 
 
+def _numeric(value: Any) -> bool:
+    text = str(value).replace(",", "").rstrip("%")
+    return isinstance(value, (int, float, Decimal)) or text.replace(".", "", 1).lstrip("-").isdigit() or text == "-"
+
+
 def _html_table(columns: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    """Numbers right-aligned, words left; every value escaped."""
+    if not rows:
+        return "<p class='none'>nothing in this range</p>"
+    numeric = [all(_numeric(row[i]) for row in rows) for i in range(len(columns))]
+    head = "".join(
+        f"<th{' class=n' if n else ''}>{html.escape(str(c))}</th>" for c, n in zip(columns, numeric, strict=True)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=n' if n else ''}>{html.escape(str(v))}</td>" for v, n in zip(row, numeric, strict=True))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -437,9 +454,14 @@ h1 { font-size: 22px; margin-bottom: 2px; } h2 { font-size: 17px; margin-top: 28
 .row { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 img { max-width: 100%; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
-th, td { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th, td { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: left; vertical-align: top; }
+th.n, td.n { text-align: right; }
+.note, .none { color: #666; font-size: 13px; max-width: 900px; }
 """
+
+
+def _note(text: str) -> str:
+    return f"<p class='note'>{html.escape(text)}</p>"
 
 
 def to_html(report: Report) -> str:
@@ -471,11 +493,17 @@ def to_html(report: Report) -> str:
         "<div class='cards'>"
         + "".join(f"<div class='card'><b>{e(v)}</b><span>{e(k)}</span></div>" for v, k in cards)
         + "</div>",
-        "<h2>Where cases end up</h2><div class='row'>",
+        "<h2>Where cases end up</h2>",
+        _note("The highest tier each case reached. Every case above the agent tier cost a more senior person's time."),
+        "<div class='row'>",
         img("highest_tier", "Highest tier reached"),
         _html_table(["tier", "cases", "share"], [[t.tier, t.cases, pct(t.share)] for t in report.highest_tier]),
         "</div>",
         "<h2>Loopholes: where training and the knowledge base should go next</h2>",
+        _note(
+            f"Categories and root causes by the share of their cases that climbed past the first tier (at least "
+            f"{lh.min_cases} cases each). High and large: a gap in what the first tier knows or may do."
+        ),
         img("loopholes", "Categories and root causes by escalation rate"),
         f"<p>Resolved without a knowledge-base article (at least {lh.min_cases} cases):</p><div class='row'>",
         _html_table(["category", *LOOPHOLE_COLUMNS[1:]], _loophole_rows(lh.categories_without_kb[:10])),
@@ -485,6 +513,9 @@ def to_html(report: Report) -> str:
     if report.themes:
         parts += [
             "<h2>Themes of the free text</h2>",
+            _note(
+                "What the cases' own words keep coming back to, grouped by their strongest terms; colour: escalation rate."
+            ),
             img("themes", "Themes"),
             _html_table(
                 ["theme", "cases", "escalation rate", "top terms"],
@@ -493,11 +524,20 @@ def to_html(report: Report) -> str:
         ]
     parts += [
         "<h2>SLA breaches</h2>",
+        _note("Breaches by day and hour of the week (UTC): dark cells are the hours the rota is short."),
         img("breaches_by_hour_of_week", "SLA breaches by hour of week"),
         _html_table(["tier", "clock", "breaches"], [[b.tier, b.clock, b.breaches] for b in report.breaches_by_tier]),
         "<h2>Time to acknowledge and to resolve</h2>",
+        _note(
+            "Acknowledge: from the case reaching a tier to its first acknowledgement there. Resolve: from opening to "
+            "the first resolution, by the highest tier reached. p50 is the typical case, p90 the slow tail."
+        ),
         img("timings", "Time to acknowledge and resolve per tier"),
-        "<h2>Compensation and goodwill</h2><div class='row'>",
+        "<h2>Compensation and goodwill</h2>",
+        _note(
+            "Accepted offers per customer-value band, with what they are worth against the customers' lifetime value."
+        ),
+        "<div class='row'>",
         img("spend_by_band", "Granted per customer-value band"),
         _html_table(
             ["tier that offered", "offers", "compensation", "goodwill", "granted"],
