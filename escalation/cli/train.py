@@ -41,7 +41,13 @@ def train(
     it) and write its file (mode 0600, replaced atomically); prints its quality: ROC AUC and precision at the top
     decile against the base rate."""
     # Loaded here: the insight extra (DuckDB, scikit-learn) is needed by this command only.
-    from escalation.insight import source, training
+    try:
+        from escalation.insight import source, training
+    except ImportError as err:
+        fail(
+            f"escalations train needs the insight extra ({err.name} is missing): pip install 'escalations[insight]'",
+            Code.ERROR,
+        )
 
     try:
         settings = ctx.obj.settings()
@@ -66,8 +72,8 @@ def train(
     human = "\n".join(
         [
             f"risk model {model.version} written to {path} (mode 0600)",
-            f"trained on {m.train_size} closed cases opened {model.trained_from:%Y-%m-%d} to "
-            f"{model.trained_to:%Y-%m-%d} ({m.train_positives} escalated); judged on the latest {m.test_size}",
+            f"trained on {m.train_size} closed cases opened {model.trained_from:%Y-%m-%d %H:%M} to "
+            f"{model.trained_to:%Y-%m-%d %H:%M} UTC ({m.train_positives} escalated); judged on the latest {m.test_size}",
             f"ROC AUC {m.roc_auc:.3f} (0.5: no better than chance)",
             f"precision at the top decile {m.precision_top_decile:.1%} ({m.top_decile_size} cases scored highest) "
             f"against a base rate of {m.base_rate:.1%}: {lift:.1f}x",

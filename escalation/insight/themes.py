@@ -8,6 +8,9 @@ import warnings
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sklearn.decomposition import NMF  # type: ignore[import-untyped]
+from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
+from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
 
 # Text kept per case opening: enough for what a case is about, bounded whatever the notes add up to.
 MAX_DOC_CHARS = 4000
@@ -78,10 +81,6 @@ def find_themes(docs: list[ThemeDoc], *, themes: int = 8, seed: int = 7) -> list
     """Up to `themes` themes of `docs`, largest first. Each document belongs to the theme it weighs most on;
     documents without a single known term (empty, stop words only) belong to none. Fewer documents or terms
     than themes give fewer themes; none at all give an empty list."""
-    from sklearn.decomposition import NMF  # type: ignore[import-untyped]
-    from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
-    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
-
     docs = [d for d in docs if d.text.strip()]
     if themes < 1 or not docs:
         return []

@@ -13,6 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sklearn.feature_extraction import DictVectorizer  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
+
 from escalation.domain.models import TEXT_CHARS
 from escalation.identity.keys import write_private
 from escalation.insight.risk import (
@@ -152,10 +156,6 @@ def train(rows: list[TrainingRow], *, now: datetime | None = None) -> RiskModel:
     """A logistic regression over `features` of the earliest 80% of `rows` (by opening time), judged on the latest
     20%: ROC AUC and precision at the top decile against the base rate. Raises TrainingRefused with fewer than
     MIN_CASES cases, or too few of either kind in a part."""
-    from sklearn.feature_extraction import DictVectorizer  # type: ignore[import-untyped]
-    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-    from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
-
     _refuse_small(rows)
     rows = sorted(rows, key=lambda r: (r.opened_at, r.case_id))
     cut = round(len(rows) * (1 - TEST_SHARE))
