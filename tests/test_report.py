@@ -357,6 +357,14 @@ def test_missing_keys_read_as_null(tmp_path):
     assert r.headline.cases == 1 and r.spend_by_band[0].group == "unknown"
 
 
+def test_a_torn_last_line_is_counted_and_left_out(events_file, tmp_path):
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(events_file.read_text() + '{"id": "escalation-C-7/o7/1", "type": "escalation.ope')
+    r = build(torn)
+    assert (r.headline.cases, r.headline.skipped_lines) == (7, 1)
+    assert build(events_file).headline.skipped_lines == 0
+
+
 def test_sources_that_cannot_be_read_are_named(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "bad.jsonl").write_text("not json\n")
@@ -364,7 +372,7 @@ def test_sources_that_cannot_be_read_are_named(tmp_path):
     cases = {
         tmp_path / "nowhere.jsonl": "nothing at",
         tmp_path / "empty.jsonl": "holds no events",
-        tmp_path / "bad.jsonl": "cannot read",
+        tmp_path / "bad.jsonl": "holds no events",
         tmp_path / "folder": "no events files",
     }
     for path, words in cases.items():

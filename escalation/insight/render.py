@@ -82,6 +82,11 @@ def terminal(report: Report) -> Group:
     h = report.headline
     parts: list[Any] = [
         Text(f"Escalation patterns: {_period(report)}", style="bold"),
+        *(
+            [Text(f"{h.skipped_lines} line(s) of the events were not an event and were left out")]
+            if h.skipped_lines
+            else []
+        ),
         _table(
             "Headline",
             ["cases", "escalated", "first-contact resolved", "reopened", "breaches", "granted", "events"],

@@ -139,6 +139,7 @@ class Headline(BaseModel):
     reopened: int
     breaches: int
     granted: Decimal
+    skipped_lines: int = 0  # lines of the source that were not an event (torn by a crash, or stray), left out
 
 
 class TierCount(BaseModel):
@@ -303,7 +304,7 @@ def _headline(con: duckdb.DuckDBPyConnection) -> Headline:
                   count(*) FILTER (resolved_at IS NOT NULL) AS resolved,
                   count(*) FILTER (first_contact_resolved) AS fcr, count(*) FILTER (reopens > 0) AS reopened,
                   coalesce(sum(breaches), 0) AS breaches, coalesce(sum(granted), 0) AS granted,
-                  (SELECT count(*) FROM sel_events) AS events
+                  (SELECT count(*) FROM sel_events) AS events, (SELECT max(lines) FROM skipped) AS skipped
            FROM sel""",
     )
     return Headline(
@@ -317,6 +318,7 @@ def _headline(con: duckdb.DuckDBPyConnection) -> Headline:
         reopened=row["reopened"],
         breaches=int(row["breaches"]),
         granted=Decimal(row["granted"]),
+        skipped_lines=row["skipped"] or 0,
     )
 
 

@@ -68,7 +68,10 @@ EVENTS = [
     f"""CREATE TABLE events AS
         SELECT id, type, case_id, coalesce(nullif(split_part(id, '/', -2), ''), case_id) AS opening, seq, "at", actor, tier,
                {_tier_rank("tier")} AS tier_rank, status, owner, via, detail, false AS forgotten
-        FROM ({{read}}) WHERE id IS NOT NULL AND type IS NOT NULL""",
+        FROM ({{read}})""",
+    # Lines that are not an event (a line a crash tore, a stray line): counted, then left out.
+    """CREATE TABLE skipped AS SELECT count(*) AS lines FROM events WHERE id IS NULL OR type IS NULL""",
+    """DELETE FROM events WHERE id IS NULL OR type IS NULL""",
     """DELETE FROM events WHERE rowid IN (
         SELECT rowid FROM events WHERE id IN (SELECT id FROM events GROUP BY id HAVING count(*) > 1)
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY rowid) > 1)""",
@@ -199,7 +202,7 @@ def _read(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) -> str:
         columns = "{" + ", ".join(f"'{name}': '{t}'" for name, t in COLUMNS.items()) + "}"
         return (
             f"SELECT {QUOTED} FROM read_json({listed}, format = 'newline_delimited', columns = {columns}, "
-            "hive_partitioning = false, ignore_errors = false)"
+            "hive_partitioning = false, ignore_errors = true)"
         )
     present = {
         row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed}, union_by_name = true)").fetchall()
@@ -213,18 +216,19 @@ def _read(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) -> str:
 
 def connect(source: str | Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the tables `events`, `offers` and `cases` over the source (see the
-    module's docstring), read once so that many queries do not parse the files again. Raises SourceProblem naming
+    module's docstring), read once so that many queries do not parse the files again, and `skipped` (one row:
+    how many lines were not an event). Raises SourceProblem naming
     the path when there is nothing to read or it cannot be parsed."""
     kind, files = _files(Path(source))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
         con.execute(EVENTS[0].format(read=_read(con, kind, files)))
+        for sql in EVENTS[1:]:
+            con.execute(sql)
         row = con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()
         if not row or row[0] == 0:
             raise SourceProblem(f"events: {source} holds no events")
-        for sql in EVENTS[1:]:
-            con.execute(sql)
         for name, sql in TABLES.items():
             con.execute(f"CREATE TABLE {name} AS {sql}")
     except SourceProblem:
