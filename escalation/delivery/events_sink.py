@@ -57,6 +57,7 @@ FILE_NAME = "events.jsonl"
 LOCK_NAME = ".events-sink.lock"
 # Far above any event the product sends (one command's text is at most 128 KiB as sent), far below what would hurt.
 MAX_BODY = 1024 * 1024
+MAX_SEQ = 2**63 - 1
 MAX_ID = 400  # `<workflow id>/<opening>/<seq>`: a case id of 100 characters makes about 170
 READ_TIMEOUT = 30.0  # seconds a body may take to arrive: a stalled sender does not hold a connection for ever
 DAYS_KEPT = 3  # days whose ids stay in memory: today, yesterday (a day of retries) and one more
@@ -74,6 +75,7 @@ class ReceivedEvent(WebhookEvent):
     model_config = ConfigDict(title="WebhookEvent")
 
     id: Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]  # a 64-bit integer, as readers (DuckDB's BIGINT) take it
 
     @field_validator("at")
     @classmethod
