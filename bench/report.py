@@ -1,6 +1,8 @@
 """The report's figure: `escalations report` over a million events, against a bare DuckDB scan of the same file.
 
-    python -m bench.report [--events N] [--seed S]     (make bench runs it in its quick mode too)
+    python -m bench.report [--events N] [--seed S] [--out DIR]     (make bench runs it in its quick mode too)
+
+With --out it only writes the events there (a sample to try the report on) and times nothing.
 
 The events are synthetic and seeded: cases of every category, channel and value band that climb the ladder,
 breach, get offers, resolve, are followed up and reopen, written by DuckDB itself (a few seconds) as JSON lines
@@ -255,9 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=EVENTS, help="how many events (10,000 to 10,000,000)")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--out", type=Path, help="only write the events (events.jsonl, events.parquet) into this folder"
+    )
     args = parser.parse_args(argv)
     if not 10_000 <= args.events <= 10_000_000:
         parser.error("--events: between 10,000 and 10,000,000")
+    if args.out is not None:
+        jsonl, parquet = generate(args.out, args.events, args.seed)
+        print(f"{jsonl}\n{parquet}")
+        return 0
     lines = figure(args.events, args.seed)
     for line in lines:
         print(line, flush=True)

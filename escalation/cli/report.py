@@ -3,6 +3,7 @@ tables, JSON, CSV or an HTML page. Reads files only; no server needed."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,8 +72,17 @@ def report(
     compensation and goodwill against customer value, follow-ups, reps, loopholes and themes. Computed with DuckDB
     from the events the product emits; no server needed."""
     # Loaded here: the insight extra (DuckDB, matplotlib, scikit-learn) is needed by the insight commands only.
-    from escalation.insight import render, source
-    from escalation.insight import report as patterns
+    try:
+        from escalation.insight import render, source
+        from escalation.insight import report as patterns
+
+        if themes and importlib.util.find_spec("sklearn") is None:  # the themes need it: say so before the work
+            raise ImportError(name="sklearn")
+    except ImportError as err:
+        fail(
+            f"escalations report needs the insight extra ({err.name} is missing): pip install 'escalations[insight]'",
+            Code.ERROR,
+        )
 
     if as_json and as_csv:
         fail("--json and --csv: choose one", Code.INVALID_ARGUMENT)

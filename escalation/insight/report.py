@@ -23,7 +23,6 @@ from pydantic import BaseModel, Field
 
 from escalation.domain.bands import VALUE_BANDS
 from escalation.domain.models import Channel, Severity, Tier, parse_duration
-from escalation.insight import themes as found
 from escalation.insight.source import TIERS
 
 DEFAULT_SPAN = timedelta(days=30)
@@ -38,7 +37,7 @@ TOP_REASONS = 12
 
 # The themes' libraries take seconds to import (more where no bytecode is cached): a report that finds themes
 # starts importing them while DuckDB reads the events (see import_theme_libraries).
-THEME_LIBRARIES = ("sklearn.decomposition", "sklearn.feature_extraction.text")
+THEME_LIBRARIES = ("escalation.insight.themes",)
 
 
 def import_theme_libraries() -> threading.Thread:
@@ -541,6 +540,8 @@ def _loopholes(con: duckdb.DuckDBPyConnection, min_cases: int) -> Loopholes:
 
 
 def _themes(con: duckdb.DuckDBPyConnection, k: int, seed: int) -> tuple[list[ThemeRow] | None, str | None]:
+    from escalation.insight import themes as found  # scikit-learn, for the themes only
+
     # theme_docs reads `events`: with the selection's schema first, that is the selection's events.
     con.execute("SET search_path = 'selected,main'")
     try:
