@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
+import shutil
 import stat
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -444,3 +446,38 @@ def test_the_command_refuses_bad_input_with_its_exit_code(events_file, tmp_path)
         assert result.exit_code == code, (args, result.output)
         assert words in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+# ----- the README's examples
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLES_MARKER = "<!-- report-examples -->"
+
+
+def readme_examples() -> list[list[str]]:
+    """The commands of the sh block after EXAMPLES_MARKER in the README, each as its arguments."""
+    text = README.read_text()
+    block = text[text.index(EXAMPLES_MARKER) :].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_examples_run(events_file, tmp_path, monkeypatch):
+    """On the events file, the receiver's day folders and Parquet, laid out as the examples name them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(events_file, data / "events.jsonl")
+    for line in events_file.read_text().splitlines():
+        part = tmp_path / "events" / f"date={json.loads(line)['at'][:10]}" / "events.jsonl"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        with part.open("a") as out:
+            out.write(line + "\n")
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM read_json_auto('{events_file}')) TO '{tmp_path / 'events.parquet'}'")
+    monkeypatch.chdir(tmp_path)
+    examples = readme_examples()
+    assert len(examples) >= 4 and all(args[:2] == ["escalations", "report"] for args in examples)
+    for args in examples:
+        done = CliRunner().invoke(app, args[1:], env={"ESCALATIONS_DATA_DIR": str(data)})
+        assert done.exit_code == 0, (args, done.output)
+        assert done.stdout.strip(), args
+    assert "<img" in (tmp_path / "report.html").read_text()
