@@ -5,6 +5,7 @@ through the real CLI (in process); bad input named with its exit code. No server
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -20,11 +21,13 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from bench.report import generate
 from escalation.cli import Code, app
 from escalation.insight import report as patterns
 from escalation.insight import source
 from escalation.insight.report import Filters, Period
 from escalation.insight.source import SourceProblem
+from tests.test_screens import Browser, needs_chromium
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)  # the week the known cases open in
 WEEK = Period(since=MONDAY, until=MONDAY + timedelta(days=7))
@@ -481,3 +484,29 @@ def test_the_readme_examples_run(events_file, tmp_path, monkeypatch):
         assert done.exit_code == 0, (args, done.output)
         assert done.stdout.strip(), args
     assert "<img" in (tmp_path / "report.html").read_text()
+
+
+# ----- the page in a real browser
+
+
+@needs_chromium
+@pytest.mark.server  # starts chromium
+async def test_the_page_in_a_browser(tmp_path):
+    """The page over a generated history, as the README shows it: headless chromium loads it with nothing else
+    and every chart draws. With ESCALATIONS_SCREENSHOTS=<folder> its screenshot goes there (docs/report.png)."""
+    jsonl, _ = generate(tmp_path / "sample", 60_000)
+    page = tmp_path / "report.html"
+    args = ["report", "--events", str(jsonl), "--since", "2026-10-01", "--until", "2026-12-01", "--html", str(page)]
+    done = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert done.exit_code == 0, done.output
+    async with Browser(width=1200, height=2400) as browser:
+        await browser.open(page.as_uri())
+        await browser.shows("Escalation patterns", "cases opened", "Loopholes", "Themes of the free text")
+        drawn = await browser.call(
+            "Runtime.evaluate",
+            expression="[...document.images].filter(i => i.complete && i.naturalWidth > 0).length",
+            returnByValue=True,
+        )
+        assert drawn["result"]["value"] >= 6  # tiers, loopholes, themes, breaches, timings, spend
+        await browser.screenshot(tmp_path / "report.png")
+    assert (tmp_path / "report.png").stat().st_size > 50_000
