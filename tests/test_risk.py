@@ -377,3 +377,16 @@ def test_escalations_train_refuses_what_cannot_train(tmp_path):
     assert not (tmp_path / "m.json").exists()
     missing = runner.invoke(app, ["train", "--events", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "m.json")])
     assert missing.exit_code == 3 and "nothing at" in missing.stderr
+
+
+def test_a_case_the_model_started_higher_is_not_trained_on(tmp_path):
+    """risk_routing starts a high-risk case at a team lead, where it had no chance to climb past its first tier:
+    learning from it would teach the model its own guess."""
+    events = generated_events(cases=120)
+    for e in events:
+        if e["type"] == "escalation.opened" and e["case_id"] in {"C-0", "C-1"}:
+            e["detail"]["start"] = "risk"
+        elif e["type"] == "escalation.opened" and e["case_id"] == "C-2":
+            e["detail"]["start"] = "opened"
+    ids = {r.case_id for r in training_rows(connect(write_events(tmp_path / "events.jsonl", events)))}
+    assert "C-0" not in ids and "C-1" not in ids and "C-2" in ids

@@ -74,7 +74,7 @@ WITH counted AS (
     FROM cases
 ),
 opened AS (
-    SELECT case_id, opening, arg_min(detail->>'summary', seq) AS summary
+    SELECT case_id, opening, arg_min(detail->>'summary', seq) AS summary, arg_min(detail->>'start', seq) AS start
     FROM events WHERE type = 'escalation.opened' GROUP BY case_id, opening
 ),
 forgotten AS (SELECT DISTINCT case_id FROM events WHERE type = 'escalation.forgotten')
@@ -86,6 +86,8 @@ FROM cases c
 JOIN opened o USING (case_id, opening)
 JOIN counted n USING (case_id, opening)
 WHERE c.closed_at IS NOT NULL AND c.opened_at IS NOT NULL
+    -- A case the model's own score started higher (risk_routing) never had the chance to climb: not a lesson.
+    AND coalesce(o.start, '') <> 'risk'
 ORDER BY c.opened_at DESC, c.case_id, c.opening
 LIMIT $max_cases
 """

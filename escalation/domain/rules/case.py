@@ -98,6 +98,7 @@ def open_case(
         sentiment=inp.sentiment.value,
         summary=inp.summary,
         desired_outcome=inp.desired_outcome,
+        start=why,  # "opened", "threat", or "risk" (risk_routing started it higher: training leaves it out)
         **({"earlier_cases": look.journey.count} if look.journey is not None else {}),
         **({"risk": look.risk, "risk_model": look.risk_model} if look.risk is not None else {}),
     )
