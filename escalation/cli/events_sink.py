@@ -41,7 +41,7 @@ def events_sink(
 ) -> None:
     """Receive the event webhook (POST /events, signed with ESCALATIONS_EVENTS_SINK__SECRET, else the webhook's
     secret) and append each event once to DIR/date=YYYY-MM-DD/events.jsonl, on disk before it answers 200. Runs
-    until SIGTERM or Ctrl-C, then finishes the requests under way and exits 0."""
+    until SIGTERM or Ctrl-C, then answers the events it has received and exits 0."""
 
     def build() -> tuple[EventsSink, str]:
         settings = ctx.obj.settings()

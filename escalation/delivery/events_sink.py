@@ -367,7 +367,8 @@ async def serve(
     sink: EventsSink, address: str, *, announce: Callable[[str], None], stop: asyncio.Event | None = None
 ) -> None:
     """Serve until `stop` is set (or the task is cancelled), then stop taking requests and let those under way
-    finish: an event being written is written and answered."""
+    finish: an event received is written and answered. A body still arriving is no longer read (aiohttp stops
+    reading at shutdown): its request ends unanswered within READ_TIMEOUT, and the sender sends it again."""
     host, _ = parse_address(address, LISTEN_SETTING)
     runner, url = await listen(sink.app(), address, "events sink")
     if not is_loopback(host):
