@@ -72,7 +72,9 @@ LISTEN_SETTING = "ESCALATIONS_EVENTS_SINK__LISTEN"
 class ReceivedEvent(WebhookEvent):
     """An event as the receiver takes it: the webhook's body, its id bounded and its time an instant (kept in UTC)."""
 
-    model_config = ConfigDict(title="WebhookEvent")
+    # A field a later release adds to events is kept, not refused: a receiver upgraded after the workers must not
+    # turn their new events away (they would only pile up in the workers' dead letters). The body bounds its size.
+    model_config = ConfigDict(title="WebhookEvent", extra="allow")
 
     id: Annotated[str, Field(min_length=1, max_length=MAX_ID)]
     seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]  # a 64-bit integer, as readers (DuckDB's BIGINT) take it
