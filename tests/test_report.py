@@ -433,6 +433,18 @@ def test_the_command_prints_json_csv_and_writes_the_html_page(events_file, tmp_p
     assert SECRET not in html and "cust-" not in html and "credited again" not in html
 
 
+def test_text_from_the_events_never_drives_the_terminal(tmp_path):
+    ev = Events()
+    ev.case("C-1", "o1", MONDAY, **opened("billing", "call", "low", None, None)).add(
+        "resolved", 5, "ana\x1b[2J", root_cause="other"
+    )
+    shown = invoke(
+        "--events", str(ev.write(tmp_path / "events.jsonl")), "--since", "2026-11-01", "--until", "2026-11-09"
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "\x1b[2J" not in shown.stdout and "ana\\x1b[2J" in shown.stdout
+
+
 def test_the_command_refuses_bad_input_with_its_exit_code(events_file, tmp_path):
     refusals = [
         (["--events", str(tmp_path / "nowhere.jsonl")], Code.INVALID_ARGUMENT, "nowhere.jsonl"),

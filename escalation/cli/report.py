@@ -120,6 +120,6 @@ def report(
     elif as_csv:
         typer.echo(views.printable(render.to_csv(result)), nl=False)
     else:
-        _console().print(render.terminal(result))
+        _console().print(render.terminal(result, views.printable))
         if html_file is not None:
             typer.echo(f"wrote {html_file}", err=True)

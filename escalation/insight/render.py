@@ -12,7 +12,7 @@ import base64
 import csv
 import html
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -78,7 +78,20 @@ LOOPHOLE_COLUMNS = ["", "cases", "escalated", "escalation rate", "resolved", "wi
 # ----- the terminal
 
 
-def terminal(report: Report) -> Group:
+def _strings(value: Any, clean: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {k: _strings(v, clean) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v, clean) for v in value]
+    return value
+
+
+def terminal(report: Report, clean: Callable[[str], str] = str) -> Group:
+    """The report as rich tables. `clean` is applied to every text of the report first: the categories, rep ids
+    and terms come from the events, which a terminal must not take as control sequences."""
+    report = Report.model_validate(_strings(report.model_dump(), clean))
     h = report.headline
     parts: list[Any] = [
         Text(f"Escalation patterns: {_period(report)}", style="bold"),
