@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from bench.report import generate
 from escalation.cli import Code, app
+from escalation.insight import render, source
 from escalation.insight import report as patterns
-from escalation.insight import source
 from escalation.insight.report import Filters, Period
 from escalation.insight.source import SourceProblem
 from tests.test_screens import Browser, needs_chromium
@@ -522,3 +522,15 @@ async def test_the_page_in_a_browser(tmp_path):
         assert drawn["result"]["value"] >= 6  # tiers, loopholes, themes, breaches, timings, spend
         await browser.screenshot(tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_names_from_the_events_are_escaped_on_the_page_and_drawn_as_they_are(tmp_path):
+    ev = Events()
+    for n in range(6):
+        case = ev.case(
+            f"C-{n}", f"o{n}", MONDAY + timedelta(hours=n), **opened("$x^{2" + "y" * 80, "call", "low", None, None)
+        )
+        case.add("escalated", 5, "ana", from_tier="agent", to_tier="team_lead", reason="complexity")
+        case.add("resolved", 10, "ana", root_cause="<script>alert(1)</script>", kb_missing=True)
+    page = render.to_html(build(ev.write(tmp_path / "events.jsonl"), min_cases=1))  # '$' starts no formula
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

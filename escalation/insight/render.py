@@ -348,6 +348,10 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _label(name: str) -> str:
+    return name if len(name) <= 40 else name[:39] + "…"
+
+
 def charts(report: Report) -> dict[str, str]:
     """The page's charts as PNG data URLs, by name."""
     import matplotlib
@@ -355,7 +359,10 @@ def charts(report: Report) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    # Names come from the events: drawn as they are ('$' is no formula), and cut so that none can stretch a chart.
+    plt.rcParams.update(
+        {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "text.parse_math": False}
+    )
     out: dict[str, str] = {}
 
     fig, ax = plt.subplots(figsize=(5, 2.8))
@@ -421,7 +428,7 @@ def charts(report: Report) -> dict[str, str]:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.6 + 0.3 * max(len(ranked), len(causes), 3)))
     for ax, rows, title in ((left, ranked, "Categories"), (right, causes, "Root causes")):
         rows = list(reversed(rows))
-        bars = ax.barh([r.name for r in rows], [r.escalation_rate * 100 for r in rows], color="#e45756")
+        bars = ax.barh([_label(r.name) for r in rows], [r.escalation_rate * 100 for r in rows], color="#e45756")
         ax.bar_label(bars, labels=[f"{pct(r.escalation_rate)} of {r.cases:,}" for r in rows], padding=2, fontsize=8)
         ax.set_xlim(0, 115)
         ax.set_xlabel("% of cases escalated")
@@ -432,7 +439,7 @@ def charts(report: Report) -> dict[str, str]:
         themes = list(reversed(report.themes))
         fig, ax = plt.subplots(figsize=(10, 0.6 + 0.35 * len(themes)))
         colours = plt.get_cmap("Reds")([0.3 + 0.7 * t.escalation_rate for t in themes])
-        bars = ax.barh([t.name for t in themes], [t.size for t in themes], color=colours)
+        bars = ax.barh([_label(t.name) for t in themes], [t.size for t in themes], color=colours)
         ax.bar_label(bars, labels=[f"{pct(t.escalation_rate)} escalated" for t in themes], padding=2, fontsize=8)
         ax.set_xlabel("cases")
         ax.set_title("Themes of the free text (colour: escalation rate)")
