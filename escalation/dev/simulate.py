@@ -420,8 +420,9 @@ async def drive(
             run.result = "skipped"
             return run
         await driver.run()
-    except (StepFailed, EscalationError, RPCError) as err:
-        run.result, run.error = "failed", str(err)
+    except Exception as err:  # one case's failure is reported with it; the others go on
+        run.result = "failed"
+        run.error = str(err) if isinstance(err, (StepFailed, EscalationError)) else f"{type(err).__name__}: {err}"
         run.step = getattr(err, "step", None)
         log.warning("simulate_case_failed", case_id=script.case_id, error=type(err).__name__)
     finally:
@@ -517,7 +518,14 @@ async def run_in_background(
     log.info("simulation_started", cases=cases, seed=seed, policy=DEFAULT_POLICY, first=scripts[0].case_id)
 
     def progress(p: Progress) -> None:
-        log.info("simulation_progress", finished=p.finished, total=p.total, failed=p.failed, in_flight=p.running)
+        log.info(
+            "simulation_progress",
+            finished=p.finished,
+            total=p.total,
+            failed=p.failed,
+            worked_on=p.running,
+            waiting_for_followup=p.waiting,
+        )
 
     result = await simulate(esc, scripts, signer, on_progress=progress, every=30.0)
     for run in result.failed:
