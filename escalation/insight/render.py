@@ -260,7 +260,7 @@ def terminal(report: Report, clean: Callable[[str], str] = str) -> Group:
                 ],
             )
         )
-    elif report.themes_note:
+    if report.themes_note:
         parts.append(Text(f"Themes: {report.themes_note}"))
     return Group(*parts)
 
@@ -539,7 +539,8 @@ def to_html(report: Report) -> str:
         parts += [
             "<h2>Themes of the free text</h2>",
             _note(
-                "What the cases' own words keep coming back to, grouped by their strongest terms; colour: escalation rate."
+                "What the cases' own words keep coming back to, grouped by their strongest terms; colour: escalation "
+                "rate" + (f"; {report.themes_note}." if report.themes_note else ".")
             ),
             img("themes", "Themes"),
             _html_table(

@@ -551,12 +551,18 @@ def _themes(con: duckdb.DuckDBPyConnection, k: int, seed: int) -> tuple[list[The
     if not docs:
         return None, "no free text to group in this range"
     rows = found.find_themes(docs, themes=k, seed=seed)
+    cases = con.execute("SELECT count(*) FROM sel").fetchone()
+    note = (
+        f"over the {len(docs):,} latest of the {cases[0]:,} cases"
+        if len(docs) >= THEME_DOCS and cases and cases[0] > len(docs)
+        else None
+    )
     return [
         ThemeRow(
             name=t.name, terms=list(t.terms), size=t.size, escalation_rate=t.escalation_rate, examples=list(t.examples)
         )
         for t in rows
-    ], None
+    ], note
 
 
 def build(
