@@ -266,7 +266,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _select(con: duckdb.DuckDBPyConnection, when: Period, flt: Filters) -> None:
-    """`sel` (the cases in the report) and `sel_events` (their events) as temporary tables."""
+    """`sel` (the cases in the report, a table), `sel_events` (their events, a view) and `ack_times` (each tier's
+    time to acknowledge), temporary; the schema `selected` names them `cases` and `events` for the themes."""
     where = ["opened_at >= ?", "opened_at < ?"]
     params: list[Any] = [when.since, when.until]
     for column, value in (
