@@ -15,7 +15,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
 help:
 	@echo "make run         dev server (UI on http://localhost:8233) + worker + demo cases + 300 simulated ones; data in ./data"
 	@echo "                 DEMO=0 skips the demo cases; TEMPORAL_ADDRESS=host:port runs the worker only"
-	@echo "make simulate    drive CASES=300 more simulated cases (SEED=2) through a running make run (~10 min)"
+	@echo "make simulate    drive CASES=300 more simulated cases (SEED=2) through a running make run (~6 min)"
 	@echo "make test        run the test suite (starts its own Temporal servers)"
 	@echo "make test-fast   only the tests that need no server and start no process (under a minute)"
 	@echo "make check       the gates CI runs before the tests: make lint (ruff) and make typecheck (mypy)"

@@ -280,7 +280,7 @@ def _banner(settings: Settings, *, embedded: bool, demo_cases: Sequence[str]) ->
                 f"  Demo cases     http://localhost:{UI_PORT}/namespaces/{ns}/workflows?query={demo_query}",
                 f"                 {', '.join(demo_cases)}",
                 "                 (they climb, resolve and get follow-ups over the next ~2 minutes)",
-                f"  Simulation     {DEMO_CASES} more cases (SIM-{DEMO_SEED}-...) driven over the next ~10 minutes,",
+                f"  Simulation     {DEMO_CASES} more cases (SIM-{DEMO_SEED}-...) driven over the next ~7 minutes,",
                 "                 a history for `escalations report` and `escalations train`",
             ]
         lines += [
