@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from escalation.cli import app
 from escalation.config import Settings
-from escalation.dev import mix
+from escalation.dev import mix, simulate
 from escalation.dev.simulate import Slots
 from escalation.domain.bands import value_band
 from escalation.domain.models import EscalationReason, FollowUpAnswer, OfferKind, Outcome, RootCause, Sentiment
@@ -275,8 +275,8 @@ async def test_a_small_simulation_drives_every_case_and_each_leaves_its_events(e
     # Seed 3227's twelve cases have every kind of step: a breach, a threat, a reopen, a lost customer, all three
     # reasons, offers accepted and declined, and customers who come back.
     scripts = mix.plan(12, 3227, DEMO, prefix=prefix, openers=["ana", "ben"])
-    kinds = {type(a).__name__ for s in scripts for a in s.actions}
-    assert kinds == {"Take", "LeaveToBreach", "Note", "Escalate", "Offer", "Resolve", "FollowUp", "Close"}
+    steps = {type(a).__name__ for s in scripts for a in s.actions}
+    assert steps == {"Take", "LeaveToBreach", "Note", "Escalate", "Offer", "Resolve", "FollowUp", "Close"}
     base = ["--address", env.client.service_client.config.target_host, "--namespace", env.client.namespace]
     args = [*base, "--task-queue", settings.task_queue, "--policy-dir", str(settings.policy_dir)]
     args += ["simulate", "12", "--seed", "3227", "--prefix", prefix, "--concurrency", "12", "--json"]
@@ -337,3 +337,14 @@ async def test_a_small_simulation_drives_every_case_and_each_leaves_its_events(e
             last = script.actions[-1]
             expected = last.outcome.value if isinstance(last, mix.Close) else "resolved"
             assert closed["detail"]["outcome"] == expected
+
+
+async def test_a_run_with_no_worker_on_the_task_queue_stops_at_once_and_says_so(env, monkeypatch):
+    monkeypatch.setattr(simulate, "OPEN_WAIT", 1.0)
+    base = ["--address", env.client.service_client.config.target_host, "--namespace", env.client.namespace]
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    args = [*base, "--task-queue", queue, "simulate", "3", "--prefix", f"N{uuid.uuid4().hex[:6]}", "--concurrency", "1"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 8, result.output
+    assert f"is a worker running on task queue '{queue}'" in result.output
+    assert "The run stopped after 0 of 3 cases." in result.output

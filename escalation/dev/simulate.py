@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import Case, EscalationClient, case_handle
 from escalation.client.credentials import use_credential
-from escalation.client.errors import EscalationError, InvalidState
+from escalation.client.errors import EscalationError, InvalidState, NoWorker
 from escalation.config import Settings
 from escalation.dev import mix
 from escalation.domain.models import (
@@ -61,6 +61,7 @@ MAX_CONCURRENCY = 200
 DEFAULT_POLICY = "demo"  # the accelerated ladder: seconds instead of hours
 # How long one step may wait for the case to get somewhere (an owner, a sent check-in, a missed target).
 STEP_TIMEOUT = 120.0
+OPEN_WAIT = 30.0  # for a worker to open a case; none by then stops the run (every case would wait as long)
 POLL = 0.5
 ASSIGN_POLL = 0.25  # an offer must be accepted within the policy's accept_within: look often
 TIERS = list(Tier)
@@ -209,6 +210,7 @@ class Driver:
         self.actor: str | None = None  # the rep holding the case at its current stint
         self.taken = 0  # the stint (1-based) the driver took the case at
         self.followed = 0
+        self.started = False  # a worker opened the case
 
     def uid(self, step: int, part: str) -> str:
         return f"sim:{self.case_id}:{step}:{part}"
@@ -225,10 +227,13 @@ class Driver:
             await asyncio.sleep(poll)
 
     async def run(self) -> None:
-        opened = await self.esc.open(self.script.opening, if_open="fail", wait=30)
+        opened = await self.esc.open(self.script.opening, if_open="fail", wait=OPEN_WAIT)
         if opened.still_opening:
-            raise StepFailed("no worker opened the case within 30s: is a worker running on the task queue?")
-        self.case = opened
+            raise NoWorker(
+                f"no worker opened case {self.case_id} within {OPEN_WAIT:g}s: is a worker running on task queue "
+                f"'{self.esc.task_queue}' (make run, make worker)?"
+            )
+        self.case, self.started = opened, True
         for i, action in enumerate(self.script.actions, 1):
             try:
                 await self.step(i, action)
@@ -420,6 +425,11 @@ async def drive(
             run.result = "skipped"
             return run
         await driver.run()
+    except NoWorker as err:
+        if driver.started:  # a case a worker opened fails alone; a case no worker opens stops the run
+            run.result, run.error = "failed", str(err)
+        else:
+            raise
     except Exception as err:  # one case's failure is reported with it; the others go on
         run.result = "failed"
         run.error = str(err) if isinstance(err, (StepFailed, EscalationError)) else f"{type(err).__name__}: {err}"
@@ -488,6 +498,8 @@ async def simulate(
     tasks = [asyncio.create_task(one(s), name=f"simulate {s.case_id}") for s in scripts]
     try:
         runs = await asyncio.gather(*tasks)
+    except NoWorker as err:
+        raise NoWorker(f"{err} The run stopped after {progress.finished} of {progress.total} cases.") from None
     finally:
         ticker.cancel()
         for task in tasks:
@@ -527,7 +539,11 @@ async def run_in_background(
             waiting_for_followup=p.waiting,
         )
 
-    result = await simulate(esc, scripts, signer, on_progress=progress, every=30.0)
+    try:
+        result = await simulate(esc, scripts, signer, on_progress=progress, every=30.0)
+    except EscalationError as err:
+        log.error("simulation_stopped", error=str(err))
+        return
     for run in result.failed:
         log.warning("simulation_case_failed", case_id=run.case_id, step=run.step)
     log.info(
