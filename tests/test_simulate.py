@@ -4,6 +4,7 @@ file then holds every planned case's events."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import sys
@@ -348,3 +349,22 @@ async def test_a_run_with_no_worker_on_the_task_queue_stops_at_once_and_says_so(
     assert result.exit_code == 8, result.output
     assert f"is a worker running on task queue '{queue}'" in result.output
     assert "The run stopped after 0 of 3 cases." in result.output
+
+
+def test_the_plan_is_pure():
+    """mix.py imports the standard library and the domain only: no temporalio, no I/O."""
+    tree = ast.parse((Path(mix.__file__)).read_text())
+    imported = {
+        name
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    ours = {m for m in imported if m.split(".")[0] == "escalation"}
+    assert ours and all(m.startswith("escalation.domain") for m in ours), ours
+    assert not {m for m in imported if m.split(".")[0] in ("temporalio", "asyncio", "os", "pathlib", "time")}
