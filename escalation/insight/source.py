@@ -14,8 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from escalation.domain.models import EscalationReason
-from escalation.domain.rules.erasure import FREE_TEXT
+from escalation.domain.rules.erasure import FREE_TEXT, REASON_CODES
 
 # The ladder's order: the highest tier reached is the highest rank.
 TIERS = ("agent", "team_lead", "supervisor", "manager")
@@ -39,7 +38,6 @@ COLUMNS: dict[str, str] = {
 # desired outcome and customer id included). `reason` goes unless it is a code (an escalation's reason).
 ERASED = sorted((FREE_TEXT - {"reason"}) | {"summary", "desired_outcome", "customer_id"})
 QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
-REASON_CODES = sorted(r.value for r in EscalationReason)
 
 
 class SourceProblem(ValueError):
@@ -77,7 +75,7 @@ EVENTS = [
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY rowid) > 1)""",
     f"""UPDATE events SET forgotten = true,
             detail = CASE WHEN detail IS NULL THEN NULL
-                          WHEN detail->>'reason' IN ({_sql_list(REASON_CODES)})
+                          WHEN detail->>'reason' IN ({_sql_list(sorted(REASON_CODES))})
                               THEN json_merge_patch(detail, {_patch(False)})
                           ELSE json_merge_patch(detail, {_patch(True)}) END
         FROM (SELECT DISTINCT opening FROM events WHERE type = 'escalation.forgotten') f
