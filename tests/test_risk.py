@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -390,3 +391,21 @@ def test_a_case_the_model_started_higher_is_not_trained_on(tmp_path):
             e["detail"]["start"] = "opened"
     ids = {r.case_id for r in training_rows(connect(write_events(tmp_path / "events.jsonl", events)))}
     assert "C-0" not in ids and "C-1" not in ids and "C-2" in ids
+
+
+def test_the_readme_shows_what_escalations_train_prints(events_file, tmp_path, monkeypatch):
+    """The README's sample output ("Escalation risk: escalations train") has the lines the command prints, with
+    only the figures differing."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Escalation risk: `escalations train`", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    shown = [line for line in block.strip().splitlines() if not line.startswith("$ ")]
+    monkeypatch.setenv("ESCALATIONS_DATA_DIR", str(tmp_path / "data"))
+    printed = CliRunner().invoke(app, ["train", "--events", str(events_file)])
+    assert printed.exit_code == 0, printed.output
+
+    def shape(line: str) -> str:  # numbers, the version and the file aside
+        line = re.sub(r"\d{8}-[0-9a-f]{12}", "V", line)
+        line = re.sub(r"written to \S+", "written to F", line)
+        return re.sub(r"\d[\d:.,-]*", "N", line)
+
+    assert [shape(line) for line in printed.stdout.strip().splitlines()] == [shape(line) for line in shown]
