@@ -170,6 +170,21 @@ def _only_server_tests_start_processes(request: pytest.FixtureRequest, monkeypat
     monkeypatch.setattr(WorkflowEnvironment, "start_time_skipping", refuse)
 
 
+async def dev_server(**options: Any) -> WorkflowEnvironment:
+    """A dev server of the tests (the project's search attributes registered, the plain converter, every command
+    signed for the rep it names); `options` add to or override WorkflowEnvironment.start_local's."""
+    return await WorkflowEnvironment.start_local(
+        **{
+            "dev_server_existing_path": _binary("temporal"),
+            "data_converter": data_converter,
+            "search_attributes": _keys(),
+            "dev_server_log_level": "error",
+            "interceptors": signing(),
+        }
+        | options
+    )
+
+
 @pytest_asyncio.fixture(scope="session")
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     address = request.config.getoption("--temporal-address")
@@ -177,13 +192,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
         client = await Client.connect(address, data_converter=data_converter, interceptors=signing())
         yield WorkflowEnvironment.from_client(client)
         return
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
-        data_converter=data_converter,
-        search_attributes=_keys(),
-        dev_server_log_level="error",
-        interceptors=signing(),
-    )
+    environment = await dev_server()
     yield environment
     await environment.shutdown()
 
@@ -191,13 +200,8 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
 @pytest_asyncio.fixture
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server of its own that suggests continuing as new after 60 history events."""
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
-        data_converter=data_converter,
-        search_attributes=_keys(),
-        dev_server_log_level="error",
+    environment = await dev_server(
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
-        interceptors=signing(),
     )
     yield environment
     await environment.shutdown()

@@ -5,7 +5,6 @@ model, and a high-risk case starts with a team lead; without a model nothing bre
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,35 +12,18 @@ import pytest
 
 from escalation.client import EscalationClient, open_case
 from escalation.domain.models import Tier
-from escalation.insight.risk import RiskMetrics, RiskModel, model_version
+from escalation.insight.risk import RiskModel
 from escalation.search import CaseSummary
 from tests.cases import case_input, eventually
 from tests.conftest import make_settings
+from tests.test_risk import small_model
 from worker import build_worker
 
 pytestmark = pytest.mark.server
 
 
 def write_model(path: Path, weights: dict[str, float], intercept: float = -3.0) -> RiskModel:
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    model = RiskModel(
-        version=model_version(now, intercept, weights),
-        trained_at=now,
-        trained_from=now,
-        trained_to=now,
-        intercept=intercept,
-        weights=weights,
-        metrics=RiskMetrics(
-            roc_auc=0.8,
-            precision_top_decile=0.6,
-            top_decile_size=10,
-            base_rate=0.2,
-            train_size=80,
-            test_size=20,
-            train_positives=16,
-            test_positives=4,
-        ),
-    )
+    model = small_model(weights, intercept)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(model.dumps(), encoding="utf-8")
     return model

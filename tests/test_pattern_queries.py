@@ -13,10 +13,9 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from escalation.client import EscalationClient, open_case
-from escalation.client.converter import data_converter
 from escalation.domain.models import Tier
 from tests.cases import case_input, eventually
-from tests.conftest import _binary, _keys, make_settings, signing
+from tests.conftest import dev_server, make_settings
 from tests.test_insight_cases import owned, write_model
 from tests.test_saved_views import _found, saved_views
 from worker import build_worker
@@ -42,13 +41,7 @@ def test_the_readme_names_the_pattern_queries():
 
 @pytest_asyncio.fixture(scope="module")
 async def patterns_env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
-        data_converter=data_converter,
-        search_attributes=_keys(),
-        dev_server_log_level="error",
-        interceptors=signing(),
-    )
+    environment = await dev_server()
     yield environment
     await environment.shutdown()
 

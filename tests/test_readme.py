@@ -37,7 +37,7 @@ from escalation.client.converter import data_converter
 from escalation.config import Settings
 from escalation.constants import workflow_id
 from escalation.domain.models import EscalationInput
-from tests.conftest import IDENTITY, IDENTITY_KEYS, _binary, _keys
+from tests.conftest import IDENTITY, IDENTITY_KEYS, dev_server
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -164,12 +164,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
 
         yield WorkflowEnvironment.from_client(await Client.connect(address, data_converter=data_converter))
         return
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
-        data_converter=data_converter,
-        search_attributes=_keys(),
-        dev_server_log_level="error",
-    )
+    environment = await dev_server(interceptors=[])  # the README's commands sign for themselves
     yield environment
     await environment.shutdown()
 

@@ -162,15 +162,11 @@ async def test_fresh_history_replays(env, worker, settings, story):
 async def _record(names: list[str]) -> None:
     import tempfile
 
-    from temporalio.testing import WorkflowEnvironment
-
     from escalation.config import Settings
-    from tests.conftest import TESTS, _binary, _keys
+    from tests.conftest import TESTS, dev_server
     from worker import build_worker
 
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"), data_converter=data_converter, search_attributes=_keys()
-    )
+    env = await dev_server(interceptors=[], dev_server_log_level="warn")
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             task_queue="record", data_dir=Path(tmp), policy_dir=TESTS / "policies", roster_path=TESTS / "roster.toml"

@@ -177,7 +177,8 @@ def test_the_same_cases_give_the_same_model_and_version(rows, model):
     assert model.version == model_version(model.trained_at, model.intercept, dict(model.weights))
 
 
-def _small_model(**weights: float) -> RiskModel:
+def small_model(weights: dict[str, float], intercept: float = -1.0) -> RiskModel:
+    """A valid model with these weights (the figures it claims are made up)."""
     at = datetime(2026, 11, 29, tzinfo=UTC)
     metrics = RiskMetrics(
         roc_auc=0.5,
@@ -190,18 +191,18 @@ def _small_model(**weights: float) -> RiskModel:
         test_positives=1,
     )
     return RiskModel(
-        version=model_version(at, -1.0, weights),
+        version=model_version(at, intercept, weights),
         trained_at=at,
         trained_from=at,
         trained_to=at,
-        intercept=-1.0,
+        intercept=intercept,
         weights=weights,
         metrics=metrics,
     )
 
 
 def _document(**changes: Any) -> str:
-    return json.dumps({**_small_model(threat=2.0).model_dump(mode="json"), **changes})
+    return json.dumps({**small_model({"threat": 2.0}).model_dump(mode="json"), **changes})
 
 
 @pytest.mark.parametrize(
@@ -269,7 +270,7 @@ weights = st.dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(x=inputs, w=weights)
 def test_any_case_scores_within_zero_and_one(x, w):
-    score = _small_model(**w).score(x)
+    score = small_model(w).score(x)
     assert 0.0 <= score <= 1.0
     assert all(math.isfinite(v) for v in features(x).values())
 

@@ -17,10 +17,9 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from escalation.client import EscalationClient, open_case
-from escalation.client.converter import data_converter
 from escalation.domain.models import Status
 from tests.cases import case_input, eventually
-from tests.conftest import _binary, _keys, make_settings, signing
+from tests.conftest import _binary, dev_server, make_settings
 from worker import build_worker
 
 pytestmark = pytest.mark.server
@@ -51,13 +50,7 @@ def test_the_readme_names_the_saved_views():
 @pytest_asyncio.fixture(scope="module")
 async def views_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server of this module's own: the views list every running case on it."""
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
-        data_converter=data_converter,
-        search_attributes=_keys(),
-        dev_server_log_level="error",
-        interceptors=signing(),  # every command signed for the rep it names
-    )
+    environment = await dev_server()
     yield environment
     await environment.shutdown()
 

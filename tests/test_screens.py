@@ -31,11 +31,10 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from escalation.client import EscalationClient
-from escalation.client.converter import data_converter
 from escalation.domain.rules.display import static_summary
 from escalation.identity import HEADER, Signer
 from tests.cases import case_input, eventually, worker_process
-from tests.conftest import IDENTITY, IDENTITY_KEYS, _binary, _keys, signing
+from tests.conftest import IDENTITY, IDENTITY_KEYS, _binary, dev_server
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
@@ -149,15 +148,7 @@ class Browser:
 async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
     """A dev server of this module's own with its web UI on."""
     ui_port = free_port()
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
-        data_converter=data_converter,
-        search_attributes=_keys(),
-        dev_server_log_level="error",
-        ui=True,
-        ui_port=ui_port,
-        interceptors=signing(),
-    )
+    environment = await dev_server(ui=True, ui_port=ui_port)
     yield environment, ui_port
     await environment.shutdown()
 
