@@ -285,6 +285,13 @@ async def test_a_small_simulation_drives_every_case_and_each_leaves_its_events(e
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["driven"] == 12 and summary["failed"] == 0 and summary["failures"] == []
+    # The same seed again opens nothing twice.
+    again = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout) | {"seconds": 0} == summary | {
+        "driven": 0,
+        "skipped": 12,
+        "seconds": 0,
+    }
 
     def by_case() -> dict[str, list[dict]]:
         found: dict[str, list[dict]] = {}

@@ -12,6 +12,7 @@ from escalation.cli import Code, app, emit, fail, run, say
 from escalation.client import EscalationClient
 from escalation.dev import mix
 from escalation.dev.simulate import (
+    CLI_SEED,
     DEFAULT_CASES,
     DEFAULT_CONCURRENCY,
     DEFAULT_POLICY,
@@ -38,8 +39,13 @@ def simulate_command(
         int, typer.Argument(min=1, max=mix.MAX_CASES, help="How many cases to open and drive.")
     ] = DEFAULT_CASES,
     seed: Annotated[
-        int, typer.Option(min=0, max=2**31 - 1, help="The same seed gives the same cases, steps and texts.")
-    ] = 1,
+        int,
+        typer.Option(
+            min=0,
+            max=2**31 - 1,
+            help="The same seed gives the same cases, steps and texts (make run drives seed 1 on a fresh start).",
+        ),
+    ] = CLI_SEED,
     concurrency: Annotated[
         int,
         typer.Option(

@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from escalation.client import Case, EscalationClient, case_handle
 from escalation.client.credentials import use_credential
-from escalation.client.errors import EscalationError, InvalidState, NoWorker
+from escalation.client.errors import CaseAlreadyOpen, EscalationError, InvalidState, NoWorker
 from escalation.config import Settings
 from escalation.dev import mix
 from escalation.domain.models import (
@@ -425,6 +425,8 @@ async def drive(
             run.result = "skipped"
             return run
         await driver.run()
+    except CaseAlreadyOpen:  # only opening raises it: another run opened the case between the look and the start
+        run.result = "skipped"
     except NoWorker as err:
         if driver.started:  # a case a worker opened fails alone; a case no worker opens stops the run
             run.result, run.error = "failed", str(err)
@@ -513,6 +515,7 @@ async def simulate(
 # `make run` on a fresh data directory: the demo cases, and this many simulated cases behind them.
 DEMO_CASES = DEFAULT_CASES
 DEMO_SEED = 1
+CLI_SEED = 2  # `escalations simulate` and `make simulate` by default: other cases than make run's
 
 
 async def run_in_background(
