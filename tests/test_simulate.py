@@ -27,7 +27,7 @@ from escalation.dev.simulate import Slots
 from escalation.domain.bands import value_band
 from escalation.domain.models import EscalationReason, FollowUpAnswer, OfferKind, Outcome, RootCause, Sentiment
 from escalation.domain.policy import load_policy_file
-from tests.conftest import IDENTITY
+from tests.conftest import IDENTITY, make_settings
 from worker import build_worker
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -375,3 +375,21 @@ def test_the_plan_is_pure():
     ours = {m for m in imported if m.split(".")[0] == "escalation"}
     assert ours and all(m.startswith("escalation.domain") for m in ours), ours
     assert not {m for m in imported if m.split(".")[0] in ("temporalio", "asyncio", "os", "pathlib", "time")}
+
+
+def test_make_run_trains_the_risk_model_on_the_simulated_history(tmp_path):
+    """After its simulation, `make run` fits the risk model where the worker reads it; too little history leaves
+    the cases unscored, without an error."""
+    from escalation.dev.simulate import _train_demo_model
+    from escalation.insight.risk import RiskModel
+    from tests.test_risk import generated_events
+    from tests.test_themes import write_events
+
+    settings = make_settings(tmp_path, "train")
+    settings.data_dir.mkdir(parents=True)
+    write_events(settings.events_path, generated_events(cases=40))
+    _train_demo_model(settings)  # 40 cases: too few
+    assert not settings.risk_model_path.exists()
+    write_events(settings.events_path, generated_events())
+    _train_demo_model(settings)
+    assert RiskModel.load(settings.risk_model_path).metrics.roc_auc > 0.5

@@ -555,5 +555,31 @@ async def run_in_background(
         skipped=result.count("skipped"),
         failed=len(result.failed),
         seconds=round(result.seconds),
-        detail="try: escalations report; escalations train",
+        detail="try: escalations report",
+    )
+    await asyncio.to_thread(_train_demo_model, settings)
+
+
+def _train_demo_model(settings: Settings) -> None:
+    """`make run`: the risk model fitted on the simulated history, where the worker reads it, so the cases opened
+    from now on are scored. Without the insight extra, or with too little history, the cases stay unscored."""
+    try:
+        from escalation.insight import source, training
+
+        model = training.train(training.training_rows(source.connect(settings.events_path)))
+        training.save(model, settings.risk_model_path)
+    except ImportError:
+        log.info("risk_model_not_trained", reason="the insight extra is not installed")
+        return
+    except (source.SourceProblem, training.TrainingRefused) as err:
+        log.info("risk_model_not_trained", reason=str(err))
+        return
+    m = model.metrics
+    log.info(
+        "risk_model_trained",
+        version=model.version,
+        roc_auc=round(m.roc_auc, 3),
+        precision_top_decile=round(m.precision_top_decile, 3),
+        base_rate=round(m.base_rate, 3),
+        detail="new cases are scored from now on; escalations train fits it again",
     )
