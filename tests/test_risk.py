@@ -247,6 +247,17 @@ def test_an_oversized_or_missing_model_file_is_refused_without_reading_it_all(tm
         RiskModel.load(tmp_path)
 
 
+def test_a_model_file_nested_too_deep_or_not_a_file_is_refused_at_once(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RiskModelError, match="nested too deep"):
+        RiskModel.load(deep)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer: the worker must not
+    with pytest.raises(RiskModelError, match="not a regular file"):
+        RiskModel.load(fifo)
+
+
 codes = st.one_of(st.none(), st.text(max_size=100))
 inputs = st.builds(
     RiskInput,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -167,7 +169,10 @@ class RiskModel(BaseModel):
         not JSON, not a risk model, a format version this one does not read, or the first invalid field."""
         label = f"risk model file {path}"
         try:
-            with open(path, "rb") as f:
+            # Not blocking: a FIFO put where the model should be would otherwise hang the worker that opens it.
+            with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise RiskModelError(f"{label}: not a regular file")
                 raw = f.read(MAX_MODEL_BYTES + 1)
         except OSError as err:
             raise RiskModelError(f"{label}: cannot read: {err.strerror or err}") from None
@@ -179,6 +184,8 @@ class RiskModel(BaseModel):
             raise RiskModelError(f"{label}: not UTF-8 text") from None
         except ValueError as err:
             raise RiskModelError(f"{label}: not JSON: {err}") from None
+        except RecursionError:  # nested deeper than Python's parser goes: no model is
+            raise RiskModelError(f"{label}: not a risk model (nested too deep)") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise RiskModelError(f'{label}: not an escalation risk model (no "format": "{FORMAT}")')
         if data.get("format_version") != FORMAT_VERSION:
