@@ -311,6 +311,8 @@ def test_time_range_words():
         patterns.period("2026-11-20", "2026-11-10", now)
     with pytest.raises(patterns.ReportInputError, match="--category"):
         patterns.filters("Billing; DROP", None, None, None)
+    # Any category a case may carry can be reported on.
+    assert patterns.filters("Billing.refunds:EU-2", None, None, None).category == "Billing.refunds:EU-2"
 
 
 def test_themes_are_in_the_report(tmp_path):

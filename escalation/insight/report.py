@@ -28,6 +28,9 @@ from escalation.insight.source import TIERS
 DEFAULT_SPAN = timedelta(days=30)
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# A category as a case may carry it (escalation.domain.models.Identifier): a narrower check would leave some
+# categories impossible to report on.
+CATEGORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 MIN_CASES = 5  # a category or root cause needs this many cases to be ranked (one case at 100% tops nothing)
 MAX_ROWS = 25  # rows per ranking and reps listed
 MAX_THEMES = 20
@@ -117,7 +120,12 @@ def filters(category: str | None, channel: str | None, tier: str | None, severit
     for option, value in (("--category", category), ("--channel", channel), ("--tier", tier), ("--severity", severity)):
         if value is None:
             continue
-        if not IDENTIFIER.fullmatch(value):
+        if option == "--category":
+            if not CATEGORY.fullmatch(value):
+                raise ReportInputError(
+                    f"{option}: '{value[:40]}' is not a category (letters, digits, '.', '_', ':', '-'; at most 100)"
+                )
+        elif not IDENTIFIER.fullmatch(value):
             raise ReportInputError(f"{option}: '{value[:40]}' is not an identifier (a-z, 0-9, _; at most 40)")
         if option in known and value not in known[option]:
             raise ReportInputError(f"{option}: '{value}' is not one of {', '.join(known[option])}")
