@@ -1,13 +1,23 @@
-"""The small HTTP endpoints of ours (the wallboard page, the codec server): where they listen, and whether only
-this machine can reach them (then they may go without a credential)."""
+"""The small HTTP endpoints of ours (the wallboard page, the codec server, the inbound endpoint, the events
+receiver): where they listen, whether only this machine can reach them (then they may go without a credential),
+and how they answer what goes wrong (JSON, always)."""
 
 from __future__ import annotations
 
 import ipaddress
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from escalation.config import ConfigError
+
+log = structlog.get_logger()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def is_loopback(host: str) -> bool:
@@ -43,3 +53,40 @@ async def listen(app: web.Application, address: str, what: str) -> tuple[web.App
     bound = runner.addresses[0] if runner.addresses else (host, port)
     shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
     return runner, f"http://{shown}:{bound[1]}/"
+
+
+def json_error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def json_errors(failed: str, failure: str, *, logged: frozenset[int] = frozenset()) -> Middleware:
+    """A middleware by which every answer is JSON: aiohttp's own refusals (unknown path, wrong method, body too
+    large; those in `logged` also logged as `<failed without _failed>_refused`) as well as a failure of the
+    endpoint, answered 500 with `failure` and logged as `failed` in one line (where it failed, never the request)."""
+    refused = failed.removesuffix("_failed") + "_refused"
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            text = exc.text or ""
+            message = exc.reason if not text or text.startswith(f"{exc.status}: ") else text
+            if exc.status in logged:
+                log.warning(refused, status=exc.status, remote=request.remote)
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+            return json_error(exc.status, message, **allow)
+        except Exception as err:
+            frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+            log.error(
+                failed,
+                method=request.method,
+                path=request.path,
+                error=type(err).__name__,
+                at=f"{Path(frame.filename).name}:{frame.lineno}" if frame else None,
+            )
+            return json_error(500, failure)
+
+    return middleware

@@ -28,9 +28,8 @@ import fcntl
 import os
 import stat
 import time
-import traceback
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -48,7 +47,8 @@ from escalation.delivery.signature import SignatureError, verify
 from escalation.domain.events import WebhookEvent
 from escalation.domain.refusal import describe
 from escalation.files import append_private
-from escalation.web import is_loopback, listen, parse_address
+from escalation.web import is_loopback, json_errors, listen, parse_address
+from escalation.web import json_error as _error
 
 log = structlog.get_logger()
 
@@ -85,7 +85,10 @@ class ReceivedEvent(WebhookEvent):
         # Without an offset the UTC day (its partition) would be a guess.
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("must carry its offset from UTC, e.g. 2026-11-23T09:03:00Z")
-        return at.astimezone(UTC)
+        try:
+            return at.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00: before year 1 in UTC, which no day file can hold
+            raise ValueError("is out of range once taken to UTC") from None
 
 
 def day_path(out: Path, day: date) -> Path:
@@ -223,36 +226,12 @@ def _refusal(err: ValidationError) -> str:
     return describe(err, ReceivedEvent)
 
 
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
-
-
-@web.middleware
-async def _json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every answer is JSON: aiohttp's own refusals (unknown path, wrong method, body too large) as well as a failure
-    of the receiver, a 500 with one log line (where it failed, never the request)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        text = exc.text or ""
-        message = exc.reason if not text or text.startswith(f"{exc.status}: ") else text
-        if exc.status == 413:
-            log.warning("events_sink_refused", status=413, remote=request.remote)
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
-        return _error(exc.status, message, **allow)
-    except Exception as err:
-        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
-        log.error(
-            "events_sink_failed",
-            path=request.path,
-            error=type(err).__name__,
-            at=f"{Path(frame.filename).name}:{frame.lineno}" if frame else None,
-        )
-        return _error(500, "the receiver failed; the event may not have been kept: send it again")
+# Every answer is JSON, a failure of the receiver too; a body over MAX_BODY is logged as refused.
+_json_errors = json_errors(
+    "events_sink_failed",
+    "the receiver failed; the event may not have been kept: send it again",
+    logged=frozenset({413}),
+)
 
 
 class EventsSink:

@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -53,6 +51,8 @@ from escalation.delivery.signature import SECRET_PREFIX, SignatureError, signing
 from escalation.domain.models import FollowUpResponseInput, Identifier
 from escalation.domain.refusal import describe
 from escalation.identity import CUSTOMER, KeyProblem, Signer
+from escalation.web import json_error as _error
+from escalation.web import json_errors as json_errors_middleware
 
 log = structlog.get_logger()
 
@@ -74,10 +74,6 @@ class FollowUpAnswerRequest(FollowUpResponseInput):
     """Body of POST /followups: the follow-up answer plus the case it belongs to."""
 
     case_id: Identifier
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
 def _unavailable(message: str) -> web.Response:
@@ -106,35 +102,12 @@ def secret_problem(secret: str | None, setting: str = SECRET_SETTING) -> str | N
     return None
 
 
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every answer is JSON: aiohttp's own refusals (unknown path, wrong method, body too large) as well as a
-    failure of the endpoint, which answers 500 and logs one line (where it failed, never the request)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        text = exc.text or ""
-        message = exc.reason if not text or text.startswith(f"{exc.status}: ") else text
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
-        return _error(exc.status, message, **allow)
-    except Exception as err:
-        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
-        log.error(
-            "inbound_failed",
-            method=request.method,
-            path=request.path,
-            error=type(err).__name__,
-            at=f"{Path(frame.filename).name}:{frame.lineno}" if frame else None,
-        )
-        return _error(
-            500,
-            "the endpoint failed to handle this answer; it may not have been taken: send it again "
-            "later with the same Idempotency-Key",
-        )
+# Every answer is JSON, a failure of the endpoint too (escalation.web.json_errors).
+json_errors = json_errors_middleware(
+    "inbound_failed",
+    "the endpoint failed to handle this answer; it may not have been taken: send it again later with the same "
+    "Idempotency-Key",
+)
 
 
 def build_app(
