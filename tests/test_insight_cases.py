@@ -4,14 +4,20 @@ model, and a high-risk case starts with a team lead; without a model nothing bre
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from temporalio.client import Client
 
+import escalation.service.worker as worker_module
+from activities.insight import VISIBILITY_TIMEOUT, InsightActivities, LookBackRequest
 from escalation.client import EscalationClient, open_case
-from escalation.domain.models import Tier
+from escalation.domain.models import Journey, Tier
 from escalation.insight.risk import RiskModel
 from escalation.search import CaseSummary
 from tests.cases import case_input, eventually
@@ -132,3 +138,47 @@ async def test_a_broken_model_file_opens_cases_unscored(env, tmp_path):
         await open_case(client, inp, task_queue_name=settings.task_queue)
         s = await owned(esc.case(inp.case_id), Tier.AGENT)
         assert s.risk is None and "risk" not in s.timeline[0].detail
+
+
+class _Hung:
+    """A client whose visibility never answers."""
+
+    def list_workflows(self, query: str, limit: int | None = None):
+        async def never():
+            await asyncio.Event().wait()
+            yield None
+
+        return never()
+
+
+async def test_a_visibility_that_does_not_answer_costs_the_journey_only(tmp_path):
+    path = tmp_path / "risk-model.json"
+    model = write_model(path, {"category=outage": 4.0})
+    insight = InsightActivities(cast(Client, _Hung()), path)
+    inp = case_input("risky", category="outage")
+    req = LookBackRequest.of(inp, f"escalation-{inp.case_id}", "run-1", datetime.now(UTC))
+    started = time.monotonic()
+    look = await insight.look_back(req)
+    assert time.monotonic() - started < VISIBILITY_TIMEOUT + 1
+    assert look.journey is None and look.risk is not None and look.risk_model == model.version
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a local activity that fails (not one that times out) raises ApplicationError in the workflow, not "
+    "ActivityError, and Escalation._look_back catches ActivityError only: the case fails instead of opening",
+)
+async def test_a_look_back_that_fails_opens_the_case_all_the_same(env, tmp_path, monkeypatch):
+    class Failing(InsightActivities):
+        async def _journey(self, req: LookBackRequest) -> Journey | None:
+            raise RuntimeError("visibility exploded")
+
+    monkeypatch.setattr(worker_module, "InsightActivities", Failing)
+    client, esc = env.client, EscalationClient(env.client)
+    settings = make_settings(tmp_path, "lookfails")
+    write_model(settings.risk_model_path, {"category=outage": 4.0})
+    async with build_worker(client, settings):
+        inp = case_input("risky", category="outage")
+        await open_case(client, inp, task_queue_name=settings.task_queue)
+        s = await owned(esc.case(inp.case_id), Tier.AGENT)  # not routed on a risk it never learned
+        assert s.journey is None and s.risk is None and "earlier_cases" not in s.timeline[0].detail
