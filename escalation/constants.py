@@ -23,7 +23,7 @@ SA_SLA_DUE = "SlaDueAt"
 SA_SLA_BREACH = "SlaBreach"
 # How often a "not fixed" reopened the case; set from its first reopening (the "reopened" saved view).
 SA_REOPENS = "Reopens"
-# What the pattern questions filter on (escalation.domain.rules.journey.dimensions), kept current on every case.
+# What the pattern questions filter on (escalation.domain.rules.dimensions), kept current on every case.
 # SQL visibility allows 10 Keyword attributes per namespace: root causes are a KeywordList (a reopened case
 # may have several), so the product's Keywords fill those 10 exactly.
 SA_CATEGORY = "Category"

@@ -101,7 +101,7 @@ class CaseFilter(BaseModel):
     # Cases whose next SLA instant (acknowledge or resolve target) is before this: what breaches next. A
     # target missed and still owed keeps its instant, so such cases are always found.
     due_before: datetime | None = None
-    # The pattern dimensions (escalation.domain.rules.journey.dimensions).
+    # The pattern dimensions (escalation.domain.rules.dimensions).
     category: Identifier | None = None
     channel: Channel | None = None
     root_cause: RootCause | None = None
