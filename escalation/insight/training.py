@@ -17,7 +17,7 @@ from sklearn.feature_extraction import DictVectorizer  # type: ignore[import-unt
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
-from escalation.domain.models import TEXT_CHARS
+from escalation.domain.models import JOURNEY_DAYS, TEXT_CHARS
 from escalation.identity.keys import write_private
 from escalation.insight.risk import (
     MAX_CODE_CHARS,
@@ -45,7 +45,9 @@ MAX_FEATURES = min(5000, MAX_WEIGHTS)
 # Inverse regularisation strength of the logistic regression (scikit-learn's default).
 REGULARISATION_C = 1.0
 SEED = 7
-EARLIER_DAYS = 90
+# The customer's earlier cases are counted over the window the worker's look-back uses, so a model learns the
+# feature as it will be scored.
+EARLIER_DAYS = JOURNEY_DAYS
 
 
 class TrainingRefused(ValueError):
