@@ -7,6 +7,7 @@ without a journey, as before."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ from temporalio.service import RPCError
 from escalation.constants import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE
 from escalation.domain.bands import value_band
 from escalation.domain.models import (
+    JOURNEY_COUNTED,
     JOURNEY_DAYS,
     JOURNEY_KEPT,
     Contract,
@@ -36,9 +38,6 @@ from escalation.search import CATEGORY, CUSTOMER, FOLLOWUP_ANSWER, GRANTED, HIGH
 
 log = structlog.get_logger()
 
-# Earlier cases read (one visibility page) to count them and pick the newest JOURNEY_KEPT: a customer with more
-# in the window is counted as this many.
-_READ_AT_MOST = 50
 # A look-back that visibility cannot answer this fast opens the case without a journey: the customer waits for
 # nobody.
 VISIBILITY_TIMEOUT = 2.0
@@ -94,8 +93,13 @@ class ModelFile:
         self.path = path
         self._seen: tuple[int, int] | None = None
         self._model: RiskModel | None = None
+        self._lock = threading.Lock()
 
     def get(self) -> RiskModel | None:
+        with self._lock:  # look-backs of cases opening together may ask at once
+            return self._get()
+
+    def _get(self) -> RiskModel | None:
         if self.path is None:
             return None
         try:
@@ -122,7 +126,7 @@ class InsightActivities:
     @activity.defn(name="look_back")
     async def look_back(self, req: LookBackRequest) -> LookBack:
         journey = await self._journey(req)
-        model = self.model.get()
+        model = await asyncio.to_thread(self.model.get)  # a changed file is read off the worker's event loop
         if model is None:
             return LookBack(journey=journey)
         features = req.risk.model_copy(update={"earlier_cases": journey.count if journey else 0})
@@ -138,7 +142,7 @@ class InsightActivities:
         )
         try:
             async with asyncio.timeout(VISIBILITY_TIMEOUT):
-                found = [ex async for ex in self.client.list_workflows(query, limit=_READ_AT_MOST)]
+                found = [ex async for ex in self.client.list_workflows(query, limit=JOURNEY_COUNTED)]
         except (RPCError, TimeoutError) as err:
             log.warning("journey_unknown", error=str(err) or type(err).__name__)
             return None

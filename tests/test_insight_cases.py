@@ -163,11 +163,6 @@ async def test_a_visibility_that_does_not_answer_costs_the_journey_only(tmp_path
     assert look.journey is None and look.risk is not None and look.risk_model == model.version
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a local activity that fails (not one that times out) raises ApplicationError in the workflow, not "
-    "ActivityError, and Escalation._look_back catches ActivityError only: the case fails instead of opening",
-)
 async def test_a_look_back_that_fails_opens_the_case_all_the_same(env, tmp_path, monkeypatch):
     class Failing(InsightActivities):
         async def _journey(self, req: LookBackRequest) -> Journey | None:

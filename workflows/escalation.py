@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 with workflow.unsafe.imports_passed_through():
@@ -846,13 +846,16 @@ class Escalation:
         opens all the same: an angry customer waits for no report)."""
         info = workflow.info()
         try:
-            return await workflow.execute_local_activity_method(
-                InsightActivities.look_back,
-                LookBackRequest.of(inp, info.workflow_id, info.run_id, opened),
-                **LOOK_BACK_OPTS,
-            )
-        except ActivityError as err:
-            workflow.logger.warning("look_back_failed", extra={"error": str(err.cause or err)})
+            request = LookBackRequest.of(inp, info.workflow_id, info.run_id, opened)
+            return await workflow.execute_local_activity_method(InsightActivities.look_back, request, **LOOK_BACK_OPTS)
+        # A failed local activity surfaces as its own failure (ApplicationError), not always as an ActivityError;
+        # a request the look-back's bounds refuse is no reason to hold the case either.
+        except FailureError as err:
+            workflow.logger.warning("look_back_failed", extra={"error": str(err.cause or err)[:200]})
+            return LookBack()
+        except ValidationError as err:  # its message would quote the customer's words: the fields only
+            fields = sorted({".".join(map(str, e["loc"])) for e in err.errors()})
+            workflow.logger.warning("look_back_refused", extra={"fields": fields})
             return LookBack()
 
     async def _record(self, batch: EventBatch) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, TypeVar
 
-from escalation.domain.bands import VALUE_BANDS
+from escalation.domain.bands import VALUE_BANDS, value_band
 from escalation.domain.models import (
     Channel,
     EscalationInput,
@@ -524,14 +524,6 @@ def _customer(rng: random.Random, seed: int, k: int) -> Customer:
     )
 
 
-def _band(value: Decimal) -> str:
-    name = VALUE_BANDS[0][1]
-    for floor, band in VALUE_BANDS:
-        if value >= floor:
-            name = band
-    return name
-
-
 def plan(
     n: int,
     seed: int,
@@ -583,7 +575,7 @@ def _script(
     threat = rng.random() < (THREAT * 3 if sentiment == Sentiment.FURIOUS else THREAT / 3)
     if threat:
         sentiment = Sentiment.FURIOUS
-    band = _band(customer.value)
+    band = value_band(customer.value)
     climb = (
         cat.climb
         + SENTIMENT_CLIMB[sentiment]

@@ -752,6 +752,7 @@ class Callback(Contract):
 # How far back a new case looks for the same customer's earlier cases, and how many it keeps (newest first).
 JOURNEY_DAYS = 90
 JOURNEY_KEPT = 5
+JOURNEY_COUNTED = 50  # a customer with more in the window counts as this many (one visibility page)
 
 
 class EarlierCase(Contract):

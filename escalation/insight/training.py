@@ -17,11 +17,10 @@ from sklearn.feature_extraction import DictVectorizer  # type: ignore[import-unt
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
-from escalation.domain.models import JOURNEY_DAYS, TEXT_CHARS
+from escalation.domain.models import JOURNEY_COUNTED, JOURNEY_DAYS, TEXT_CHARS
 from escalation.identity.keys import write_private
 from escalation.insight.risk import (
     MAX_CODE_CHARS,
-    MAX_EARLIER_CASES,
     MAX_WEIGHT,
     MAX_WEIGHTS,
     RiskInput,
@@ -125,7 +124,8 @@ def training_rows(con: Any, *, limit: int = MAX_CASES) -> list[TrainingRow]:
             value_band=_code(band),
             language=_code(language),
             threat=bool(threat),
-            earlier_cases=min(max(int(earlier), 0), MAX_EARLIER_CASES),
+            # Capped as the worker counts them when it scores (one visibility page).
+            earlier_cases=min(max(int(earlier), 0), JOURNEY_COUNTED),
             hour_of_week=hour_of_week(opened_at),
             summary=(summary or "")[:TEXT_CHARS],
         )
