@@ -159,31 +159,36 @@ async def test_fresh_history_replays(env, worker, settings, story):
     assert result.replay_failure is None
 
 
-async def _record(names: list[str]) -> None:
+async def _record(names: list[str], suffix: str = "") -> None:
+    """Drive `names` on a dev server of their own and keep each history as `<name><suffix>.json`: signed for the
+    reps they name, as every case is since identity, with the test policies, roster and keys."""
     import tempfile
 
-    from escalation.config import Settings
-    from tests.conftest import TESTS, dev_server
+    from tests.conftest import dev_server, make_settings
     from worker import build_worker
 
-    env = await dev_server(interceptors=[], dev_server_log_level="warn")
+    env = await dev_server(dev_server_log_level="warn")
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            task_queue="record", data_dir=Path(tmp), policy_dir=TESTS / "policies", roster_path=TESTS / "roster.toml"
-        )
+        settings = make_settings(Path(tmp), "record")
         async with build_worker(env.client, settings):
             for name in names:
                 handle = await STORIES[name](env.client, settings.task_queue)
                 history = await handle.fetch_history()
-                (HISTORIES / f"{name}.json").write_text(history.to_json())
-                print("recorded", HISTORIES / f"{name}.json", file=sys.stderr)
+                path = HISTORIES / f"{name}{suffix}.json"
+                path.write_text(history.to_json())
+                print("recorded", path, file=sys.stderr)
     await env.shutdown()
 
 
 if __name__ == "__main__":
-    # `python -m tests.test_replay routing_story` re-records one story; keep the files running cases must
-    # still replay (full_story.json predates routing offers and guards the old path).
-    asyncio.run(_record(sys.argv[1:] or sorted(STORIES)))
+    # `python -m tests.test_replay [--suffix -v3] [story ...]` records stories again; keep the files running cases
+    # must still replay (full_story.json predates routing offers and credentials and guards the old paths), so
+    # record under a new suffix rather than over them.
+    args = sys.argv[1:]
+    suffix = ""
+    if args[:1] == ["--suffix"]:
+        suffix, args = args[1], args[2:]
+    asyncio.run(_record(args or sorted(STORIES), suffix))
 
 
 def _with_values_from_before_the_bounds(text: str) -> str:
