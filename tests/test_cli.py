@@ -479,3 +479,22 @@ async def test_a_missed_target_nobody_owns_stays_first_in_what_breaches_next(cli
         workflows=[Escalation], data_converter=data_converter, interceptors=replay_interceptors()
     ).replay_workflow(await handle.fetch_history())
     assert replayed.replay_failure is None
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--category", 'bad value"'], "is not a category"),
+        (["--category", "x" * 101], "is not a category"),
+        (["--min-risk", "1.5"], "--min-risk"),
+        (["--min-risk", "nan"], "--min-risk"),
+        (["--min-escalations", "-1"], "--min-escalations"),
+        (["--root-cause", "nope"], "--root-cause"),
+        (["--highest-tier", "boss"], "--highest-tier"),
+        (["--followup", "maybe"], "--followup"),
+    ],
+)
+def test_the_pattern_filters_refuse_bad_values_before_connecting(args, named):
+    result = CliRunner().invoke(app, ["--address", "127.0.0.1:1", "list", *args])
+    assert result.exit_code == 2, result.output
+    assert named in result.output

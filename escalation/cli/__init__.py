@@ -982,8 +982,20 @@ DueOpt = Annotated[
     typer.Option("--due-before", callback=due_before, help="SLA due before: a span from now (30m) or an ISO time."),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Completed cases too.")]
+
+
 # The pattern dimensions (searchable on every case; see the README's "Finding the patterns").
-CategoryOpt = Annotated[str | None, typer.Option(help="Only this category.")]
+def a_category(value: str | None) -> str | None:
+    """A category as cases carry it, refused here in words rather than by the filter's pattern."""
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}", value.strip()):
+        raise typer.BadParameter(
+            f"'{value[:40]}' is not a category: letters, digits, '.', '_', ':' or '-' (up to 100), "
+            "starting with a letter or digit"
+        )
+    return value.strip() if value is not None else None
+
+
+CategoryOpt = Annotated[str | None, typer.Option(callback=a_category, help="Only this category.")]
 ChannelOpt = Annotated[Channel | None, typer.Option(help="Only cases that came in by this channel.")]
 RootCauseOpt = Annotated[
     RootCause | None, typer.Option("--root-cause", help="Only cases resolved with this root cause.")
