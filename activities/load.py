@@ -103,7 +103,9 @@ class Choice:
 
     rep: str
     at: float  # monotonic instant of the decision
-    seen_at: float | None = None  # start of a recount that showed the case with the rep
+    # When a recount that showed the case with the rep answered. Its answer, not its start: a recount and a listing
+    # run concurrently, and only a listing begun after the answer is sure to see later than the recount did.
+    seen_at: float | None = None
 
 
 class LoadIndex:
@@ -155,7 +157,7 @@ class LoadIndex:
             listed = listing.holders.get(wid)
             if listed == choice.rep:
                 continue  # the listing already counts it
-            # Seen by a recount begun before the listing, and not in the listing: released since.
+            # Seen by a recount that answered before the listing began, and not in the listing: released since.
             if choice.rep in loads and (choice.seen_at is None or choice.seen_at > listing.started):
                 loads[choice.rep] += 1
             if listed is not None and listed in loads and choice.at > listing.started:
@@ -174,8 +176,8 @@ class LoadIndex:
         """The reps' open cases straight from visibility (their own cases only: a few dozen), with this
         worker's choices that visibility has never shown. Counted after the last answer arrives, with no
         `await` between it and the caller's choice, so choices made meanwhile by this worker count too."""
-        started = self.clock()
         found = await asyncio.gather(*(list_holders(client, holding_query([rep])) for rep in reps))
+        answered = self.clock()
         counts = {}
         for rep, holders in zip(reps, found, strict=True):
             held = {wid for wid, r in holders.items() if r == rep}
@@ -183,7 +185,7 @@ class LoadIndex:
                 if choice.rep != rep:
                     continue
                 if wid in held:
-                    choice.seen_at = choice.seen_at or started  # visibility has it: from now on it decides
+                    choice.seen_at = choice.seen_at or answered  # visibility has it: from now on it decides
                 elif choice.seen_at is None:
                     held.add(wid)  # not visible yet
             counts[rep] = len(held)

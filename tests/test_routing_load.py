@@ -156,3 +156,38 @@ async def test_concurrent_assignments_honour_max_cases_and_the_index_matches_vis
         assert await RouteActivities(RosterStore(settings.roster_path)).index.loads(env.client, reps) == counts
         for h in handles:
             await h.terminate("test finished")
+
+
+async def test_a_recount_answered_after_a_listing_began_keeps_counting_what_it_saw(env, settings, capped):
+    """A recount and a listing run at once: a listing that began while the recount waited can carry an older view
+    than the recount's answer. A case the recount saw must not be taken for released because that listing lacks
+    it (it gave a capped rep a fourth case once)."""
+    agents, skill, _ = capped
+    async with build_worker(env.client, settings):
+        handle = await open_case(
+            env.client, case_input("routing", skills=[skill], opened_by=agents[0]), task_queue_name=settings.task_queue
+        )
+        held = await eventually(lambda: _held(handle), timeout=60)
+        await eventually(lambda: _visible(env.client, held, 1), timeout=30)
+        clock = Clock()
+        index = indexed({}, clock, started=90.0)
+        index.chose(handle.id.removeprefix("escalation-"), held)
+
+        async def later() -> None:  # the clock moves on while the recount waits for visibility
+            await asyncio.sleep(0)
+            clock.now = 105.0
+
+        moving = asyncio.create_task(later())
+        assert await index.recount(env.client, [held]) == {held: 1}
+        await moving
+        # A listing begun at 102, during the recount, whose view predates the case.
+        index.listing = Listing(started=102.0)
+        assert index.counts([held]) == {held: 1}
+        # A listing begun after the recount answered, without the case: released since.
+        index.listing = Listing(started=106.0)
+        assert index.counts([held]) == {held: 0}
+        await handle.terminate("test finished")
+
+
+async def _visible(client, rep: str, n: int) -> bool:
+    return (await client.count_workflows(holding_query([rep]))).count == n
