@@ -18,11 +18,10 @@ from worker import build_worker
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 
-@pytest_asyncio.fixture
-async def demo_settings(env, tmp_path):
-    """The demo's policies and roster. The roster's caps on open cases are left out: other tests' cases on
-    this shared server are held by reps of the same names and would fill them."""
-    roster = tmp_path / "roster.toml"
+def uncapped_demo_roster(folder: Path) -> Path:
+    """The demo roster without its caps on open cases, written into `folder`: other tests' cases on the shared
+    server are held by reps of the same names and would fill them."""
+    roster = folder / "roster.toml"
     roster.write_text(
         "".join(
             line
@@ -30,6 +29,14 @@ async def demo_settings(env, tmp_path):
             if not line.startswith("max_cases")
         )
     )
+    return roster
+
+
+@pytest_asyncio.fixture
+async def demo_settings(env, tmp_path):
+    """The demo's policies and roster. The roster's caps on open cases are left out: other tests' cases on
+    this shared server are held by reps of the same names and would fill them."""
+    roster = uncapped_demo_roster(tmp_path)
     settings = Settings(
         task_queue=f"demo-test-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path / "data",

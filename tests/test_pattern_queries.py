@@ -3,7 +3,6 @@ this module's own, where cases stand in each: each query must run and find exact
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from escalation.domain.models import Tier
 from tests.cases import case_input, eventually
 from tests.conftest import dev_server, make_settings
 from tests.test_insight_cases import owned, write_model
-from tests.test_saved_views import _found, saved_views
+from tests.test_saved_views import each_finds_exactly, saved_views
 from worker import build_worker
 
 pytestmark = pytest.mark.server
@@ -106,13 +105,5 @@ async def test_each_pattern_query_finds_exactly_its_cases(patterns_env, tmp_path
             "more than 100 granted": {ids["chat"]},
             "high escalation risk, still open": {ids["risky"]},
         }
-        address = client.service_client.config.target_host
         queries = saved_views((ROOT / "README.md").read_text(encoding="utf-8"), MARKER)
-        for name, command in queries.items():
-
-            async def matches(command=command, name=name):
-                found = await asyncio.to_thread(_found, command, address)
-                assert found == expected[name], f"{name}: found {sorted(found)}, expected {sorted(expected[name])}"
-                return True
-
-            await eventually(matches, timeout=10, interval=0.2)
+        await each_finds_exactly(queries, expected, client)

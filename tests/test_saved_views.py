@@ -68,6 +68,20 @@ def _found(command: str, address: str) -> set[str]:
     return {re.sub(r"^escalation-", "", r["execution"]["workflowId"]) for r in rows}
 
 
+async def each_finds_exactly(queries: dict[str, str], expected: dict[str, set[str]], client) -> None:
+    """Each README query, run with the `temporal` CLI, lists exactly its expected case ids (once visibility has
+    caught up)."""
+    address = client.service_client.config.target_host
+    for name, command in queries.items():
+
+        async def matches(command=command, name=name):
+            found = await asyncio.to_thread(_found, command, address)
+            assert found == expected[name], f"{name}: found {sorted(found)}, expected {sorted(expected[name])}"
+            return True
+
+        await eventually(matches, timeout=10, interval=0.2)
+
+
 async def test_each_saved_view_finds_exactly_its_cases(views_env, tmp_path):
     client = views_env.client
     settings = make_settings(tmp_path, "views")
@@ -140,13 +154,4 @@ async def test_each_saved_view_finds_exactly_its_cases(views_env, tmp_path):
             "reopened": {ids["reopened"]},
             "no owner": {ids["nobody"]},
         }
-        address = client.service_client.config.target_host
-        views = saved_views((ROOT / "README.md").read_text(encoding="utf-8"))
-        for name, command in views.items():
-
-            async def matches(command=command, name=name):
-                found = await asyncio.to_thread(_found, command, address)
-                assert found == expected[name], f"{name}: found {sorted(found)}, expected {sorted(expected[name])}"
-                return True
-
-            await eventually(matches, timeout=10, interval=0.2)
+        await each_finds_exactly(saved_views((ROOT / "README.md").read_text(encoding="utf-8")), expected, client)

@@ -28,6 +28,7 @@ from escalation.domain.bands import value_band
 from escalation.domain.models import EscalationReason, FollowUpAnswer, OfferKind, Outcome, RootCause, Sentiment
 from escalation.domain.policy import load_policy_file
 from tests.conftest import IDENTITY, make_settings
+from tests.test_demo import uncapped_demo_roster
 from worker import build_worker
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -240,14 +241,7 @@ def worker_logs_to_stderr():
 async def demo_worker(env, tmp_path, monkeypatch):
     """A worker with the demo policies and roster (its caps on open cases left out: other tests' cases on this
     shared server are held by reps of the same names), writing the events file under tmp_path."""
-    roster = tmp_path / "roster.toml"
-    roster.write_text(
-        "".join(
-            line
-            for line in (CONFIG / "roster.toml").read_text().splitlines(keepends=True)
-            if not line.startswith("max_cases")
-        )
-    )
+    roster = uncapped_demo_roster(tmp_path)
     # The demo policy with its follow-up check-ins sooner, so the run takes half a minute instead of one.
     policies = tmp_path / "policies"
     policies.mkdir()
