@@ -57,16 +57,14 @@ def _member(kind: type[E], value: str | None) -> E | None:
 class LookBackRequest(Contract):
     """The case as the look-back needs it: ids and codes, and the summary's words for the risk model."""
 
-    workflow_id: str
-    run_id: str
+    run_id: str  # the opening run, left out of the customer's earlier cases
     customer_id: str
     opened_at: datetime
     risk: RiskInput
 
     @classmethod
-    def of(cls, inp: EscalationInput, workflow_id: str, run_id: str, opened_at: datetime) -> LookBackRequest:
+    def of(cls, inp: EscalationInput, run_id: str, opened_at: datetime) -> LookBackRequest:
         return cls(
-            workflow_id=workflow_id,
             run_id=run_id,
             customer_id=inp.customer.id,
             opened_at=opened_at,

@@ -156,7 +156,7 @@ async def test_a_visibility_that_does_not_answer_costs_the_journey_only(tmp_path
     model = write_model(path, {"category=outage": 4.0})
     insight = InsightActivities(cast(Client, _Hung()), path)
     inp = case_input("risky", category="outage")
-    req = LookBackRequest.of(inp, f"escalation-{inp.case_id}", "run-1", datetime.now(UTC))
+    req = LookBackRequest.of(inp, "run-1", datetime.now(UTC))
     started = time.monotonic()
     look = await insight.look_back(req)
     assert time.monotonic() - started < VISIBILITY_TIMEOUT + 1

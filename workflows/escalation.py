@@ -846,7 +846,7 @@ class Escalation:
         opens all the same: an angry customer waits for no report)."""
         info = workflow.info()
         try:
-            request = LookBackRequest.of(inp, info.workflow_id, info.run_id, opened)
+            request = LookBackRequest.of(inp, info.run_id, opened)
             return await workflow.execute_local_activity_method(InsightActivities.look_back, request, **LOOK_BACK_OPTS)
         # A failed local activity surfaces as its own failure (ApplicationError), not always as an ActivityError;
         # a request the look-back's bounds refuse is no reason to hold the case either.
