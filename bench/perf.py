@@ -69,6 +69,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "lifecycles": 30,
         "memory": (300,),
         "routing": (200, 2000),
+        "worker": {},  # the SDK's defaults: 1,000 cached cases, a 10 s sticky queue
     },
     "full": {
         "breach": 2000,
@@ -77,6 +78,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "lifecycles": 200,
         "memory": (1000, 5000),
         "routing": (200, 10_000),
+        # Deployed as the README says for this many open cases: a cache that holds them all (so a wave of
+        # breaches replays nothing), and cases kept on their worker for a minute under load.
+        "worker": {"ESCALATIONS_MAX_CACHED_WORKFLOWS": "8000", "ESCALATIONS_STICKY_QUEUE_TIMEOUT": "60s"},
     },
 }
 FIGURES = ("breach", "burst", "lifecycle", "memory", "routing", "report")
@@ -182,7 +186,11 @@ class Bench:
         }
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=ROOT, env=clean | settings | env, stdout=log, stderr=log
+            [sys.executable, "-m", "worker"],
+            cwd=ROOT,
+            env=clean | settings | self.size["worker"] | env,
+            stdout=log,
+            stderr=log,
         )
         self.processes.append(proc)
         WORKERS.append(proc)

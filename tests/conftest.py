@@ -42,7 +42,7 @@ from temporalio.worker import Worker
 from escalation.client import open_case
 from escalation.client.converter import data_converter
 from escalation.client.credentials import CredentialInterceptor, use_credential
-from escalation.config import Settings
+from escalation.config import Settings, WorkerOptions
 from escalation.constants import SEARCH_ATTRIBUTES, WORKFLOW_ID_PREFIX
 from escalation.identity import CUSTOMER, HEADER, IdentitySettings, Signer, ensure_key, header_payload
 from escalation.protect import CodecSettings
@@ -264,6 +264,8 @@ def make_settings(folder: Path, name: str = "test") -> Settings:
         # Payloads in plain text: the suite's clients and replays use the plain converter; tests/test_codec*.py
         # run a worker and client of their own with the codec.
         codec=CodecSettings(enabled=False),
+        # The sandbox checks every call the workflow code makes (production shares the modules instead).
+        worker=WorkerOptions(workflow_sandbox="strict"),
     )
 
 

@@ -51,6 +51,7 @@ def test_environment_variables_for_connection_escalations_and_worker(tmp_path):
             "ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "8",
             "ESCALATIONS_MAX_CACHED_WORKFLOWS": "500",
             "ESCALATIONS_GRACEFUL_SHUTDOWN_TIMEOUT": "45s",
+            "ESCALATIONS_WORKFLOW_SANDBOX": "strict",
         },
         config_file=profile_file(tmp_path, ""),
     )
@@ -62,6 +63,7 @@ def test_environment_variables_for_connection_escalations_and_worker(tmp_path):
         "max_cached_workflows": 500,
         "graceful_shutdown_timeout": timedelta(seconds=45),
     }
+    assert s.worker.workflow_sandbox == "strict"  # the worker's runner, not a Worker keyword
     tls = s.connect_kwargs()["tls"]
     assert isinstance(tls, TLSConfig)
     assert tls.server_root_ca_cert == PEM and tls.domain == "temporal.internal" and tls.client_cert is None
@@ -117,11 +119,13 @@ def test_every_escalations_name_with_empty_ones_leaving_the_default(tmp_path):
             "ESCALATIONS_STICKY_QUEUE_TIMEOUT": "3s",
             "ESCALATIONS_TASK_QUEUE": "",
             "ESCALATIONS_MAX_CACHED_WORKFLOWS": "",
+            "ESCALATIONS_WORKFLOW_SANDBOX": "",
         },
         config_file=profile_file(tmp_path, ""),
     )
     assert s.roster_path == Path("/etc/escalations/roster.toml") and s.data_dir == Path("/var/lib/escalations")
     assert s.task_queue == "escalations" and s.worker.max_cached_workflows is None
+    assert s.worker.workflow_sandbox == "shared"  # the empty value leaves the default
     assert s.worker.worker_kwargs()["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=3)
     # Only settings named by the environment or an option count as given (the client then knows the policies).
     assert "policy_dir" not in s.model_fields_set
@@ -206,6 +210,10 @@ def test_api_key_turns_tls_on_and_is_never_shown(tmp_path):
         (
             {"ESCALATIONS_STICKY_QUEUE_TIMEOUT": "soon"},
             r"worker\.sticky_queue_schedule_to_start_timeout \(ESCALATIONS_STICKY_QUEUE_TIMEOUT\)",
+        ),
+        (
+            {"ESCALATIONS_WORKFLOW_SANDBOX": "off"},
+            r"worker\.workflow_sandbox \(ESCALATIONS_WORKFLOW_SANDBOX\): Input should be 'shared' or 'strict'.*'off'",
         ),
         (
             {"ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "1"},

@@ -111,6 +111,13 @@ POLICY_OPTS = ActivityConfig(
     schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
+# The policy is read from the worker's own folder, like the roster: a local activity with the same patience.
+POLICY_LOCAL_OPTS = LocalActivityConfig(
+    start_to_close_timeout=timedelta(seconds=10),
+    schedule_to_close_timeout=timedelta(minutes=10),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+    summary="load policy",
+)
 ASSIGN_OPTS: ActivityConfig = {**QUICK, "schedule_to_close_timeout": timedelta(minutes=5)}
 SEND_OPTS = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),
@@ -205,6 +212,11 @@ INSIGHT_AT_OPEN_PATCH = "insight-at-open"
 INSIGHT_SEARCHABLE_PATCH = "insight-searchable"
 # A command's sender is looked up and recorded by its handler (workflows.verified).
 SENDER_RECORDED_PATCH = "command-sender-recorded"
+# Every behaviour patched above, at once: a new run records this one patch instead of checking each of them
+# (each patch costs a new history a marker and the SDK's TemporalChangeVersion upsert), and waits for each
+# deadline on one timer, kept while a command leaves the deadline where it was; its policy is read by a local
+# activity. Runs recorded before it check each patch as they always did.
+CURRENT_PATCH = "current-2026-11"
 # How long a continue-as-new waits for in-flight effects before carrying them to the next run.
 CAN_DRAIN = timedelta(seconds=30)
 
@@ -260,6 +272,14 @@ class Escalation:
         # Set by `forget`: the run that holds the customer's details in its history hands over to a fresh run at
         # once, so Temporal deletes that history after the namespace's retention instead of when the case closes.
         self._forgotten = False
+        # Decided once, before any handler or `run` can check a patch, so a run never mixes the two ways.
+        self._current_run = workflow.patched(CURRENT_PATCH)
+        self._timer: asyncio.Task[None] | None = None  # the timer of the deadline the loop waits for
+        self._timer_for: datetime | None = None
+
+    def _since(self, patch_id: str) -> bool:
+        """Whether this run takes the behaviour `patch_id` introduced: always in a current run, else as recorded."""
+        return self._current_run or workflow.patched(patch_id)
 
     # ----- main loop
 
@@ -268,7 +288,7 @@ class Escalation:
         expected = workflow_id(inp.case_id)
         # A new case only: a case started before the check carries on, in every run, under the id it has.
         first_run = inp.carried is None
-        if first_run and workflow.info().workflow_id != expected and workflow.patched(WORKFLOW_ID_PATCH):
+        if first_run and workflow.info().workflow_id != expected and self._since(WORKFLOW_ID_PATCH):
             # Clients find a case by its id alone; a case under another workflow id would be lost to them.
             raise ApplicationError(
                 f"workflow id: a case's workflow id must be '{expected}' (its case_id with the "
@@ -278,10 +298,10 @@ class Escalation:
                 non_retryable=True,
             )
         refusal = _out_of_bounds(inp) if first_run else None
-        if refusal is not None and workflow.patched(BOUNDED_START_PATCH):
+        if refusal is not None and self._since(BOUNDED_START_PATCH):
             # Checked here, not while decoding: a case started before the bounds still replays.
             raise ApplicationError(refusal, type=ERR_INVALID_ARGUMENT, non_retryable=True)
-        opener = await self._opener(inp) if first_run and workflow.patched(OPENED_BY_VERIFIED_PATCH) else None
+        opener = await self._opener(inp) if first_run and self._since(OPENED_BY_VERIFIED_PATCH) else None
         if inp.carried is not None:
             if workflow.info().continued_run_id is None:
                 raise ApplicationError(
@@ -300,8 +320,8 @@ class Escalation:
             # The case opens when it was started, a recorded instant: the policy's answer can reach the workflow
             # with an earlier task's time after a crash, and opening at that time wrote histories that did not
             # replay. Cases started before this keep opening at the policy's answer when they replay.
-            opened = workflow.info().workflow_start_time if workflow.patched(OPENED_AT_START_PATCH) else workflow.now()
-            look = await self._look_back(inp, opened) if workflow.patched(INSIGHT_AT_OPEN_PATCH) else None
+            opened = workflow.info().workflow_start_time if self._since(OPENED_AT_START_PATCH) else workflow.now()
+            look = await self._look_back(inp, opened) if self._since(INSIGHT_AT_OPEN_PATCH) else None
             self._apply(*rules.open_case(inp, self._policy, opened, opening, by=opener, look=look))
 
         while True:
@@ -309,16 +329,7 @@ class Escalation:
             if state.status == Status.CLOSED:
                 break
             deadline = rules.next_deadline(state)
-            timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
-            fired = False
-            try:
-                await workflow.wait_condition(
-                    lambda: self._changed,
-                    timeout=timeout,
-                    timeout_summary=display.deadline_summary(state, deadline) if deadline else None,
-                )
-            except TimeoutError:
-                fired = True
+            fired = await (self._until(state, deadline) if self._current_run else self._until_rearmed(state, deadline))
             self._changed = False
             self._apply(*rules.advance(self._current, self._policy, self._decision_time(deadline if fired else None)))
             if (
@@ -330,6 +341,40 @@ class Escalation:
         self._moving = False  # a command now hears that the case is closed, not to try again
         await workflow.wait_condition(lambda: not self._pending and workflow.all_handlers_finished())
         return rules.outcome(self._current, self._policy)
+
+    async def _until(self, state: CaseState, deadline: datetime | None) -> bool:
+        """Wait for a handler's change or for `deadline`; True when the deadline came. One timer per deadline: a
+        change that leaves the deadline where it was keeps waiting on the same timer."""
+        if deadline != self._timer_for or (self._timer is not None and self._timer.done()):
+            if self._timer is not None and not self._timer.done():
+                self._timer.cancel()
+            self._timer, self._timer_for = None, deadline
+            if deadline is not None:
+                wait = deadline - workflow.now()
+                if wait <= timedelta(0):
+                    self._timer_for = None  # due already: decided now, as a zero timeout always was
+                    return True
+                summary = display.deadline_summary(state, deadline)
+                self._timer = asyncio.create_task(workflow.sleep(wait, summary=summary))
+        timer = self._timer
+        await workflow.wait_condition(lambda: self._changed or (timer is not None and timer.done()))
+        if timer is None or not timer.done():
+            return False
+        self._timer, self._timer_for = None, None
+        return True
+
+    async def _until_rearmed(self, state: CaseState, deadline: datetime | None) -> bool:
+        """`_until` as runs before CURRENT_PATCH waited: a fresh timer on every turn of the loop."""
+        timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(
+                lambda: self._changed,
+                timeout=timeout,
+                timeout_summary=display.deadline_summary(state, deadline) if deadline else None,
+            )
+        except TimeoutError:
+            return True
+        return False
 
     @staticmethod
     def _decision_time(fired: datetime | None) -> datetime:
@@ -448,7 +493,7 @@ class Escalation:
     @workflow.update
     async def reassign(self, cmd: ReassignInput) -> TimelineEntry:
         to_rep = None
-        if cmd.to is not None and workflow.patched(REASSIGN_TO_TIER_PATCH):
+        if cmd.to is not None and self._since(REASSIGN_TO_TIER_PATCH):
             to_rep = await self._find_rep(cmd.to, field="to")
         return await self._handle(partial(rules.reassign, to_rep=to_rep), cmd)
 
@@ -489,8 +534,8 @@ class Escalation:
     async def record_callback_outcome(self, cmd: CallbackOutcomeInput) -> Callback:
         rule = partial(
             rules.record_callback_outcome,
-            not_early=workflow.patched(CALLBACK_NOT_EARLY_PATCH),
-            announce_moves=workflow.patched(CALLBACK_MOVES_PATCH),
+            not_early=self._since(CALLBACK_NOT_EARLY_PATCH),
+            announce_moves=self._since(CALLBACK_MOVES_PATCH),
         )
         await self._handle(rule, cmd)
         return self._callback(cmd.callback_id)
@@ -590,7 +635,7 @@ class Escalation:
         # A credential recorded by a worker that did not look it up yet (a client deployed before the workers)
         # replays without the lookup. The patch is decided once per run: a run that replays such a command takes
         # later ones without it too, which their validators checked all the same.
-        if claims is None or not workflow.patched(SENDER_RECORDED_PATCH):
+        if claims is None or not self._since(SENDER_RECORDED_PATCH):
             return None
         return await self._identify(IdentifyRequest(claims=claims))
 
@@ -625,7 +670,7 @@ class Escalation:
         long ago (a quiet case: "Open for 90s" after 15 minutes). A query writes no history, so it may read
         the clock; never earlier than the case's own time (the clock of a time-skipping server runs ahead)."""
         with workflow.unsafe.sandbox_unrestricted():
-            asked = datetime.now(UTC)
+            asked = datetime.now(UTC)  # noqa: TID251 - a query, which writes no history
         return max(workflow.now(), asked)
 
     # ----- plumbing
@@ -743,16 +788,21 @@ class Escalation:
 
     async def _load_policy(self, name: str) -> Policy:
         try:
+            if self._current_run:  # the worker's own files: read in the opening task, as one marker
+                return await workflow.execute_local_activity_method(
+                    PolicyActivities.load_policy, name, **POLICY_LOCAL_OPTS
+                )
             return await workflow.execute_activity_method(
                 PolicyActivities.load_policy, name, **_with_summary(POLICY_OPTS, f"load policy {name}")
             )
-        except ActivityError as err:
-            cause = err.cause
+        # A failed local activity can surface as its own failure (ApplicationError) rather than an ActivityError.
+        except (ActivityError, ApplicationError) as err:
+            cause = err.cause if isinstance(err, ActivityError) else err
             self._open_error = cause.message if isinstance(cause, ApplicationError) else str(err)
             raise ApplicationError(self._open_error, type=ERR_UNKNOWN_POLICY, non_retryable=True) from None
 
     async def _assign(self, effect: Assign) -> None:
-        if not workflow.patched(ROUTING_OFFERS_PATCH):
+        if not self._since(ROUTING_OFFERS_PATCH):
             await self._assign_at_once(effect)
             return
         try:
@@ -774,9 +824,9 @@ class Escalation:
                 reason=f"routing failed: {err.cause or err}",
             )
         # Cases routed before rep calendars counted told an owner assigned at once in the tier's hours.
-        own_hours = workflow.patched(OWNER_HOURS_PATCH)
+        own_hours = self._since(OWNER_HOURS_PATCH)
         # Cases whose callbacks were handed over without telling the customer replay so.
-        announce = routed.callback_id is None or workflow.patched(CALLBACK_MOVES_PATCH)
+        announce = routed.callback_id is None or self._since(CALLBACK_MOVES_PATCH)
         self._apply(
             *rules.owner_found(
                 self._current, self._loaded_policy, routed, workflow.now(), own_hours=own_hours, announce_moves=announce
@@ -801,7 +851,7 @@ class Escalation:
             # Outside the recipient's hours: a durable timer holds the message (it survives restarts
             # and travels with a continue-as-new as a pending effect).
             summary = f"hold {m.kind.value} to {m.to.id} until {instant(effect.not_before)}"
-            if not workflow.patched(HELD_NOTICES_PATCH):
+            if not self._since(HELD_NOTICES_PATCH):
                 await workflow.sleep(effect.not_before - workflow.now(), summary=summary)
             else:
                 # A notice that stops mattering meanwhile (the case closed or moved on) is dropped at once,
@@ -839,7 +889,7 @@ class Escalation:
                 self._current, self._loaded_policy, m, reason, workflow.now(), permanent=permanent
             )
             # Histories from before fallbacks existed replay without the resend.
-            self._apply(state, effects if workflow.patched(PATCH_DELIVERY_FALLBACK) else [])
+            self._apply(state, effects if self._since(PATCH_DELIVERY_FALLBACK) else [])
 
     async def _look_back(self, inp: EscalationInput, opened: datetime) -> LookBack:
         """The customer's earlier cases and the case's escalation risk; nothing when they cannot be had (the case
@@ -872,7 +922,7 @@ class Escalation:
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == ERR_DELIVERY_REJECTED
             # Refused events were dead-lettered one by one already; a batch that ran out of retries is
             # kept whole (receivers dedupe the ones that did arrive) so nothing is lost.
-            if not refused and workflow.patched(EVENTS_DEAD_LETTER_PATCH):
+            if not refused and self._since(EVENTS_DEAD_LETTER_PATCH):
                 await workflow.execute_activity_method(
                     RecordActivities.dead_letter_events,
                     events,
@@ -898,7 +948,7 @@ class Escalation:
         tier = state.tier
         assert tier is not None  # only a query's stand-in for an opening case has no tier, and it is never adopted
         due, breach = state.sla_due_at, breach_flag(state)
-        if breach is not None and not workflow.patched(SLA_OVERDUE_PATCH):
+        if breach is not None and not self._since(SLA_OVERDUE_PATCH):
             due, breach = running_due(state), None  # a history from before the overdue marker
         wanted: dict[str, Any] = {
             SA_TIER: tier.value,
@@ -911,9 +961,9 @@ class Escalation:
         if breach is not None or SA_SLA_BREACH in self._search:  # never upserted until a target is missed
             wanted[SA_SLA_BREACH] = breach
         # From the first reopening on (histories from before the attribute replay without it).
-        if SA_REOPENS in self._search or (state.reopens and workflow.patched(REOPENS_SEARCHABLE_PATCH)):
+        if SA_REOPENS in self._search or (state.reopens and self._since(REOPENS_SEARCHABLE_PATCH)):
             wanted[SA_REOPENS] = state.reopens
-        if self._search.keys() & set(INSIGHT_SEARCH_ATTRIBUTES) or workflow.patched(INSIGHT_SEARCHABLE_PATCH):
+        if self._search.keys() & set(INSIGHT_SEARCH_ATTRIBUTES) or self._since(INSIGHT_SEARCHABLE_PATCH):
             wanted |= {
                 k: v for k, v in dimensions(state, self._loaded_policy).items() if v is not None or k in self._search
             }
@@ -941,7 +991,7 @@ class Escalation:
         deadline = rules.next_deadline(self._current)
         budget = CAN_DRAIN if deadline is None else min(CAN_DRAIN, max(deadline - workflow.now(), timedelta(0)))
         fired = None
-        if not workflow.patched(CAN_THROUGH_UPDATES_PATCH):
+        if not self._since(CAN_THROUGH_UPDATES_PATCH):
             try:
                 await workflow.wait_condition(
                     lambda: self._changed or (not self._pending and workflow.all_handlers_finished()), timeout=budget

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from typing import Any
 
 import structlog
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.channels import build_delivery, build_events
 from activities.delivery import MessageDelivery
@@ -92,6 +94,20 @@ def interceptors(identity: IdentityActivities) -> list:
     return [LogContext(), logs.RunNames(), OneArgument(), Verified(identity.check), AnsweredOnce()]
 
 
+# The project's own packages. Workflow code calls only deterministic parts of them, which the strict sandbox
+# checks in the tests; a shared worker loads them once for all the cases it caches.
+OWN_PACKAGES = ("workflows", "escalation", "activities")
+
+
+def workflow_runner(sandbox: str) -> SandboxedWorkflowRunner:
+    """The sandbox for `sandbox` (WorkerOptions.workflow_sandbox): "strict" re-imports the workflow module
+    for every cached case, "shared" passes the project's packages through."""
+    restrictions = SandboxRestrictions.default
+    if sandbox == "shared":
+        restrictions = restrictions.with_passthrough_modules(*OWN_PACKAGES)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -111,6 +127,11 @@ def build_worker(
     policies.validate_all()
     RosterStore(settings.roster_path).get()
     identity = identity or build_identity(settings)
+    wiring: dict[str, Any] = {
+        "interceptors": interceptors(identity),
+        "workflow_runner": workflow_runner(settings.worker.workflow_sandbox),
+    }
+    wiring |= settings.worker.worker_kwargs() | options
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -118,7 +139,7 @@ def build_worker(
         activities=build_activities(
             settings, delivery, identity, route, InsightActivities(client, settings.risk_model_path)
         ),
-        **({"interceptors": interceptors(identity)} | settings.worker.worker_kwargs() | options),
+        **wiring,
     )
 
 
