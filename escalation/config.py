@@ -92,12 +92,12 @@ class WorkerOptions(EnvSettings):
         default=None, validation_alias="ESCALATIONS_STICKY_QUEUE_TIMEOUT"
     )
 
-    # How the cached cases hold the workflow code. "shared": the project's packages are loaded once and every
-    # cached case uses them (a case costs the worker ~140 KB less, and starting or replaying one imports
-    # nothing). "strict": each cached case imports the workflow module afresh inside the SDK's sandbox, which
-    # then checks every call the workflow code makes; the tests run this way, so a call that would break
-    # replay (the wall clock, randomness, I/O) fails them before it can reach a shared worker.
-    workflow_sandbox: Literal["shared", "strict"] = "shared"
+    # The SDK's workflow sandbox, a check for determinism (not a security boundary). "strict": each cached case
+    # imports the workflow module afresh and every call its code makes is checked; the tests run this way, so a
+    # call that would break replay (the wall clock, randomness, I/O) fails them. "off": the workflow code is
+    # imported once and runs as it is, which costs a case about 150 KB of worker memory and a breach about a
+    # third of the CPU less; lint refuses those calls in workflow code (workflows/ruff.toml).
+    workflow_sandbox: Literal["off", "strict"] = "off"
 
     @model_validator(mode="after")
     def _sticky_timeout_positive(self) -> WorkerOptions:

@@ -264,7 +264,7 @@ def make_settings(folder: Path, name: str = "test") -> Settings:
         # Payloads in plain text: the suite's clients and replays use the plain converter; tests/test_codec*.py
         # run a worker and client of their own with the codec.
         codec=CodecSettings(enabled=False),
-        # The sandbox checks every call the workflow code makes (production shares the modules instead).
+        # The SDK's sandbox checks every call the workflow code makes (production runs it without).
         worker=WorkerOptions(workflow_sandbox="strict"),
     )
 

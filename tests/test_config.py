@@ -125,7 +125,7 @@ def test_every_escalations_name_with_empty_ones_leaving_the_default(tmp_path):
     )
     assert s.roster_path == Path("/etc/escalations/roster.toml") and s.data_dir == Path("/var/lib/escalations")
     assert s.task_queue == "escalations" and s.worker.max_cached_workflows is None
-    assert s.worker.workflow_sandbox == "shared"  # the empty value leaves the default
+    assert s.worker.workflow_sandbox == "off"  # the empty value leaves the default
     assert s.worker.worker_kwargs()["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=3)
     # Only settings named by the environment or an option count as given (the client then knows the policies).
     assert "policy_dir" not in s.model_fields_set
@@ -212,8 +212,8 @@ def test_api_key_turns_tls_on_and_is_never_shown(tmp_path):
             r"worker\.sticky_queue_schedule_to_start_timeout \(ESCALATIONS_STICKY_QUEUE_TIMEOUT\)",
         ),
         (
-            {"ESCALATIONS_WORKFLOW_SANDBOX": "off"},
-            r"worker\.workflow_sandbox \(ESCALATIONS_WORKFLOW_SANDBOX\): Input should be 'shared' or 'strict'.*'off'",
+            {"ESCALATIONS_WORKFLOW_SANDBOX": "shared"},
+            r"worker\.workflow_sandbox \(ESCALATIONS_WORKFLOW_SANDBOX\): Input should be 'off' or 'strict'.*'shared'",
         ),
         (
             {"ESCALATIONS_MAX_CONCURRENT_WORKFLOW_TASKS": "1"},

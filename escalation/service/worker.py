@@ -17,8 +17,8 @@ import structlog
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.channels import build_delivery, build_events
 from activities.delivery import MessageDelivery
@@ -94,18 +94,9 @@ def interceptors(identity: IdentityActivities) -> list:
     return [LogContext(), logs.RunNames(), OneArgument(), Verified(identity.check), AnsweredOnce()]
 
 
-# The project's own packages. Workflow code calls only deterministic parts of them, which the strict sandbox
-# checks in the tests; a shared worker loads them once for all the cases it caches.
-OWN_PACKAGES = ("workflows", "escalation", "activities")
-
-
-def workflow_runner(sandbox: str) -> SandboxedWorkflowRunner:
-    """The sandbox for `sandbox` (WorkerOptions.workflow_sandbox): "strict" re-imports the workflow module
-    for every cached case, "shared" passes the project's packages through."""
-    restrictions = SandboxRestrictions.default
-    if sandbox == "shared":
-        restrictions = restrictions.with_passthrough_modules(*OWN_PACKAGES)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+def workflow_runner(sandbox: str) -> WorkflowRunner:
+    """The runner for `sandbox` (WorkerOptions.workflow_sandbox): the SDK's sandbox ("strict"), or none ("off")."""
+    return SandboxedWorkflowRunner() if sandbox == "strict" else UnsandboxedWorkflowRunner()
 
 
 def build_worker(
