@@ -15,6 +15,7 @@ of ours connects with.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -126,16 +127,24 @@ class EncryptedPayloadConverter(EncodingPayloadConverter):
         raise PayloadNotDecrypted(why)
 
 
+@functools.cache
+def _encoding_converters() -> tuple[EncodingPayloadConverter, ...]:
+    """Built once and shared. The SDK builds a new payload converter for every serialization context (each
+    case, each activity, with the codec) only to replace it at once, and a new pydantic converter would also
+    start with no validators cached: both cost a case's every task CPU."""
+    json_converter = ContractJSONPayloadConverter()
+    return (
+        *(
+            json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+            for c in DefaultPayloadConverter.default_encoding_payload_converters
+        ),
+        EncryptedPayloadConverter(),
+    )
+
+
 class ContractPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
-        json_converter = ContractJSONPayloadConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
-                for c in DefaultPayloadConverter.default_encoding_payload_converters
-            ),
-            EncryptedPayloadConverter(),
-        )
+        super().__init__(*_encoding_converters())
 
 
 data_converter = DataConverter(payload_converter_class=ContractPayloadConverter)
