@@ -345,6 +345,11 @@ class Escalation:
     async def _until(self, state: CaseState, deadline: datetime | None) -> bool:
         """Wait for a handler's change or for `deadline`; True when the deadline came. One timer per deadline: a
         change that leaves the deadline where it was keeps waiting on the same timer."""
+        if self._fired() and deadline == self._timer_for:
+            # It fired while the loop was elsewhere (a continue-as-new's wait): it came, whatever time this
+            # activation carries (see `_decision_time`).
+            self._timer, self._timer_for = None, None
+            return True
         if deadline != self._timer_for or (self._timer is not None and self._timer.done()):
             if self._timer is not None and not self._timer.done():
                 self._timer.cancel()
@@ -356,12 +361,14 @@ class Escalation:
                     return True
                 summary = display.deadline_summary(state, deadline)
                 self._timer = asyncio.create_task(workflow.sleep(wait, summary=summary))
-        timer = self._timer
-        await workflow.wait_condition(lambda: self._changed or (timer is not None and timer.done()))
-        if timer is None or not timer.done():
+        await workflow.wait_condition(lambda: self._changed or self._fired())
+        if not self._fired():
             return False
         self._timer, self._timer_for = None, None
         return True
+
+    def _fired(self) -> bool:
+        return self._timer is not None and self._timer.done() and not self._timer.cancelled()
 
     async def _until_rearmed(self, state: CaseState, deadline: datetime | None) -> bool:
         """`_until` as runs before CURRENT_PATCH waited: a fresh timer on every turn of the loop."""
