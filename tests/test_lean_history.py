@@ -12,7 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from escalation.client import Case, EscalationClient
-from tests.cases import case_input, eventually
+from tests.cases import case_input, owned
 from workflows.escalation import CURRENT_PATCH
 
 
@@ -40,7 +40,7 @@ def patches(history: list[HistoryEvent]) -> list[str]:
 
 async def test_a_new_case_checks_one_patch_and_reads_its_policy_in_the_opening_task(esc):
     case = await esc.open(case_input("fast"))
-    state = await eventually(lambda: _owned(case))
+    state = await owned(case.handle)
     await case.acknowledge({"actor": state.owner.id})
     history = await events(case)
     assert patches(history) == [CURRENT_PATCH]
@@ -55,7 +55,7 @@ async def test_a_new_case_checks_one_patch_and_reads_its_policy_in_the_opening_t
 
 async def test_commands_that_leave_the_deadline_keep_its_timer(esc):
     case = await esc.open(case_input("fast"))
-    state = await eventually(lambda: _owned(case))
+    state = await owned(case.handle)
     agent = state.owner.id
     await case.acknowledge({"actor": agent})  # the deadline moves: acknowledge target -> resolve target
     before = kinds(await events(case))
@@ -70,8 +70,3 @@ async def test_commands_that_leave_the_deadline_keep_its_timer(esc):
     moved = kinds(await events(case))
     assert moved["TIMER_STARTED"] == after["TIMER_STARTED"] + 1
     assert moved["TIMER_CANCELED"] == after["TIMER_CANCELED"] + 1
-
-
-async def _owned(case: Case):
-    s = await case.state()
-    return s if s.owner is not None else None
